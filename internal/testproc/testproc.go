@@ -1,0 +1,223 @@
+//go:build linux
+
+// Package testproc runs test helpers as real child processes: the test
+// binary re-executes itself with the name of an entry, so tests can start
+// processes, make them hold locks and SIGKILL them at chosen moments.
+//
+// Use it from TestMain:
+//
+//	func TestMain(m *testing.M) {
+//		testproc.Main(m, map[string]testproc.Entry{"hold": holdEntry})
+//	}
+//
+// Main also fails the test binary if any child process (or zombie) is left
+// when the tests end.
+package testproc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const envEntry = "SHMKIT_TESTPROC_ENTRY"
+
+// Entry is a child's body. It gets the arguments given to Start and returns
+// the exit code.
+type Entry func(args []string) int
+
+var registered map[string]Entry
+
+// Main runs the entry named in the environment if this process is a child,
+// and m.Run otherwise, then exits. After the tests it checks that no child
+// process of the test binary is left, zombies included.
+func Main(m *testing.M, entries map[string]Entry) {
+	registered = entries
+	if name, ok := os.LookupEnv(envEntry); ok {
+		fn := entries[name]
+		if fn == nil {
+			fmt.Fprintf(os.Stderr, "testproc: unknown entry %q\n", name)
+			os.Exit(97)
+		}
+		os.Exit(fn(os.Args[1:]))
+	}
+	code := m.Run()
+	if left := Children(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "testproc: %d child processes left behind: %s\n", len(left), strings.Join(left, "; "))
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Children lists the live or zombie children of this process as
+// "pid state comm" strings, read from /proc.
+func Children() []string {
+	self := os.Getpid()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []string
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parens.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == self {
+			out = append(out, strings.TrimSpace(s[:i+1])+" "+f[0])
+		}
+	}
+	return out
+}
+
+// Proc is a running child.
+type Proc struct {
+	t    testing.TB
+	name string
+	cmd  *exec.Cmd
+
+	mu      sync.Mutex
+	lines   []string      // everything the child printed on stdout
+	changed chan struct{} // closed and replaced when a line arrives
+	seen    int           // lines Expect has consumed
+
+	readDone chan struct{}
+	waitOnce sync.Once
+	state    *os.ProcessState
+	waitErr  error
+}
+
+// Start starts a child running the named entry with args. The child is
+// SIGKILLed and reaped when the test ends, if it has not been already; it
+// also gets SIGKILL if the test binary dies first (Pdeathsig).
+func Start(t testing.TB, entry string, args ...string) *Proc {
+	t.Helper()
+	if registered[entry] == nil {
+		t.Fatalf("testproc: entry %q not registered in TestMain", entry)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), envEntry+"="+entry)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testproc: start %s: %v", entry, err)
+	}
+	p := &Proc{t: t, name: entry, cmd: cmd, changed: make(chan struct{}), readDone: make(chan struct{})}
+	go func() {
+		defer close(p.readDone)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			close(p.changed)
+			p.changed = make(chan struct{})
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		p.Wait()
+	})
+	return p
+}
+
+// Pid is the child's process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Expect waits for the child to print the line want on stdout, skipping
+// other lines, and fails the test if the child exits first. The 60 s bound
+// only keeps a broken test from hanging: no test relies on it for timing.
+func (p *Proc) Expect(want string) {
+	p.t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		p.mu.Lock()
+		for p.seen < len(p.lines) {
+			line := p.lines[p.seen]
+			p.seen++
+			if line == want {
+				p.mu.Unlock()
+				return
+			}
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-p.readDone:
+			p.mu.Lock()
+			more := p.seen < len(p.lines)
+			p.mu.Unlock()
+			if !more {
+				p.t.Fatalf("testproc: %s (pid %d) exited before printing %q; it printed:\n%s", p.name, p.Pid(), want, p.Output())
+			}
+		case <-timeout:
+			p.t.Fatalf("testproc: %s (pid %d) did not print %q within 60s; it printed:\n%s", p.name, p.Pid(), want, p.Output())
+		}
+	}
+}
+
+// Output is what the child has printed on stdout so far.
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// Kill sends SIGKILL (harmless if the child is gone).
+func (p *Proc) Kill() { p.Signal(syscall.SIGKILL) }
+
+// Signal sends sig to the child.
+func (p *Proc) Signal(sig syscall.Signal) {
+	_ = p.cmd.Process.Signal(sig) // fails only once the child was reaped
+}
+
+// Wait reaps the child and returns its exit code, or -signal if a signal
+// killed it (as Python's multiprocessing reports).
+func (p *Proc) Wait() int {
+	p.waitOnce.Do(func() {
+		<-p.readDone
+		p.waitErr = p.cmd.Wait()
+		p.state = p.cmd.ProcessState
+	})
+	if p.state == nil {
+		p.t.Fatalf("testproc: wait %s: %v", p.name, p.waitErr)
+	}
+	if ws, ok := p.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -int(ws.Signal())
+	}
+	return p.state.ExitCode()
+}
+
+// MustExit waits and fails the test unless the child exited with code 0.
+func (p *Proc) MustExit() {
+	p.t.Helper()
+	if code := p.Wait(); code != 0 {
+		p.t.Fatalf("testproc: %s (pid %d) exited with %d; stdout:\n%s", p.name, p.Pid(), code, p.Output())
+	}
+}

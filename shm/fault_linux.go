@@ -1,0 +1,65 @@
+//go:build linux
+
+package shm
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"unsafe"
+)
+
+// Check reports ErrTruncated if the segment's file is now shorter than the
+// mapping: someone truncated it after it was opened, and touching the lost
+// pages would raise SIGBUS. It is a snapshot: the file may shrink right
+// after Check returns; Guard covers that.
+func (s *Segment) Check() error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", s.path, ErrClosed)
+	}
+	n, err := fileSize(s.f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.path, err)
+	}
+	if n < int64(len(s.mem)) {
+		return fmt.Errorf("%s: %w: file is %d bytes, mapped %d; recreate the segment", s.path, ErrTruncated, n, len(s.mem))
+	}
+	return nil
+}
+
+// Guard runs fn and turns a memory fault inside this segment's mapping into
+// an error wrapping ErrTruncated, instead of the SIGBUS that kills the
+// process when the file was truncated under the mapping. fn must touch the
+// segment from the calling goroutine (faults are caught per goroutine, with
+// debug.SetPanicOnFault). Any other panic passes through unchanged.
+//
+// After a fault, the memory fn was updating may be half written: treat the
+// segment as lost and recreate it.
+func (s *Segment) Guard(fn func()) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if f, ok := r.(interface {
+			runtime.Error
+			Addr() uintptr
+		}); ok && s.contains(f.Addr()) {
+			err = fmt.Errorf("%s: %w: fault at offset %d: %v; recreate the segment", s.path, ErrTruncated, f.Addr()-s.base(), f)
+			return
+		}
+		panic(r)
+	}()
+	fn()
+	return nil
+}
+
+// base is the address of the mapping, used only to recognise fault
+// addresses; no pointer is made from it.
+func (s *Segment) base() uintptr { return uintptr(unsafe.Pointer(&s.mem[0])) }
+
+func (s *Segment) contains(addr uintptr) bool {
+	b := s.base()
+	return addr >= b && addr < b+uintptr(len(s.mem))
+}

@@ -1,0 +1,186 @@
+//go:build linux
+
+package shm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Byte-range lock offsets. OFD locks may lie past the end of a file and do
+// not change its size, so they never touch the segment's bytes; they live
+// far beyond any segment (MaxDataSize is 2^40).
+const (
+	// initLockOffset guards initialization: OpenOrCreate holds a write lock
+	// on this byte from its check of the state word until the state is
+	// ready. The kernel drops it if the holder dies.
+	initLockOffset = 1 << 62
+
+	// slotLockBase is the byte locked by the process holding slot 0; slot i
+	// locks slotLockBase+i.
+	slotLockBase = initLockOffset + 4096
+)
+
+// errLocked reports that a non-blocking lock attempt found the byte taken.
+var errLocked = errors.New("shm: byte lock held by another open file")
+
+// openFile opens path for reading and writing without following a final
+// symlink, without blocking on a FIFO and without leaking the descriptor to
+// children, and checks that it is a regular file owned by this process's
+// effective uid.
+func openFile(path string, flags int) (*os.File, error) {
+	fd, err := unix.Open(path, flags|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o600)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: it is a symbolic link; give the link's target instead", ErrNotRegular)}
+	case errors.Is(err, unix.EISDIR):
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: it is a directory", ErrNotRegular)}
+	case err != nil:
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := checkFile(fd); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	// O_NONBLOCK only kept open(2) from blocking on a FIFO; a regular file
+	// ignores it, but os.NewFile would try to put it in the poller.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: path, Err: os.NewSyscallError("fcntl", err)}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// checkFile refuses anything but a regular file of our own.
+func checkFile(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return os.NewSyscallError("fstat", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode))
+	}
+	if euid := uint32(os.Geteuid()); st.Uid != euid {
+		return fmt.Errorf("%w: owner uid %d, this process runs as %d; remove the file or run as its owner", ErrWrongOwner, st.Uid, euid)
+	}
+	return nil
+}
+
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFLNK:
+		return "symbolic link"
+	}
+	return fmt.Sprintf("mode %#o", mode&unix.S_IFMT)
+}
+
+func fileSize(f *os.File) (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, os.NewSyscallError("fstat", err)
+	}
+	return st.Size, nil
+}
+
+// readHeader reads the first min(size, HeaderSize) bytes of f.
+func readHeader(f *os.File, size int64) ([]byte, error) {
+	buf := make([]byte, min(size, HeaderSize))
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// lockByte takes a write lock on one byte with F_OFD_SETLK. It returns
+// errLocked if another open file description holds it.
+func lockByte(f *os.File, off int64) error {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		return errLocked
+	}
+	if err != nil {
+		return os.NewSyscallError("fcntl(F_OFD_SETLK)", err)
+	}
+	return nil
+}
+
+func unlockByte(f *os.File, off int64) error {
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: off, Len: 1}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+		return os.NewSyscallError("fcntl(F_OFD_SETLK)", err)
+	}
+	return nil
+}
+
+// byteLocked reports whether another open file description holds a lock on
+// the byte. A lock held through f itself does not count (F_OFD_GETLK reports
+// only conflicting locks).
+func byteLocked(f *os.File, off int64) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, os.NewSyscallError("fcntl(F_OFD_GETLK)", err)
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// lockByteContext polls lockByte until it succeeds or ctx is done. Polling
+// (20µs doubling to 2ms) instead of F_OFD_SETLKW keeps the wait cancellable;
+// the lock is held only while a segment is initialized, so waits are short.
+func lockByteContext(ctx context.Context, f *os.File, off int64) error {
+	delay := 20 * time.Microsecond
+	for {
+		err := lockByte(f, off)
+		if err != errLocked {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, 2*time.Millisecond)
+	}
+}
+
+// reserve gives f exactly size bytes, all zero, backed by allocated blocks.
+// fallocate, not a sparse ftruncate alone: on a full tmpfs a store into a
+// sparse mapping is a SIGBUS, a failed fallocate is an error here.
+func reserve(f *os.File, size int64) error {
+	fd := int(f.Fd())
+	if err := unix.Ftruncate(fd, 0); err != nil {
+		return os.NewSyscallError("ftruncate", err)
+	}
+	err := unix.Fallocate(fd, 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) {
+		// A file system without fallocate: the file is sparse, which
+		// is the best it can do. Documented in doc.go.
+		err = unix.Ftruncate(fd, size)
+		if err != nil {
+			return os.NewSyscallError("ftruncate", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return os.NewSyscallError("fallocate", err)
+	}
+	return nil
+}

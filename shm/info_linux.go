@@ -1,0 +1,99 @@
+//go:build linux
+
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// Info describes a segment file as its header and the file system see it.
+type Info struct {
+	Path     string // the file
+	FileSize int64  // bytes, as the file system reports
+	Version  uint32 // header layout version
+	Tag      string // type tag
+	State    State  // life-cycle state
+	Size     int    // data bytes the header records
+	Inits    uint64 // initializations begun
+	Err      error  // why the header is invalid; nil for a valid segment
+}
+
+// Stat reads a segment's header without mapping it, for tools and
+// debugging. It opens the file read-only, does not wait for an initializer,
+// and reports a malformed header in both its error and Info.Err (the Info
+// then holds what could be read).
+func Stat(name string) (Info, error) {
+	path, err := Path(name)
+	if err != nil {
+		return Info{Path: name, Err: err}, err
+	}
+	info := stat(path)
+	return info, info.Err
+}
+
+func stat(path string) Info {
+	info := Info{Path: path}
+	fail := func(err error) Info {
+		info.Err = &fs.PathError{Op: "stat", Path: path, Err: err}
+		return info
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return fail(ErrNotRegular)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := checkFile(fd); err != nil {
+		return fail(err)
+	}
+	if info.FileSize, err = fileSize(f); err != nil {
+		return fail(err)
+	}
+	buf, err := readHeader(f, info.FileSize)
+	if err != nil {
+		return fail(err)
+	}
+	h, err := parseHeader(buf)
+	if len(buf) >= HeaderSize {
+		// Show what the header says even when it fails validation.
+		info.Version = binary.LittleEndian.Uint32(buf[offVersion:])
+		info.State = State(binary.LittleEndian.Uint32(buf[offState:]))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	info.Tag, info.Inits = h.tag, h.inits
+	info.Size = int(h.totalSize - HeaderSize)
+	switch {
+	case uint64(info.FileSize) < h.totalSize:
+		return fail(ErrTruncated)
+	case uint64(info.FileSize) > h.totalSize:
+		return fail(ErrCorrupt)
+	}
+	return info
+}
+
+// List describes every segment with a bare name, that is every file
+// /dev/shm/shmkit.*, sorted by path. A malformed one is listed with its Err.
+func List() ([]Info, error) {
+	paths, err := filepath.Glob(filepath.Join(Dir, Prefix+"*"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	infos := make([]Info, 0, len(paths))
+	for _, p := range paths {
+		infos = append(infos, stat(p))
+	}
+	return infos, nil
+}

@@ -1,0 +1,138 @@
+//go:build linux
+
+package shm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+)
+
+func TestMain(m *testing.M) {
+	testproc.Main(m, map[string]testproc.Entry{
+		"race-open":   raceOpenEntry,
+		"stuck-init":  stuckInitEntry,
+		"claim-slot":  claimSlotEntry,
+		"add-counter": addCounterEntry,
+	})
+}
+
+var nameSeq atomic.Int64
+
+// tempName is a fresh bare segment name, removed when the test ends.
+func tempName(t testing.TB) string {
+	name := fmt.Sprintf("test.%d.%d.%d", os.Getpid(), time.Now().UnixNano(), nameSeq.Add(1))
+	t.Cleanup(func() {
+		if err := Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return name
+}
+
+const testTag = "shm.test/1"
+
+// waitForFile spins until path exists: a start barrier for child processes.
+func waitForFile(path string) {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// raceOpenEntry: args name, barrier. Waits at the barrier, calls
+// OpenOrCreate, prints "init" if its init ran, adds 1 to the counter at
+// offset 8 and prints "done".
+func raceOpenEntry(args []string) int {
+	name, barrier := args[0], args[1]
+	fmt.Println("ready")
+	waitForFile(barrier)
+	ran := false
+	s, err := OpenOrCreate(context.Background(), name, 64, testTag, func(s *Segment) error {
+		ran = true
+		v, err := s.Int64(0)
+		if err != nil {
+			return err
+		}
+		v.Store(int64(os.Getpid()))
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer s.Close()
+	if ran {
+		fmt.Println("init")
+	}
+	c, err := s.Int64(8)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c.Add(1)
+	fmt.Println("done")
+	return 0
+}
+
+// stuckInitEntry: args name. Its init scribbles on the data region, says
+// "in-init" and never returns: the test SIGKILLs it there.
+func stuckInitEntry(args []string) int {
+	_, err := OpenOrCreate(context.Background(), args[0], 64, testTag, func(s *Segment) error {
+		for i := range s.Data() {
+			s.Data()[i] = 0xAB
+		}
+		fmt.Println("in-init")
+		time.Sleep(time.Hour)
+		return nil
+	})
+	fmt.Fprintln(os.Stderr, "stuck-init returned:", err)
+	return 1
+}
+
+// claimSlotEntry: args name. Claims a slot, prints it, waits to be killed.
+func claimSlotEntry(args []string) int {
+	s, err := Open(args[0], testTag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	i, err := s.ClaimSlot(8)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("slot", i)
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// addCounterEntry: args name, n. Adds 1 to the counter at offset 0, n times.
+func addCounterEntry(args []string) int {
+	s, err := Open(args[0], testTag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer s.Close()
+	n, _ := strconv.Atoi(args[1])
+	c, err := s.Uint64(0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for range n {
+		c.Add(1)
+	}
+	return 0
+}

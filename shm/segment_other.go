@@ -1,0 +1,69 @@
+//go:build !linux
+
+package shm
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync/atomic"
+)
+
+// shmkit relies on Linux: futexes, OFD locks, fallocate, /dev/shm. On other
+// systems every entry point fails with errors.ErrUnsupported, so a program
+// can build there and say so, instead of misbehaving.
+
+// InitFunc fills a new segment's data region.
+type InitFunc func(s *Segment) error
+
+// Segment is a mapped shared-memory segment (Linux only).
+type Segment struct{}
+
+// Info describes a segment file (Linux only).
+type Info struct {
+	Path     string
+	FileSize int64
+	Version  uint32
+	Tag      string
+	State    State
+	Size     int
+	Inits    uint64
+	Err      error
+}
+
+// MaxSlots bounds the process slots of one segment.
+const MaxSlots = 1 << 16
+
+func unsupported(op, name string) error {
+	return &fs.PathError{Op: op, Path: name, Err: errors.ErrUnsupported}
+}
+
+func Create(name string, size int, tag string, init InitFunc) (*Segment, error) {
+	return nil, unsupported("create", name)
+}
+func Open(name string, tag string) (*Segment, error) { return nil, unsupported("open", name) }
+func OpenOrCreate(ctx context.Context, name string, size int, tag string, init InitFunc) (*Segment, error) {
+	return nil, unsupported("open", name)
+}
+func Remove(name string) error           { return unsupported("remove", name) }
+func Stat(name string) (Info, error)     { return Info{}, unsupported("stat", name) }
+func List() ([]Info, error)              { return nil, unsupported("list", Dir) }
+func (s *Segment) Close() error          { return errors.ErrUnsupported }
+func (s *Segment) Path() string          { return "" }
+func (s *Segment) Tag() string           { return "" }
+func (s *Segment) Size() int             { return 0 }
+func (s *Segment) Data() []byte          { return nil }
+func (s *Segment) Inits() uint64         { return 0 }
+func (s *Segment) File() *os.File        { return nil }
+func (s *Segment) Check() error          { return errors.ErrUnsupported }
+func (s *Segment) Guard(fn func()) error { return errors.ErrUnsupported }
+func (s *Segment) Uint32(off int) (*atomic.Uint32, error) {
+	return nil, errors.ErrUnsupported
+}
+func (s *Segment) Int32(off int) (*atomic.Int32, error)   { return nil, errors.ErrUnsupported }
+func (s *Segment) Uint64(off int) (*atomic.Uint64, error) { return nil, errors.ErrUnsupported }
+func (s *Segment) Int64(off int) (*atomic.Int64, error)   { return nil, errors.ErrUnsupported }
+func (s *Segment) ClaimSlot(n int) (int, error)           { return 0, errors.ErrUnsupported }
+func (s *Segment) ReleaseSlot(i int) error                { return errors.ErrUnsupported }
+func (s *Segment) SlotAlive(i int) (bool, error)          { return false, errors.ErrUnsupported }

@@ -1,0 +1,365 @@
+//go:build linux
+
+package shm
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/shmkit/shmkit/internal/testproc"
+)
+
+func TestPath(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		err        error
+	}{
+		{"tickets", "/dev/shm/shmkit.tickets", nil},
+		{"/tmp/x/seg", "/tmp/x/seg", nil},
+		{"./seg", "seg", nil},
+		{"", "", ErrInvalidName},
+		{"..", "", ErrInvalidName},
+		{".", "", ErrInvalidName},
+		{"a\x00b", "", ErrInvalidName},
+		{"/tmp/../etc/passwd", "", ErrInvalidName},
+		{"../seg", "", ErrInvalidName},
+		{"/tmp/dir/", "", ErrInvalidName},
+		{strings.Repeat("n", 201), "", ErrInvalidName},
+	} {
+		got, err := Path(tc.name)
+		if !errors.Is(err, tc.err) || got != tc.want {
+			t.Errorf("Path(%q) = %q, %v; want %q, %v", tc.name, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestCreateOpenShareMemory(t *testing.T) {
+	name := tempName(t)
+	a, err := Create(name, 100, testTag, func(s *Segment) error {
+		v, err := s.Uint32(4)
+		if err != nil {
+			return err
+		}
+		v.Store(7)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.Size() != 100 || a.Tag() != testTag || a.Inits() != 1 {
+		t.Fatalf("Size, Tag, Inits = %d, %q, %d", a.Size(), a.Tag(), a.Inits())
+	}
+	fi, err := os.Stat(a.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Size() != HeaderSize+100 {
+		t.Fatalf("file mode %v size %d; want 0600 and %d", fi.Mode(), fi.Size(), HeaderSize+100)
+	}
+
+	b, err := Open(name, testTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	va, _ := a.Uint32(4)
+	vb, _ := b.Uint32(4)
+	if vb.Load() != 7 {
+		t.Fatalf("init's store not visible: %d", vb.Load())
+	}
+	va.Add(5)
+	if vb.Load() != 12 {
+		t.Fatalf("second mapping sees %d, want 12", vb.Load())
+	}
+
+	if _, err := Create(name, 100, testTag, nil); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Create over an existing segment: %v, want fs.ErrExist", err)
+	}
+	if _, err := Open(name, "other/1"); !errors.Is(err, ErrTypeMismatch) {
+		t.Fatalf("Open with another tag: %v, want ErrTypeMismatch", err)
+	}
+	if _, err := OpenOrCreate(context.Background(), name, 50, testTag, nil); !errors.Is(err, ErrSizeMismatch) {
+		t.Fatalf("OpenOrCreate with another size: %v, want ErrSizeMismatch", err)
+	}
+	info, err := Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Info{Path: a.Path(), FileSize: HeaderSize + 100, Version: Version, Tag: testTag, State: StateReady, Size: 100, Inits: 1}
+	if diff := cmp.Diff(want, info); diff != "" {
+		t.Fatalf("Stat mismatch (-want +got):\n%s", diff)
+	}
+	infos, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, in := range infos {
+		found = found || in.Path == a.Path()
+	}
+	if !found {
+		t.Fatalf("List does not show %s", a.Path())
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v, want ErrClosed", err)
+	}
+	if _, err := a.Uint32(0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("view after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestCreateFailedInitLeavesNothing(t *testing.T) {
+	name := tempName(t)
+	boom := errors.New("boom")
+	if _, err := Create(name, 8, testTag, func(*Segment) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("Create: %v, want boom", err)
+	}
+	if _, err := Stat(name); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed Create left a file: %v", err)
+	}
+}
+
+func TestViews(t *testing.T) {
+	s, err := Create(tempName(t), 64, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		name string
+		view func() error
+		want error
+	}{
+		{"u32 last", func() error { _, err := s.Uint32(60); return err }, nil},
+		{"u32 past end", func() error { _, err := s.Uint32(64); return err }, ErrOutOfRange},
+		{"u32 negative", func() error { _, err := s.Uint32(-4); return err }, ErrOutOfRange},
+		{"u32 misaligned", func() error { _, err := s.Uint32(2); return err }, ErrMisaligned},
+		{"i32 ok", func() error { _, err := s.Int32(8); return err }, nil},
+		{"u64 last", func() error { _, err := s.Uint64(56); return err }, nil},
+		{"u64 straddles end", func() error { _, err := s.Uint64(60); return err }, ErrOutOfRange},
+		{"i64 misaligned", func() error { _, err := s.Int64(4); return err }, ErrMisaligned},
+		{"i64 huge", func() error { _, err := s.Int64(1 << 60); return err }, ErrOutOfRange},
+	} {
+		if err := tc.view(); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestViewsAcrossProcesses: 4 processes add 10000 each to one atomic word.
+func TestViewsAcrossProcesses(t *testing.T) {
+	name := tempName(t)
+	s, err := Create(name, 8, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var procs []*testproc.Proc
+	for range 4 {
+		procs = append(procs, testproc.Start(t, "add-counter", name, "10000"))
+	}
+	for _, p := range procs {
+		p.MustExit()
+	}
+	c, _ := s.Uint64(0)
+	if got := c.Load(); got != 40000 {
+		t.Fatalf("counter = %d, want 40000", got)
+	}
+}
+
+// TestOpenOrCreateRace: 16 processes race OpenOrCreate on a new name;
+// exactly one runs init and all see the same memory.
+func TestOpenOrCreateRace(t *testing.T) {
+	name := tempName(t)
+	barrier := filepath.Join(t.TempDir(), "go")
+	const n = 16
+	var procs []*testproc.Proc
+	for range n {
+		p := testproc.Start(t, "race-open", name, barrier)
+		p.Expect("ready")
+		procs = append(procs, p)
+	}
+	if err := os.WriteFile(barrier, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inits := 0
+	for _, p := range procs {
+		p.MustExit()
+		inits += strings.Count(p.Output(), "init")
+	}
+	if inits != 1 {
+		t.Fatalf("%d processes ran init, want exactly 1", inits)
+	}
+	s, err := Open(name, testTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pid, _ := s.Int64(0)
+	count, _ := s.Int64(8)
+	if count.Load() != n || pid.Load() == 0 || s.Inits() != 1 {
+		t.Fatalf("counter %d (want %d), initializer pid %d, inits %d (want 1)", count.Load(), n, pid.Load(), s.Inits())
+	}
+}
+
+// TestInitializerKilled: an initializer SIGKILLed inside init leaves the
+// segment initializing; Open says ErrNotReady, a waiting OpenOrCreate keeps
+// waiting while it lives, and the next OpenOrCreate redoes init on zeros.
+func TestInitializerKilled(t *testing.T) {
+	name := tempName(t)
+	p := testproc.Start(t, "stuck-init", name)
+	p.Expect("in-init")
+
+	if _, err := Open(name, testTag); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Open during init: %v, want ErrNotReady", err)
+	}
+	info, err := Stat(name)
+	if err != nil || info.State != StateInitializing {
+		t.Fatalf("Stat during init: %+v, %v", info, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := OpenOrCreate(ctx, name, 64, testTag, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("OpenOrCreate while the initializer lives: %v, want DeadlineExceeded", err)
+	}
+
+	p.Kill()
+	if code := p.Wait(); code != -9 {
+		t.Fatalf("initializer exit %d, want -9", code)
+	}
+	ran := false
+	s, err := OpenOrCreate(context.Background(), name, 64, testTag, func(s *Segment) error {
+		ran = true
+		for i, b := range s.Data() {
+			if b != 0 {
+				t.Errorf("redone init sees byte %d = %#x, want zeros", i, b)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !ran || s.Inits() != 2 {
+		t.Fatalf("init ran %v, inits %d; want true, 2", ran, s.Inits())
+	}
+}
+
+func TestInitErrorIsRedone(t *testing.T) {
+	name := tempName(t)
+	boom := errors.New("boom")
+	_, err := OpenOrCreate(context.Background(), name, 8, testTag, func(*Segment) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("OpenOrCreate: %v, want boom", err)
+	}
+	if _, err := Open(name, testTag); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Open after failed init: %v, want ErrNotReady", err)
+	}
+	s, err := OpenOrCreate(context.Background(), name, 8, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Inits() != 2 {
+		t.Fatalf("inits %d, want 2", s.Inits())
+	}
+	// A segment of another type being initialized is not clobbered.
+	if _, err := OpenOrCreate(context.Background(), name, 8, "other/1", nil); !errors.Is(err, ErrTypeMismatch) {
+		t.Fatalf("OpenOrCreate with another tag: %v, want ErrTypeMismatch", err)
+	}
+}
+
+// TestTruncatedUnderMapping: someone truncates the file after it was
+// mapped. Check reports it; Guard turns the SIGBUS into ErrTruncated.
+func TestTruncatedUnderMapping(t *testing.T) {
+	name := tempName(t)
+	s, err := Create(name, 3*os.Getpagesize(), testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(s.Path(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Check: %v, want ErrTruncated", err)
+	}
+	v, err := s.Uint64(2 * os.Getpagesize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Guard(func() { v.Add(1) })
+	if !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Guard: %v, want ErrTruncated", err)
+	}
+	if _, err := Open(name, testTag); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Open of the emptied file: %v, want ErrNotReady", err)
+	}
+	// Other panics pass through Guard.
+	defer func() {
+		if r := recover(); r != "other" {
+			t.Fatalf("recovered %v, want the original panic", r)
+		}
+	}()
+	s.Guard(func() { panic("other") })
+}
+
+// TestSlots: a slot held by another process is alive until it dies.
+func TestSlots(t *testing.T) {
+	name := tempName(t)
+	s, err := Create(name, 8, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mine, err := s.ClaimSlot(8)
+	if err != nil || mine != 0 {
+		t.Fatalf("ClaimSlot = %d, %v; want 0", mine, err)
+	}
+	p := testproc.Start(t, "claim-slot", name)
+	p.Expect("slot 1")
+	for i, want := range []bool{true, true, false} {
+		if alive, err := s.SlotAlive(i); err != nil || alive != want {
+			t.Fatalf("SlotAlive(%d) = %v, %v; want %v", i, alive, err, want)
+		}
+	}
+	p.Kill()
+	p.Wait()
+	if alive, err := s.SlotAlive(1); err != nil || alive {
+		t.Fatalf("SlotAlive(1) after SIGKILL = %v, %v; want false", alive, err)
+	}
+	// The same process through another open file sees slot 0 taken.
+	s2, err := Open(name, testTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if i, err := s2.ClaimSlot(2); err != nil || i != 1 {
+		t.Fatalf("second ClaimSlot = %d, %v; want 1", i, err)
+	}
+	if _, err := s2.ClaimSlot(2); !errors.Is(err, ErrNoSlot) {
+		t.Fatalf("ClaimSlot with all taken: %v, want ErrNoSlot", err)
+	}
+	if err := s.ReleaseSlot(0); err != nil {
+		t.Fatal(err)
+	}
+	if alive, _ := s2.SlotAlive(0); alive {
+		t.Fatal("released slot still alive")
+	}
+}
