@@ -41,6 +41,7 @@ type Segment struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	onClose   []func() // run by Close before unmapping, last first
 
 	slotMu sync.Mutex
 	slots  map[int]bool // process slots claimed through this Segment
@@ -290,6 +291,13 @@ func (s *Segment) unmap() {
 func (s *Segment) Close() error {
 	err := fmt.Errorf("%s: %w", s.path, ErrClosed)
 	s.closeOnce.Do(func() {
+		s.slotMu.Lock()
+		hooks := s.onClose
+		s.onClose = nil
+		s.slotMu.Unlock()
+		for i := len(hooks) - 1; i >= 0; i-- {
+			hooks[i]()
+		}
 		s.closed.Store(true)
 		err = s.mem.Unmap()
 		if cerr := s.f.Close(); err == nil {
@@ -297,6 +305,15 @@ func (s *Segment) Close() error {
 		}
 	})
 	return err
+}
+
+// OnClose registers fn to run when Close is called, before the memory is
+// unmapped; hooks run last registered first. Packages that give the kernel
+// addresses inside a segment (robust futex lists) use it to take them back.
+func (s *Segment) OnClose(fn func()) {
+	s.slotMu.Lock()
+	defer s.slotMu.Unlock()
+	s.onClose = append(s.onClose, fn)
 }
 
 // Path is the segment's file.

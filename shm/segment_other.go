@@ -61,9 +61,10 @@ func (s *Segment) Guard(fn func()) error { return errors.ErrUnsupported }
 func (s *Segment) Uint32(off int) (*atomic.Uint32, error) {
 	return nil, errors.ErrUnsupported
 }
-func (s *Segment) Int32(off int) (*atomic.Int32, error)   { return nil, errors.ErrUnsupported }
-func (s *Segment) Uint64(off int) (*atomic.Uint64, error) { return nil, errors.ErrUnsupported }
-func (s *Segment) Int64(off int) (*atomic.Int64, error)   { return nil, errors.ErrUnsupported }
-func (s *Segment) ClaimSlot(n int) (int, error)           { return 0, errors.ErrUnsupported }
-func (s *Segment) ReleaseSlot(i int) error                { return errors.ErrUnsupported }
-func (s *Segment) SlotAlive(i int) (bool, error)          { return false, errors.ErrUnsupported }
+func (s *Segment) Int32(off int) (*atomic.Int32, error)        { return nil, errors.ErrUnsupported }
+func (s *Segment) Uint64(off int) (*atomic.Uint64, error)      { return nil, errors.ErrUnsupported }
+func (s *Segment) Int64(off int) (*atomic.Int64, error)        { return nil, errors.ErrUnsupported }
+func (s *Segment) ClaimSlot(n int, prefer ...int) (int, error) { return 0, errors.ErrUnsupported }
+func (s *Segment) OnClose(fn func())                           {}
+func (s *Segment) ReleaseSlot(i int) error                     { return errors.ErrUnsupported }
+func (s *Segment) SlotAlive(i int) (bool, error)               { return false, errors.ErrUnsupported }

@@ -14,7 +14,10 @@ const MaxSlots = 1 << 16
 // however it dies. So "is the process in slot i alive?" is SlotAlive(i), with
 // no PID-reuse hole. Children started by exec do not inherit it (the file is
 // opened O_CLOEXEC). It fails with ErrNoSlot when all n slots are taken.
-func (s *Segment) ClaimSlot(n int) (int, error) {
+//
+// The slots in prefer are tried first, in order: a process that uses many
+// segments can ask for the same index in each.
+func (s *Segment) ClaimSlot(n int, prefer ...int) (int, error) {
 	if n <= 0 || n > MaxSlots {
 		panic(fmt.Sprintf("shm: ClaimSlot(%d): want 1 to %d slots", n, MaxSlots))
 	}
@@ -23,22 +26,32 @@ func (s *Segment) ClaimSlot(n int) (int, error) {
 	}
 	s.slotMu.Lock()
 	defer s.slotMu.Unlock()
-	for i := range n {
-		if s.slots[i] {
-			continue
+	try := func(i int) (bool, error) {
+		if i < 0 || i >= n || s.slots[i] {
+			return false, nil
 		}
 		err := lockByte(s.f, slotLockBase+int64(i))
 		if err == errLocked {
-			continue
+			return false, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("%s: claim slot %d: %w", s.path, i, err)
+			return false, fmt.Errorf("%s: claim slot %d: %w", s.path, i, err)
 		}
 		if s.slots == nil {
 			s.slots = make(map[int]bool)
 		}
 		s.slots[i] = true
-		return i, nil
+		return true, nil
+	}
+	for _, i := range prefer {
+		if ok, err := try(i); ok || err != nil {
+			return i, err
+		}
+	}
+	for i := range n {
+		if ok, err := try(i); ok || err != nil {
+			return i, err
+		}
 	}
 	return 0, fmt.Errorf("%s: %w: all %d taken by live processes", s.path, ErrNoSlot, n)
 }

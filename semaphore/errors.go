@@ -1,0 +1,36 @@
+package semaphore
+
+import "errors"
+
+// Errors returned by this package, wrapped with the segment's path and
+// detail; test them with errors.Is.
+var (
+	// ErrOwnerDead is returned by a lock call that acquired the Mutex after
+	// its previous owner died holding it. The caller owns the mutex; the
+	// data it protects may be half updated. Repair it, then call
+	// Consistent; unlocking without Consistent makes the mutex unusable
+	// (ErrNotRecoverable) for every process.
+	ErrOwnerDead = errors.New("semaphore: previous owner died holding the mutex; repair the protected state and call Consistent")
+
+	// ErrNotRecoverable is returned by every lock call once an owner that
+	// got ErrOwnerDead unlocked without calling Consistent. Reinitialize
+	// the protected state and the mutex (e.g. recreate the segment).
+	ErrNotRecoverable = errors.New("semaphore: mutex not recoverable; an owner unlocked it without Consistent after an owner died")
+
+	// ErrNotOwner is returned by Unlock and Consistent when this process
+	// does not hold the mutex.
+	ErrNotOwner = errors.New("semaphore: mutex not held by this process")
+
+	// ErrCorrupt is returned when a record's bytes cannot be a Mutex or a
+	// Semaphore: reserved bytes set, impossible counts. Recreate the
+	// segment.
+	ErrCorrupt = errors.New("semaphore: corrupt record")
+
+	// ErrPlacement is returned when a record's offset is outside the
+	// segment's data region or not a multiple of 64.
+	ErrPlacement = errors.New("semaphore: bad record offset")
+
+	// ErrTooMany is returned when a process attaches more mutexes than the
+	// kernel's robust list can track (2048 per process slot).
+	ErrTooMany = errors.New("semaphore: too many mutexes attached")
+)

@@ -1,0 +1,274 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
+)
+
+func newTestMutex(t *testing.T) (string, *shm.Segment, *Mutex) {
+	t.Helper()
+	name := tempName(t)
+	seg, err := openTest(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close() })
+	m, err := NewMutex(seg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name, seg, m
+}
+
+func TestMutexBasics(t *testing.T) {
+	_, seg, m := newTestMutex(t)
+	if err := m.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.TryLock(); ok || err != nil {
+		t.Fatalf("TryLock of a held mutex = %v, %v", ok, err)
+	}
+	if err := m.Consistent(); err != nil {
+		t.Fatalf("Consistent on a consistent mutex: %v", err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unlock(); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("Unlock of an unlocked mutex: %v, want ErrNotOwner", err)
+	}
+	if ok, err := m.TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock of a free mutex = %v, %v", ok, err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := NewMutex(seg, 0)
+	if err != nil || again != m {
+		t.Fatalf("NewMutex on the same record = %p, %v; want the same Mutex %p", again, err, m)
+	}
+}
+
+// TestMutexGoroutines: goroutines of one process exclude each other, and
+// the race detector sees the lock as synchronisation.
+func TestMutexGoroutines(t *testing.T) {
+	_, _, m := newTestMutex(t)
+	const g, n = 8, 2000
+	plain := 0
+	var wg sync.WaitGroup
+	for range g {
+		wg.Go(func() {
+			for range n {
+				if err := m.Lock(); err != nil {
+					t.Error(err)
+					return
+				}
+				plain++
+				if err := m.Unlock(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if plain != g*n {
+		t.Fatalf("counter %d, want %d", plain, g*n)
+	}
+}
+
+// TestOwnerDeath: the owner is SIGKILLed holding the lock with 0, 1 and 3
+// waiters blocked. Exactly one locker gets ErrOwnerDead; after Consistent
+// everyone else gets the lock normally.
+func TestOwnerDeath(t *testing.T) {
+	for _, waiters := range []int{0, 1, 3} {
+		t.Run(strings.Repeat("w", waiters)+"waiters", func(t *testing.T) {
+			name, _, m := newTestMutex(t)
+			owner := testproc.Start(t, "hold", name)
+			owner.Expect("locked ok")
+			var ws []*testproc.Proc
+			for range waiters {
+				w := testproc.Start(t, "lock-report", name, "consistent")
+				w.Expect("waiting")
+				ws = append(ws, w)
+			}
+			// Let the waiters reach the futex; if one has not, it
+			// still takes the lock after the death, just later.
+			time.Sleep(50 * time.Millisecond)
+			owner.Kill()
+			owner.Wait()
+			dead := 0
+			for _, w := range ws {
+				w.MustExit()
+				dead += strings.Count(w.Output(), "got ownerdead")
+				if !strings.Contains(w.Output(), "got ok") && !strings.Contains(w.Output(), "got ownerdead") {
+					t.Fatalf("waiter printed %q", w.Output())
+				}
+			}
+			err := m.Lock()
+			if waiters == 0 {
+				if !errors.Is(err, ErrOwnerDead) {
+					t.Fatalf("Lock after the owner died: %v, want ErrOwnerDead", err)
+				}
+				dead++
+				if err := m.Consistent(); err != nil {
+					t.Fatal(err)
+				}
+			} else if err != nil {
+				t.Fatalf("Lock after a waiter repaired the mutex: %v", err)
+			}
+			if dead != 1 {
+				t.Fatalf("%d lockers got ErrOwnerDead, want exactly 1", dead)
+			}
+			if err := m.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestNotRecoverable: the locker that gets ErrOwnerDead unlocks without
+// Consistent; every process then gets ErrNotRecoverable.
+func TestNotRecoverable(t *testing.T) {
+	name, _, m := newTestMutex(t)
+	owner := testproc.Start(t, "hold", name)
+	owner.Expect("locked ok")
+	owner.Kill()
+	owner.Wait()
+	w := testproc.Start(t, "lock-report", name, "leave")
+	w.Expect("got ownerdead")
+	w.MustExit()
+	for range 2 {
+		other := testproc.Start(t, "lock-report", name, "leave")
+		other.Expect("got notrecoverable")
+		other.MustExit()
+	}
+	if err := m.Lock(); !errors.Is(err, ErrNotRecoverable) {
+		t.Fatalf("Lock: %v, want ErrNotRecoverable", err)
+	}
+	if ok, err := m.TryLock(); ok || !errors.Is(err, ErrNotRecoverable) {
+		t.Fatalf("TryLock = %v, %v; want ErrNotRecoverable", ok, err)
+	}
+	if err := m.Unlock(); !errors.Is(err, ErrNotRecoverable) {
+		t.Fatalf("Unlock: %v, want ErrNotRecoverable", err)
+	}
+}
+
+// TestUnlockByOtherProcess: a process that does not hold the lock cannot
+// unlock it.
+func TestUnlockByOtherProcess(t *testing.T) {
+	name, _, m := newTestMutex(t)
+	owner := testproc.Start(t, "hold", name)
+	owner.Expect("locked ok")
+	if err := m.Unlock(); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("Unlock of another process's lock: %v, want ErrNotOwner", err)
+	}
+	if err := m.Consistent(); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("Consistent by a non-owner: %v, want ErrNotOwner", err)
+	}
+}
+
+// TestLockContextCancel: a blocked LockContext returns ctx.Err() and the
+// mutex stays with its owner.
+func TestLockContextCancel(t *testing.T) {
+	name, _, m := newTestMutex(t)
+	owner := testproc.Start(t, "hold", name)
+	owner.Expect("locked ok")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.LockContext(ctx) }()
+	time.Sleep(20 * time.Millisecond) // let it block; the result is the same if not
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("LockContext: %v, want context.Canceled", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := m.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("LockContext: %v, want DeadlineExceeded", err)
+	}
+	if ok, err := m.TryLock(); ok || err != nil {
+		t.Fatalf("TryLock after cancel = %v, %v; the owner should still hold it", ok, err)
+	}
+	owner.Kill()
+	owner.Wait()
+	if err := m.Lock(); !errors.Is(err, ErrOwnerDead) {
+		t.Fatalf("Lock: %v, want ErrOwnerDead", err)
+	}
+}
+
+// TestKillStorm: 4 processes lock and unlock in a tight loop while the test
+// SIGKILLs one at a random moment and starts a new one, many times. Mutual
+// exclusion must hold throughout and the mutex must end acquirable.
+func TestKillStorm(t *testing.T) {
+	kills := 300
+	if testing.Short() {
+		kills = 60
+	}
+	name, seg, m := newTestMutex(t)
+	procs := make([]*testproc.Proc, 4)
+	for i := range procs {
+		procs[i] = testproc.Start(t, "hammer", name, "0")
+		procs[i].Expect("running")
+	}
+	counter := view(seg, offCounter)
+	for k := range kills {
+		i := rand.IntN(len(procs))
+		// A random moment: wait for some progress, then a random delay.
+		before := counter.Load()
+		for counter.Load() < before+int64(rand.IntN(50)) {
+			time.Sleep(10 * time.Microsecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		procs[i].Kill()
+		if code := procs[i].Wait(); code != -9 {
+			t.Fatalf("kill %d: hammer exited %d before the kill:\n%s", k, code, procs[i].Output())
+		}
+		procs[i] = testproc.Start(t, "hammer", name, "0")
+		procs[i].Expect("running")
+	}
+	for _, p := range procs {
+		p.Kill()
+		p.Wait()
+	}
+	if bad := view(seg, offBad).Load(); bad != 0 {
+		t.Fatalf("mutual exclusion broken %d times", bad)
+	}
+	err := m.Lock()
+	if errors.Is(err, ErrOwnerDead) {
+		err = m.Consistent()
+	}
+	if err != nil {
+		t.Fatalf("mutex wedged after %d kills: %v", kills, err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d kills, %d critical sections", kills, counter.Load())
+}
+
+// TestManyProcessesExclude: 8 processes, 2000 rounds each, no kills: the
+// counter is exact.
+func TestManyProcessesExclude(t *testing.T) {
+	name, seg, _ := newTestMutex(t)
+	var ps []*testproc.Proc
+	for range 8 {
+		ps = append(ps, testproc.Start(t, "hammer", name, "2000"))
+	}
+	for _, p := range ps {
+		p.MustExit()
+	}
+	if c, bad := view(seg, offCounter).Load(), view(seg, offBad).Load(); c != 16000 || bad != 0 {
+		t.Fatalf("counter %d (want 16000), violations %d", c, bad)
+	}
+}

@@ -1,0 +1,6 @@
+//go:build linux && !race
+
+package semaphore
+
+func raceAcquire(*Mutex) {}
+func raceRelease(*Mutex) {}

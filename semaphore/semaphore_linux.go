@@ -1,0 +1,276 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+
+	"github.com/shmkit/shmkit/shm"
+)
+
+// The Semaphore record; doc.go has it as a table.
+const (
+	// SemaphoreSize is the size of a Semaphore record in a segment.
+	SemaphoreSize = offHeld + 8*MaxProcs
+
+	offCapacity = MutexSize
+	offAvail    = offCapacity + 8
+	offSeq      = offAvail + 8
+	offHeld     = MutexSize + 64
+)
+
+var _ [SemaphoreSize % RecordAlign]struct{}
+
+// Semaphore is a counting semaphore shared by processes, shaped like
+// golang.org/x/sync/semaphore.Weighted. Permits held by a process that dies
+// are given back: by the next Acquire that finds too few permits (it checks
+// which holders' process slots are dead), by every waiter each time its
+// sleep slice ends, and when a new process takes over the dead one's slot.
+//
+// Its bookkeeping (available permits, permits held per process slot) is
+// guarded by a robust Mutex in the same record, so a process killed in the
+// middle of Acquire or Release is repaired by the next caller.
+//
+// A Semaphore is safe for concurrent use by many goroutines of many
+// processes; it must not be used after its segment is closed.
+type Semaphore struct {
+	mu       *Mutex
+	rec      []byte
+	capacity int64
+	avail    *atomic.Int64
+	seq      *atomic.Uint32 // bumped by every Release; waiters sleep on it
+	slot     int
+}
+
+// InitSemaphore writes an unlocked Semaphore with n permits at data offset
+// off of seg. Call it from the segment's init function (shm.InitFunc),
+// before any process uses the record.
+func InitSemaphore(seg *shm.Segment, off int, n int64) error {
+	b, err := checkPlacement(seg, off, SemaphoreSize)
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		panic("semaphore: InitSemaphore with no permits")
+	}
+	clear(b)
+	i64(b, offCapacity).Store(n)
+	i64(b, offAvail).Store(n)
+	return nil
+}
+
+// NewSemaphore attaches to the Semaphore record at data offset off of seg,
+// written by InitSemaphore. A record that is not one (no permits, counts
+// out of range, reserved bytes set) is refused with ErrCorrupt.
+func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
+	rec, err := checkPlacement(seg, off, SemaphoreSize)
+	if err != nil {
+		return nil, err
+	}
+	capacity := i64(rec, offCapacity).Load()
+	if capacity <= 0 || !isZero(rec[offSeq+4:offHeld]) {
+		return nil, fmt.Errorf("%s: %w: no semaphore at offset %d (capacity %d); InitSemaphore writes one", seg.Path(), ErrCorrupt, off, capacity)
+	}
+	if a := i64(rec, offAvail).Load(); a < 0 || a > capacity {
+		return nil, fmt.Errorf("%s: %w: %d permits available of %d", seg.Path(), ErrCorrupt, a, capacity)
+	}
+	for i := range MaxProcs {
+		if h := i64(rec, offHeld+8*i).Load(); h < 0 || h > capacity {
+			return nil, fmt.Errorf("%s: %w: slot %d holds %d permits of %d", seg.Path(), ErrCorrupt, i, h, capacity)
+		}
+	}
+	mu, err := NewMutex(seg, off)
+	if err != nil {
+		return nil, err
+	}
+	s := &Semaphore{
+		mu:       mu,
+		rec:      rec,
+		capacity: capacity,
+		avail:    i64(rec, offAvail),
+		seq:      u32(rec, offSeq),
+		slot:     mu.a.slot,
+	}
+	// Check the books (they balance whenever the mutex is free), and give
+	// back now the permits a dead process left in the slot we took over.
+	var books error
+	if err := s.locked(context.Background(), func() {
+		sum := s.avail.Load()
+		for i := range MaxProcs {
+			sum += s.held(i).Load()
+		}
+		if sum != capacity {
+			books = fmt.Errorf("%s: %w: %d permits available or held, capacity %d", seg.Path(), ErrCorrupt, sum, capacity)
+			return
+		}
+		if h := s.held(s.slot); h.Load() != 0 {
+			s.avail.Add(h.Swap(0))
+			s.wakeAll()
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if books != nil {
+		return nil, books
+	}
+	return s, nil
+}
+
+func (s *Semaphore) held(slot int) *atomic.Int64 { return i64(s.rec, offHeld+8*slot) }
+
+// locked runs fn under the record's mutex, repairing the books first if
+// the previous holder died in the middle of an update.
+func (s *Semaphore) locked(ctx context.Context, fn func()) error {
+	err := s.mu.LockContext(ctx)
+	if errors.Is(err, ErrOwnerDead) {
+		s.repair()
+		err = s.mu.Consistent()
+	}
+	if err != nil {
+		return err
+	}
+	fn()
+	return s.mu.Unlock()
+}
+
+// repair rebuilds the books after a holder of the record's mutex died: the
+// permits of dead slots are freed and the available count is recomputed
+// from the per-slot counts, which live processes keep exact.
+func (s *Semaphore) repair() {
+	var inUse int64
+	for i := range MaxProcs {
+		h := s.held(i)
+		n := h.Load()
+		if n == 0 {
+			continue
+		}
+		if alive, err := s.mu.a.seg.SlotAlive(i); err == nil && !alive && i != s.slot {
+			h.Store(0)
+			continue
+		}
+		inUse += n
+	}
+	s.avail.Store(s.capacity - inUse)
+	s.wakeAll()
+}
+
+// reclaim gives back the permits of dead holders. It returns how many.
+func (s *Semaphore) reclaim() int64 {
+	var freed int64
+	for i := range MaxProcs {
+		if i == s.slot {
+			continue
+		}
+		h := s.held(i)
+		if h.Load() == 0 {
+			continue
+		}
+		if alive, err := s.mu.a.seg.SlotAlive(i); err == nil && !alive {
+			freed += h.Swap(0)
+		}
+	}
+	s.avail.Add(freed)
+	return freed
+}
+
+// Acquire acquires n permits, waiting until they are available or ctx is
+// done. On success it returns nil; on failure ctx.Err() (or the error of the
+// record's mutex) and leaves the semaphore unchanged. It panics if n is
+// negative or larger than the semaphore's capacity.
+func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
+	s.checkN(n)
+	var stopWake func() bool
+	defer func() {
+		if stopWake != nil {
+			stopWake()
+		}
+	}()
+	for reclaim := false; ; reclaim = true {
+		seq := s.seq.Load()
+		ok, err := s.try(ctx, n, reclaim)
+		if ok || err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if stopWake == nil && ctx.Done() != nil {
+			stopWake = context.AfterFunc(ctx, s.wakeAll)
+		}
+		wait(s.seq, seq, waitSlice)
+	}
+}
+
+// TryAcquire acquires n permits without waiting for a Release, and reports
+// whether it did. On failure it leaves the semaphore unchanged.
+func (s *Semaphore) TryAcquire(n int64) bool {
+	s.checkN(n)
+	ok, _ := s.try(context.Background(), n, true)
+	return ok
+}
+
+func (s *Semaphore) try(ctx context.Context, n int64, reclaim bool) (ok bool, err error) {
+	err = s.locked(ctx, func() {
+		if s.avail.Load() < n && reclaim {
+			s.reclaim()
+		}
+		if s.avail.Load() >= n {
+			s.held(s.slot).Add(n)
+			s.avail.Add(-n)
+			ok = true
+		}
+	})
+	return ok, err
+}
+
+// Release gives back n permits held by this process. It panics if this
+// process holds fewer than n, like x/sync/semaphore. Unlike it, Release
+// returns an error: the one of the record's mutex, if it cannot be locked.
+func (s *Semaphore) Release(n int64) error {
+	if n < 0 {
+		panic("semaphore: Release of a negative count")
+	}
+	over := false
+	err := s.locked(context.Background(), func() {
+		h := s.held(s.slot)
+		if h.Load() < n {
+			over = true
+			return
+		}
+		s.avail.Add(n)
+		h.Add(-n)
+	})
+	if over {
+		panic("semaphore: released more than held")
+	}
+	if err != nil {
+		return err
+	}
+	s.wakeAll()
+	return nil
+}
+
+// Held is the number of permits this process holds.
+func (s *Semaphore) Held() int64 { return s.held(s.slot).Load() }
+
+// Available is the number of free permits. It may be stale by the time it
+// is used, and does not count permits of dead holders not yet reclaimed.
+func (s *Semaphore) Available() int64 { return s.avail.Load() }
+
+// Capacity is the number of permits the semaphore was made with.
+func (s *Semaphore) Capacity() int64 { return s.capacity }
+
+func (s *Semaphore) checkN(n int64) {
+	if n < 0 || n > s.capacity {
+		panic(fmt.Sprintf("semaphore: acquire of %d permits from a semaphore of %d", n, s.capacity))
+	}
+}
+
+func (s *Semaphore) wakeAll() {
+	s.seq.Add(1)
+	wake(s.seq, math.MaxInt32)
+}
