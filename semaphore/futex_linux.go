@@ -32,9 +32,6 @@ func wake(w *atomic.Uint32, n int) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWake, uintptr(n), 0, 0, 0)
 }
 
-// yield gives the CPU to another runnable thread, of any process.
-func yield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
-
 // A clock all processes agree on: CLOCK_MONOTONIC, read once through the
 // kernel and then advanced with Go's vDSO-backed monotonic clock.
 var (

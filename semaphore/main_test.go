@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 		"hammer":      hammerEntry,
 		"sem-loop":    semLoopEntry,
 		"sem-hold":    semHoldEntry,
+		"contend":     contendEntry,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -16,32 +17,40 @@ import (
 
 // Mutex fairness.
 //
-// A Mutex is barging: Unlock releases the word and wakes one sleeper, and
-// whoever CASes the word first owns it, a newcomer or the woken process.
-// That keeps the lock busy (no hand-off to a sleeper that still has to be
-// scheduled) and is what makes it fast, but a waiter could lose every race.
-// So a waiter that has slept for more than starvationThreshold raises the
-// record's starvation deadline to now+starvationWindow, and keeps raising
-// it while it loses. While that deadline is in the future, lockers do not
-// barge: the fast path is skipped, spinning stops, and a locker that finds
-// the word free yields the CPU a few times (maxYields) before taking it, so
-// that the kernel's woken sleeper (futex queues are FIFO) gets it first.
-// The starving waiter clears the deadline when it wins. A deadline is a
-// time, not a flag, so a starving waiter that is SIGKILLed cannot leave the
-// mutex in starvation mode for longer than the window.
+// A Mutex is barging: Unlock releases the word and whoever CASes it first
+// owns it. That keeps a busy lock with one process, which runs its critical
+// sections back to back with the word in its own cache. Waiters therefore
+// stay out of its way: a waiter that sees the word change while it watches
+// for a moment (the lock is hot, handed between critical sections in
+// nanoseconds) backs off with short sleeps, neither spinning on the cache
+// line nor setting the waiters bit, which would cost the owner a futex wake
+// on every Unlock; a waiter that sees the word stay put (a long critical
+// section) sets the waiters bit and sleeps on the futex until Unlock or the
+// owner's death wakes it.
+//
+// A waiter that has waited longer than starvationThreshold asks for a
+// hand-off: it writes its owner id into the record's hand-off word and
+// sleeps on the futex. The next Unlock then does not release the word but
+// stores the starving waiter's id in it, so that no barger can take it, and
+// wakes it. Processes thus take turns in batches of about a millisecond:
+// throughput stays close to an uncontended lock and no process waits without
+// bound. One hand-off request is pending at a time; a request by a process
+// that died is dropped (its process slot is dead) by the next Unlock.
 //
 // No strict FIFO: with more processes than cores, a queue lock hands the
 // lock to a process that is not running and everyone waits for the
 // scheduler.
 const (
 	starvationThreshold = int64(time.Millisecond)
-	starvationWindow    = int64(time.Millisecond)
-	maxYields           = 4
 
-	// spinLimit bounds the busy-wait before sleeping: long enough to
-	// cover a short critical section on another core, short enough not to
-	// steal the owner's CPU when processes outnumber cores.
-	spinLimit = 40
+	// watchLoads is how many times a waiter reads the word to tell a hot
+	// lock from a long hold before it sleeps.
+	watchLoads = 64
+
+	// minBackoff and maxBackoff bound the sleeps of a waiter backing off
+	// from a hot lock.
+	minBackoff = 20 * time.Microsecond
+	maxBackoff = 200 * time.Microsecond
 
 	// waitSlice bounds one futex sleep. The kernel wakes a sleeper when
 	// the owner unlocks or dies; the slice covers the one case it cannot,
@@ -49,6 +58,10 @@ const (
 	// owned by a process the kernel never knew (garbage): after each slice
 	// the sleeper checks that the owner's process slot is still alive.
 	waitSlice = 10 * time.Millisecond
+
+	// grantedBit marks a hand-off word whose request was granted: the
+	// word now belongs (or is about to belong) to the requester.
+	grantedBit = 1 << 31
 )
 
 // Mutex is a robust mutual-exclusion lock that lives in a shared-memory
@@ -63,8 +76,8 @@ const (
 // same record of the same open segment. A Mutex must not be used after its
 // segment is closed.
 type Mutex struct {
-	word   *atomic.Uint32
-	starve *atomic.Int64
+	word    *atomic.Uint32
+	handoff *atomic.Uint32 // owner id of a starving waiter, maybe | grantedBit
 	tid    uint32 // this process's owner id for this segment
 	node   unsafe.Pointer
 	rec    []byte // the whole record
@@ -75,6 +88,7 @@ type Mutex struct {
 	// process never parks more than one OS thread on the futex.
 	local chan struct{}
 
+	//lint:ignore U1000 read by race_on.go in -race builds
 	raceSync byte // the address the race detector synchronises on
 }
 
@@ -112,7 +126,7 @@ func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
 	if a.mutexes == nil {
 		return nil, fmt.Errorf("%s: %w", seg.Path(), shm.ErrClosed)
 	}
-	if !isZero(rec[4:offStarve]) || !isZero(rec[offStarve+8:endReserved]) {
+	if !isZero(rec[offHandoff+4 : endReserved]) {
 		return nil, fmt.Errorf("%s: %w: reserved bytes of the mutex at offset %d are set; is a Mutex there?", seg.Path(), ErrCorrupt, off)
 	}
 	for i := range MaxProcs {
@@ -122,7 +136,7 @@ func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
 	}
 	m := &Mutex{
 		word:   u32(rec, offWord),
-		starve: i64(rec, offStarve),
+		handoff: u32(rec, offHandoff),
 		tid:    a.list.tid,
 		node:   ptr(rec, nodeOffset(a.slot)),
 		rec:    rec,
@@ -151,8 +165,8 @@ func (m *Mutex) Lock() error { return m.LockContext(context.Background()) }
 // mutex as it was (it may have set the waiters bit, which costs an unlocker
 // one wake-up).
 func (m *Mutex) LockContext(ctx context.Context) error {
-	// Fast path: unlocked and nobody starving. One load, one CAS.
-	if m.starve.Load() == 0 && m.word.CompareAndSwap(0, m.tid) {
+	// Fast path: unlocked, nobody sleeping. One CAS.
+	if m.word.CompareAndSwap(0, m.tid) {
 		raceAcquire(m)
 		return nil
 	}
@@ -163,7 +177,7 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 	return err
 }
 
-func (m *Mutex) lockSlow(ctx context.Context) error {
+func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -176,47 +190,75 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 
 	var (
 		stopWake func() bool // wakes sleepers when ctx is done
-		slept    int64       // when this locker first slept; 0 before
-		starving bool
-		spins    int
-		yields   int
+		first    int64       // when this locker first found the lock held
+		slept    bool        // slept on the futex: others may sleep there too
+		asked    bool        // our hand-off request is in the record
+		backoff  = minBackoff
 	)
 	defer func() {
 		if stopWake != nil {
 			stopWake()
 		}
+		if asked && err != nil && !errors.Is(err, ErrOwnerDead) {
+			m.withdraw()
+		}
 	}()
 	for {
 		v := m.word.Load()
-		if v&tidMask == notRecoverable {
+		owner := v & tidMask
+		if owner == notRecoverable {
 			return m.errorf(ErrNotRecoverable)
 		}
-		if v&tidMask == 0 {
-			if !starving && yields < maxYields && m.starving() {
-				yields++
-				yield() // let the starving sleeper, once woken, take it
+		if asked && m.handoff.Load() == m.tid|grantedBit {
+			if owner != m.tid {
+				// The unlocker claimed our request but has not
+				// stored our id yet (or died doing it: then
+				// the word is free and we take it below).
+				if owner == 0 {
+					m.handoff.Store(0)
+					asked = false
+				}
+				runtime.Gosched()
 				continue
 			}
+			m.handoff.Store(0)
+			if v&ownerDiedBit != 0 {
+				return m.errorf(ErrOwnerDead)
+			}
+			return nil
+		}
+		if owner == 0 {
 			nv := m.tid | v&ownerDiedBit
-			if slept != 0 {
+			if slept {
 				nv |= waitersBit // others may still sleep: keep Unlock waking
 			}
 			if !m.word.CompareAndSwap(v, nv) {
 				continue
 			}
-			if starving {
-				m.starve.Store(0)
+			if asked {
+				m.withdraw()
 			}
 			if v&ownerDiedBit != 0 {
 				return m.errorf(ErrOwnerDead)
 			}
 			return nil
 		}
-		if spins < spinLimit && !m.starving() {
-			spins++
-			spin(m.word)
+		now := monoNow()
+		if first == 0 {
+			first = now
+		}
+		if !asked && now-first > starvationThreshold {
+			asked = m.ask(owner)
+		}
+		if !asked && !m.watch(v) {
+			// Hot: stay off the owner's cache line and its wake-ups.
+			if err := sleepContext(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
+		// A long hold, or our hand-off is pending: sleep until Unlock.
 		if v&waitersBit == 0 {
 			if !m.word.CompareAndSwap(v, v|waitersBit) {
 				continue
@@ -226,19 +268,12 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 		if stopWake == nil && ctx.Done() != nil {
 			stopWake = context.AfterFunc(ctx, func() { wake(m.word, math.MaxInt32) })
 		}
-		now := monoNow()
-		switch {
-		case slept == 0:
-			slept = now
-		case now-slept > starvationThreshold:
-			starving = true
-			m.starve.Store(now + starvationWindow)
-		}
 		wait(m.word, v, waitSlice)
+		slept = true
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if monoNow()-now >= int64(waitSlice) && m.word.Load() == v && !m.ownerAlive(v&tidMask) {
+		if monoNow()-now >= int64(waitSlice) && m.word.Load() == v && !m.ownerAlive(owner) {
 			// The owner is gone and the kernel did not say so: mark
 			// it as the kernel would have.
 			m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit)
@@ -246,26 +281,65 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 	}
 }
 
-// spin waits a moment for the word to change without leaving the CPU.
-func spin(w *atomic.Uint32) {
-	v := w.Load()
-	for i := 0; i < 30 && w.Load() == v; i++ {
+// watch reads the word for a moment and reports whether it stayed v.
+func (m *Mutex) watch(v uint32) bool {
+	for range watchLoads {
+		if m.word.Load() != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ask records this process as the starving waiter, unless another one is.
+// A grant left by a requester that died before using it is cleared.
+func (m *Mutex) ask(owner uint32) bool {
+	h := m.handoff.Load()
+	if h&grantedBit != 0 && h&tidMask != owner {
+		m.handoff.CompareAndSwap(h, 0) // stale grant
+		return false
+	}
+	return h == 0 && m.handoff.CompareAndSwap(0, m.tid)
+}
+
+// withdraw takes back our hand-off request. If it was granted meanwhile,
+// the lock is (or is about to be) ours: wait for it and release it.
+func (m *Mutex) withdraw() {
+	if m.handoff.CompareAndSwap(m.tid, 0) {
+		return
+	}
+	if m.handoff.Load() != m.tid|grantedBit {
+		return
+	}
+	for {
+		v := m.word.Load()
+		switch v & tidMask {
+		case m.tid:
+			m.handoff.Store(0)
+			m.Unlock()
+			return
+		case 0, notRecoverable: // the unlocker died between its two steps
+			m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
+			return
+		}
+		runtime.Gosched()
 	}
 }
 
-// starving reports whether a waiter's starvation deadline is in the future,
-// clearing one that passed or that lies absurdly far ahead (garbage).
-func (m *Mutex) starving() bool {
-	d := m.starve.Load()
-	if d == 0 {
-		return false
+// sleepContext sleeps for d or until ctx is done.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	if ctx.Done() == nil {
+		time.Sleep(d)
+		return nil
 	}
-	now := monoNow()
-	if now < d && d-now <= 2*starvationWindow {
-		return true
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
-	m.starve.CompareAndSwap(d, 0)
-	return false
 }
 
 // ownerAlive reports whether the owner id belongs to a live process: its id
@@ -286,8 +360,7 @@ func (m *Mutex) ownerAlive(owner uint32) bool {
 	return false
 }
 
-// TryLock locks m if it is free and nobody is starving for it, without
-// waiting. It returns (true, nil) or (true, ErrOwnerDead) when it took the
+// TryLock locks m if it is free, without waiting. It returns (true, nil) or (true, ErrOwnerDead) when it took the
 // lock, (false, nil) when it is held, and (false, ErrNotRecoverable). It
 // does not probe whether a holder is alive; LockContext does.
 func (m *Mutex) TryLock() (bool, error) {
@@ -296,7 +369,7 @@ func (m *Mutex) TryLock() (bool, error) {
 		switch {
 		case v&tidMask == notRecoverable:
 			return false, m.errorf(ErrNotRecoverable)
-		case v&tidMask != 0 || m.starving():
+		case v&tidMask != 0:
 			return false, nil
 		}
 		if m.word.CompareAndSwap(v, m.tid|v&(ownerDiedBit|waitersBit)) {
@@ -334,6 +407,9 @@ func (m *Mutex) unlockSlow() error {
 			wake(m.word, math.MaxInt32)
 			return m.errorf(ErrNotRecoverable)
 		}
+		if m.handOff(v) {
+			return nil
+		}
 		if m.word.CompareAndSwap(v, 0) {
 			if v&waitersBit != 0 {
 				wake(m.word, 1)
@@ -341,6 +417,30 @@ func (m *Mutex) unlockSlow() error {
 			return nil
 		}
 	}
+}
+
+// handOff gives the lock, held as v by this process, straight to a
+// starving waiter if one asked: first the request is marked granted (so
+// the requester cannot withdraw it any more), then the word goes from our
+// id to theirs without ever being free, then everyone sleeping is woken
+// (the futex cannot wake one chosen sleeper).
+func (m *Mutex) handOff(v uint32) bool {
+	s := m.handoff.Load()
+	if s == 0 || s&grantedBit != 0 || s == m.tid {
+		return false
+	}
+	if !m.ownerAlive(s) {
+		m.handoff.CompareAndSwap(s, 0) // the requester died waiting
+		return false
+	}
+	if !m.handoff.CompareAndSwap(s, s|grantedBit) {
+		return false // withdrawn
+	}
+	for !m.word.CompareAndSwap(v, s|waitersBit) {
+		v = m.word.Load() // only a waiter setting the waiters bit changes it
+	}
+	wake(m.word, math.MaxInt32)
+	return true
 }
 
 // Consistent marks the state protected by m as repaired after a lock call

@@ -25,7 +25,7 @@ const (
 	RecordAlign = 64
 
 	offWord     = 0
-	offStarve   = 8
+	offHandoff  = 4
 	offTids     = 64
 	offNodes    = offTids + 4*MaxProcs
 	endReserved = offTids

@@ -1,0 +1,148 @@
+//go:build linux && cgo
+
+// Package crobust is glibc's robust, process-shared pthread mutex, and a C
+// atomic counter, reached through cgo: the yardsticks shmkit's own Mutex and
+// lock-free counter are measured against. The loops run in C, so a cgo call
+// is paid once per loop, not once per lock.
+package crobust
+
+/*
+#cgo LDFLAGS: -lpthread
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+static int cr_init(void *m) {
+	pthread_mutexattr_t a;
+	int r = pthread_mutexattr_init(&a);
+	if (r) return r;
+	if ((r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) ||
+	    (r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST))) {
+		pthread_mutexattr_destroy(&a);
+		return r;
+	}
+	r = pthread_mutex_init((pthread_mutex_t *)m, &a);
+	pthread_mutexattr_destroy(&a);
+	return r;
+}
+
+static int cr_lock(void *m) { return pthread_mutex_lock((pthread_mutex_t *)m); }
+static int cr_unlock(void *m) { return pthread_mutex_unlock((pthread_mutex_t *)m); }
+static int cr_consistent(void *m) { return pthread_mutex_consistent((pthread_mutex_t *)m); }
+
+// n lock+unlock pairs; the first error stops the loop.
+static int cr_lock_unlock(void *m, long n) {
+	for (long i = 0; i < n; i++) {
+		int r = pthread_mutex_lock((pthread_mutex_t *)m);
+		if (r) return r;
+		if ((r = pthread_mutex_unlock((pthread_mutex_t *)m))) return r;
+	}
+	return 0;
+}
+
+// Increment *ctr under the mutex until it reaches limit; *mine counts this
+// caller's increments. An owner death is repaired (the counter is a single
+// word, always consistent).
+static int cr_contend(void *m, int64_t *ctr, int64_t limit, int64_t *mine) {
+	for (;;) {
+		int r = pthread_mutex_lock((pthread_mutex_t *)m);
+		if (r == EOWNERDEAD) r = pthread_mutex_consistent((pthread_mutex_t *)m);
+		if (r) return r;
+		if (*ctr >= limit) return pthread_mutex_unlock((pthread_mutex_t *)m);
+		(*ctr)++;
+		(*mine)++;
+		if ((r = pthread_mutex_unlock((pthread_mutex_t *)m))) return r;
+	}
+}
+
+// The same with no lock at all: one CAS per increment.
+static void cr_cas_contend(int64_t *ctr, int64_t limit, int64_t *mine) {
+	int64_t v = __atomic_load_n(ctr, __ATOMIC_RELAXED);
+	while (v < limit) {
+		if (__atomic_compare_exchange_n(ctr, &v, v + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+			(*mine)++, v++;
+	}
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"syscall"
+	"unsafe"
+)
+
+// Size is sizeof(pthread_mutex_t); records reserve 64 bytes for it.
+const Size = C.sizeof_pthread_mutex_t
+
+// ErrOwnerDead is EOWNERDEAD from pthread_mutex_lock.
+var ErrOwnerDead = syscall.EOWNERDEAD
+
+// Mutex is a pthread_mutex_t inside a shared mapping.
+type Mutex struct{ p unsafe.Pointer }
+
+// At views the bytes at b[0:Size] as a pthread mutex. b must be in a shared
+// mapping (not the Go heap: C keeps no Go pointer, and the mapping never
+// moves) and 8-aligned; callers pass slices of shm segments.
+func At(b []byte) (Mutex, error) {
+	if len(b) < Size || uintptr(unsafe.Pointer(&b[0]))%8 != 0 {
+		return Mutex{}, fmt.Errorf("crobust: need %d 8-aligned bytes", Size)
+	}
+	return Mutex{unsafe.Pointer(&b[0])}, nil
+}
+
+func errno(r C.int) error {
+	if r == 0 {
+		return nil
+	}
+	return syscall.Errno(r)
+}
+
+// Init initializes a robust, process-shared mutex.
+func (m Mutex) Init() error { return errno(C.cr_init(m.p)) }
+
+// Lock locks; an error of ErrOwnerDead means it is held and inconsistent.
+func (m Mutex) Lock() error { return errno(C.cr_lock(m.p)) }
+
+// Unlock unlocks.
+func (m Mutex) Unlock() error { return errno(C.cr_unlock(m.p)) }
+
+// Consistent is pthread_mutex_consistent.
+func (m Mutex) Consistent() error { return errno(C.cr_consistent(m.p)) }
+
+// LockUnlock runs n lock+unlock pairs in C.
+func (m Mutex) LockUnlock(n int) error { return errno(C.cr_lock_unlock(m.p, C.long(n))) }
+
+// Contend increments the int64 in ctr (8 bytes of a shared mapping,
+// 8-aligned) under the mutex, in C, until it reaches limit, and returns how
+// many increments this caller made.
+func (m Mutex) Contend(ctr []byte, limit int64) (int64, error) {
+	p, err := counter(ctr)
+	if err != nil {
+		return 0, err
+	}
+	var mine C.int64_t
+	r := C.cr_contend(m.p, p, C.int64_t(limit), &mine)
+	return int64(mine), errno(r)
+}
+
+// CASContend increments the int64 in ctr with a C compare-and-swap until
+// it reaches limit, and returns how many increments this caller made.
+func CASContend(ctr []byte, limit int64) (int64, error) {
+	p, err := counter(ctr)
+	if err != nil {
+		return 0, err
+	}
+	var mine C.int64_t
+	C.cr_cas_contend(p, C.int64_t(limit), &mine)
+	return int64(mine), nil
+}
+
+// counter checks that b can hold an aligned int64; the pointer is into a
+// shared mapping, which C may keep and use (no Go memory involved).
+func counter(b []byte) (*C.int64_t, error) {
+	if len(b) < 8 || uintptr(unsafe.Pointer(&b[0]))%8 != 0 {
+		return nil, fmt.Errorf("crobust: a counter needs 8 aligned bytes")
+	}
+	return (*C.int64_t)(unsafe.Pointer(&b[0])), nil
+}

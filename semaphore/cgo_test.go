@@ -1,0 +1,35 @@
+//go:build linux && cgo
+
+package semaphore
+
+import "github.com/shmkit/shmkit/internal/crobust"
+
+const haveCgo = true
+
+func initPthread(b []byte) error {
+	m, err := crobust.At(b)
+	if err != nil {
+		return err
+	}
+	return m.Init()
+}
+
+func pthreadLockUnlock(b []byte, n int) error {
+	m, err := crobust.At(b)
+	if err != nil {
+		return err
+	}
+	return m.LockUnlock(n)
+}
+
+func pthreadContend(b, ctr []byte, limit int64) (int64, error) {
+	m, err := crobust.At(b)
+	if err != nil {
+		return 0, err
+	}
+	return m.Contend(ctr, limit)
+}
+
+func casContend(ctr []byte, limit int64) (int64, error) {
+	return crobust.CASContend(ctr, limit)
+}
