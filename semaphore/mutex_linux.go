@@ -78,11 +78,11 @@ const (
 type Mutex struct {
 	word    *atomic.Uint32
 	handoff *atomic.Uint32 // owner id of a starving waiter, maybe | grantedBit
-	tid    uint32 // this process's owner id for this segment
-	node   unsafe.Pointer
-	rec    []byte // the whole record
-	a      *attachment
-	off    int
+	tid     uint32         // this process's owner id for this segment
+	node    unsafe.Pointer
+	rec     []byte // the whole record
+	a       *attachment
+	off     int
 
 	// local serialises this process's goroutines in the slow path, so a
 	// process never parks more than one OS thread on the futex.
@@ -135,14 +135,14 @@ func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
 		}
 	}
 	m := &Mutex{
-		word:   u32(rec, offWord),
+		word:    u32(rec, offWord),
 		handoff: u32(rec, offHandoff),
-		tid:    a.list.tid,
-		node:   ptr(rec, nodeOffset(a.slot)),
-		rec:    rec,
-		a:      a,
-		off:    off,
-		local:  make(chan struct{}, 1),
+		tid:     a.list.tid,
+		node:    ptr(rec, nodeOffset(a.slot)),
+		rec:     rec,
+		a:       a,
+		off:     off,
+		local:   make(chan struct{}, 1),
 	}
 	// Publish who owns slot a.slot before the node goes on the list: a
 	// waiter maps a word's owner id to a slot, and a slot to liveness.
