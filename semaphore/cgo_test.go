@@ -33,3 +33,20 @@ func pthreadContend(b, ctr []byte, limit int64) (int64, error) {
 func casContend(ctr []byte, limit int64) (int64, error) {
 	return crobust.CASContend(ctr, limit)
 }
+
+func pthreadLock(b []byte) error {
+	m, err := crobust.At(b)
+	if err != nil {
+		return err
+	}
+	return m.Lock()
+}
+
+// pthreadTakeover locks, expecting EOWNERDEAD, repairs and unlocks.
+func pthreadTakeover(b []byte) error {
+	m, err := crobust.At(b)
+	if err != nil {
+		return err
+	}
+	return m.Takeover()
+}

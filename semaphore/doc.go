@@ -1,6 +1,121 @@
-// Package semaphore will hold a robust inter-process Mutex and a counting
-// Semaphore living inside a shm segment: a Mutex that survives a SIGKILLed
-// owner with POSIX robust semantics (ErrOwnerDead, Consistent,
-// ErrNotRecoverable), and a Semaphore that gives back the permits of a dead
-// holder. Not built yet: see ../DESIGN notes in the project's issues.
+// Package semaphore provides a robust inter-process Mutex and a counting
+// Semaphore that live in a shared-memory segment (package shm) and survive
+// the death of a process that holds them.
+//
+// # Basics
+//
+//	m, err := semaphore.OpenMutex(ctx, "orders") // /dev/shm/shmkit.orders
+//	err = m.Lock()
+//	if errors.Is(err, semaphore.ErrOwnerDead) {
+//		repair()           // the previous owner died mid-update
+//		err = m.Consistent()
+//	}
+//	...
+//	m.Unlock()
+//
+// A Mutex or Semaphore can also sit inside a segment of your own, at an
+// offset (NewMutex, NewSemaphore): a Mutex record of zeros is an unlocked
+// Mutex; a Semaphore record is written by InitSemaphore in the segment's
+// init function.
+//
+// POSIX robust-mutex semantics, as glibc's PTHREAD_MUTEX_ROBUST: when the
+// owner dies (SIGKILL at any instruction, a crash, an exit), the next locker
+// gets the lock and ErrOwnerDead; it repairs the protected state and calls
+// Consistent. If it unlocks without Consistent, the mutex becomes
+// ErrNotRecoverable for every process. Unlock by a process that does not
+// hold the mutex returns ErrNotOwner; like sync.Mutex, any goroutine of the
+// owning process may unlock it.
+//
+// Blocking calls come as Lock / LockContext(ctx) / TryLock and
+// Acquire(ctx, n) / TryAcquire(n); Semaphore is shaped like
+// golang.org/x/sync/semaphore.Weighted.
+//
+// # How a death is noticed
+//
+// The kernel keeps, per thread, a "robust list" of futex words (see
+// set_robust_list(2)). When a thread exits, however it exits, the kernel
+// walks its list: each word whose low 30 bits equal the thread's TID gets
+// the OWNER_DIED bit, and one waiter is woken. The Go runtime registers no
+// list, so this package does: for each process-slot index a process uses, a
+// goroutine locks itself to an OS thread for the life of the process and
+// registers a list head from there. That thread's TID is the process's
+// owner id, which any goroutine on any thread writes into a futex word when
+// it locks.
+//
+// Every entry of one list must sit at the same distance from its futex
+// word. So a Mutex record holds one list node per process slot: a process
+// that claimed slot i of a segment (an OFD byte lock, see shm.ClaimSlot)
+// links node i of each record into list i once, when it attaches, and
+// unlinks it when the segment is closed. Lock and Unlock are then plain
+// CASes on the word: the fast path is one CAS, no syscall, no list work.
+// (Linking per acquisition, as glibc does, costs several stores per lock.)
+//
+// The kernel cannot cover one window: an owner killed after it released the
+// word but before it woke a sleeper. And a word may hold an id the kernel
+// never knew (a corrupt file). So sleepers sleep in slices of 10ms; after a
+// slice in which the word did not change they look the owner id up in the
+// record's table of per-slot owner ids and ask the kernel whether that
+// slot's OFD lock is still held. If not, they mark the word OWNER_DIED as
+// the kernel would have. A missed wake costs bounded latency, never a hang.
+//
+// # Layout
+//
+// All integers little-endian. A Mutex record is MutexSize (1600) bytes at a
+// data offset that is a multiple of 64:
+//
+//	offset size field
+//	     0    4 futex word: bits 0-29 owner id (TID of the owner process's
+//	            robust thread; 0 unlocked; 0x3fffffff not recoverable),
+//	            bit 30 OWNER_DIED, bit 31 WAITERS (the kernel's format)
+//	     4    4 hand-off: owner id of a starving waiter, bit 31 set once granted
+//	     8   56 reserved, zero
+//	    64  512 owner ids of process slots 0-127, uint32 each (0: none yet)
+//	   576 1024 robust-list nodes of slots 0-127, 8 bytes each: a pointer in
+//	            the address space of the process holding the slot;
+//	            futex_offset of list i is -(576+8i)
+//
+// A Semaphore record is SemaphoreSize (2688) bytes, 64-aligned:
+//
+//	offset size field
+//	     0 1600 Mutex record guarding the fields below
+//	  1600    8 capacity, int64 (> 0)
+//	  1608    8 permits available, int64
+//	  1616    4 release sequence, uint32 futex word: waiters sleep on it
+//	  1620   44 reserved, zero
+//	  1664 1024 permits held by the process in slot 0-127, int64 each
+//
+// Whenever its mutex is free, available + sum(held) == capacity. A process
+// that dies holding permits leaves them in its slot; they go back when an
+// Acquire finds too few permits (it checks which slots are dead), when a
+// waiter's sleep slice ends, or when a new process claims that slot. A
+// process killed inside Acquire or Release leaves the mutex OWNER_DIED; the
+// next caller rebuilds available from the live slots' counts.
+//
+// # Mutex fairness
+//
+// Barging with hand-off, like sync.Mutex's normal and starvation modes: a
+// busy lock stays with the process that runs, waiters back off while the
+// lock is hot and sleep on the futex while it is held for long, and a
+// waiter that waited more than 1ms is handed the lock directly by the next
+// Unlock. See the comment above starvationThreshold in mutex_linux.go. No
+// strict FIFO: it collapses when processes outnumber cores.
+//
+// # Caveats
+//
+// Linux only (the robust list, futexes and OFD locks are Linux's); other
+// systems get errors.ErrUnsupported.
+//
+// At most MaxProcs (128) processes use the mutexes of one segment at once,
+// and a process can attach at most 2048 records per slot index (the
+// kernel's list limit). A Mutex must not be used after its segment is
+// closed; closing it unlinks the nodes. A process that opens one segment
+// twice holds two slots and two owner ids: a lock taken through one handle
+// cannot be unlocked through the other.
+//
+// Robust means a dead owner is detected, not that the data is right: the
+// code that gets ErrOwnerDead must repair or discard what the lock guards.
+//
+// The race detector does not see synchronisation through shared mappings;
+// Mutex reports its lock/unlock edges to it in -race builds, so data guarded
+// by a Mutex within one process is checked as with sync.Mutex.
 package semaphore

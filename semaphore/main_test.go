@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 		"sem-loop":    semLoopEntry,
 		"sem-hold":    semHoldEntry,
 		"contend":     contendEntry,
+		"bench-hold":  benchHoldEntry,
 	})
 }
 

@@ -4,7 +4,9 @@ package semaphore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -186,4 +188,93 @@ func benchContended(b *testing.B, backend string, procs int) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(lo, "min_share")
 	b.ReportMetric(hi, "max_share")
+}
+
+// benchHoldEntry: args name, backend. Lock the backend's mutex in the
+// benchmark segment, say "locked", wait to be killed.
+func benchHoldEntry(args []string) int {
+	seg, err := openBench(args[0])
+	if err != nil {
+		return fail(err)
+	}
+	switch args[1] {
+	case "shm-mutex":
+		m, err := NewMutex(seg, 0)
+		if err != nil {
+			return fail(err)
+		}
+		if err := m.Lock(); err != nil && !errors.Is(err, ErrOwnerDead) {
+			return fail(err)
+		}
+	case "c-robust":
+		if err := pthreadLock(seg.Data()[offPthread : offPthread+64]); err != nil {
+			return fail(err)
+		}
+	}
+	fmt.Println("locked")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// BenchmarkTakeover: a child holds the mutex, the benchmark's waiter is
+// blocked in Lock, the child is SIGKILLed; the time from the kill to the
+// waiter's ErrOwnerDead (EOWNERDEAD for glibc). Reports the median and
+// 99th percentile in µs; run it with -benchtime 200x or so.
+func BenchmarkTakeover(b *testing.B) {
+	for _, backend := range []string{"shm-mutex", "c-robust"} {
+		b.Run("backend="+backend, func(b *testing.B) {
+			if !haveCgo && backend == "c-robust" {
+				b.Skip("built without cgo")
+			}
+			name := tempName(b)
+			seg, err := openBench(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer seg.Close()
+			m, err := NewMutex(seg, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lock := func() error {
+				err := m.Lock()
+				if errors.Is(err, ErrOwnerDead) {
+					if err := m.Consistent(); err != nil {
+						return err
+					}
+					return m.Unlock()
+				}
+				m.Unlock()
+				return fmt.Errorf("lock returned %v, want ErrOwnerDead", err)
+			}
+			if backend == "c-robust" {
+				lock = func() error { return pthreadTakeover(seg.Data()[offPthread : offPthread+64]) }
+			}
+			lat := make([]time.Duration, 0, b.N)
+			for range b.N {
+				b.StopTimer()
+				p := testproc.Start(b, "bench-hold", name, backend)
+				p.Expect("locked")
+				done := make(chan error)
+				var took time.Time
+				go func() {
+					err := lock()
+					took = time.Now()
+					done <- err
+				}()
+				time.Sleep(2 * time.Millisecond) // let the waiter block
+				b.StartTimer()
+				killed := time.Now()
+				p.Kill()
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, took.Sub(killed))
+				p.Wait()
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50_us")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99_us")
+		})
+	}
 }

@@ -55,6 +55,20 @@ static int cr_contend(void *m, int64_t *ctr, int64_t limit, int64_t *mine) {
 	}
 }
 
+// Lock expecting EOWNERDEAD, repair and unlock, all on one thread (a
+// pthread mutex belongs to a thread; Go may move a goroutine between cgo
+// calls). Returns the lock's result if it was not EOWNERDEAD.
+static int cr_takeover(void *m) {
+	int r = pthread_mutex_lock((pthread_mutex_t *)m);
+	if (r == 0) {
+		pthread_mutex_unlock((pthread_mutex_t *)m);
+		return -1;
+	}
+	if (r != EOWNERDEAD) return r;
+	if ((r = pthread_mutex_consistent((pthread_mutex_t *)m))) return r;
+	return pthread_mutex_unlock((pthread_mutex_t *)m);
+}
+
 // The same with no lock at all: one CAS per increment.
 static void cr_cas_contend(int64_t *ctr, int64_t limit, int64_t *mine) {
 	int64_t v = __atomic_load_n(ctr, __ATOMIC_RELAXED);
@@ -67,6 +81,7 @@ static void cr_cas_contend(int64_t *ctr, int64_t limit, int64_t *mine) {
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"unsafe"
@@ -102,13 +117,28 @@ func errno(r C.int) error {
 func (m Mutex) Init() error { return errno(C.cr_init(m.p)) }
 
 // Lock locks; an error of ErrOwnerDead means it is held and inconsistent.
+// A pthread mutex is owned by an OS thread: hold the lock only within
+// runtime.LockOSThread, or in a process that exits holding it.
 func (m Mutex) Lock() error { return errno(C.cr_lock(m.p)) }
 
-// Unlock unlocks.
+// Unlock unlocks; it fails with EPERM on a thread that does not own m.
 func (m Mutex) Unlock() error { return errno(C.cr_unlock(m.p)) }
 
 // Consistent is pthread_mutex_consistent.
 func (m Mutex) Consistent() error { return errno(C.cr_consistent(m.p)) }
+
+// ErrNotDead is returned by Takeover when the lock was free.
+var ErrNotDead = errors.New("crobust: lock did not report EOWNERDEAD")
+
+// Takeover waits for the lock, which must come with EOWNERDEAD, marks it
+// consistent and unlocks it, in one C call on one thread.
+func (m Mutex) Takeover() error {
+	r := C.cr_takeover(m.p)
+	if r == -1 {
+		return ErrNotDead
+	}
+	return errno(r)
+}
 
 // LockUnlock runs n lock+unlock pairs in C.
 func (m Mutex) LockUnlock(n int) error { return errno(C.cr_lock_unlock(m.p, C.long(n))) }

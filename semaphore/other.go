@@ -1,0 +1,50 @@
+//go:build !linux
+
+package semaphore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/shmkit/shmkit/shm"
+)
+
+// The robust mutex needs Linux (robust futex lists, futexes, OFD locks).
+// Elsewhere every constructor fails with errors.ErrUnsupported.
+
+const (
+	MaxProcs      = 128
+	MutexSize     = 1600
+	SemaphoreSize = 2688
+	RecordAlign   = 64
+	MutexTag      = "semaphore.Mutex/1"
+	SemaphoreTag  = "semaphore.Semaphore/1"
+)
+
+// Mutex is a robust inter-process mutex (Linux only).
+type Mutex struct{}
+
+// Semaphore is an inter-process counting semaphore (Linux only).
+type Semaphore struct{}
+
+func InitMutex(seg *shm.Segment, off int) error                  { return errors.ErrUnsupported }
+func NewMutex(seg *shm.Segment, off int) (*Mutex, error)         { return nil, errors.ErrUnsupported }
+func OpenMutex(ctx context.Context, name string) (*Mutex, error) { return nil, errors.ErrUnsupported }
+func InitSemaphore(seg *shm.Segment, off int, n int64) error     { return errors.ErrUnsupported }
+func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) { return nil, errors.ErrUnsupported }
+func OpenSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
+	return nil, errors.ErrUnsupported
+}
+func (m *Mutex) Lock() error                                    { return errors.ErrUnsupported }
+func (m *Mutex) LockContext(ctx context.Context) error          { return errors.ErrUnsupported }
+func (m *Mutex) TryLock() (bool, error)                         { return false, errors.ErrUnsupported }
+func (m *Mutex) Unlock() error                                  { return errors.ErrUnsupported }
+func (m *Mutex) Consistent() error                              { return errors.ErrUnsupported }
+func (m *Mutex) Segment() *shm.Segment                          { return nil }
+func (s *Semaphore) Acquire(ctx context.Context, n int64) error { return errors.ErrUnsupported }
+func (s *Semaphore) TryAcquire(n int64) bool                    { return false }
+func (s *Semaphore) Release(n int64) error                      { return errors.ErrUnsupported }
+func (s *Semaphore) Held() int64                                { return 0 }
+func (s *Semaphore) Available() int64                           { return 0 }
+func (s *Semaphore) Capacity() int64                            { return 0 }
+func (s *Semaphore) Segment() *shm.Segment                      { return nil }
