@@ -1,0 +1,60 @@
+package forkexec
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by this package; test them with errors.Is.
+var (
+	// ErrStarted is returned by Start on a Process that was started
+	// before, and by SetDaemon after Start.
+	ErrStarted = errors.New("forkexec: process already started")
+
+	// ErrNotStarted is returned by Join, Terminate and Kill before Start.
+	ErrNotStarted = errors.New("forkexec: process not started")
+
+	// ErrDaemonChildren is returned by Start in a daemon process: a daemon
+	// is killed with its parent and could not reap its own children
+	// (Python raises AssertionError: "daemonic processes are not allowed
+	// to have children").
+	ErrDaemonChildren = errors.New("forkexec: daemonic processes are not allowed to have children")
+
+	// ErrUnknownEntry is returned by Start for an entry name that was not
+	// registered.
+	ErrUnknownEntry = errors.New("forkexec: unknown entry; Register it in an init function")
+
+	// ErrNoMain is returned by Start when the program's main does not run
+	// through Main: the child would run the parent's main again.
+	ErrNoMain = errors.New("forkexec: Start needs the program's main to call forkexec.Main")
+)
+
+// ExitError is returned by Join when the child did not exit with status 0.
+type ExitError struct {
+	Name string // the Process's name
+	Pid  int
+	Code int // exit status, or -signal if a signal killed it (as Python reports)
+}
+
+func (e *ExitError) Error() string {
+	if e.Code < 0 {
+		return fmt.Sprintf("forkexec: %s (pid %d) killed by signal %d", e.Name, e.Pid, -e.Code)
+	}
+	return fmt.Sprintf("forkexec: %s (pid %d) exited with status %d", e.Name, e.Pid, e.Code)
+}
+
+// exitCoder is an error that asks Main for a particular exit status.
+type exitCoder interface {
+	error
+	ExitCode() int
+}
+
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+func (e exitStatus) ExitCode() int { return int(e) }
+
+// Exit is an error that makes Main exit with code, printing nothing: for a
+// run function (or entry) that has already reported its failure, such as a
+// test binary's m.Run.
+func Exit(code int) error { return exitStatus(code) }

@@ -1,0 +1,382 @@
+//go:build linux
+
+package forkexec
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+)
+
+func TestMain(m *testing.M) {
+	Main(func() error {
+		code := m.Run()
+		if left := testproc.Children(); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "forkexec: children left behind: %s\n", strings.Join(left, "; "))
+			code = 1
+		}
+		return Exit(code)
+	})
+}
+
+var counter = 1 // changed by the "mutate" child, never by the parent
+
+func init() {
+	Register("exit", func(args []string) error {
+		code, _ := strconv.Atoi(args[0])
+		return Exit(code)
+	})
+	Register("sleep", func([]string) error {
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
+		return nil
+	})
+	Register("mutate", func([]string) error {
+		counter = 99
+		fmt.Println("child counter", counter)
+		return nil
+	})
+	Register("info", func([]string) error {
+		c := Current()
+		fmt.Println(c.Pid, c.PPid, c.Name, c.Daemon, c.Child)
+		return nil
+	})
+	Register("spawn", func([]string) error {
+		p := &Process{Entry: "exit", Args: []string{"0"}}
+		fmt.Println("start:", p.Start())
+		return nil
+	})
+	Register("panic", func([]string) error { panic("boom") })
+	Register("error", func([]string) error { return errors.New("boom") })
+	// tree: a daemon and a non-daemon child; the non-daemon touches
+	// args[0] after a moment; then tree's entry returns and its Main
+	// must terminate the daemon and join the other.
+	Register("tree", func(args []string) error {
+		d, n := startPair(args[0], "0.2")
+		fmt.Println("pids", d.Pid(), n.Pid())
+		return nil
+	})
+	// tree-forever: the same, then wait to be killed.
+	Register("tree-forever", func(args []string) error {
+		d, n := startPair(args[0], "3600")
+		fmt.Println("pids", d.Pid(), n.Pid())
+		time.Sleep(time.Hour)
+		return nil
+	})
+	Register("touch-after", func(args []string) error {
+		secs, _ := strconv.ParseFloat(args[1], 64)
+		time.Sleep(time.Duration(secs * float64(time.Second)))
+		return os.WriteFile(args[0], []byte("done"), 0o600)
+	})
+}
+
+// startPair starts a daemon sleeper and a non-daemon touch-after child,
+// with output to /dev/null so that they do not hold the test's pipes.
+func startPair(file, secs string) (daemon, other *Process) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		panic(err)
+	}
+	daemon = &Process{Entry: "sleep", Daemon: true, Stdout: null, Stderr: null}
+	other = &Process{Entry: "touch-after", Args: []string{file, secs}, Stdout: null, Stderr: null}
+	if err := daemon.Start(); err != nil {
+		panic(err)
+	}
+	if err := other.Start(); err != nil {
+		panic(err)
+	}
+	return daemon, other
+}
+
+// lines collects a child's stdout and lets a test wait for a line.
+type lines struct {
+	mu   sync.Mutex
+	all  []string
+	more chan struct{}
+	w    *io.PipeWriter
+}
+
+func newLines() *lines {
+	r, w := io.Pipe()
+	l := &lines{more: make(chan struct{}, 1), w: w}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.all = append(l.all, sc.Text())
+			l.mu.Unlock()
+			select {
+			case l.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return l
+}
+
+func (l *lines) Write(b []byte) (int, error) { return l.w.Write(b) }
+
+// wait returns the first line with the prefix, failing after a minute (a
+// guard against hanging, not a timing check).
+func (l *lines) wait(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		l.mu.Lock()
+		for _, s := range l.all {
+			if strings.HasPrefix(s, prefix) {
+				l.mu.Unlock()
+				return s
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.more:
+		case <-deadline:
+			t.Fatalf("no line %q; got %q", prefix, l.all)
+		}
+	}
+}
+
+// start starts p and makes sure it is gone when the test ends.
+func start(t *testing.T, p *Process) *Process {
+	t.Helper()
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Kill()
+		p.Join(context.Background())
+	})
+	return p
+}
+
+func TestStartJoinExitCode(t *testing.T) {
+	ok := start(t, &Process{Entry: "exit", Args: []string{"0"}})
+	if err := ok.Join(context.Background()); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	if code, done := ok.ExitCode(); code != 0 || !done {
+		t.Fatalf("ExitCode = %d, %v", code, done)
+	}
+	bad := start(t, &Process{Entry: "exit", Args: []string{"3"}})
+	err := bad.Join(context.Background())
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 3 || ee.Pid != bad.Pid() {
+		t.Fatalf("Join: %v, want *ExitError with code 3", err)
+	}
+}
+
+func TestIsAliveKillTerminate(t *testing.T) {
+	out := newLines()
+	p := &Process{Entry: "sleep", Stdout: out}
+	if p.IsAlive() {
+		t.Fatal("alive before Start")
+	}
+	if code, ok := p.ExitCode(); ok {
+		t.Fatalf("ExitCode before Start = %d", code)
+	}
+	if err := p.Join(context.Background()); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Join before Start: %v", err)
+	}
+	start(t, p)
+	out.wait(t, "ready")
+	if !p.IsAlive() {
+		t.Fatal("not alive after Start")
+	}
+	if _, ok := p.ExitCode(); ok {
+		t.Fatal("exit code while running")
+	}
+	if err := p.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	p.Join(context.Background())
+	if code, _ := p.ExitCode(); code != -15 || p.IsAlive() {
+		t.Fatalf("after Terminate: code %d alive %v; want -15 false", code, p.IsAlive())
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatalf("Kill of an exited child: %v", err)
+	}
+
+	k := start(t, &Process{Entry: "sleep"})
+	k.Kill()
+	var ee *ExitError
+	if err := k.Join(context.Background()); !errors.As(err, &ee) || ee.Code != -9 {
+		t.Fatalf("Join after Kill: %v, want code -9", err)
+	}
+}
+
+func TestJoinDeadline(t *testing.T) {
+	p := start(t, &Process{Entry: "sleep"})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Join(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Join: %v, want DeadlineExceeded", err)
+	}
+	if !p.IsAlive() {
+		t.Fatal("a Join that timed out killed the child")
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	out := newLines()
+	p := start(t, &Process{Entry: "mutate", Stdout: out})
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.wait(t, "child counter"); got != "child counter 99" {
+		t.Fatalf("child printed %q", got)
+	}
+	if counter != 1 {
+		t.Fatalf("parent's counter is %d, want 1", counter)
+	}
+}
+
+func TestCurrentAndNames(t *testing.T) {
+	if c := Current(); c.Name != "MainProcess" || c.Child || c.Pid != os.Getpid() || c.PPid != os.Getppid() {
+		t.Fatalf("Current() in the parent = %+v", c)
+	}
+	out := newLines()
+	p := start(t, &Process{Entry: "info", Stdout: out})
+	named := start(t, &Process{Entry: "info", Name: "worker", Daemon: true, Stdout: out})
+	p.Join(context.Background())
+	named.Join(context.Background())
+	want := fmt.Sprintf("%d %d %s false true", p.Pid(), os.Getpid(), p.Name)
+	if got := out.wait(t, strconv.Itoa(p.Pid())); got != want {
+		t.Fatalf("child says %q, want %q", got, want)
+	}
+	if !strings.HasPrefix(p.Name, "Process-") {
+		t.Fatalf("default name %q", p.Name)
+	}
+	want = fmt.Sprintf("%d %d worker true true", named.Pid(), os.Getpid())
+	if got := out.wait(t, strconv.Itoa(named.Pid())); got != want {
+		t.Fatalf("child says %q, want %q", got, want)
+	}
+}
+
+func TestMisuse(t *testing.T) {
+	p := start(t, &Process{Entry: "exit", Args: []string{"0"}})
+	if err := p.Start(); !errors.Is(err, ErrStarted) {
+		t.Fatalf("second Start: %v", err)
+	}
+	if err := (&Process{Entry: "nope"}).Start(); !errors.Is(err, ErrUnknownEntry) {
+		t.Fatalf("unknown entry: %v", err)
+	}
+	out := newLines()
+	d := start(t, &Process{Entry: "spawn", Daemon: true, Stdout: out})
+	d.Join(context.Background())
+	if got := out.wait(t, "start:"); got != "start: "+ErrDaemonChildren.Error() {
+		t.Fatalf("daemon's Start: %q", got)
+	}
+	for entry, want := range map[string]int{"panic": 2, "error": 1} {
+		var stderr strings.Builder
+		p := start(t, &Process{Entry: entry, Stderr: &stderr})
+		var ee *ExitError
+		if err := p.Join(context.Background()); !errors.As(err, &ee) || ee.Code != want {
+			t.Fatalf("%s: Join %v, want status %d", entry, err, want)
+		}
+		if !strings.Contains(stderr.String(), "boom") {
+			t.Fatalf("%s: stderr %q does not say boom", entry, stderr.String())
+		}
+	}
+}
+
+// TestUnknownEntryNoForkBomb: a binary started with an unknown entry name
+// fails loudly and never runs the parent's main (here: the tests).
+func TestUnknownEntryNoForkBomb(t *testing.T) {
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "-test.run", "TestUnknownEntryNoForkBomb", "-test.v")
+	cmd.Env = append(os.Environ(), envEntry+"=no-such-entry")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want status 2; output %q", err, out)
+	}
+	if !strings.Contains(string(out), "unknown entry") || strings.Contains(string(out), "=== RUN") {
+		t.Fatalf("output %q", out)
+	}
+}
+
+// TestMainShutdown: when a process's main (here the tree entry) returns,
+// Main terminates its daemon child and waits for the other.
+func TestMainShutdown(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "touched")
+	out := newLines()
+	p := start(t, &Process{Entry: "tree", Args: []string{file}, Stdout: out})
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var daemon, other int
+	fmt.Sscanf(out.wait(t, "pids"), "pids %d %d", &daemon, &other)
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("the non-daemon child was not joined: %v", err)
+	}
+	for _, pid := range []int{daemon, other} {
+		if alive(pid) {
+			t.Fatalf("pid %d outlived its parent's Main", pid)
+		}
+	}
+}
+
+// TestParentKilled: the parent is SIGKILLed; its daemon dies with it
+// (Pdeathsig), its other child lives on as an orphan, reparented to this
+// test process, a subreaper, which reaps both.
+func TestParentKilled(t *testing.T) {
+	if err := SetSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	out := newLines()
+	p := start(t, &Process{Entry: "tree-forever", Args: []string{filepath.Join(t.TempDir(), "x")}, Stdout: out})
+	var daemon, orphan int
+	fmt.Sscanf(out.wait(t, "pids"), "pids %d %d", &daemon, &orphan)
+	p.Kill()
+	p.Join(context.Background())
+	if code, err := ReapOrphan(daemon); err != nil || code != -9 {
+		t.Fatalf("daemon: status %d, %v; want killed by SIGKILL with its parent", code, err)
+	}
+	if !alive(orphan) {
+		t.Fatal("the non-daemon child died with its parent")
+	}
+	if ppid := parentOf(orphan); ppid != os.Getpid() {
+		t.Fatalf("orphan's parent is %d, want the subreaper %d", ppid, os.Getpid())
+	}
+	syscall.Kill(orphan, syscall.SIGKILL)
+	if code, err := ReapOrphan(orphan); err != nil || code != -9 {
+		t.Fatalf("orphan: status %d, %v", code, err)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func parentOf(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}

@@ -1,0 +1,143 @@
+//go:build linux
+
+package forkexec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// The environment tells a re-executed binary which entry to run. Main
+// removes these variables before it runs the entry, so that programs the
+// entry executes do not see them.
+const (
+	envEntry    = "SHMKIT_FORKEXEC_ENTRY"
+	envName     = "SHMKIT_FORKEXEC_NAME"
+	envIdentity = "SHMKIT_FORKEXEC_IDENTITY"
+	envDaemon   = "SHMKIT_FORKEXEC_DAEMON"
+	envParent   = "SHMKIT_FORKEXEC_PARENT"
+)
+
+// Entry is a child's body: it gets the Process's Args. A returned error
+// makes the child exit with status 1 after printing it on stderr (or with
+// the status of an error from Exit); a panic, with status 2 and the trace.
+type Entry func(args []string) error
+
+var (
+	entriesMu sync.Mutex
+	entries   = map[string]Entry{}
+
+	mainCalled atomic.Bool
+	self       = Info{Pid: os.Getpid(), Name: "MainProcess"}
+	identity   string // "", or "1", "1:2"...: this process's place in the tree
+)
+
+// Register makes fn startable as a child under name. Call it from an init
+// function, so that the re-executed child knows the name before main runs.
+// It panics if name is empty or registered twice.
+func Register(name string, fn Entry) {
+	entriesMu.Lock()
+	defer entriesMu.Unlock()
+	if name == "" || fn == nil {
+		panic("forkexec: Register with an empty name or nil function")
+	}
+	if _, dup := entries[name]; dup {
+		panic("forkexec: Register called twice for " + name)
+	}
+	entries[name] = fn
+}
+
+func lookup(name string) Entry {
+	entriesMu.Lock()
+	defer entriesMu.Unlock()
+	return entries[name]
+}
+
+// Main runs the program. Wrap main's body in it:
+//
+//	func main() { forkexec.Main(run) }
+//
+// In a child started by Start, Main runs the registered entry instead of
+// run and exits with its status; an unknown entry name exits with status 2
+// and never runs run (no re-exec fork bomb). In the parent, Main runs run.
+// Either way it then does what Python does at interpreter exit: it
+// terminates the daemon children (SIGTERM, then SIGKILL after a grace
+// period) and joins the others, and exits: 0, or 1 after printing run's
+// error, or the code of an Exit error. Main does not return.
+func Main(run func() error) {
+	mainCalled.Store(true)
+	if entry, ok := os.LookupEnv(envEntry); ok {
+		os.Exit(runChild(entry))
+	}
+	os.Exit(finish(run()))
+}
+
+func runChild(entry string) int {
+	self = Info{
+		Pid:    os.Getpid(),
+		Name:   os.Getenv(envName),
+		Daemon: os.Getenv(envDaemon) == "1",
+		Child:  true,
+	}
+	identity = os.Getenv(envIdentity)
+	parent, _ := strconv.Atoi(os.Getenv(envParent))
+	for _, v := range []string{envEntry, envName, envIdentity, envDaemon, envParent} {
+		os.Unsetenv(v)
+	}
+	if self.Daemon && os.Getppid() != parent {
+		// The parent died before Pdeathsig was armed: a daemon
+		// outlives nobody.
+		return 1
+	}
+	fn := lookup(entry)
+	if fn == nil {
+		fmt.Fprintf(os.Stderr, "forkexec: child %s: %v: %q\n", self.Name, ErrUnknownEntry, entry)
+		return 2
+	}
+	code := 2
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				fmt.Fprintf(os.Stderr, "forkexec: child %s panicked: %v\n%s", self.Name, r, debug.Stack())
+				code = 2
+			}
+		}()
+		code = finish(fn(os.Args[1:]))
+	}()
+	return code
+}
+
+// finish reaps children as Python does at exit and turns err into a status.
+func finish(err error) int {
+	shutdown()
+	var ec exitCoder
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", self.Name, err)
+	return 1
+}
+
+// Info describes a process of the tree.
+type Info struct {
+	Pid    int
+	PPid   int
+	Name   string // "MainProcess" in the program that called Main
+	Daemon bool
+	Child  bool // started by forkexec.Start
+}
+
+// Current describes this process, like multiprocessing.current_process.
+func Current() Info {
+	i := self
+	i.PPid = os.Getppid()
+	return i
+}

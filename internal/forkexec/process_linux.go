@@ -1,0 +1,317 @@
+//go:build linux
+
+package forkexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Process is a child process running a registered entry, like Python's
+// multiprocessing.Process. Set its fields, then call Start. A Process
+// cannot be started twice. Its methods are safe for concurrent use once it
+// has started.
+type Process struct {
+	// Entry is the registered name of the function the child runs
+	// (Python's target).
+	Entry string
+
+	// Args are passed to the entry.
+	Args []string
+
+	// Name is the child's name; empty means "Process-N", numbered in the
+	// order Processes are started ("Process-1:2" for the second child of
+	// Process-1), as Python names them.
+	Name string
+
+	// Daemon children are terminated when the parent's Main finishes, and
+	// killed by the kernel (SIGKILL) if the parent dies, however it dies.
+	// A daemon may not start children. The zero value: a child that the
+	// parent's Main waits for, and that survives the parent's death as an
+	// orphan.
+	Daemon bool
+
+	// Stdout and Stderr receive the child's output; nil means the
+	// parent's own.
+	Stdout, Stderr io.Writer
+
+	started atomic.Bool
+	cmd     *exec.Cmd
+	done    chan struct{} // closed once the child is reaped
+	code    int           // exit status or -signal; valid after done
+	mu      sync.Mutex    // guards signalling against reaping
+}
+
+var (
+	childSeq atomic.Int64
+
+	activeMu sync.Mutex
+	active   = map[*Process]bool{}
+)
+
+// Start starts the child. It fails with ErrStarted, ErrUnknownEntry,
+// ErrDaemonChildren (in a daemon), ErrNoMain (main does not call Main) or
+// the exec error.
+func (p *Process) Start() error {
+	switch {
+	case self.Daemon:
+		return ErrDaemonChildren
+	case !mainCalled.Load():
+		return ErrNoMain
+	case lookup(p.Entry) == nil:
+		return fmt.Errorf("%w: %q", ErrUnknownEntry, p.Entry)
+	case !p.started.CompareAndSwap(false, true):
+		return ErrStarted
+	}
+	n := strconv.FormatInt(childSeq.Add(1), 10)
+	id := n
+	if identity != "" {
+		id = identity + ":" + n
+	}
+	if p.Name == "" {
+		p.Name = "Process-" + id
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("forkexec: %w", err)
+	}
+	cmd := exec.Command(exe, p.Args...)
+	cmd.Args[0] = os.Args[0]
+	daemon := "0"
+	if p.Daemon {
+		daemon = "1"
+	}
+	cmd.Env = append(os.Environ(),
+		envEntry+"="+p.Entry, envName+"="+p.Name, envIdentity+"="+id,
+		envDaemon+"="+daemon, envParent+"="+strconv.Itoa(os.Getpid()))
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = orDefault(p.Stdout, os.Stdout), orDefault(p.Stderr, os.Stderr)
+	// With a Stdout or Stderr that is not a file, a grandchild could keep
+	// the pipe open after the child exits; do not wait for it forever.
+	cmd.WaitDelay = time.Second
+	if p.Daemon {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	if err := spawn(cmd, p.Daemon); err != nil {
+		return fmt.Errorf("forkexec: start %s: %w", p.Name, err)
+	}
+	activeMu.Lock()
+	active[p] = true
+	activeMu.Unlock()
+	go p.reap()
+	return nil
+}
+
+func orDefault(w io.Writer, def *os.File) io.Writer {
+	if w == nil {
+		return def
+	}
+	return w
+}
+
+// reap waits for the child as soon as it exits, so no zombie lingers.
+func (p *Process) reap() {
+	p.cmd.Wait()
+	p.mu.Lock()
+	p.code = exitCode(p.cmd.ProcessState)
+	close(p.done)
+	p.mu.Unlock()
+	activeMu.Lock()
+	delete(active, p)
+	activeMu.Unlock()
+}
+
+func exitCode(st *os.ProcessState) int {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -int(ws.Signal())
+	}
+	return st.ExitCode()
+}
+
+// Join waits for the child to exit. It returns nil for status 0, an
+// *ExitError otherwise, or ctx.Err() if ctx is done first, leaving the
+// child running (Python's join(timeout) that returns with the child alive).
+func (p *Process) Join(ctx context.Context) error {
+	if !p.started.Load() || p.done == nil {
+		return ErrNotStarted
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if p.code != 0 {
+		return &ExitError{Name: p.Name, Pid: p.cmd.Process.Pid, Code: p.code}
+	}
+	return nil
+}
+
+// IsAlive reports whether the child has started and not yet exited.
+func (p *Process) IsAlive() bool {
+	if !p.started.Load() || p.done == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Terminate sends SIGTERM. On a child that has exited it does nothing.
+func (p *Process) Terminate() error { return p.signal(syscall.SIGTERM) }
+
+// Kill sends SIGKILL. On a child that has exited it does nothing.
+func (p *Process) Kill() error { return p.signal(syscall.SIGKILL) }
+
+func (p *Process) signal(sig syscall.Signal) error {
+	if !p.started.Load() || p.done == nil {
+		return ErrNotStarted
+	}
+	// Holding mu keeps reap from closing done in between: the pid cannot
+	// be reaped (and reused) while we signal it.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("forkexec: signal %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// Pid is the child's process id, 0 before Start.
+func (p *Process) Pid() int {
+	if !p.started.Load() || p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// ExitCode is the child's exit status, or -signal if a signal killed it;
+// ok is false while it runs or before Start (Python's None).
+func (p *Process) ExitCode() (code int, ok bool) {
+	if !p.started.Load() || p.done == nil {
+		return 0, false
+	}
+	select {
+	case <-p.done:
+		return p.code, true
+	default:
+		return 0, false
+	}
+}
+
+// Done is closed when the child has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// gracePeriod is how long shutdown waits after SIGTERM before SIGKILL.
+const gracePeriod = 2 * time.Second
+
+// shutdown terminates daemon children and joins the others, as Python does
+// at interpreter exit.
+func shutdown() {
+	activeMu.Lock()
+	var daemons, others []*Process
+	for p := range active {
+		if p.Daemon {
+			daemons = append(daemons, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	activeMu.Unlock()
+	for _, p := range daemons {
+		p.Terminate()
+	}
+	for _, p := range daemons {
+		select {
+		case <-p.done:
+		case <-time.After(gracePeriod):
+			p.Kill()
+			<-p.done
+		}
+	}
+	for _, p := range others {
+		<-p.done
+	}
+}
+
+// spawner starts daemon children from one OS thread that lives as long as
+// the process: the kernel sends Pdeathsig when the thread that forked the
+// child exits, not the process (Go issue 27505), and Go may retire the
+// thread of an ordinary goroutine.
+var spawner struct {
+	once sync.Once
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	errc chan error
+}
+
+func spawn(cmd *exec.Cmd, daemon bool) error {
+	if !daemon {
+		return cmd.Start()
+	}
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives until exit
+			for r := range spawner.reqs {
+				r.errc <- r.cmd.Start()
+			}
+		}()
+	})
+	errc := make(chan error)
+	spawner.reqs <- spawnReq{cmd, errc}
+	return <-errc
+}
+
+// SetSubreaper makes this process the reaper of its orphaned descendants
+// (PR_SET_CHILD_SUBREAPER): a grandchild whose parent dies is reparented
+// here instead of to init. Reap them with ReapOrphans.
+func SetSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)
+	}
+	return nil
+}
+
+// ReapOrphan waits for the process pid, a descendant reparented to this
+// subreaper, and returns its exit status (or -signal). It must not be used
+// for children started by Start, which are reaped by their Process.
+func ReapOrphan(pid int) (int, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, os.NewSyscallError("wait4", err)
+		}
+		if ws.Signaled() {
+			return -int(ws.Signal()), nil
+		}
+		return ws.ExitStatus(), nil
+	}
+}
