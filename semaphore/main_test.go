@@ -144,6 +144,10 @@ func hammerEntry(args []string) int {
 		return fail(err)
 	}
 	rounds, _ := strconv.Atoi(args[1])
+	var hold time.Duration // optional args[2]: how long each critical section lasts
+	if len(args) > 2 {
+		hold, _ = time.ParseDuration(args[2])
+	}
 	holder, counter, bad := view(seg, offHolder), view(seg, offCounter), view(seg, offBad)
 	pid := int64(os.Getpid())
 	fmt.Println("running")
@@ -160,6 +164,10 @@ func hammerEntry(args []string) int {
 			bad.Add(1)
 		}
 		counter.Store(counter.Load() + 1)
+		for start := time.Now(); time.Since(start) < hold; {
+			// Busy: a long critical section makes waiters starve
+			// and ask for hand-offs.
+		}
 		if !holder.CompareAndSwap(pid, 0) {
 			bad.Add(1)
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -211,14 +210,17 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		}
 		if asked && m.handoff.Load() == m.tid|grantedBit {
 			if owner != m.tid {
-				// The unlocker claimed our request but has not
-				// stored our id yet (or died doing it: then
-				// the word is free and we take it below).
-				if owner == 0 {
-					m.handoff.Store(0)
+				// The unlocker granted our request but has not
+				// stored our id yet: it does so next, and wakes
+				// us. If it died doing so, the word is free (or
+				// taken by whoever repaired it) and we take it
+				// as anyone would.
+				if owner == 0 || !m.ownerAlive(owner) {
+					m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
 					asked = false
+					continue
 				}
-				runtime.Gosched()
+				wait(m.word, v, waitSlice)
 				continue
 			}
 			m.handoff.Store(0)
@@ -236,7 +238,13 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 				continue
 			}
 			if asked {
-				m.withdraw()
+				// We took the word ourselves. Our request cannot
+				// have been granted meanwhile unless its granter
+				// died holding the word (a grant is only made by
+				// the holder): either way it is void now.
+				if !m.handoff.CompareAndSwap(m.tid, 0) {
+					m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
+				}
 			}
 			if v&ownerDiedBit != 0 {
 				return m.errorf(ErrOwnerDead)
@@ -248,7 +256,7 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 			first = now
 		}
 		if !asked && now-first > starvationThreshold {
-			asked = m.ask(owner)
+			asked = m.ask()
 		}
 		if !asked && !m.watch(v) {
 			// Hot: stay off the owner's cache line and its wake-ups.
@@ -292,11 +300,16 @@ func (m *Mutex) watch(v uint32) bool {
 }
 
 // ask records this process as the starving waiter, unless another one is.
-// A grant left by a requester that died before using it is cleared.
-func (m *Mutex) ask(owner uint32) bool {
+// A grant left by a requester that died before using it is cleared. A
+// grant to a live requester is never touched: between the granter's two
+// steps the word still names the granter, and a requester whose grant
+// vanished would wait forever for a lock the word says it owns.
+func (m *Mutex) ask() bool {
 	h := m.handoff.Load()
-	if h&grantedBit != 0 && h&tidMask != owner {
-		m.handoff.CompareAndSwap(h, 0) // stale grant
+	if h&grantedBit != 0 {
+		if !m.ownerAlive(h & tidMask) {
+			m.handoff.CompareAndSwap(h, 0) // stale grant
+		}
 		return false
 	}
 	return h == 0 && m.handoff.CompareAndSwap(0, m.tid)
@@ -313,16 +326,19 @@ func (m *Mutex) withdraw() {
 	}
 	for {
 		v := m.word.Load()
-		switch v & tidMask {
-		case m.tid:
+		switch owner := v & tidMask; {
+		case owner == m.tid && v&ownerDiedBit == 0:
+			// Handed to us (a hand-off never carries OWNER_DIED).
 			m.handoff.Store(0)
 			m.Unlock()
 			return
-		case 0, notRecoverable: // the unlocker died between its two steps
+		case owner == 0 || owner == notRecoverable || owner == m.tid || !m.ownerAlive(owner):
+			// The granter died between its two steps; the word is
+			// free, or someone repairing it holds it.
 			m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
 			return
 		}
-		runtime.Gosched()
+		wait(m.word, v, waitSlice)
 	}
 }
 

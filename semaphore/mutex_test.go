@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -270,5 +271,25 @@ func TestManyProcessesExclude(t *testing.T) {
 	}
 	if c, bad := view(seg, offCounter).Load(), view(seg, offBad).Load(); c != 16000 || bad != 0 {
 		t.Fatalf("counter %d (want 16000), violations %d", c, bad)
+	}
+}
+
+// TestHandOffStorm: 6 processes hold the lock for 100µs at a time, so that
+// waiters starve and ask for hand-offs all the time, while others see
+// granted requests: every process finishes (a grant lost between the
+// granter's two steps once left a process waiting for a lock the word said
+// it owned), and the counter is exact.
+func TestHandOffStorm(t *testing.T) {
+	name, seg, _ := newTestMutex(t)
+	const procs, rounds = 6, 300
+	var ps []*testproc.Proc
+	for range procs {
+		ps = append(ps, testproc.Start(t, "hammer", name, strconv.Itoa(rounds), "100us"))
+	}
+	for _, p := range ps {
+		p.MustExitWithin(2 * time.Minute)
+	}
+	if c, bad := view(seg, offCounter).Load(), view(seg, offBad).Load(); c != procs*rounds || bad != 0 {
+		t.Fatalf("counter %d (want %d), violations %d", c, procs*rounds, bad)
 	}
 }

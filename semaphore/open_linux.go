@@ -52,3 +52,8 @@ func (m *Mutex) Segment() *shm.Segment { return m.a.seg }
 
 // Segment is the segment s lives in.
 func (s *Semaphore) Segment() *shm.Segment { return s.mu.a.seg }
+
+// Slot is the process slot this process holds in m's segment (0 to
+// MaxProcs-1). Records that keep per-process data next to a Mutex index
+// it by Slot.
+func (m *Mutex) Slot() int { return m.a.slot }

@@ -87,6 +87,15 @@ func Children() []string {
 	return out
 }
 
+// quitChildren sends SIGQUIT to every child of this process.
+func quitChildren() {
+	for _, c := range Children() {
+		if pid, err := strconv.Atoi(strings.Fields(c)[0]); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGQUIT)
+		}
+	}
+}
+
 // Proc is a running child.
 type Proc struct {
 	t    testing.TB
@@ -177,6 +186,11 @@ func (p *Proc) Expect(want string) {
 				p.t.Fatalf("testproc: %s (pid %d) exited before printing %q; it printed:\n%s", p.name, p.Pid(), want, p.Output())
 			}
 		case <-timeout:
+			// A stuck child, perhaps stuck on a sibling: SIGQUIT
+			// makes a Go child print every goroutine's stack on
+			// its stderr (the test's).
+			quitChildren()
+			time.Sleep(time.Second)
 			p.t.Fatalf("testproc: %s (pid %d) did not print %q within 60s; it printed:\n%s", p.name, p.Pid(), want, p.Output())
 		}
 	}
@@ -220,4 +234,19 @@ func (p *Proc) MustExit() {
 	if code := p.Wait(); code != 0 {
 		p.t.Fatalf("testproc: %s (pid %d) exited with %d; stdout:\n%s", p.name, p.Pid(), code, p.Output())
 	}
+}
+
+// MustExitWithin is MustExit for a child that might hang: if it has not
+// exited after d, every child prints its stacks (SIGQUIT) and the test
+// fails. d only keeps a broken test from hanging; pass a generous bound.
+func (p *Proc) MustExitWithin(d time.Duration) {
+	p.t.Helper()
+	select {
+	case <-p.readDone:
+	case <-time.After(d):
+		quitChildren()
+		time.Sleep(time.Second)
+		p.t.Fatalf("testproc: %s (pid %d) still running after %v; stdout:\n%s", p.name, p.Pid(), d, p.Output())
+	}
+	p.MustExit()
 }
