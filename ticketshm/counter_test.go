@@ -1,0 +1,299 @@
+//go:build linux
+
+package ticketshm_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
+	"github.com/shmkit/shmkit/ticketshm"
+)
+
+// sale runs procs buyer processes on a fresh store of total tickets and
+// returns every ticket number sold (with repeats) and the torn reads.
+func sale(t *testing.T, kind string, total int64, procs int) (tickets []int64, torn int64) {
+	t.Helper()
+	ctx := context.Background()
+	name := storeName(t, kind)
+	if err := backend.Create(ctx, kind, name, total); err != nil {
+		t.Fatal(err)
+	}
+	barrier := filepath.Join(t.TempDir(), "go")
+	var ps []*testproc.Proc
+	for range procs {
+		p := testproc.Start(t, "buyer", kind, name, barrier)
+		p.Expect("ready")
+		ps = append(ps, p)
+	}
+	os.WriteFile(barrier, nil, 0o600)
+	for _, p := range ps {
+		p.MustExit()
+		for _, line := range strings.Split(p.Output(), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) > 0 && f[0] == "sold":
+				for _, s := range f[1:] {
+					n, _ := strconv.ParseInt(s, 10, 64)
+					tickets = append(tickets, n)
+				}
+			case len(f) == 2 && f[0] == "torn":
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				torn += n
+			}
+		}
+	}
+	if !backend.IsJSON(kind) {
+		c, err := ticketshm.Open(name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a, err := c.Audit()
+		if err != nil || !a.OK() || a.Sold != total {
+			t.Fatalf("audit %+v, %v", a, err)
+		}
+	}
+	return tickets, torn
+}
+
+// TestEightBuyers: the correct backends sell every ticket exactly once.
+func TestEightBuyers(t *testing.T) {
+	for _, kind := range []string{backend.ShmMutex, backend.ShmLockFree, backend.JSONFlock} {
+		t.Run(kind, func(t *testing.T) {
+			const total = 3000
+			tickets, _ := sale(t, kind, total, 8)
+			seen := make(map[int64]bool)
+			for _, n := range tickets {
+				if seen[n] || n < 1 || n > total {
+					t.Fatalf("ticket %d sold twice or out of range", n)
+				}
+				seen[n] = true
+			}
+			if len(seen) != total {
+				t.Fatalf("%d tickets sold, want %d", len(seen), total)
+			}
+		})
+	}
+}
+
+// TestUnlockedShowsTheRace: the unlocked JSON store under the same load is
+// caught overselling (a number sold twice, or more sales than tickets) or
+// tearing the file, and says so. Each round is a real race; it is retried
+// a few times so that the test is about detection, not luck.
+func TestUnlockedShowsTheRace(t *testing.T) {
+	const total = 2000
+	for round := range 10 {
+		tickets, torn := sale(t, backend.JSONNoLock, total, 8)
+		seen := make(map[int64]int)
+		dup := 0
+		for _, n := range tickets {
+			seen[n]++
+			if seen[n] == 2 {
+				dup++
+			}
+		}
+		oversold := len(tickets) - total
+		t.Logf("round %d: %d sales of %d tickets, %d numbers sold twice, %d torn reads", round, len(tickets), total, dup, torn)
+		if dup > 0 || oversold > 0 || torn > 0 {
+			return
+		}
+	}
+	t.Fatal("10 rounds of 8 unlocked buyers showed no race at all")
+}
+
+// TestKilledBuyers: buyers SIGKILLed at random moments, again and again;
+// nothing lost, nothing sold twice, and the sale goes on.
+func TestKilledBuyers(t *testing.T) {
+	for _, kind := range []string{backend.ShmMutex, backend.ShmLockFree} {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			name := storeName(t, kind)
+			const total = 50_000_000
+			if err := backend.Create(ctx, kind, name, total); err != nil {
+				t.Fatal(err)
+			}
+			c, err := ticketshm.Open(name, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ps := make([]*testproc.Proc, 4)
+			for i := range ps {
+				ps[i] = testproc.Start(t, "buy-forever", kind, name)
+				ps[i].Expect("running")
+			}
+			for range 150 {
+				i := rand.IntN(len(ps))
+				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+				ps[i].Kill()
+				if code := ps[i].Wait(); code != -9 {
+					t.Fatalf("buyer exited %d before the kill", code)
+				}
+				ps[i] = testproc.Start(t, "buy-forever", kind, name)
+				ps[i].Expect("running")
+			}
+			for _, p := range ps {
+				p.Kill()
+				p.Wait()
+			}
+			a, err := c.Audit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !a.OK() || a.InFlight != 0 {
+				t.Fatalf("after 150 kills: %+v", a)
+			}
+			if a.Sold == 0 {
+				t.Fatal("nothing sold")
+			}
+			// The sale goes on where it stopped.
+			n, err := c.Buy(ctx)
+			if err != nil || n != a.Sold+1 {
+				t.Fatalf("next Buy = %d, %v; want ticket %d", n, err, a.Sold+1)
+			}
+			t.Logf("%d tickets sold across 150 kills", a.Sold)
+		})
+	}
+}
+
+// TestDeathMidBuy: a buyer killed at the worst instruction of each mode.
+// Locked: ledger written, remaining not; the next locker completes it.
+// LockFree: CAS done, ledger not; the next attach settles it.
+func TestDeathMidBuy(t *testing.T) {
+	for _, tc := range []struct {
+		kind, entry string
+	}{{backend.ShmMutex, "locked-mid"}, {backend.ShmLockFree, "lockfree-mid"}} {
+		t.Run(tc.kind, func(t *testing.T) {
+			ctx := context.Background()
+			name := storeName(t, tc.kind)
+			if err := backend.Create(ctx, tc.kind, name, 10); err != nil {
+				t.Fatal(err)
+			}
+			st, err := backend.Open(ctx, tc.kind, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if n, err := st.Buy(ctx); n != 1 || err != nil {
+				t.Fatalf("first Buy = %d, %v", n, err)
+			}
+			p := testproc.Start(t, tc.entry, name)
+			p.Expect("mid")
+			p.Kill()
+			p.Wait()
+			c, err := ticketshm.Open(name, 0) // attaching settles a dead lock-free buy
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if n, err := st.Buy(ctx); n != 3 || err != nil {
+				t.Fatalf("Buy after the death = %d, %v; want ticket 3 (2 went to the dead buyer)", n, err)
+			}
+			a, err := c.Audit()
+			if err != nil || !a.OK() || a.Sold != 3 || a.Remaining != 7 {
+				t.Fatalf("audit %+v, %v; want 3 sold, 7 left", a, err)
+			}
+		})
+	}
+}
+
+func TestSoldOut(t *testing.T) {
+	for _, kind := range backend.Names {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			name := storeName(t, kind)
+			if err := backend.Create(ctx, kind, name, 2); err != nil {
+				t.Fatal(err)
+			}
+			st, err := backend.Open(ctx, kind, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			for range 2 {
+				if _, err := st.Buy(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := st.Buy(ctx); !errors.Is(err, ticketshm.ErrSoldOut) {
+				t.Fatalf("third Buy: %v, want ErrSoldOut", err)
+			}
+			if n, err := st.Remaining(ctx); n != 0 || err != nil {
+				t.Fatalf("Remaining = %d, %v", n, err)
+			}
+		})
+	}
+}
+
+func TestCounterBadInput(t *testing.T) {
+	ctx := context.Background()
+	name := storeName(t, backend.ShmMutex)
+	c, err := ticketshm.OpenCounter(ctx, name, 100, ticketshm.Locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := ticketshm.OpenCounter(ctx, name, 100, ticketshm.LockFree); !errors.Is(err, ticketshm.ErrModeMismatch) {
+		t.Errorf("other mode: %v, want ErrModeMismatch", err)
+	}
+	if _, err := ticketshm.OpenCounter(ctx, name, 99, ticketshm.Locked); !errors.Is(err, shm.ErrSizeMismatch) {
+		t.Errorf("other total: %v, want shm.ErrSizeMismatch", err)
+	}
+	for _, total := range []int64{0, -1, ticketshm.MaxTickets} {
+		if _, err := ticketshm.OpenCounter(ctx, storeName(t, backend.ShmMutex), total, ticketshm.Locked); err == nil {
+			t.Errorf("OpenCounter with %d tickets succeeded", total)
+		}
+	}
+
+	other := storeName(t, backend.ShmMutex)
+	s, err := shm.Create(other, 64, "semaphore.Mutex/1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := ticketshm.Open(other, 0); !errors.Is(err, shm.ErrTypeMismatch) || errors.Is(err, ticketshm.ErrLayoutVersion) {
+		t.Errorf("another type: %v, want shm.ErrTypeMismatch", err)
+	}
+	newer := storeName(t, backend.ShmMutex)
+	s, err = shm.Create(newer, 20000, "ticketshm.Counter/2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := ticketshm.Open(newer, 0); !errors.Is(err, ticketshm.ErrLayoutVersion) {
+		t.Errorf("newer layout: %v, want ErrLayoutVersion", err)
+	}
+
+	// Corrupt words in a Counter segment.
+	for _, tc := range []struct {
+		name string
+		off  int
+		val  byte
+	}{{"remaining above total", 1608 + 7, 0x7f}, {"unknown mode", 1616, 9}, {"reserved", 1630, 1}} {
+		bad := storeName(t, backend.ShmMutex)
+		c, err := ticketshm.OpenCounter(ctx, bad, 10, ticketshm.Locked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		seg, err := shm.Open(bad, ticketshm.Tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg.Data()[tc.off] = tc.val
+		seg.Close()
+		if _, err := ticketshm.Open(bad, 0); !errors.Is(err, ticketshm.ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", tc.name, err)
+		}
+	}
+}

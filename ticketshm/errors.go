@@ -1,0 +1,23 @@
+package ticketshm
+
+import "errors"
+
+// Errors returned by this package, wrapped with the segment's path; test
+// them with errors.Is.
+var (
+	// ErrSoldOut is returned by Buy when no ticket is left.
+	ErrSoldOut = errors.New("ticketshm: sold out")
+
+	// ErrLayoutVersion is returned when the segment is a Counter of
+	// another layout version than this build's: upgrade the program or
+	// recreate the segment.
+	ErrLayoutVersion = errors.New("ticketshm: counter layout version not supported")
+
+	// ErrModeMismatch is returned when an existing Counter was created in
+	// another Mode than the one asked for.
+	ErrModeMismatch = errors.New("ticketshm: counter mode mismatch")
+
+	// ErrCorrupt is returned when the counter's words are impossible
+	// (remaining above total, unknown mode, a ticket owned by no slot).
+	ErrCorrupt = errors.New("ticketshm: corrupt counter")
+)

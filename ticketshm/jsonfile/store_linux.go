@@ -1,0 +1,216 @@
+//go:build linux
+
+package jsonfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/shmkit/shmkit/ticketshm"
+	"golang.org/x/sys/unix"
+)
+
+// Create writes a db file holding {"count": count}, replacing any old one
+// atomically (a temporary file renamed into place).
+func Create(path string, count int64) error {
+	if count < 0 {
+		return fmt.Errorf("jsonfile: create %s: negative count %d", path, count)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".db-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(appendCount(nil, count))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("jsonfile: create %s: %w", path, err)
+	}
+	return nil
+}
+
+// file is what both stores share: the open db file and a buffer.
+type file struct {
+	path string
+	f    *os.File
+	buf  []byte // reused for every read and write: no allocation per buy
+}
+
+func open(path string) (file, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return file{}, fmt.Errorf("jsonfile: %w", err)
+	}
+	return file{path: path, f: f, buf: make([]byte, 0, 64)}, nil
+}
+
+// read returns the count in the file.
+func (s *file) read() (int64, error) {
+	s.buf = s.buf[:cap(s.buf)]
+	for {
+		n, err := s.f.ReadAt(s.buf, 0)
+		if err == io.EOF || (err == nil && n < len(s.buf)) {
+			v, perr := parseCount(s.buf[:n])
+			if perr != nil {
+				return 0, fmt.Errorf("%s: %w", s.path, perr)
+			}
+			return v, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("jsonfile: %w", err)
+		}
+		if len(s.buf) >= 1<<20 {
+			return 0, fmt.Errorf("%s: %w: file larger than 1 MiB", s.path, ErrFormat)
+		}
+		s.buf = make([]byte, 2*len(s.buf)) // file longer than the buffer
+	}
+}
+
+// write replaces the file's content with {"count": n}, as Python's
+// open('wt') + json.dump do: truncate, then write. Between the two a
+// reader without a lock sees an empty file.
+func (s *file) write(n int64) error {
+	s.buf = appendCount(s.buf[:0], n)
+	if err := s.f.Truncate(0); err != nil {
+		return fmt.Errorf("jsonfile: %w", err)
+	}
+	if _, err := s.f.WriteAt(s.buf, 0); err != nil {
+		return fmt.Errorf("jsonfile: %w", err)
+	}
+	return nil
+}
+
+func (s *file) Close() error { return s.f.Close() }
+
+// FlockStore is the course notes' store with its lock: flock(LOCK_EX)
+// around the read-modify-write of the db file. It is a ticketshm.Store; use
+// one per goroutine.
+type FlockStore struct{ file }
+
+var _ ticketshm.Store = (*FlockStore)(nil)
+
+// OpenFlock opens the db file at path, which Create made.
+func OpenFlock(path string) (*FlockStore, error) {
+	f, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &FlockStore{f}, nil
+}
+
+func (s *FlockStore) flock(how int) error {
+	for {
+		err := unix.Flock(int(s.f.Fd()), how)
+		if err != unix.EINTR {
+			if err != nil {
+				return os.NewSyscallError("flock", err)
+			}
+			return nil
+		}
+	}
+}
+
+// Remaining reads the count under a shared lock: readers run in parallel,
+// and never see a buyer's half-written file. ctx is checked first; the
+// flock itself cannot be interrupted.
+func (s *FlockStore) Remaining(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := s.flock(unix.LOCK_SH); err != nil {
+		return 0, err
+	}
+	defer s.flock(unix.LOCK_UN)
+	return s.read()
+}
+
+// Buy reads the count, decrements it and writes it back, all under an
+// exclusive lock. It returns the count it saw as the ticket number, or
+// ticketshm.ErrSoldOut.
+func (s *FlockStore) Buy(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := s.flock(unix.LOCK_EX); err != nil {
+		return 0, err
+	}
+	defer s.flock(unix.LOCK_UN)
+	n, err := s.read()
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s: %w", s.path, ticketshm.ErrSoldOut)
+	}
+	if err := s.write(n - 1); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// UnlockedStore is the course notes' store without a lock: wrong on
+// purpose, to be watched. It is a ticketshm.Store.
+type UnlockedStore struct {
+	file
+	torn atomic.Int64
+}
+
+var _ ticketshm.Store = (*UnlockedStore)(nil)
+
+// OpenUnlocked opens the db file at path, which Create made.
+func OpenUnlocked(path string) (*UnlockedStore, error) {
+	f, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &UnlockedStore{file: f}, nil
+}
+
+// Remaining reads the count with no lock. A file torn by a concurrent
+// writer gives an error wrapping ErrTorn, and is counted.
+func (s *UnlockedStore) Remaining(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return s.count(s.read())
+}
+
+// Buy reads, decrements and writes back with no lock: two buyers can read
+// the same count and both sell that ticket (oversold), and a torn read
+// gives an error wrapping ErrTorn (counted; the buyer may retry).
+func (s *UnlockedStore) Buy(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := s.count(s.read())
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s: %w", s.path, ticketshm.ErrSoldOut)
+	}
+	if err := s.write(n - 1); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (s *UnlockedStore) count(n int64, err error) (int64, error) {
+	if errors.Is(err, ErrTorn) {
+		s.torn.Add(1)
+	}
+	return n, err
+}
+
+// Torn is how many reads found the file torn or empty.
+func (s *UnlockedStore) Torn() int64 { return s.torn.Load() }

@@ -1,0 +1,83 @@
+//go:build linux
+
+package ticketshm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/ticketshm"
+	"github.com/shmkit/shmkit/ticketshm/jsonfile"
+)
+
+// benchBuyerEntry: args kind, name, barrier. Buys until sold out and
+// prints how many it bought.
+func benchBuyerEntry(args []string) int {
+	st, err := backend.Open(context.Background(), args[0], args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	waitForFile(args[2])
+	ctx := context.Background()
+	n := 0
+	for {
+		_, err := st.Buy(ctx)
+		if errors.Is(err, ticketshm.ErrSoldOut) {
+			break
+		}
+		if err != nil && !errors.Is(err, jsonfile.ErrTorn) {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		n++
+	}
+	fmt.Println("bought", n)
+	return 0
+}
+
+// BenchmarkBuy: N buyer processes sell b.N tickets through each backend;
+// ops/s counts tickets sold per second, from the start barrier until the
+// last buyer has exited. The unlocked JSON store oversells: its ops/s
+// counts its (wrong) sales.
+func BenchmarkBuy(b *testing.B) {
+	for _, kind := range backend.Names {
+		for _, procs := range []int{1, 2, 4, 8} {
+			b.Run(fmt.Sprintf("backend=%s/procs=%d", kind, procs), func(b *testing.B) {
+				ctx := context.Background()
+				name := storeName(b, kind)
+				if err := backend.Create(ctx, kind, name, int64(b.N)); err != nil {
+					b.Fatal(err)
+				}
+				barrier := filepath.Join(b.TempDir(), "go")
+				var ps []*testproc.Proc
+				for range procs {
+					p := testproc.Start(b, "bench-buyer", kind, name, barrier)
+					p.Expect("ready")
+					ps = append(ps, p)
+				}
+				b.ResetTimer()
+				start := time.Now()
+				os.WriteFile(barrier, nil, 0o600)
+				sold := 0
+				for _, p := range ps {
+					p.MustExit()
+					f := strings.Fields(p.Output()[strings.LastIndex(p.Output(), "bought"):])
+					n, _ := strconv.Atoi(f[1])
+					sold += n
+				}
+				b.ReportMetric(float64(sold)/time.Since(start).Seconds(), "ops/s")
+			})
+		}
+	}
+}
