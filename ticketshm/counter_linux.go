@@ -212,11 +212,13 @@ func (c *Counter) buyLockFree() (int64, error) {
 			c.intent.Store(0)
 			return 0, fmt.Errorf("%s: %w", c.seg.Path(), ErrSoldOut)
 		}
+		// The intent stays after the buy: it names a ticket that
+		// has its owner by then, which settleIntents leaves alone.
+		// Not clearing it spares a locked store on every buy.
 		c.intent.Store(r)
 		if c.remaining.CompareAndSwap(r, r-1) {
 			t := c.total - r + 1
 			c.owners[t-1] = byte(c.slot + 1)
-			c.intent.Store(0)
 			return t, nil
 		}
 	}
@@ -286,7 +288,7 @@ type Audit struct {
 	Lost      int64   // tickets taken from the count with no owner
 	Oversold  int64   // owners recorded for tickets the count never gave out
 	PerSlot   []int64 // tickets sold by process slot
-	InFlight  int64   // lock-free buys of live processes between CAS and ledger
+	InFlight  int64   // lock-free buys of live processes between CAS and ledger (counted in Lost too)
 }
 
 // OK reports whether sold + remaining == total with nothing lost or
@@ -319,7 +321,8 @@ func (c *Counter) Audit() (Audit, error) {
 			}
 		}
 		for s := range semaphore.MaxProcs {
-			if i64(c.seg.Data(), offIntents+intentStride*s).Load() != 0 {
+			r := i64(c.seg.Data(), offIntents+intentStride*s).Load()
+			if r > 0 && r <= c.total && r > a.Remaining && c.owners[c.total-r] == 0 {
 				a.InFlight++
 			}
 		}

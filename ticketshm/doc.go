@@ -17,9 +17,10 @@
 //     in between, the next locker gets ErrOwnerDead and completes the
 //     decrement (the ledger says the ticket was sold).
 //   - LockFree: the buyer writes the remaining count r it saw into its
-//     slot's intent word, CASes remaining from r to r-1, writes the ledger
-//     entry of ticket total-r+1 and clears the intent. A buyer killed after
-//     the CAS leaves an intent that names its ticket: the next process to
+//     slot's intent word, CASes remaining from r to r-1 and writes the
+//     ledger entry of ticket total-r+1 (the intent stays: it names a ticket
+//     with an owner from then on). A buyer killed after the CAS leaves an
+//     intent that names its ticket with no owner: the next process to
 //     attach, or Audit, attributes the ticket to it.
 //
 // Audit counts the ledger against the count: sold + remaining == total,
@@ -37,7 +38,8 @@
 //	  1616    4        mode, uint32: 1 Locked, 2 LockFree
 //	  1620   44        reserved, zero
 //	  1664 64*128      intent of process slot i at 1664+64i, int64: the
-//	                   remaining count its lock-free buy is taking, 0 none
+//	                   remaining count its last lock-free buy took or is
+//	                   taking, 0 none
 //	 9856 total        ledger: byte t-1 is slot+1 of ticket t's buyer, 0 unsold
 //
 // # Caveats

@@ -1,0 +1,88 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/shmkit/shmkit/shm"
+)
+
+// A control segment carries the start barrier and each buyer's results
+// between the harness and its buyer processes:
+//
+//	offset size    field
+//	     0    8    buyers ready, int64
+//	     8    8    go: 0 wait, 1 start buying, int64
+//	64+64i   8     tickets bought by buyer i, int64
+//	72+64i   8     torn reads seen by buyer i, int64
+//	80+64i   8     1 once buyer i has stored its results, int64
+//	88+64i   8     1 if buyer i gave up on a file torn for good, int64
+const (
+	controlTag = "bench.Control/1"
+	maxBuyers  = 128
+	slotStride = 64
+)
+
+type control struct {
+	seg *shm.Segment
+}
+
+var controlSeq atomic.Int64
+
+// newControl creates a fresh control segment for one run.
+func newControl() (*control, error) {
+	name := fmt.Sprintf("bench.%d.ctl.%d", os.Getpid(), controlSeq.Add(1))
+	seg, err := shm.Create(name, slotStride*(maxBuyers+1), controlTag, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &control{seg}, nil
+}
+
+func openControl(name string) (*control, error) {
+	seg, err := shm.Open(name, controlTag)
+	if err != nil {
+		return nil, err
+	}
+	return &control{seg}, nil
+}
+
+func (c *control) word(off int) *atomic.Int64 {
+	// The data region is 64-byte aligned and every offset here is a
+	// multiple of 8 inside it (checked by the callers' bounds); the
+	// mapping is shared and never moved by Go.
+	d := c.seg.Data()
+	return (*atomic.Int64)(unsafe.Pointer(&d[off]))
+}
+
+func (c *control) ready() *atomic.Int64 { return c.word(0) }
+func (c *control) start() *atomic.Int64 { return c.word(8) }
+
+func (c *control) slot(i int) (bought, torn, done, broken *atomic.Int64) {
+	if i < 0 || i >= maxBuyers {
+		panic(fmt.Sprintf("bench: buyer index %d out of range", i))
+	}
+	base := slotStride * (i + 1)
+	return c.word(base), c.word(base + 8), c.word(base + 16), c.word(base + 24)
+}
+
+// waitStart spins politely until the harness opens the barrier.
+func (c *control) waitStart() {
+	for c.start().Load() == 0 {
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+func (c *control) name() string { return c.seg.Path() }
+
+// remove closes and deletes the segment.
+func (c *control) remove() error {
+	path := c.seg.Path()
+	c.seg.Close()
+	return shm.Remove(path)
+}

@@ -1,0 +1,41 @@
+// Command bench sells tickets from many processes through each of shmkit's
+// ticket stores and shows, side by side, what the course notes' JSON file
+// behind flock costs against shared memory with a robust futex lock and
+// with a lock-free counter, with glibc's robust pthread mutex (through cgo)
+// next to them.
+//
+//	go run ./cmd/bench                     # the default comparison, a table
+//	go run ./cmd/bench -json               # one JSON object per run on stdout
+//	go run ./cmd/bench -out docs/charts    # results.json and throughput.svg
+//	go run ./cmd/bench chaos -kills 1000   # SIGKILL buyers mid-purchase, verify
+//	go run ./cmd/bench recover -n 300      # owner-death takeover latency
+//	go run ./cmd/bench spawn -n 300        # Start+Join latency of a child
+//
+// # Throughput
+//
+// Every buyer is a real process (internal/forkexec) that opens the store
+// and waits at a start barrier in a control segment; the clock starts when
+// all are ready and stops when the last has sold out, so spawning is not
+// timed. Each run then checks the store: sold + remaining == tickets,
+// oversold (sales the count never gave out), lost (tickets gone from the
+// count with no buyer) and, for json-nolock, torn reads. A buyer's share
+// is its sales over the fair share (sold/procs): min_share and max_share
+// show fairness.
+//
+// Without -tickets, each (backend, procs) run is sized to last about a
+// second: a short calibration run (not reported) measures the rate first.
+//
+// Backends: shm-mutex (ticketshm.Counter, Locked), shm-lockfree
+// (ticketshm.Counter, LockFree), json-flock and json-nolock
+// (ticketshm/jsonfile), and, when built with cgo, c-robust (glibc's robust
+// process-shared pthread mutex around a counter, the loop in C) and c-cas
+// (a C compare-and-swap loop: no lock at all, the ceiling).
+//
+// # JSON
+//
+// A throughput object has at least backend, procs, tickets, seconds,
+// ops_per_sec, sold, remaining, oversold, lost, torn, min_share and
+// max_share; chaos has kills, buys, oversold, lost, not_recoverable;
+// recover and spawn have n, p50_us, p99_us, max_us. Scripts rely on these
+// names.
+package main

@@ -1,0 +1,200 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/internal/testproc"
+)
+
+func TestMain(m *testing.M) {
+	forkexec.Main(func() error {
+		code := m.Run()
+		if left := testproc.Children(); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "bench: children left behind: %s\n", strings.Join(left, "; "))
+			code = 1
+		}
+		if left, _ := filepath.Glob(fmt.Sprintf("/dev/shm/shmkit.bench.%d.*", os.Getpid())); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "bench: segments left behind: %v\n", left)
+			code = 1
+		}
+		return forkexec.Exit(code)
+	})
+}
+
+// runArgs runs the command and returns stdout, stderr and the error.
+func runArgs(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(args, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+func TestBadFlags(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	os.WriteFile(file, nil, 0o600)
+	for _, args := range [][]string{
+		{"-backends", "shm-mutex,redis-on-mars"},
+		{"-procs", "0"},
+		{"-procs", "1,-2"},
+		{"-procs", "two"},
+		{"-tickets", "0"},
+		{"-tickets", "-5"},
+		{"-out", filepath.Join(file, "sub")}, // under a regular file: unwritable
+		{"-nosuchflag"},
+		{"extra-argument"},
+		{"chaos", "-kills", "0"},
+		{"chaos", "-backend", "json-flock"},
+		{"chaos", "-procs", "0"},
+		{"recover", "-n", "0"},
+		{"spawn", "-n", "-1"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			stdout, stderr, err := runArgs(t, args...)
+			if !errors.Is(err, errUsage) {
+				t.Fatalf("err = %v, want errUsage", err)
+			}
+			if stdout != "" {
+				t.Errorf("stdout not empty: %q", stdout)
+			}
+			if !strings.Contains(stderr, "usage: bench") {
+				t.Errorf("no usage on stderr: %q", stderr)
+			}
+		})
+	}
+}
+
+// TestThroughputJSON: -json prints one object per run, with the contract's
+// fields, and nothing else; -out writes results.json and throughput.svg.
+func TestThroughputJSON(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "charts")
+	kinds := strings.Join(backends(), ",")
+	stdout, _, err := runArgs(t, "-json", "-backends", kinds, "-procs", "1,3", "-tickets", "3000", "-out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 2*len(backends()) {
+		t.Fatalf("%d lines of JSON, want %d:\n%s", len(lines), 2*len(backends()), stdout)
+	}
+	fields := []string{"backend", "procs", "tickets", "seconds", "ops_per_sec", "sold", "remaining", "oversold", "lost", "torn", "min_share", "max_share"}
+	for _, line := range lines {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		for _, f := range fields {
+			if _, ok := obj[f]; !ok {
+				t.Errorf("%s: no field %q", line, f)
+			}
+		}
+		var r Result
+		json.Unmarshal([]byte(line), &r)
+		if r.Backend == "json-nolock" {
+			continue // it may oversell: that is its lesson
+		}
+		if r.Sold != 3000 || r.Remaining != 0 || r.Oversold != 0 || r.Lost != 0 || r.Torn != 0 {
+			t.Errorf("%s with %d buyers: %+v", r.Backend, r.Procs, r)
+		}
+	}
+	var saved []Result
+	js, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &saved); err != nil || len(saved) != len(lines) {
+		t.Fatalf("results.json: %d results, %v", len(saved), err)
+	}
+	svg, err := os.ReadFile(filepath.Join(out, "throughput.svg"))
+	if err != nil || !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("shm-mutex")) {
+		t.Fatalf("throughput.svg: %v, %.200q", err, svg)
+	}
+	entries, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"results.json", "throughput.svg"}, names); diff != "" {
+		t.Errorf("files in -out (-want +got):\n%s", diff)
+	}
+}
+
+func TestThroughputTable(t *testing.T) {
+	stdout, stderr, err := runArgs(t, "-backends", "shm-lockfree,json-flock", "-procs", "2", "-tickets", "500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stderr != "" {
+		t.Errorf("stderr is not a terminal, yet: %q", stderr)
+	}
+	for _, want := range []string{"ops/s", "× json-flock", "min share", "shm-lockfree", "json-flock"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// TestCalibrate: without -tickets a run is sized from a probe.
+func TestCalibrate(t *testing.T) {
+	n, rate, err := calibrate(t.Context(), "json-flock", 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < minTickets || n > maxTickets || rate <= 0 {
+		t.Fatalf("calibrate = %d tickets at %.0f/s", n, rate)
+	}
+}
+
+func TestChaos(t *testing.T) {
+	for _, kind := range []string{"shm-mutex", "shm-lockfree"} {
+		t.Run(kind, func(t *testing.T) {
+			stdout, _, err := runArgs(t, "chaos", "-json", "-backend", kind, "-kills", "40", "-procs", "3", "-tickets", "200000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res ChaosResult
+			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+				t.Fatalf("%q: %v", stdout, err)
+			}
+			var obj map[string]any
+			json.Unmarshal([]byte(stdout), &obj)
+			for _, f := range []string{"kills", "buys", "oversold", "lost", "not_recoverable"} {
+				if _, ok := obj[f]; !ok {
+					t.Errorf("no field %q in %s", f, stdout)
+				}
+			}
+			if res.Kills != 40 || res.Buys == 0 || res.Oversold != 0 || res.Lost != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 {
+				t.Fatalf("%+v", res)
+			}
+		})
+	}
+}
+
+func TestRecoverAndSpawn(t *testing.T) {
+	for _, args := range [][]string{{"recover", "-json", "-n", "5"}, {"spawn", "-json", "-n", "5"}} {
+		stdout, _, err := runArgs(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+			var l Latency
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatalf("%v: %q: %v", args, line, err)
+			}
+			if l.N != 5 || l.P50us <= 0 || l.P99us < l.P50us || l.MaxUs < l.P99us {
+				t.Errorf("%v: %+v", args, l)
+			}
+		}
+	}
+}

@@ -1,0 +1,205 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/forkexec"
+)
+
+func init() {
+	forkexec.Register("buyer", buyerEntry)
+}
+
+// buyerEntry: args kind, store, control, index, tickets. It opens the
+// store, says it is ready, waits at the barrier, sells until sold out and
+// stores its results in its control slot.
+func buyerEntry(args []string) error {
+	if len(args) != 5 {
+		return fmt.Errorf("buyer: want kind, store, control, index, tickets; got %q", args)
+	}
+	kind, store := args[0], args[1]
+	i, err := strconv.Atoi(args[3])
+	if err != nil {
+		return err
+	}
+	tickets, err := strconv.ParseInt(args[4], 10, 64)
+	if err != nil {
+		return err
+	}
+	ctl, err := openControl(args[2])
+	if err != nil {
+		return err
+	}
+	bought, torn, done, broken := ctl.slot(i)
+	ctl.ready().Add(1)
+	ctl.waitStart()
+	n, t, err := sellAll(context.Background(), kind, store, tickets)
+	bought.Store(n)
+	torn.Store(t)
+	if errors.Is(err, errFileBroken) {
+		broken.Store(1)
+		err = nil // the lesson of json-nolock, reported by the harness
+	}
+	done.Store(1)
+	return err
+}
+
+// Result is one throughput run: a JSON object of -json and results.json.
+type Result struct {
+	Backend   string  `json:"backend"`
+	Procs     int     `json:"procs"`
+	Tickets   int64   `json:"tickets"`
+	Seconds   float64 `json:"seconds"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	Sold      int64   `json:"sold"`
+	Remaining int64   `json:"remaining"`
+	Oversold  int64   `json:"oversold"`
+	Lost      int64   `json:"lost"`
+	Torn      int64   `json:"torn"`
+	MinShare  float64 `json:"min_share"`
+	MaxShare  float64 `json:"max_share"`
+	// SpeedupVsJSONFlock is ops_per_sec over json-flock's at the same
+	// procs in the same invocation (0 when json-flock did not run).
+	SpeedupVsJSONFlock float64 `json:"speedup_vs_json_flock,omitempty"`
+	// Broken: the unlocked JSON store tore its file for good; buyers
+	// stopped, and remaining is -1 if the file is still unreadable.
+	Broken   bool    `json:"broken"`
+	PerBuyer []int64 `json:"per_buyer"`
+	CPUs     int     `json:"cpus"`
+}
+
+// sell runs one sale: procs buyer processes, tickets tickets, through
+// kind. Spawning happens before the barrier and is not timed.
+func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result, err error) {
+	if procs < 1 || procs > maxBuyers {
+		return r, fmt.Errorf("bench: %d buyers: want 1 to %d", procs, maxBuyers)
+	}
+	dir, err := os.MkdirTemp("", "shmkit-bench-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	store, err := createStore(ctx, kind, dir, tickets)
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		if rerr := removeStore(kind, store); err == nil && rerr != nil {
+			err = rerr
+		}
+	}()
+	ctl, err := newControl()
+	if err != nil {
+		return r, err
+	}
+	defer ctl.remove()
+
+	ps := make([]*forkexec.Process, procs)
+	defer func() { // on an early return, no buyer outlives the run
+		for _, p := range ps {
+			if p != nil && p.IsAlive() {
+				p.Kill()
+				p.Join(context.Background())
+			}
+		}
+	}()
+	for i := range ps {
+		ps[i] = &forkexec.Process{
+			Entry:  "buyer",
+			Args:   []string{kind, store, ctl.name(), strconv.Itoa(i), strconv.FormatInt(tickets, 10)},
+			Name:   fmt.Sprintf("buyer-%d", i),
+			Daemon: true,
+		}
+		if err := ps[i].Start(); err != nil {
+			return r, err
+		}
+	}
+	for ctl.ready().Load() < int64(procs) {
+		for _, p := range ps {
+			if !p.IsAlive() {
+				return r, fmt.Errorf("bench: %s buyer %s died before the start: %w", kind, p.Name, p.Join(ctx))
+			}
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	start := time.Now()
+	ctl.start().Store(1)
+	for _, p := range ps {
+		if err := p.Join(ctx); err != nil {
+			return r, fmt.Errorf("bench: %s buyer %s: %w", kind, p.Name, err)
+		}
+	}
+	elapsed := time.Since(start)
+
+	r = Result{Backend: kind, Procs: procs, Tickets: tickets, Seconds: elapsed.Seconds(), CPUs: runtime.NumCPU()}
+	var bought int64
+	for i := range procs {
+		b, t, done, broken := ctl.slot(i)
+		if done.Load() != 1 {
+			return r, fmt.Errorf("bench: %s buyer %d exited without its results", kind, i)
+		}
+		r.Broken = r.Broken || broken.Load() == 1
+		r.PerBuyer = append(r.PerBuyer, b.Load())
+		bought += b.Load()
+		r.Torn += t.Load()
+	}
+	v, err := verify(ctx, kind, store, tickets, bought)
+	if err != nil {
+		return r, err
+	}
+	r.Sold, r.Remaining, r.Oversold, r.Lost = v.sold, v.remaining, v.oversold, v.lost
+	r.Broken = r.Broken || v.broken
+	r.OpsPerSec = float64(bought) / elapsed.Seconds()
+	if bought > 0 {
+		fair := float64(bought) / float64(procs)
+		r.MinShare, r.MaxShare = float64(r.PerBuyer[0])/fair, float64(r.PerBuyer[0])/fair
+		for _, b := range r.PerBuyer {
+			r.MinShare = min(r.MinShare, float64(b)/fair)
+			r.MaxShare = max(r.MaxShare, float64(b)/fair)
+		}
+	}
+	return r, nil
+}
+
+// Sizing runs without -tickets.
+const (
+	targetRun   = time.Second
+	probeRun    = 100 * time.Millisecond
+	minTickets  = 100
+	maxTickets  = 200_000_000 // a shm Counter keeps a byte per ticket
+	firstProbe  = 1000
+	probeGrowth = 8
+)
+
+// calibrate returns how many tickets make a run of kind with procs buyers
+// last about targetRun, by probe runs of growing size; guess is a rate
+// (tickets/s) to start from, 0 for none. It also returns the measured rate.
+func calibrate(ctx context.Context, kind string, procs int, guess float64) (int64, float64, error) {
+	n := int64(firstProbe)
+	if guess > 0 {
+		n = clampTickets(int64(guess * probeRun.Seconds()))
+	}
+	for {
+		r, err := sell(ctx, kind, procs, n)
+		if err != nil {
+			return 0, 0, err
+		}
+		rate := r.OpsPerSec
+		if r.Seconds >= probeRun.Seconds()/2 || n >= maxTickets || rate <= 0 {
+			return clampTickets(int64(rate * targetRun.Seconds())), rate, nil
+		}
+		// Aim at probeRun next, growing by at most probeGrowth.
+		next := int64(rate * probeRun.Seconds())
+		n = clampTickets(min(max(next, 2*n), probeGrowth*n))
+	}
+}
+
+func clampTickets(n int64) int64 { return min(max(n, minTickets), maxTickets) }

@@ -1,0 +1,162 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/ticketshm"
+	"github.com/shmkit/shmkit/ticketshm/jsonfile"
+)
+
+// backends lists every backend this build can run, in table order: the
+// ticketshm stores, then the C yardsticks when cgo is on.
+func backends() []string { return append(slices.Clone(backend.Names), cBackends...) }
+
+func known(kind string) bool { return slices.Contains(backends(), kind) }
+
+// verdict is what a finished run's store says.
+type verdict struct {
+	sold, remaining, oversold, lost int64
+	broken                          bool // the store cannot say what remains
+}
+
+var storeSeq atomic.Int64
+
+// createStore makes a fresh store of kind with tickets and returns its
+// name (a segment name, or a file path under dir for the JSON stores).
+func createStore(ctx context.Context, kind, dir string, tickets int64) (string, error) {
+	if isC(kind) {
+		return createC(kind, tickets)
+	}
+	name := fmt.Sprintf("bench.%d.%d", os.Getpid(), storeSeq.Add(1))
+	if backend.IsJSON(kind) {
+		name = filepath.Join(dir, name+".db.txt")
+	}
+	return name, backend.Create(ctx, kind, name, tickets)
+}
+
+func removeStore(kind, name string) error {
+	if isC(kind) {
+		return removeC(name)
+	}
+	return backend.Remove(kind, name)
+}
+
+// sellAll is a buyer's loop: buy until sold out. It returns the tickets
+// bought and, for the unlocked JSON store, the torn reads it survived.
+func sellAll(ctx context.Context, kind, name string, tickets int64) (bought, torn int64, err error) {
+	if isC(kind) {
+		n, err := sellC(kind, name, tickets)
+		return n, 0, err
+	}
+	st, err := backend.Open(ctx, kind, name)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer st.Close()
+	defer func() {
+		if u, ok := st.(*jsonfile.UnlockedStore); ok {
+			torn = u.Torn()
+		}
+	}()
+	var tornInARow int
+	var tornSince time.Time
+	for {
+		_, err := st.Buy(ctx)
+		switch {
+		case err == nil:
+			bought++
+			tornInARow = 0
+		case errors.Is(err, ticketshm.ErrSoldOut):
+			return bought, 0, nil
+		case errors.Is(err, jsonfile.ErrTorn):
+			// Usually a writer is between its truncate and its
+			// write: read again. But two unlocked writers can
+			// leave the file torn for good ({"count": 958}}),
+			// where Python's json.load would raise: give up then.
+			if tornInARow == 0 {
+				tornSince = time.Now()
+			}
+			tornInARow++
+			if tornInARow >= stuckTornReads && time.Since(tornSince) >= stuckTornTime {
+				return bought, 0, fmt.Errorf("%w: %w", errFileBroken, err)
+			}
+		default:
+			return bought, 0, err
+		}
+	}
+}
+
+// A file that stays unparsable for this many reads and this long is
+// broken, not being written.
+const (
+	stuckTornReads = 1000
+	stuckTornTime  = 50 * time.Millisecond
+)
+
+// errFileBroken: the unlocked JSON store left a file no reader can parse.
+var errFileBroken = errors.New("the db file stays unparsable: unlocked writers tore it for good")
+
+// verify checks a store after its buyers, which report bought tickets in
+// all, have finished.
+func verify(ctx context.Context, kind, name string, tickets, bought int64) (verdict, error) {
+	if isC(kind) {
+		sold, err := soldC(name)
+		if err != nil {
+			return verdict{}, err
+		}
+		return account(tickets, tickets-sold, bought), nil
+	}
+	if backend.IsJSON(kind) {
+		st, err := jsonfile.OpenFlock(name)
+		if err != nil {
+			return verdict{}, err
+		}
+		defer st.Close()
+		rem, err := st.Remaining(ctx)
+		if errors.Is(err, jsonfile.ErrTorn) && kind == backend.JSONNoLock {
+			// Torn for good: the count is gone. Every sale is
+			// unaccounted for; report it, do not fail the run.
+			return verdict{sold: bought, remaining: -1, oversold: max(0, bought-tickets), broken: true}, nil
+		}
+		if err != nil {
+			return verdict{}, err
+		}
+		return account(tickets, rem, bought), nil
+	}
+	c, err := ticketshm.Open(name, 0)
+	if err != nil {
+		return verdict{}, err
+	}
+	defer c.Close()
+	a, err := c.Audit()
+	if err != nil {
+		return verdict{}, err
+	}
+	v := verdict{sold: a.Sold, remaining: a.Remaining, oversold: a.Oversold, lost: a.Lost}
+	if bought > a.Sold {
+		v.oversold += bought - a.Sold // sales the ledger does not know
+	}
+	return v, nil
+}
+
+// account compares the tickets that left the count with the sales.
+func account(tickets, remaining, bought int64) verdict {
+	v := verdict{sold: bought, remaining: remaining}
+	switch taken := tickets - remaining; {
+	case bought > taken:
+		v.oversold = bought - taken
+	case bought < taken:
+		v.lost = taken - bought
+	}
+	return v
+}

@@ -1,0 +1,249 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/shmkit/shmkit/internal/backend"
+)
+
+// throughputFlags is the default command's command line.
+type throughputFlags struct {
+	backends []string
+	procs    []int
+	tickets  int64 // 0: size each run to about a second
+	json     bool
+	out      string
+}
+
+func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
+	fs := newFlags("bench", "bench [-backends a,b] [-procs 1,2,4,8] [-tickets N] [-json] [-out DIR]\n       bench chaos|recover|spawn -h", stderr)
+	backendList := fs.String("backends", strings.Join(backends(), ","), "backends to compare, comma-separated (known: "+strings.Join(backends(), ", ")+")")
+	procList := fs.String("procs", "1,2,4,8", "buyer process counts, comma-separated")
+	tickets := fs.Int64("tickets", 0, "tickets per run (default: sized so each run lasts about a second)")
+	asJSON := fs.Bool("json", false, "print one JSON object per run on stdout, nothing else")
+	out := fs.String("out", "", "write results.json and throughput.svg to this directory")
+	var f throughputFlags
+	if err := parse(fs, args); err != nil {
+		return f, err
+	}
+	for _, b := range strings.Split(*backendList, ",") {
+		b = strings.TrimSpace(b)
+		if !known(b) {
+			return f, usageError(fs, "unknown backend %q (known: %s)", b, strings.Join(backends(), ", "))
+		}
+		f.backends = append(f.backends, b)
+	}
+	for _, s := range strings.Split(*procList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 || n > maxBuyers {
+			return f, usageError(fs, "-procs %q: want whole numbers from 1 to %d", s, maxBuyers)
+		}
+		f.procs = append(f.procs, n)
+	}
+	if *tickets < 0 || (*tickets == 0 && isSet(fs, "tickets")) || *tickets > maxTickets {
+		return f, usageError(fs, "-tickets %d: want 1 to %d", *tickets, maxTickets)
+	}
+	f.tickets, f.json, f.out = *tickets, *asJSON, *out
+	if f.out != "" {
+		if err := checkWritable(f.out); err != nil {
+			return f, usageError(fs, "-out %s: %v", f.out, err)
+		}
+	}
+	return f, nil
+}
+
+func runThroughput(args []string, stdout, stderr io.Writer) error {
+	f, err := parseThroughput(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	bar := newProgress(stderr, len(f.backends)*len(f.procs), "selling")
+	var results []Result
+	for _, kind := range f.backends {
+		rate := 0.0
+		for _, procs := range f.procs {
+			tickets := f.tickets
+			if tickets == 0 {
+				if tickets, rate, err = calibrate(ctx, kind, procs, rate); err != nil {
+					return err
+				}
+			}
+			r, err := sell(ctx, kind, procs, tickets)
+			if err != nil {
+				return err
+			}
+			rate = r.OpsPerSec
+			results = append(results, r)
+			bar.Add(1)
+		}
+	}
+	bar.Finish()
+	speedups(results)
+	if f.json {
+		enc := json.NewEncoder(stdout)
+		for _, r := range results {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+	} else {
+		printTable(stdout, results)
+	}
+	if f.out != "" {
+		if err := writeOut(f.out, results); err != nil {
+			return err
+		}
+		if !f.json {
+			fmt.Fprintf(stdout, "\nwrote %s and %s\n", filepath.Join(f.out, "results.json"), filepath.Join(f.out, "throughput.svg"))
+		}
+	}
+	return nil
+}
+
+// speedups fills SpeedupVsJSONFlock from the json-flock run at the same
+// process count.
+func speedups(rs []Result) {
+	base := map[int]float64{}
+	for _, r := range rs {
+		if r.Backend == backend.JSONFlock {
+			base[r.Procs] = r.OpsPerSec
+		}
+	}
+	for i := range rs {
+		if b := base[rs[i].Procs]; b > 0 {
+			rs[i].SpeedupVsJSONFlock = rs[i].OpsPerSec / b
+		}
+	}
+}
+
+func printTable(w io.Writer, rs []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "backend\tprocs\ttickets\tops/s\t× json-flock\toversold\tlost\ttorn\tmin share\tmax share\t")
+	broken := false
+	for _, r := range rs {
+		speed := "-"
+		if r.SpeedupVsJSONFlock > 0 {
+			speed = fmt.Sprintf("%.1f", r.SpeedupVsJSONFlock)
+		}
+		torn := strconv.FormatInt(r.Torn, 10)
+		if r.Broken {
+			torn += "*"
+			broken = true
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%.2f\t%.2f\t\n",
+			r.Backend, r.Procs, r.Tickets, human(r.OpsPerSec), speed, r.Oversold, r.Lost, torn, r.MinShare, r.MaxShare)
+	}
+	tw.Flush()
+	if broken {
+		fmt.Fprintln(w, "* the unlocked writers tore the db file for good ({\"count\": 958}}): buyers stopped, as Python's json.load would have raised")
+	}
+}
+
+// human prints a rate with three significant digits and a k/M suffix.
+func human(x float64) string {
+	switch {
+	case x >= 1e6:
+		return fmt.Sprintf("%.3gM", x/1e6)
+	case x >= 1e3:
+		return fmt.Sprintf("%.3gk", x/1e3)
+	}
+	return fmt.Sprintf("%.3g", x)
+}
+
+// checkWritable makes dir if needed and proves a file can be created in
+// it, before any run: a bad -out fails at once, not after a minute.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".bench-probe-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// writeOut writes results.json and throughput.svg, each through a
+// temporary file and a rename: a failure leaves no half-written file.
+func writeOut(dir string, rs []Result) error {
+	js, err := json.MarshalIndent(rs, "", "  ")
+	if err != nil {
+		return err
+	}
+	svg, err := chart(rs)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "results.json"), append(js, '\n')); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, "throughput.svg"), svg)
+}
+
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// progress is a bar on a terminal, nothing otherwise.
+type progress interface {
+	Add(int) error
+	Finish() error
+}
+
+type silent struct{}
+
+func (silent) Add(int) error { return nil }
+func (silent) Finish() error { return nil }
+
+func newProgress(w io.Writer, n int, what string) progress {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return silent{}
+	}
+	return progressbar.NewOptions(n,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
