@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/crobust"
@@ -97,7 +98,9 @@ func holdC(name string, ctl *control) error {
 		return err
 	}
 	ctl.ready().Add(1)
-	select {}
+	for {
+		time.Sleep(time.Hour) // hold it until killed
+	}
 }
 
 // openCWaiter opens the C lock for a waiter that expects its owner's

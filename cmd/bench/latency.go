@@ -107,7 +107,11 @@ func holderEntry(args []string) error {
 		return err
 	}
 	ctl.ready().Add(1)
-	select {} // hold it until killed
+	for {
+		// Hold it until killed. (select {} would crash with "all
+		// goroutines are asleep": an exit, not the kill we time.)
+		time.Sleep(time.Hour)
+	}
 }
 
 // cRobustName is c-robust's name whether or not cgo is on.

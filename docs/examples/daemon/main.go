@@ -1,0 +1,53 @@
+// Command daemon is lesson 4: a heartbeat daemon reports "alive" while a
+// worker runs, and is terminated when the main program is done; a daemon
+// may not start children.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/forkexec"
+)
+
+func init() {
+	forkexec.Register("heartbeat", func([]string) error {
+		p := &forkexec.Process{Entry: "worker"}
+		if err := p.Start(); errors.Is(err, forkexec.ErrDaemonChildren) {
+			fmt.Println("heartbeat: a daemon cannot have children:", err)
+		}
+		for {
+			fmt.Println("heartbeat: alive")
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	forkexec.Register("worker", func([]string) error {
+		for i := range 3 {
+			fmt.Println("worker: step", i+1)
+			time.Sleep(150 * time.Millisecond)
+		}
+		return nil
+	})
+}
+
+func main() { forkexec.Main(run) }
+
+func run() error {
+	hb := &forkexec.Process{Entry: "heartbeat", Daemon: true}
+	w := &forkexec.Process{Entry: "worker"}
+	for _, p := range []*forkexec.Process{hb, w} {
+		if err := p.Start(); err != nil {
+			return err
+		}
+	}
+	if err := w.Join(context.Background()); err != nil {
+		return err
+	}
+	// Returning from run is Python's interpreter exit: Main terminates
+	// the heartbeat daemon (and would join any other child). Were this
+	// program SIGKILLed, the kernel would kill the daemon (Pdeathsig).
+	fmt.Println("main: the worker is done; returning terminates the daemon")
+	return nil
+}

@@ -1,0 +1,69 @@
+// Command lockfree is lesson 9: the same ticket sale with a lock and with
+// one compare-and-swap; both sell every ticket once, and Audit proves it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/shm"
+	"github.com/shmkit/shmkit/ticketshm"
+)
+
+const tickets = 2_000_000
+
+func init() {
+	forkexec.Register("buyer", func(args []string) error {
+		c, err := ticketshm.Open(args[0], 0)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for {
+			if _, err := c.Buy(context.Background()); errors.Is(err, ticketshm.ErrSoldOut) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+	})
+}
+
+func main() { forkexec.Main(run) }
+
+func run() error {
+	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
+		name := "lesson9." + mode.String()
+		c, err := ticketshm.OpenCounter(context.Background(), name, tickets, mode)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		var ps []*forkexec.Process
+		for range 4 {
+			p := &forkexec.Process{Entry: "buyer", Args: []string{name}}
+			if err := p.Start(); err != nil {
+				return err
+			}
+			ps = append(ps, p)
+		}
+		for _, p := range ps {
+			if err := p.Join(context.Background()); err != nil {
+				return err
+			}
+		}
+		elapsed := time.Since(start) // includes starting the processes
+		a, err := c.Audit()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-9s: 4 buyers sold %d of %d, lost %d, oversold %d, audit ok: %v (%.0f ms with spawning)\n",
+			mode, a.Sold, a.Total, a.Lost, a.Oversold, a.OK(), float64(elapsed.Milliseconds()))
+		c.Close()
+		shm.Remove(name)
+	}
+	return nil
+}

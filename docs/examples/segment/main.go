@@ -1,0 +1,81 @@
+// Command segment is lesson 7: a shared-memory segment is a file in
+// /dev/shm with a self-validating header; processes map it and update
+// typed atomic views of its data; a file that is not a segment is refused.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/shm"
+)
+
+const (
+	name = "lesson7.visits"
+	tag  = "lesson7.Visits/1"
+)
+
+func init() {
+	forkexec.Register("visitor", func([]string) error {
+		seg, err := shm.Open(name, tag)
+		if err != nil {
+			return err
+		}
+		defer seg.Close()
+		visits, err := seg.Int64(0)
+		if err != nil {
+			return err
+		}
+		for range 1000 {
+			visits.Add(1)
+		}
+		return nil
+	})
+}
+
+func main() { forkexec.Main(run) }
+
+func run() error {
+	seg, err := shm.OpenOrCreate(context.Background(), name, 64, tag, nil)
+	if err != nil {
+		return err
+	}
+	defer shm.Remove(name)
+	defer seg.Close()
+
+	var ps []*forkexec.Process
+	for range 4 {
+		p := &forkexec.Process{Entry: "visitor"}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if err := p.Join(context.Background()); err != nil {
+			return err
+		}
+	}
+	visits, _ := seg.Int64(0)
+	fmt.Println("4 processes x 1000 atomic adds:", visits.Load())
+
+	info, err := shm.Stat(name)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("header: path %s, tag %q, version %d, %d data bytes, state %v\n",
+		info.Path, info.Tag, info.Version, info.Size, info.State)
+
+	// A file that is not a segment, and a segment of another type.
+	junk := "/dev/shm/shmkit.lesson7.junk"
+	os.WriteFile(junk, []byte(`{"count": 10}`), 0o600)
+	defer os.Remove(junk)
+	_, err = shm.Open("lesson7.junk", tag)
+	fmt.Println("a JSON file is refused:", errors.Is(err, shm.ErrTruncated) || errors.Is(err, shm.ErrBadMagic))
+	_, err = shm.Open(name, "some.Other/1")
+	fmt.Println("another type is refused:", errors.Is(err, shm.ErrTypeMismatch))
+	return nil
+}

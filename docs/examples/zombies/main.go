@@ -1,0 +1,94 @@
+// Command zombies is lesson 5: a child that exited and was not waited for
+// is a zombie (state Z in /proc); forkexec reaps every child it starts;
+// an orphan is reparented, here to us, a subreaper.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/forkexec"
+)
+
+func init() {
+	forkexec.Register("quick", func([]string) error { return nil })
+	// parent starts a grandchild and exits without waiting for it.
+	forkexec.Register("parent", func([]string) error {
+		g := &forkexec.Process{Entry: "grandchild"}
+		if err := g.Start(); err != nil {
+			return err
+		}
+		fmt.Println("orphan: the grandchild is", g.Pid())
+		os.Exit(0) // skip Main's join: leave it behind, an orphan
+		return nil
+	})
+	forkexec.Register("grandchild", func([]string) error {
+		time.Sleep(300 * time.Millisecond)
+		return nil
+	})
+}
+
+// state is the process state letter in /proc/pid/stat ("" once gone).
+func state(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "gone"
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	n, _ := strconv.Atoi(strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[1])
+	return n
+}
+
+func main() { forkexec.Main(run) }
+
+func run() error {
+	// 1. A zombie: os/exec without Wait.
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	time.Sleep(100 * time.Millisecond) // it has exited by now
+	fmt.Println("zombie: os/exec child not waited for, state:", state(cmd.Process.Pid))
+	cmd.Wait()
+	fmt.Println("zombie: after Wait, state:", state(cmd.Process.Pid))
+
+	// 2. forkexec reaps as soon as the child exits.
+	p := &forkexec.Process{Entry: "quick"}
+	if err := p.Start(); err != nil {
+		return err
+	}
+	<-p.Done()
+	fmt.Println("forkexec: exited child, state:", state(p.Pid()))
+
+	// 3. An orphan: its parent exits first; a subreaper adopts it.
+	if err := forkexec.SetSubreaper(); err != nil {
+		return err
+	}
+	var out strings.Builder
+	parent := &forkexec.Process{Entry: "parent", Stdout: &out}
+	if err := parent.Start(); err != nil {
+		return err
+	}
+	if err := parent.Join(context.Background()); err != nil {
+		return err
+	}
+	gc, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(out.String(), "orphan: the grandchild is")))
+	fmt.Println("orphan: its parent exited; new parent is us:", ppid(gc) == os.Getpid())
+	code, err := forkexec.ReapOrphan(gc)
+	fmt.Println("orphan: reaped by the subreaper, exit code", code, err)
+	return nil
+}
