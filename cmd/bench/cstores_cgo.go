@@ -92,9 +92,11 @@ func holdC(name string, ctl *control) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Lock(); errors.Is(err, crobust.ErrOwnerDead) {
-		err = m.Consistent()
-	} else if err != nil {
+	err = m.Lock()
+	if errors.Is(err, crobust.ErrOwnerDead) {
+		err = m.Consistent() // a previous holder died: nothing to repair
+	}
+	if err != nil {
 		return err
 	}
 	ctl.ready().Add(1)

@@ -101,9 +101,11 @@ func holderEntry(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Lock(); errors.Is(err, semaphore.ErrOwnerDead) {
-		err = m.Consistent()
-	} else if err != nil {
+	err = m.Lock()
+	if errors.Is(err, semaphore.ErrOwnerDead) {
+		err = m.Consistent() // a previous holder died: nothing to repair
+	}
+	if err != nil {
 		return err
 	}
 	ctl.ready().Add(1)

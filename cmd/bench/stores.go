@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -18,10 +19,30 @@ import (
 )
 
 // backends lists every backend this build can run, in table order: the
-// ticketshm stores, then the C yardsticks when cgo is on.
-func backends() []string { return append(slices.Clone(backend.Names), cBackends...) }
+// ticketshm stores, the C yardsticks when cgo is on, and Redis.
+func backends() []string {
+	return append(append(slices.Clone(backend.Names), cBackends...), backend.Redis)
+}
+
+// defaultBackends are those the default command runs: all but Redis when
+// there is no redis-server to start (nor -redis to use).
+func defaultBackends(redisAddr string) []string {
+	if redisAddr == "" && !haveRedisServer() {
+		return slices.DeleteFunc(backends(), backend.IsRedis)
+	}
+	return backends()
+}
 
 func known(kind string) bool { return slices.Contains(backends(), kind) }
+
+func haveRedisServer() bool {
+	_, err := exec.LookPath("redis-server")
+	return err == nil
+}
+
+// redisAddr is the server the redis backend uses in this process: -redis,
+// or one the harness started.
+var redisAddr string
 
 // verdict is what a finished run's store says.
 type verdict struct {
@@ -38,8 +59,14 @@ func createStore(ctx context.Context, kind, dir string, tickets int64) (string, 
 		return createC(kind, tickets)
 	}
 	name := fmt.Sprintf("bench.%d.%d", os.Getpid(), storeSeq.Add(1))
-	if backend.IsJSON(kind) {
+	switch {
+	case backend.IsJSON(kind):
 		name = filepath.Join(dir, name+".db.txt")
+	case backend.IsRedis(kind):
+		if redisAddr == "" {
+			return "", errors.New("bench: no Redis server (give -redis ADDR, or install redis-server)")
+		}
+		name = redisAddr + "/shmkit." + name
 	}
 	return name, backend.Create(ctx, kind, name, tickets)
 }
@@ -115,6 +142,18 @@ func verify(ctx context.Context, kind, name string, tickets, bought int64) (verd
 			return verdict{}, err
 		}
 		return account(tickets, tickets-sold, bought), nil
+	}
+	if backend.IsRedis(kind) {
+		a, err := backend.RedisAudit(ctx, name)
+		if err != nil {
+			return verdict{}, err
+		}
+		v := account(tickets, a.Remaining, bought)
+		if a.Sold+a.Remaining != tickets {
+			v.lost += max(0, tickets-a.Sold-a.Remaining)
+			v.oversold += max(0, a.Sold+a.Remaining-tickets)
+		}
+		return v, nil
 	}
 	if backend.IsJSON(kind) {
 		st, err := jsonfile.OpenFlock(name)

@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/redistest"
 )
 
 // throughputFlags is the default command's command line.
@@ -27,11 +30,13 @@ type throughputFlags struct {
 	tickets  int64 // 0: size each run to about a second
 	json     bool
 	out      string
+	redis    string // -redis: an existing server; "" starts one if needed
 }
 
 func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
-	fs := newFlags("bench", "bench [-backends a,b] [-procs 1,2,4,8] [-tickets N] [-json] [-out DIR]\n       bench chaos|recover|spawn -h", stderr)
-	backendList := fs.String("backends", strings.Join(backends(), ","), "backends to compare, comma-separated (known: "+strings.Join(backends(), ", ")+")")
+	fs := newFlags("bench", "bench [-backends a,b] [-procs 1,2,4,8] [-tickets N] [-json] [-out DIR] [-redis ADDR]\n       bench chaos|recover|spawn -h", stderr)
+	backendList := fs.String("backends", "", "backends to compare, comma-separated (known: "+strings.Join(backends(), ", ")+"; default: all, redis only if redis-server is installed or -redis is given)")
+	redisFlag := fs.String("redis", "", "`host:port` of a Redis server for the redis backend (default: start a redis-server on a free loopback port)")
 	procList := fs.String("procs", "1,2,4,8", "buyer process counts, comma-separated")
 	tickets := fs.Int64("tickets", 0, "tickets per run (default: sized so each run lasts about a second)")
 	asJSON := fs.Bool("json", false, "print one JSON object per run on stdout, nothing else")
@@ -40,7 +45,17 @@ func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
 	if err := parse(fs, args); err != nil {
 		return f, err
 	}
-	for _, b := range strings.Split(*backendList, ",") {
+	f.redis = *redisFlag
+	if f.redis != "" {
+		if _, port, err := net.SplitHostPort(f.redis); err != nil || port == "" {
+			return f, usageError(fs, "-redis %q: want host:port", f.redis)
+		}
+	}
+	list := strings.Join(defaultBackends(f.redis), ",")
+	if *backendList != "" {
+		list = *backendList
+	}
+	for _, b := range strings.Split(list, ",") {
 		b = strings.TrimSpace(b)
 		if !known(b) {
 			return f, usageError(fs, "unknown backend %q (known: %s)", b, strings.Join(backends(), ", "))
@@ -72,6 +87,13 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
+	if slices.Contains(f.backends, backend.Redis) {
+		stop, err := useRedis(f.redis)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	bar := newProgress(stderr, len(f.backends)*len(f.procs), "selling")
 	var results []Result
 	for _, kind := range f.backends {
@@ -79,7 +101,7 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		for _, procs := range f.procs {
 			tickets := f.tickets
 			if tickets == 0 {
-				if tickets, rate, err = calibrate(ctx, kind, procs, rate); err != nil {
+				if tickets, _, err = calibrate(ctx, kind, procs, rate); err != nil {
 					return err
 				}
 			}
@@ -113,6 +135,26 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// useRedis points the redis backend at addr, or at a redis-server it
+// starts on a free loopback port (stopped by the returned func).
+func useRedis(addr string) (stop func(), err error) {
+	if addr != "" {
+		redisAddr = addr
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "shmkit-bench-redis-")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := redistest.Start(dir, false)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	redisAddr = srv.Addr
+	return func() { srv.Stop(); os.RemoveAll(dir) }, nil
 }
 
 // speedups fills SpeedupVsJSONFlock from the json-flock run at the same

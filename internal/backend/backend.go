@@ -8,10 +8,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
+	"github.com/shmkit/shmkit/ticketshm/redisstore"
 )
 
 // The backend names, as the bench's -backends flag spells them.
@@ -20,13 +26,19 @@ const (
 	ShmLockFree = "shm-lockfree"
 	JSONFlock   = "json-flock"
 	JSONNoLock  = "json-nolock"
+	Redis       = "redis" // name is "host:port/key"
 )
 
-// Names lists the backends this package opens, in the bench's order.
+// Names lists the backends this package opens on this host alone, in the
+// bench's order; Redis needs a server besides.
 var Names = []string{ShmMutex, ShmLockFree, JSONFlock, JSONNoLock}
 
 // ErrUnknown is returned for a backend name this package does not know.
 var ErrUnknown = errors.New("backend: unknown backend")
+
+// IsRedis reports whether the backend keeps its count on a Redis server
+// (name is then "host:port/key").
+func IsRedis(kind string) bool { return kind == Redis }
 
 // IsJSON reports whether the backend keeps its count in a JSON file (name
 // is then a file path) rather than a shm segment (a segment name).
@@ -53,8 +65,15 @@ func Create(ctx context.Context, kind, name string, total int64) error {
 		return c.Close()
 	case JSONFlock, JSONNoLock:
 		return jsonfile.Create(name, total)
+	case Redis:
+		rdb, key, err := redisClient(name)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		return redisstore.Init(ctx, rdb, key, total, true)
 	}
-	return fmt.Errorf("%w %q (known: %v)", ErrUnknown, kind, Names)
+	return fmt.Errorf("%w %q (known: %v)", ErrUnknown, kind, append(Names, Redis))
 }
 
 // Open opens an existing store made by Create.
@@ -66,12 +85,63 @@ func Open(ctx context.Context, kind, name string) (ticketshm.Store, error) {
 		return jsonfile.OpenFlock(name)
 	case JSONNoLock:
 		return jsonfile.OpenUnlocked(name)
+	case Redis:
+		rdb, key, err := redisClient(name)
+		if err != nil {
+			return nil, err
+		}
+		buyer := fmt.Sprintf("p%d.%d", os.Getpid(), buyerSeq.Add(1))
+		st, err := redisstore.New(ctx, rdb, key, buyer)
+		if err != nil {
+			rdb.Close()
+			return nil, err
+		}
+		return redisStore{st, rdb}, nil
 	}
-	return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, kind, Names)
+	return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, kind, append(Names, Redis))
 }
 
-// Remove deletes the store's file or segment.
+var buyerSeq atomic.Int64
+
+// redisStore is a redisstore.Store that owns its client.
+type redisStore struct {
+	*redisstore.Store
+	rdb *redis.Client
+}
+
+func (s redisStore) Close() error { return s.rdb.Close() }
+
+// RedisAudit audits the Redis counter name ("host:port/key").
+func RedisAudit(ctx context.Context, name string) (redisstore.Audit, error) {
+	rdb, key, err := redisClient(name)
+	if err != nil {
+		return redisstore.Audit{}, err
+	}
+	defer rdb.Close()
+	return redisstore.AuditCounter(ctx, rdb, key)
+}
+
+// redisClient splits "host:port/key" and makes a client for it. A failed
+// purchase is reported, not retried (MaxRetries -1): a retry after a lost
+// reply could buy twice.
+func redisClient(name string) (*redis.Client, string, error) {
+	addr, key, ok := strings.Cut(name, "/")
+	if !ok || addr == "" || key == "" {
+		return nil, "", fmt.Errorf("backend: redis store %q: want host:port/key", name)
+	}
+	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1}), key, nil
+}
+
+// Remove deletes the store's file, segment or key.
 func Remove(kind, name string) error {
+	if IsRedis(kind) {
+		rdb, key, err := redisClient(name)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		return rdb.Del(context.Background(), key).Err()
+	}
 	if IsJSON(kind) {
 		return removeFile(name)
 	}

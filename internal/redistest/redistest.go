@@ -1,0 +1,148 @@
+// Package redistest starts a real redis-server on a free loopback port,
+// for the tests and for the bench when no -redis address is given.
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrNoServer is returned when no redis-server binary is on PATH.
+var ErrNoServer = errors.New("redistest: redis-server not found on PATH; install it: apt-get install redis-server")
+
+// Server is a redis-server child process with its own directory.
+type Server struct {
+	Addr string // 127.0.0.1:port
+	Dir  string // working directory: the append-only file lives here
+
+	port    int
+	durable bool
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+// Start starts redis-server on a free port of 127.0.0.1, with dir as its
+// working directory (created if need be). Durable servers keep an
+// append-only file fsynced on every write (appendfsync always), so that
+// Restart finds every acknowledged write; others keep nothing on disk.
+func Start(dir string, durable bool) (*Server, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, ErrNoServer
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, port: port, durable: durable}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) start() error {
+	args := []string{
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--dir", s.Dir, "--save", "", "--daemonize", "no",
+		"--logfile", filepath.Join(s.Dir, "redis.log"),
+		"--protected-mode", "yes",
+	}
+	if s.durable {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	cmd := exec.Command("redis-server", args...)
+	// The server dies with whoever started it, even if that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("redistest: redis-server exited at start: %s", s.logTail())
+		default:
+		}
+		if ping(s.Addr) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Stop()
+	return fmt.Errorf("redistest: redis-server on %s did not answer PING within 10s: %s", s.Addr, s.logTail())
+}
+
+// ping sends PING in RESP and waits for +PONG; it needs no client library.
+func ping(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+	if len(b) > 600 {
+		b = b[len(b)-600:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and waits for it.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Kill()
+	<-done
+}
+
+// Restart starts the server again on the same port and directory (a
+// durable server replays its append-only file).
+func (s *Server) Restart() error {
+	s.Kill()
+	return s.start()
+}
+
+// Stop kills the server; its directory is the caller's to remove.
+func (s *Server) Stop() { s.Kill() }
