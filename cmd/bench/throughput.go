@@ -196,9 +196,11 @@ func printTable(w io.Writer, rs []Result) {
 	}
 }
 
-// human prints a rate with three significant digits and a k/M suffix.
+// human prints a rate with three significant digits and a k/M/G suffix.
 func human(x float64) string {
 	switch {
+	case x >= 1e9:
+		return fmt.Sprintf("%.3gG", x/1e9)
 	case x >= 1e6:
 		return fmt.Sprintf("%.3gM", x/1e6)
 	case x >= 1e3:
