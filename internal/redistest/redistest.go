@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package redistest starts a real redis-server on a free loopback port,
 // for the tests and for the bench when no -redis address is given.
 package redistest

@@ -1,0 +1,32 @@
+//go:build !linux
+
+package ticketshm
+
+import (
+	"context"
+	"errors"
+)
+
+// The Counter lives in a shm segment and locks with package semaphore:
+// Linux only. Elsewhere every entry point fails with errors.ErrUnsupported.
+
+// Counter is a ticket counter in shared memory (Linux only).
+type Counter struct{}
+
+var _ Store = (*Counter)(nil)
+
+// OpenCounter fails with errors.ErrUnsupported: Counter is Linux only.
+func OpenCounter(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// Open fails with errors.ErrUnsupported: Counter is Linux only.
+func Open(name string, mode Mode) (*Counter, error) { return nil, errors.ErrUnsupported }
+
+func (c *Counter) Buy(context.Context) (int64, error)       { return 0, errors.ErrUnsupported }
+func (c *Counter) Remaining(context.Context) (int64, error) { return 0, errors.ErrUnsupported }
+func (c *Counter) Audit() (Audit, error)                    { return Audit{}, errors.ErrUnsupported }
+func (c *Counter) Mode() Mode                               { return 0 }
+func (c *Counter) Total() int64                             { return 0 }
+func (c *Counter) Slot() int                                { return 0 }
+func (c *Counter) Close() error                             { return errors.ErrUnsupported }

@@ -1,0 +1,48 @@
+package ticketshm
+
+import "fmt"
+
+// Tag is the shm type tag of a Counter segment; its suffix is the layout
+// version.
+const Tag = "ticketshm.Counter/1"
+
+// MaxTickets bounds a Counter: one byte of owner ledger per ticket.
+const MaxTickets = 1 << 32
+
+// Mode is how a Counter serialises buyers.
+type Mode uint32
+
+const (
+	// Locked: read, check, decrement and write back under a robust
+	// semaphore.Mutex, the course notes' lesson done right.
+	Locked Mode = 1
+	// LockFree: one compare-and-swap on the remaining count.
+	LockFree Mode = 2
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Locked:
+		return "locked"
+	case LockFree:
+		return "lock-free"
+	}
+	return fmt.Sprintf("Mode(%d)", uint32(m))
+}
+
+// Audit is a consistency check of a Counter.
+type Audit struct {
+	Total     int64
+	Remaining int64
+	Sold      int64   // tickets with an owner in the ledger
+	Lost      int64   // tickets taken from the count with no owner
+	Oversold  int64   // owners recorded for tickets the count never gave out
+	PerSlot   []int64 // tickets sold by process slot
+	InFlight  int64   // lock-free buys of live processes between CAS and ledger (counted in Lost too)
+}
+
+// OK reports whether sold + remaining == total with nothing lost or
+// oversold.
+func (a Audit) OK() bool {
+	return a.Lost == 0 && a.Oversold == 0 && a.Sold+a.Remaining == a.Total
+}
