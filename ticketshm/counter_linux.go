@@ -111,6 +111,9 @@ func versionError(name string, err error) error {
 
 func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	d := seg.Data()
+	if len(d) <= offOwners {
+		return nil, fmt.Errorf("%s: %w: %d data bytes, a Counter has more than %d", seg.Path(), ErrCorrupt, len(d), offOwners)
+	}
 	c := &Counter{
 		seg:       seg,
 		total:     i64(d, offTotal).Load(),

@@ -289,12 +289,23 @@ func TestCounterBadInput(t *testing.T) {
 		t.Errorf("newer layout: %v, want ErrLayoutVersion", err)
 	}
 
+	// A segment with the Counter's tag, too small to be one.
+	tiny := storeName(t, backend.ShmMutex)
+	s, err = shm.Create(tiny, 100, ticketshm.Tag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := ticketshm.Open(tiny, 0); !errors.Is(err, ticketshm.ErrCorrupt) {
+		t.Errorf("a tiny segment: %v, want ErrCorrupt", err)
+	}
+
 	// Corrupt words in a Counter segment.
 	for _, tc := range []struct {
 		name string
 		off  int
 		val  byte
-	}{{"remaining above total", 1608 + 7, 0x7f}, {"unknown mode", 1616, 9}, {"reserved", 1630, 1}} {
+	}{{"remaining above total", 1608 + 7, 0x7f}, {"unknown mode", 1616, 9}, {"reserved", 1630, 1}, {"total", 1600, 11}} {
 		bad := storeName(t, backend.ShmMutex)
 		c, err := ticketshm.OpenCounter(ctx, bad, 10, ticketshm.Locked)
 		if err != nil {

@@ -1,0 +1,62 @@
+//go:build linux
+
+package ticketshm_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/semaphore"
+	"github.com/shmkit/shmkit/shm"
+	"github.com/shmkit/shmkit/ticketshm"
+)
+
+// FuzzOpenCounter: any bytes in a Counter segment's words (the Mutex
+// record, total, remaining, mode, intents, ledger) give a Counter or a
+// sentinel error, never a panic; a Counter that opens can be audited and
+// bought from without a panic or a hang.
+func FuzzOpenCounter(f *testing.F) {
+	const size = 9856 + 128 // a Counter of 128 tickets
+	valid := make([]byte, 1664)
+	le := func(off int, v uint64) {
+		for i := range 8 {
+			valid[off+i] = byte(v >> (8 * i))
+		}
+	}
+	le(1600, 128)
+	le(1608, 40)
+	le(1616, 2)
+	f.Add(valid)
+	f.Add([]byte{})
+	f.Add(make([]byte, size))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name := storeName(t, backend.ShmMutex)
+		seg, err := shm.Create(name, size, ticketshm.Tag, func(s *shm.Segment) error {
+			copy(s.Data(), b)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg.Close()
+		c, err := ticketshm.Open(name, 0)
+		if err != nil {
+			if !errors.Is(err, ticketshm.ErrCorrupt) && !errors.Is(err, semaphore.ErrCorrupt) {
+				t.Fatalf("Open: error without a sentinel: %v", err)
+			}
+			return
+		}
+		defer c.Close()
+		if _, err := c.Audit(); err != nil && !errors.Is(err, semaphore.ErrNotRecoverable) {
+			t.Fatalf("Audit: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := c.Buy(ctx); err != nil && !errors.Is(err, ticketshm.ErrSoldOut) && !errors.Is(err, semaphore.ErrNotRecoverable) {
+			t.Fatalf("Buy: %v", err)
+		}
+	})
+}
