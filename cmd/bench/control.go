@@ -26,6 +26,8 @@ const (
 	controlTag = "bench.Control/1"
 	maxBuyers  = 128
 	slotStride = 64
+
+	controlSize = slotStride * (maxBuyers + 1)
 )
 
 type control struct {
@@ -37,7 +39,7 @@ var controlSeq atomic.Int64
 // newControl creates a fresh control segment for one run.
 func newControl() (*control, error) {
 	name := fmt.Sprintf("bench.%d.ctl.%d", os.Getpid(), controlSeq.Add(1))
-	seg, err := shm.Create(name, slotStride*(maxBuyers+1), controlTag, nil)
+	seg, err := shm.Create(name, controlSize, controlTag, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +50,10 @@ func openControl(name string) (*control, error) {
 	seg, err := shm.Open(name, controlTag)
 	if err != nil {
 		return nil, err
+	}
+	if seg.Size() != controlSize {
+		seg.Close()
+		return nil, fmt.Errorf("%s: %w: %d data bytes, a control segment has %d", name, shm.ErrSizeMismatch, seg.Size(), controlSize)
 	}
 	return &control{seg}, nil
 }

@@ -25,7 +25,21 @@ const (
 	cCAS    = "c-cas"
 	cTag    = "bench.CCounter/1"
 	cOffCtr = 64
+	cSize   = 128
 )
+
+// openC opens a C counter segment and checks its size.
+func openC(name string) (*shm.Segment, error) {
+	seg, err := shm.Open(name, cTag)
+	if err != nil {
+		return nil, err
+	}
+	if seg.Size() != cSize {
+		seg.Close()
+		return nil, fmt.Errorf("%s: %w: %d data bytes, a C counter has %d", name, shm.ErrSizeMismatch, seg.Size(), cSize)
+	}
+	return seg, nil
+}
 
 var cBackends = []string{cRobust, cCAS}
 
@@ -35,7 +49,7 @@ var _ [64 - crobust.Size]struct{} // the mutex fits its 64 bytes
 
 func createC(kind string, tickets int64) (string, error) {
 	name := fmt.Sprintf("bench.%d.c%d", os.Getpid(), storeSeq.Add(1))
-	seg, err := shm.Create(name, 128, cTag, func(s *shm.Segment) error {
+	seg, err := shm.Create(name, cSize, cTag, func(s *shm.Segment) error {
 		m, err := crobust.At(s.Data())
 		if err != nil {
 			return err
@@ -54,7 +68,7 @@ func removeC(name string) error { return shm.Remove(name) }
 // increment, or a bare CAS. The loop runs in one C call, so cgo's cost is
 // paid once per buyer, not per ticket.
 func sellC(kind, name string, tickets int64) (int64, error) {
-	seg, err := shm.Open(name, cTag)
+	seg, err := openC(name)
 	if err != nil {
 		return 0, err
 	}
@@ -71,7 +85,7 @@ func sellC(kind, name string, tickets int64) (int64, error) {
 }
 
 func soldC(name string) (int64, error) {
-	seg, err := shm.Open(name, cTag)
+	seg, err := openC(name)
 	if err != nil {
 		return 0, err
 	}
@@ -84,7 +98,7 @@ func soldC(name string) (int64, error) {
 // mutex belongs to a thread), reports it, and waits for its SIGKILL.
 func holdC(name string, ctl *control) error {
 	runtime.LockOSThread()
-	seg, err := shm.Open(name, cTag)
+	seg, err := openC(name)
 	if err != nil {
 		return err
 	}
@@ -108,7 +122,7 @@ func holdC(name string, ctl *control) error {
 // openCWaiter opens the C lock for a waiter that expects its owner's
 // death: lock (EOWNERDEAD), consistent and unlock in one C call.
 func openCWaiter(name string) (*shm.Segment, func() error, error) {
-	seg, err := shm.Open(name, cTag)
+	seg, err := openC(name)
 	if err != nil {
 		return nil, nil, err
 	}
