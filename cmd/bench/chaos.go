@@ -195,12 +195,18 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 			return res, err
 		}
 	}
+	idleRounds := 0 // counters sold out with no kill in between
 	for res.Kills < kills {
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
-		if soldOut := anyExited(ps); soldOut {
+		if anyExited(ps) {
+			// Sold out (or a buyer failed, which reap counts):
+			// audit this counter and start a fresh one.
 			stopAll()
 			if err := audit(); err != nil {
 				return res, err
+			}
+			if idleRounds++; idleRounds > 100 {
+				return res, fmt.Errorf("bench chaos: %d tickets sell out before the buyers are all started; raise -tickets", tickets)
 			}
 			removeStore(kind, store)
 			if err := newCounter(); err != nil {
@@ -218,6 +224,7 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 		ps[i].Join(ctx)
 		reap(i, true)
 		res.Kills++
+		idleRounds = 0
 		bar.Add(1)
 		if err := launch(i); err != nil {
 			return res, err

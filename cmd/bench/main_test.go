@@ -165,7 +165,7 @@ func TestCalibrate(t *testing.T) {
 func TestChaos(t *testing.T) {
 	for _, kind := range []string{"shm-mutex", "shm-lockfree"} {
 		t.Run(kind, func(t *testing.T) {
-			stdout, _, err := runArgs(t, "chaos", "-json", "-backend", kind, "-kills", "40", "-procs", "3", "-tickets", "200000")
+			stdout, _, err := runArgs(t, "chaos", "-json", "-backend", kind, "-kills", "40", "-procs", "3", "-tickets", "5000000")
 			if err != nil {
 				t.Fatal(err)
 			}
