@@ -186,8 +186,9 @@ func TestKilledBuyers(t *testing.T) {
 // LockFree: CAS done, ledger not; the next attach settles it.
 func TestDeathMidBuy(t *testing.T) {
 	for _, tc := range []struct {
-		kind, entry string
-	}{{backend.ShmMutex, "locked-mid"}, {backend.ShmLockFree, "lockfree-mid"}} {
+		kind string
+		mode ticketshm.Mode
+	}{{backend.ShmMutex, ticketshm.Locked}, {backend.ShmLockFree, ticketshm.LockFree}} {
 		t.Run(tc.kind, func(t *testing.T) {
 			ctx := context.Background()
 			name := storeName(t, tc.kind)
@@ -202,7 +203,7 @@ func TestDeathMidBuy(t *testing.T) {
 			if n, err := st.Buy(ctx); n != 1 || err != nil {
 				t.Fatalf("first Buy = %d, %v", n, err)
 			}
-			p := testproc.Start(t, tc.entry, name)
+			p := testproc.Start(t, "mid", name, tc.mode.String())
 			p.Expect("mid")
 			p.Kill()
 			p.Wait()

@@ -22,11 +22,10 @@ import (
 
 func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]testproc.Entry{
-		"buyer":        buyerEntry,
-		"buy-forever":  buyForeverEntry,
-		"locked-mid":   lockedMidEntry,
-		"lockfree-mid": lockFreeMidEntry,
-		"bench-buyer":  benchBuyerEntry,
+		"buyer":       buyerEntry,
+		"buy-forever": buyForeverEntry,
+		"mid":         midEntry,
+		"bench-buyer": benchBuyerEntry,
 	})
 }
 
@@ -118,23 +117,15 @@ func buyForeverEntry(args []string) int {
 	}
 }
 
-// lockedMidEntry: args name. Dies (waits to be killed) in the middle of a
-// locked buy: the ledger says the next ticket is sold, remaining does not.
-func lockedMidEntry(args []string) int {
-	c, err := ticketshm.Open(args[0], ticketshm.Locked)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+// midEntry: args name, mode. Stops half-way through a buy and waits to be
+// killed: Locked, holding the Mutex with the ledger written and remaining
+// not; LockFree, after its CAS and before the ledger (BuyHalfway).
+func midEntry(args []string) int {
+	mode := ticketshm.Locked
+	if args[1] == "lock-free" {
+		mode = ticketshm.LockFree
 	}
-	ticketshm.BuyHalfway(c)
-	fmt.Println("mid")
-	time.Sleep(time.Hour)
-	return 0
-}
-
-// lockFreeMidEntry: args name. Stops after its CAS, before the ledger.
-func lockFreeMidEntry(args []string) int {
-	c, err := ticketshm.Open(args[0], ticketshm.LockFree)
+	c, err := ticketshm.Open(args[0], mode)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

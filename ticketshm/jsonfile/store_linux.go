@@ -90,6 +90,21 @@ func (s *file) write(n int64) error {
 	return nil
 }
 
+// sell is the second half of the notes' get, after the read of n: sold
+// out at 0, else write n-1 back and sell ticket n.
+func (s *file) sell(n int64, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s: %w", s.path, ticketshm.ErrSoldOut)
+	}
+	if err := s.write(n - 1); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 func (s *file) Close() error { return s.f.Close() }
 
 // FlockStore is the course notes' store with its lock: flock(LOCK_EX)
@@ -145,17 +160,7 @@ func (s *FlockStore) Buy(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	defer s.flock(unix.LOCK_UN)
-	n, err := s.read()
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("%s: %w", s.path, ticketshm.ErrSoldOut)
-	}
-	if err := s.write(n - 1); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return s.sell(s.read())
 }
 
 // UnlockedStore is the course notes' store without a lock: wrong on
@@ -192,17 +197,7 @@ func (s *UnlockedStore) Buy(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	n, err := s.count(s.read())
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("%s: %w", s.path, ticketshm.ErrSoldOut)
-	}
-	if err := s.write(n - 1); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return s.sell(s.count(s.read()))
 }
 
 func (s *UnlockedStore) count(n int64, err error) (int64, error) {
