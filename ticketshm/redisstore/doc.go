@@ -10,6 +10,12 @@
 //	st, err := redisstore.New(ctx, rdb, "tickets", "buyer-7")
 //	t, err := st.Buy(ctx) // ticket number, or ticketshm.ErrSoldOut
 //
+// New takes a go-redis client rather than an address: one client (its
+// pool, authentication, TLS, timeouts and retry policy) serves every Store
+// of a process, and the caller decides how to reach the server. The tests
+// and the bench use redis.NewClient(&redis.Options{Addr: addr,
+// MaxRetries: -1}).
+//
 // # Layout
 //
 // The counter is one Redis hash at key:
