@@ -139,15 +139,9 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 
 	// launch starts buyer i and waits until it is buying.
 	launch := func(i int) error {
-		want := ctl.ready().Load() + 1
 		ps[i] = &forkexec.Process{Entry: "chaos-buyer", Args: []string{kind, store, ctl.name()}, Daemon: true}
-		if err := ps[i].Start(); err != nil {
-			return err
-		}
-		for ctl.ready().Load() < want && ps[i].IsAlive() {
-			time.Sleep(50 * time.Microsecond)
-		}
-		return nil
+		_, err := ctl.startReady(ps[i]) // one that dies at once is counted by reap
+		return err
 	}
 	// reap classifies how buyer i ended after a Join.
 	reap := func(i int, killed bool) {

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shmkit/shmkit/internal/forkexec"
 	"github.com/shmkit/shmkit/shm"
 )
 
@@ -85,6 +86,23 @@ func (c *control) waitStart() {
 }
 
 func (c *control) name() string { return c.seg.Path() }
+
+// startReady starts p, a child that adds one to the ready count once it
+// is set up, and waits for that. It reports whether p got there (false:
+// p exited first; Join says how).
+func (c *control) startReady(p *forkexec.Process) (bool, error) {
+	want := c.ready().Load() + 1
+	if err := p.Start(); err != nil {
+		return false, err
+	}
+	for c.ready().Load() < want {
+		if !p.IsAlive() {
+			return false, nil
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return true, nil
+}
 
 // remove closes and deletes the segment.
 func (c *control) remove() error {

@@ -205,16 +205,11 @@ func recoverLatency(ctx context.Context, lock string, n int, bar progress) ([]ti
 
 	ds := make([]time.Duration, 0, n)
 	for range n {
-		want := ctl.ready().Load() + 1
 		p := &forkexec.Process{Entry: "holder", Args: []string{lock, store, ctl.name()}, Daemon: true}
-		if err := p.Start(); err != nil {
+		if ok, err := ctl.startReady(p); err != nil {
 			return nil, err
-		}
-		for ctl.ready().Load() < want {
-			if !p.IsAlive() {
-				return nil, fmt.Errorf("bench recover: holder died before taking the lock: %w", p.Join(ctx))
-			}
-			time.Sleep(50 * time.Microsecond)
+		} else if !ok {
+			return nil, fmt.Errorf("bench recover: holder died before taking the lock: %w", p.Join(ctx))
 		}
 		done := make(chan error, 1)
 		var took time.Time
