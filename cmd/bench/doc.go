@@ -10,6 +10,7 @@
 //	go run ./cmd/bench chaos -kills 1000   # SIGKILL buyers mid-purchase, verify
 //	go run ./cmd/bench recover -n 300      # owner-death takeover latency
 //	go run ./cmd/bench spawn -n 300        # Start+Join latency of a child
+//	go run ./cmd/bench replot docs/charts  # redraw throughput.svg from results.json
 //
 // # Throughput
 //

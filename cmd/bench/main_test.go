@@ -61,6 +61,8 @@ func TestBadFlags(t *testing.T) {
 		{"chaos", "-procs", "0"},
 		{"recover", "-n", "0"},
 		{"spawn", "-n", "-1"},
+		{"replot"},
+		{"replot", "/nonexistent-dir"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			stdout, stderr, err := runArgs(t, args...)
@@ -125,6 +127,14 @@ func TestThroughputJSON(t *testing.T) {
 	svg, err := os.ReadFile(filepath.Join(out, "throughput.svg"))
 	if err != nil || !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("shm-mutex")) {
 		t.Fatalf("throughput.svg: %v, %.200q", err, svg)
+	}
+	// replot draws the same chart again from results.json alone.
+	os.Remove(filepath.Join(out, "throughput.svg"))
+	if _, _, err := runArgs(t, "replot", out); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := os.ReadFile(filepath.Join(out, "throughput.svg")); err != nil || !bytes.Equal(again, svg) {
+		t.Errorf("replot did not redraw the same chart: %v", err)
 	}
 	entries, _ := os.ReadDir(out)
 	var names []string
