@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -183,17 +184,22 @@ func wrap(key string, err error, sent bool) error {
 	case strings.Contains(msg, "NOTCOUNTER"), strings.HasPrefix(msg, "WRONGTYPE"):
 		return fmt.Errorf("%s: %w: %v", key, ErrWrongType, err)
 	}
-	if isConnRefused(err) {
+	if isConnRefused(err) || errors.Is(err, redis.ErrClosed) {
+		// Nothing reached the server: a dial that failed, or a client
+		// already closed.
 		return fmt.Errorf("%s: %w: %v (is redis-server running?)", key, ErrUnavailable, err)
 	}
+	if strings.HasPrefix(msg, "LOADING") {
+		return fmt.Errorf("%s: %w: %v", key, ErrUnavailable, err)
+	}
 	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, redis.ErrClosed) || strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset") {
+	if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		// The connection broke: after a request was sent, its outcome
+		// is unknown.
 		if sent {
 			return fmt.Errorf("%s: %w: %v", key, ErrUncertain, err)
 		}
-		return fmt.Errorf("%s: %w: %v", key, ErrUnavailable, err)
-	}
-	if strings.HasPrefix(msg, "LOADING") {
 		return fmt.Errorf("%s: %w: %v", key, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: redisstore: %w", key, err)
