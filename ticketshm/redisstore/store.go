@@ -93,6 +93,9 @@ func New(ctx context.Context, rdb redis.UniversalClient, key, buyer string) (*St
 // an error wrapping ticketshm.ErrSoldOut. See the package doc for what the
 // other errors leave behind.
 func (s *Store) Buy(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", s.key, err) // nothing sent: certain
+	}
 	t, err := buyScript.Run(ctx, s.rdb, []string{s.key}, s.buyer).Int64()
 	if err != nil {
 		return 0, wrap(s.key, err, true)
