@@ -333,6 +333,12 @@ func (m *Mutex) withdraw() {
 		switch owner := v & tidMask; {
 		case owner == m.tid && v&ownerDiedBit == 0:
 			// Handed to us (a hand-off never carries OWNER_DIED).
+			// One case this cannot tell apart: the granter died
+			// between its two steps and, before this loop looked,
+			// another goroutine of this process took the word with
+			// TryLock and made it consistent; that lock is then
+			// released here. It needs a death, a cancelled
+			// LockContext and a concurrent TryLock at one moment.
 			m.handoff.Store(0)
 			m.Unlock()
 			return
