@@ -19,23 +19,34 @@ import (
 	"github.com/shmkit/shmkit/ticketshm"
 )
 
+// startBuyers makes a fresh store of total tickets and starts procs
+// processes running entry (args kind, name, barrier), each ready and
+// waiting at the barrier; release lets them all go at once.
+func startBuyers(tb testing.TB, entry, kind string, total int64, procs int) (name string, ps []*testproc.Proc, release func()) {
+	tb.Helper()
+	name = storeName(tb, kind)
+	if err := backend.Create(context.Background(), kind, name, total); err != nil {
+		tb.Fatal(err)
+	}
+	barrier := filepath.Join(tb.TempDir(), "go")
+	for range procs {
+		p := testproc.Start(tb, entry, kind, name, barrier)
+		p.Expect("ready")
+		ps = append(ps, p)
+	}
+	return name, ps, func() {
+		if err := os.WriteFile(barrier, nil, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // sale runs procs buyer processes on a fresh store of total tickets and
 // returns every ticket number sold (with repeats) and the torn reads.
 func sale(t *testing.T, kind string, total int64, procs int) (tickets []int64, torn int64) {
 	t.Helper()
-	ctx := context.Background()
-	name := storeName(t, kind)
-	if err := backend.Create(ctx, kind, name, total); err != nil {
-		t.Fatal(err)
-	}
-	barrier := filepath.Join(t.TempDir(), "go")
-	var ps []*testproc.Proc
-	for range procs {
-		p := testproc.Start(t, "buyer", kind, name, barrier)
-		p.Expect("ready")
-		ps = append(ps, p)
-	}
-	os.WriteFile(barrier, nil, 0o600)
+	name, ps, release := startBuyers(t, "buyer", kind, total, procs)
+	release()
 	for _, p := range ps {
 		p.MustExit()
 		for _, line := range strings.Split(p.Output(), "\n") {

@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shmkit/shmkit/internal/backend"
-	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
@@ -54,21 +52,10 @@ func BenchmarkBuy(b *testing.B) {
 	for _, kind := range backend.Names {
 		for _, procs := range []int{1, 2, 4, 8} {
 			b.Run(fmt.Sprintf("backend=%s/procs=%d", kind, procs), func(b *testing.B) {
-				ctx := context.Background()
-				name := storeName(b, kind)
-				if err := backend.Create(ctx, kind, name, int64(b.N)); err != nil {
-					b.Fatal(err)
-				}
-				barrier := filepath.Join(b.TempDir(), "go")
-				var ps []*testproc.Proc
-				for range procs {
-					p := testproc.Start(b, "bench-buyer", kind, name, barrier)
-					p.Expect("ready")
-					ps = append(ps, p)
-				}
+				_, ps, release := startBuyers(b, "bench-buyer", kind, int64(b.N), procs)
 				b.ResetTimer()
 				start := time.Now()
-				os.WriteFile(barrier, nil, 0o600)
+				release()
 				sold := 0
 				for _, p := range ps {
 					p.MustExit()
