@@ -282,6 +282,7 @@ func newProgress(w io.Writer, n int, what string) progress {
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowCount(),
 		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true), // show 0% before the first run ends
 	)
 }
 
