@@ -206,7 +206,7 @@ func (c *Counter) Remaining(context.Context) (int64, error) { return c.remaining
 // it repairs the counter first.
 func (c *Counter) locked(ctx context.Context, fn func()) error {
 	err := c.mu.LockContext(ctx)
-	if errors.Is(err, semaphore.ErrOwnerDead) {
+	if err != nil && errors.Is(err, semaphore.ErrOwnerDead) { // errors.Is is a call: keep it off the fast path
 		c.repair()
 		err = c.mu.Consistent()
 	}

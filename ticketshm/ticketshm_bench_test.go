@@ -68,3 +68,26 @@ func BenchmarkBuy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBuyOneGoroutine is the cost of one Buy with no contention and
+// no process boundary: the floor under BenchmarkBuy's per-ticket figures.
+func BenchmarkBuyOneGoroutine(b *testing.B) {
+	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
+		b.Run("mode="+mode.String(), func(b *testing.B) {
+			c, err := ticketshm.OpenCounter(context.Background(), storeName(b, backend.ShmMutex), int64(b.N)+1, mode)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			var st ticketshm.Store = c
+			ctx := context.Background()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := st.Buy(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
