@@ -17,6 +17,7 @@ import (
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
+	"golang.org/x/sys/unix"
 )
 
 // startBuyers makes a fresh store of total tickets and starts procs
@@ -127,69 +128,96 @@ func TestUnlockedShowsTheRace(t *testing.T) {
 func TestKilledBuyers(t *testing.T) {
 	for _, kind := range []string{backend.ShmMutex, backend.ShmLockFree} {
 		t.Run(kind, func(t *testing.T) {
-			ctx := context.Background()
-			name := storeName(t, kind)
-			// Enough for 150 kills of 4 buyers at full speed on a
-			// slow machine (400 MB of ledger in /dev/shm); should it
-			// sell out anyway, the kills stop there.
-			const total = 400_000_000
-			if err := backend.Create(ctx, kind, name, total); err != nil {
-				t.Fatal(err)
-			}
-			c, err := ticketshm.Open(name, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			ps := make([]*testproc.Proc, 4)
-			for i := range ps {
-				ps[i] = testproc.Start(t, "buy-forever", kind, name)
-				ps[i].Expect("running")
-			}
-			kills := 0
-			for ; kills < 150; kills++ {
-				i := rand.IntN(len(ps))
-				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
-				ps[i].Kill()
-				code := ps[i].Wait()
-				if r, _ := c.Remaining(ctx); code == 0 && r == 0 {
-					break // sold out
+			const want = 150
+			total := killTestTickets(t)
+			kills, rounds, sold := 0, 0, int64(0)
+			for kills < want {
+				if rounds++; rounds > 50 {
+					t.Fatalf("%d counters of %d tickets sold out with only %d kills", rounds-1, total, kills)
 				}
-				if code != -9 {
-					t.Fatalf("buyer exited %d before the kill", code)
-				}
-				ps[i] = testproc.Start(t, "buy-forever", kind, name)
-				ps[i].Expect("running")
+				k, n := killRound(t, kind, total, want-kills)
+				kills += k
+				sold += n
 			}
-			for _, p := range ps {
-				p.Kill()
-				p.Wait()
-			}
-			a, err := c.Audit()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !a.OK() || a.InFlight != 0 {
-				t.Fatalf("after %d kills: %+v", kills, a)
-			}
-			if a.Sold == 0 {
-				t.Fatal("nothing sold")
-			}
-			// The sale goes on where it stopped.
-			n, err := c.Buy(ctx)
-			if a.Remaining == 0 {
-				if !errors.Is(err, ticketshm.ErrSoldOut) {
-					t.Fatalf("Buy on a sold-out counter = %d, %v", n, err)
-				}
-			} else if err != nil || n != a.Sold+1 {
-				t.Fatalf("next Buy = %d, %v; want ticket %d", n, err, a.Sold+1)
-			}
-			if kills < 100 {
-				t.Fatalf("sold out after %d kills: raise total", kills)
-			}
-			t.Logf("%d tickets sold across %d kills", a.Sold, kills)
+			t.Logf("%d tickets sold across %d kills, %d counter(s) of %d", sold, kills, rounds, total)
 		})
 	}
+}
+
+// killTestTickets sizes a counter for killRound: 400M tickets (400 MB of
+// ledger, enough for 150 kills of buyers at full speed on a slow machine)
+// or a quarter of what /dev/shm has free, whichever is less.
+func killTestTickets(t *testing.T) int64 {
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &fs); err != nil {
+		t.Fatal(err)
+	}
+	return min(400_000_000, int64(fs.Bavail)*fs.Bsize/4)
+}
+
+// killRound runs 4 buyers on a fresh counter of total tickets and
+// SIGKILLs one at a random moment, up to kills times or until the counter
+// sells out, starting a new buyer each time. Then it audits: nothing lost,
+// nothing sold twice, and the sale goes on where it stopped. It returns
+// the kills made and the tickets sold.
+func killRound(t *testing.T, kind string, total int64, kills int) (int, int64) {
+	t.Helper()
+	ctx := context.Background()
+	name := storeName(t, kind)
+	if err := backend.Create(ctx, kind, name, total); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ticketshm.Open(name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ps := make([]*testproc.Proc, 4)
+	for i := range ps {
+		ps[i] = testproc.Start(t, "buy-forever", kind, name)
+		ps[i].Expect("running")
+	}
+	k := 0
+	for ; k < kills; k++ {
+		i := rand.IntN(len(ps))
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		if r, _ := c.Remaining(ctx); r == 0 {
+			break // sold out: the buyers are leaving by themselves
+		}
+		ps[i].Kill()
+		code := ps[i].Wait()
+		if r, _ := c.Remaining(ctx); code == 0 && r == 0 {
+			break // it sold the last ticket and left before the kill
+		}
+		if code != -9 {
+			t.Fatalf("buyer exited %d before the kill", code)
+		}
+		ps[i] = testproc.Start(t, "buy-forever", kind, name)
+		ps[i].Expect("running")
+	}
+	for _, p := range ps {
+		p.Kill()
+		p.Wait()
+	}
+	a, err := c.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.OK() || a.InFlight != 0 {
+		t.Fatalf("after %d kills: %+v", k, a)
+	}
+	if a.Sold == 0 {
+		t.Fatal("nothing sold")
+	}
+	n, err := c.Buy(ctx)
+	if a.Remaining == 0 {
+		if !errors.Is(err, ticketshm.ErrSoldOut) {
+			t.Fatalf("Buy on a sold-out counter = %d, %v", n, err)
+		}
+	} else if err != nil || n != a.Sold+1 {
+		t.Fatalf("next Buy = %d, %v; want ticket %d", n, err, a.Sold+1)
+	}
+	return k, a.Sold
 }
 
 // TestDeathMidBuy: a buyer killed at the worst instruction of each mode.
