@@ -26,7 +26,7 @@ func init() {
 	forkexec.Register("worker", func([]string) error {
 		for i := range 3 {
 			fmt.Println("worker: step", i+1)
-			time.Sleep(150 * time.Millisecond)
+			time.Sleep(400 * time.Millisecond) // time for heartbeats, even on a busy machine
 		}
 		return nil
 	})

@@ -61,7 +61,9 @@ func run() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	time.Sleep(100 * time.Millisecond) // it has exited by now
+	for deadline := time.Now().Add(5 * time.Second); state(cmd.Process.Pid) != "Z" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // until `true` has exited
+	}
 	fmt.Println("zombie: os/exec child not waited for, state:", state(cmd.Process.Pid))
 	cmd.Wait()
 	fmt.Println("zombie: after Wait, state:", state(cmd.Process.Pid))
