@@ -68,22 +68,14 @@ func buyerEntry(args []string) int {
 	fmt.Println("ready")
 	waitForFile(barrier)
 	var sold []string
-	tornInARow := 0
 	for {
 		t, err := st.Buy(context.Background())
-		if errors.Is(err, ticketshm.ErrSoldOut) {
-			break
+		if errors.Is(err, ticketshm.ErrSoldOut) || errors.Is(err, jsonfile.ErrBroken) {
+			break // sold out, or the file was torn for good: both end the sale
 		}
 		if errors.Is(err, jsonfile.ErrTorn) {
-			// Counted by the store. Usually a writer is between
-			// truncate and write; two unlocked writers can also
-			// tear the file for good ({"count": 958}}): stop then.
-			if tornInARow++; tornInARow == 100_000 {
-				break
-			}
-			continue
+			continue // counted by the store
 		}
-		tornInARow = 0
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

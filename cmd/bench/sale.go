@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
 
 func init() {
@@ -44,7 +45,7 @@ func buyerEntry(args []string) error {
 	n, t, err := sellAll(context.Background(), kind, store, tickets)
 	bought.Store(n)
 	torn.Store(t)
-	if errors.Is(err, errFileBroken) {
+	if errors.Is(err, jsonfile.ErrBroken) {
 		broken.Store(1)
 		err = nil // the lesson of json-nolock, reported by the harness
 	}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/ticketshm"
@@ -95,43 +94,22 @@ func sellAll(ctx context.Context, kind, name string, tickets int64) (bought, tor
 			torn = u.Torn()
 		}
 	}()
-	var tornInARow int
-	var tornSince time.Time
 	for {
 		_, err := st.Buy(ctx)
 		switch {
 		case err == nil:
 			bought++
-			tornInARow = 0
 		case errors.Is(err, ticketshm.ErrSoldOut):
 			return bought, 0, nil
 		case errors.Is(err, jsonfile.ErrTorn):
-			// Usually a writer is between its truncate and its
-			// write: read again. But two unlocked writers can
-			// leave the file torn for good ({"count": 958}}),
-			// where Python's json.load would raise: give up then.
-			if tornInARow == 0 {
-				tornSince = time.Now()
-			}
-			tornInARow++
-			if tornInARow >= stuckTornReads && time.Since(tornSince) >= stuckTornTime {
-				return bought, 0, fmt.Errorf("%w: %w", errFileBroken, err)
-			}
+			// A writer between its truncate and its write: read
+			// again. A file torn for good is ErrBroken, which ends
+			// the sale below.
 		default:
 			return bought, 0, err
 		}
 	}
 }
-
-// A file that stays unparsable for this many reads and this long is
-// broken, not being written.
-const (
-	stuckTornReads = 1000
-	stuckTornTime  = 50 * time.Millisecond
-)
-
-// errFileBroken: the unlocked JSON store left a file no reader can parse.
-var errFileBroken = errors.New("the db file stays unparsable: unlocked writers tore it for good")
 
 // verify checks a store after its buyers, which report bought tickets in
 // all, have finished.

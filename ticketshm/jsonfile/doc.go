@@ -12,7 +12,9 @@
 // read the same count and sell the same ticket twice, and a reader can find
 // the file truncated or half written by a writer. It exists to show that,
 // so it reports it instead of hiding it: a file it cannot parse is an error
-// wrapping ErrTorn, and Torn counts them. Overselling shows in the ticket
+// wrapping ErrTorn, and Torn counts them; a file that stays unparsable
+// (two writers interleaved: {"count": 958}}) is ErrBroken, so a buyer that
+// retries torn reads does not retry forever. Overselling shows in the ticket
 // numbers (the same number sold twice) and in the sum of sales.
 //
 // Ticket numbers are the count a buyer saw before its decrement: N for the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/shmkit/shmkit/ticketshm"
 )
@@ -113,6 +114,49 @@ func TestTornCounted(t *testing.T) {
 	}
 	if s.Torn() != 2 {
 		t.Fatalf("Torn() = %d, want 2", s.Torn())
+	}
+}
+
+// TestTornForGood: a file that stays torn becomes ErrBroken (not ErrTorn,
+// so a retrying buyer stops), and a good read in between starts over.
+func TestTornForGood(t *testing.T) {
+	path := dbFile(t, `{"count": 958}}`)
+	s, err := OpenUnlocked(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for range brokenReads - 1 {
+		if _, err := s.Buy(ctx); !errors.Is(err, ErrTorn) {
+			t.Fatalf("Buy on a torn file: %v, want ErrTorn", err)
+		}
+	}
+	os.WriteFile(path, []byte(`{"count": 5}`), 0o600)
+	if n, err := s.Remaining(ctx); n != 5 || err != nil {
+		t.Fatalf("Remaining = %d, %v", n, err)
+	}
+	os.WriteFile(path, []byte(`{"count": 958}}`), 0o600)
+	start := time.Now()
+	reads := 0
+	for {
+		_, err = s.Buy(ctx)
+		reads++
+		if errors.Is(err, ErrBroken) {
+			break
+		}
+		if !errors.Is(err, ErrTorn) {
+			t.Fatalf("Buy on a torn file: %v", err)
+		}
+	}
+	if errors.Is(err, ErrTorn) {
+		t.Fatal("ErrBroken wraps ErrTorn: a retrying buyer would not stop")
+	}
+	if reads < brokenReads || time.Since(start) < brokenAfter {
+		t.Fatalf("broken after %d reads in %v: before the bound", reads, time.Since(start))
+	}
+	if s.Torn() != int64(brokenReads-1+reads) {
+		t.Fatalf("Torn() = %d, want %d", s.Torn(), brokenReads-1+reads)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/shmkit/shmkit/ticketshm"
 	"golang.org/x/sys/unix"
@@ -168,7 +169,18 @@ func (s *FlockStore) Buy(ctx context.Context) (int64, error) {
 type UnlockedStore struct {
 	file
 	torn atomic.Int64
+
+	tornInARow int       // torn reads since the last good one
+	tornSince  time.Time // when that run of torn reads began
 }
+
+// A file torn for this many reads in a row, for at least this long, is
+// broken (ErrBroken), not being written: a writer between its truncate and
+// its write takes microseconds.
+const (
+	brokenReads = 1000
+	brokenAfter = 50 * time.Millisecond
+)
 
 var _ ticketshm.Store = (*UnlockedStore)(nil)
 
@@ -182,7 +194,8 @@ func OpenUnlocked(path string) (*UnlockedStore, error) {
 }
 
 // Remaining reads the count with no lock. A file torn by a concurrent
-// writer gives an error wrapping ErrTorn, and is counted.
+// writer gives an error wrapping ErrTorn, and is counted; one torn for
+// good, ErrBroken.
 func (s *UnlockedStore) Remaining(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -192,7 +205,8 @@ func (s *UnlockedStore) Remaining(ctx context.Context) (int64, error) {
 
 // Buy reads, decrements and writes back with no lock: two buyers can read
 // the same count and both sell that ticket (oversold), and a torn read
-// gives an error wrapping ErrTorn (counted; the buyer may retry).
+// gives an error wrapping ErrTorn (counted; the buyer may retry) until the
+// file has stayed torn long enough to be broken: then ErrBroken.
 func (s *UnlockedStore) Buy(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -201,8 +215,16 @@ func (s *UnlockedStore) Buy(ctx context.Context) (int64, error) {
 }
 
 func (s *UnlockedStore) count(n int64, err error) (int64, error) {
-	if errors.Is(err, ErrTorn) {
-		s.torn.Add(1)
+	if !errors.Is(err, ErrTorn) {
+		s.tornInARow = 0
+		return n, err
+	}
+	s.torn.Add(1)
+	if s.tornInARow == 0 {
+		s.tornSince = time.Now()
+	}
+	if s.tornInARow++; s.tornInARow >= brokenReads && time.Since(s.tornSince) >= brokenAfter {
+		return 0, fmt.Errorf("%s: %w after %d torn reads in %v (%v)", s.path, ErrBroken, s.tornInARow, time.Since(s.tornSince).Round(time.Millisecond), err)
 	}
 	return n, err
 }

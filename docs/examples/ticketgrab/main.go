@@ -32,24 +32,22 @@ func init() {
 			return err
 		}
 		defer st.Close()
-		bought, tornInARow := 0, 0
-		for tornInARow < 10000 { // a file torn for good stops the sale
+		bought := 0
+		for {
 			_, err := st.Buy(context.Background())
 			switch {
-			case errors.Is(err, ticketshm.ErrSoldOut):
+			case errors.Is(err, ticketshm.ErrSoldOut), errors.Is(err, jsonfile.ErrBroken):
+				// Sold out, or torn for good by unlocked writers.
 				fmt.Println(bought)
 				return nil
 			case errors.Is(err, jsonfile.ErrTorn):
-				tornInARow++ // a writer between truncate and write
+				// A writer between truncate and write: read again.
 			case err != nil:
 				return err
 			default:
 				bought++
-				tornInARow = 0
 			}
 		}
-		fmt.Println(bought)
-		return nil
 	})
 }
 
