@@ -48,15 +48,25 @@ func newControl() (*control, error) {
 }
 
 func openControl(name string) (*control, error) {
-	seg, err := shm.Open(name, controlTag)
+	seg, err := openSized(name, controlTag, controlSize)
 	if err != nil {
 		return nil, err
 	}
-	if seg.Size() != controlSize {
-		seg.Close()
-		return nil, fmt.Errorf("%s: %w: %d data bytes, a control segment has %d", name, shm.ErrSizeMismatch, seg.Size(), controlSize)
-	}
 	return &control{seg}, nil
+}
+
+// openSized opens the harness's own segment of type tag, which has
+// exactly size data bytes: its fixed offsets are indexed without checks.
+func openSized(name, tag string, size int) (*shm.Segment, error) {
+	seg, err := shm.Open(name, tag)
+	if err != nil {
+		return nil, err
+	}
+	if seg.Size() != size {
+		seg.Close()
+		return nil, fmt.Errorf("%s: %w: %d data bytes, a %s segment has %d", name, shm.ErrSizeMismatch, seg.Size(), tag, size)
+	}
+	return seg, nil
 }
 
 func (c *control) word(off int) *atomic.Int64 {

@@ -29,17 +29,7 @@ const (
 )
 
 // openC opens a C counter segment and checks its size.
-func openC(name string) (*shm.Segment, error) {
-	seg, err := shm.Open(name, cTag)
-	if err != nil {
-		return nil, err
-	}
-	if seg.Size() != cSize {
-		seg.Close()
-		return nil, fmt.Errorf("%s: %w: %d data bytes, a C counter has %d", name, shm.ErrSizeMismatch, seg.Size(), cSize)
-	}
-	return seg, nil
-}
+func openC(name string) (*shm.Segment, error) { return openSized(name, cTag, cSize) }
 
 var cBackends = []string{cRobust, cCAS}
 
