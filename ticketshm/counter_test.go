@@ -5,6 +5,7 @@ package ticketshm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -262,6 +263,63 @@ func TestDeathMidBuy(t *testing.T) {
 	}
 }
 
+// TestBuyLog: the tickets in a lock-free buyer's log, not yet in the
+// ledger, belong to it whether it is alive (Audit reads its log), SIGKILLed
+// between flushes, or SIGKILLed in the middle of a flush.
+func TestBuyLog(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		then string
+		kill bool
+	}{
+		{"alive", 10, "", false},
+		{"alive after a flush", ticketshm.LogCap + 3, "", false},
+		{"killed with a full log", ticketshm.LogCap - 1, "", true},
+		{"killed after a flush", 2*ticketshm.LogCap + 7, "", true},
+		{"killed mid-flush", ticketshm.LogCap - 1, "half-flush", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			name := storeName(t, backend.ShmLockFree)
+			const total = 1000
+			if err := backend.Create(ctx, backend.ShmLockFree, name, total); err != nil {
+				t.Fatal(err)
+			}
+			p := testproc.Start(t, "log", name, strconv.Itoa(tc.n), tc.then)
+			p.Expect("logged")
+			var slot int
+			if _, err := fmt.Sscanf(p.Output(), "slot %d", &slot); err != nil {
+				t.Fatalf("%v in %q", err, p.Output())
+			}
+			if tc.kill {
+				p.Kill()
+				p.Wait()
+			}
+			c, err := ticketshm.Open(name, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			a, err := c.Audit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !a.OK() || a.Sold != int64(tc.n) || a.PerSlot[slot] != int64(tc.n) || a.InFlight != 0 {
+				t.Fatalf("audit: %d sold, %d by slot %d, %d lost, %d oversold, %d in flight; want %d by that slot",
+					a.Sold, a.PerSlot[slot], slot, a.Lost, a.Oversold, a.InFlight, tc.n)
+			}
+			if n, err := c.Buy(ctx); n != int64(tc.n)+1 || err != nil {
+				t.Fatalf("next Buy = %d, %v; want %d", n, err, tc.n+1)
+			}
+			if !tc.kill {
+				p.Kill()
+				p.Wait()
+			}
+		})
+	}
+}
+
 func TestSoldOut(t *testing.T) {
 	for _, kind := range backend.Names {
 		t.Run(kind, func(t *testing.T) {
@@ -320,7 +378,7 @@ func TestCounterBadInput(t *testing.T) {
 		t.Errorf("another type: %v, want shm.ErrTypeMismatch", err)
 	}
 	newer := storeName(t, backend.ShmMutex)
-	s, err = shm.Create(newer, 20000, "ticketshm.Counter/2", nil)
+	s, err = shm.Create(newer, 80000, "ticketshm.Counter/3", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,14 +398,26 @@ func TestCounterBadInput(t *testing.T) {
 		t.Errorf("a tiny segment: %v, want ErrCorrupt", err)
 	}
 
-	// Corrupt words in a Counter segment.
+	// Corrupt words in a Counter segment. Slot 5's log (at 1664+512*5)
+	// belongs to no live process.
+	const log5 = 1664 + 512*5
 	for _, tc := range []struct {
 		name string
+		mode ticketshm.Mode
 		off  int
 		val  byte
-	}{{"remaining above total", 1608 + 7, 0x7f}, {"unknown mode", 1616, 9}, {"reserved", 1630, 1}, {"total", 1600, 11}} {
+	}{
+		{"remaining above total", ticketshm.Locked, 1608 + 7, 0x7f},
+		{"unknown mode", ticketshm.Locked, 1616, 9},
+		{"reserved", ticketshm.Locked, 1630, 1},
+		{"total", ticketshm.Locked, 1600, 11},
+		{"a log in a locked counter", ticketshm.Locked, log5 + 8, 3},
+		{"a log of 64 buys", ticketshm.LockFree, log5, 64},
+		{"a negative log count", ticketshm.LockFree, log5 + 7, 0x80},
+		{"a logged buy of an untaken ticket", ticketshm.LockFree, log5, 1}, // entry 0 is 0
+	} {
 		bad := storeName(t, backend.ShmMutex)
-		c, err := ticketshm.OpenCounter(ctx, bad, 10, ticketshm.Locked)
+		c, err := ticketshm.OpenCounter(ctx, bad, 10, tc.mode)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -361,5 +431,41 @@ func TestCounterBadInput(t *testing.T) {
 		if _, err := ticketshm.Open(bad, 0); !errors.Is(err, ticketshm.ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", tc.name, err)
 		}
+	}
+}
+
+// TestCorruptedWhileOpen: a remaining count that another process garbles
+// under an open Counter makes Buy fail with ErrCorrupt in both modes; it
+// never indexes the ledger with it.
+func TestCorruptedWhileOpen(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
+		t.Run(mode.String(), func(t *testing.T) {
+			name := storeName(t, backend.ShmMutex)
+			c, err := ticketshm.OpenCounter(ctx, name, 10, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Buy(ctx); err != nil {
+				t.Fatal(err)
+			}
+			seg, err := shm.Open(name, ticketshm.Tag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seg.Close()
+			for _, garbage := range []int64{11, 1 << 40, -3} {
+				v, err := seg.Int64(1608)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v.Store(garbage)
+				_, err = c.Buy(ctx)
+				if !errors.Is(err, ticketshm.ErrCorrupt) {
+					t.Errorf("remaining %d: Buy = %v, want ErrCorrupt", garbage, err)
+				}
+			}
+		})
 	}
 }

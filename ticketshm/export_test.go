@@ -7,11 +7,11 @@ import "context"
 // BuyHalfway does the first half of a buy and stops, as a buyer killed at
 // the worst instruction would: Locked, it holds the Mutex and has written
 // the ledger but not remaining; LockFree, it has CASed remaining but not
-// written the ledger. Tests kill the process right after.
+// committed it in its log. Tests kill the process right after.
 func BuyHalfway(c *Counter) {
 	if c.mode == LockFree {
 		r := c.remaining.Load()
-		c.intent.Store(r)
+		c.log.intend(r)
 		c.remaining.CompareAndSwap(r, r-1)
 		return
 	}
@@ -21,3 +21,14 @@ func BuyHalfway(c *Counter) {
 	r := c.remaining.Load()
 	c.owners[c.total-r] = byte(c.slot + 1)
 }
+
+// FlushHalfway writes half of this slot's logged tickets into the ledger
+// and stops, as a buyer killed mid-flush would.
+func FlushHalfway(c *Counter) {
+	for i := range c.log.n / 2 {
+		c.owners[c.total-c.log.entries[i]] = byte(c.slot + 1)
+	}
+}
+
+// LogCap is how many lock-free buys a slot logs before it flushes.
+const LogCap = logCap

@@ -15,12 +15,12 @@ import (
 )
 
 // FuzzOpenCounter: any bytes in a Counter segment's words (the Mutex
-// record, total, remaining, mode, intents, ledger) give a Counter or a
+// record, total, remaining, mode, buy logs, ledger) give a Counter or a
 // sentinel error, never a panic; a Counter that opens can be audited and
 // bought from without a panic or a hang.
 func FuzzOpenCounter(f *testing.F) {
-	const size = 9856 + 128 // a Counter of 128 tickets
-	valid := make([]byte, 1664)
+	const size = 67200 + 128 // a Counter of 128 tickets
+	valid := make([]byte, 1664+512*2+128)
 	le := func(off int, v uint64) {
 		for i := range 8 {
 			valid[off+i] = byte(v >> (8 * i))
@@ -29,7 +29,14 @@ func FuzzOpenCounter(f *testing.F) {
 	le(1600, 128)
 	le(1608, 40)
 	le(1616, 2)
-	f.Add(valid)
+	f.Add(valid[:1664])
+	// Slot 1 (dead) logged the buys of remaining 128 and 127 (tickets 1
+	// and 2) and was trying 126; tickets 3-88 are taken with no owner.
+	le(1664+512, 2)
+	le(1664+512+8, 128)
+	le(1664+512+16, 127)
+	le(1664+512+24, 126)
+	f.Add(valid[:1664+1024])
 	f.Add([]byte{})
 	f.Add(make([]byte, size))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 		"buyer":       buyerEntry,
 		"buy-forever": buyForeverEntry,
 		"mid":         midEntry,
+		"log":         logEntry,
 		"bench-buyer": benchBuyerEntry,
 	})
 }
@@ -124,6 +125,36 @@ func midEntry(args []string) int {
 	}
 	ticketshm.BuyHalfway(c)
 	fmt.Println("mid")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// logEntry: args name, n, then. Buys n tickets from a lock-free Counter;
+// with then "half-flush" it writes half its log into the ledger
+// (FlushHalfway). Prints "slot S", then "logged", and waits, alive,
+// without Close.
+func logEntry(args []string) int {
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c, err := ticketshm.Open(args[0], ticketshm.LockFree)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for range n {
+		if _, err := c.Buy(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if args[2] == "half-flush" {
+		ticketshm.FlushHalfway(c)
+	}
+	fmt.Println("slot", c.Slot())
+	fmt.Println("logged")
 	time.Sleep(time.Hour)
 	return 0
 }

@@ -1,0 +1,201 @@
+//go:build linux
+
+package ticketshm
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/shmkit/shmkit/semaphore"
+)
+
+// A lock-free buyer does not write the shared ledger per ticket. Ledger
+// bytes of consecutive tickets share cache lines, and consecutive tickets
+// go to different processes: a per-ticket ledger store moved a second
+// cache line between cores for every ticket, and halved the contended
+// rate. Instead each process slot has a log of its own (8 cache lines
+// nobody else writes while it lives):
+//
+//	+0  count:   entries 0..count-1 are committed buys
+//	+8  entries: 63 int64s, each the remaining count r a CAS took from r
+//	             to r-1, which is ticket total-r+1
+//
+// A buy writes its r into entries[count] (the intent), CASes remaining,
+// and on success stores count+1 (the commit). Every 63 buys, and on
+// Close, the log is flushed: its tickets go into the ledger and count goes
+// back to 0. All of it is plain stores to the slot's own lines, ordered
+// by the CAS between them.
+//
+// A buyer killed anywhere leaves a log that settleDead reads, under the
+// Counter's Mutex, before the slot is used again and in Audit:
+//
+//   - committed entries are the slot's tickets: they go into the ledger;
+//   - entries[count], if it names a ticket that was taken (remaining < r)
+//     and that no ledger byte or live log owns, is a buy killed between
+//     its CAS and its commit. Either the dead buyer took it, or a live
+//     buyer took it and has not committed yet; either way the ticket is
+//     sold once, so the dead slot gets it if the ledger byte is still 0
+//     (a 32-bit CAS), and the live buyer's flush later overwrites it.
+//
+// A stale entries[count] (a ticket committed and flushed before) is owned
+// in the ledger and left alone.
+const (
+	logSize = 512           // bytes of one slot's log: 8 cache lines
+	logCap  = logSize/8 - 1 // entries
+)
+
+// buyLog is a view of one slot's log. n is this process's copy of the
+// committed count when the log is its own.
+type buyLog struct {
+	count   *int64
+	entries *[logCap]int64
+	n       int
+}
+
+func (c *Counter) logOf(slot int) buyLog {
+	p := unsafe.Pointer(&c.seg.Data()[offLogs+logSize*slot])
+	// A log is 512 bytes at a 64-aligned offset of the data region (which
+	// is 64-aligned itself) inside the shared mapping: the int64s are
+	// aligned and the memory is never moved by Go.
+	return buyLog{count: (*int64)(p), entries: (*[logCap]int64)(unsafe.Add(p, 8))}
+}
+
+// intend records r as the buy about to be tried. A plain store: on amd64
+// every store is a release store, and the CAS that follows orders it on
+// the others.
+func (l *buyLog) intend(r int64) { l.entries[l.n] = r }
+
+// commit makes the intended entry a bought ticket; it reports whether the
+// log is now full.
+func (l *buyLog) commit() bool {
+	l.n++
+	*l.count = int64(l.n)
+	return l.n == logCap
+}
+
+func (l buyLog) loadCount() int64     { return (*atomic.Int64)(unsafe.Pointer(l.count)).Load() }
+func (l buyLog) load(i int) int64     { return (*atomic.Int64)(unsafe.Pointer(&l.entries[i])).Load() }
+func (l buyLog) store(i int, v int64) { (*atomic.Int64)(unsafe.Pointer(&l.entries[i])).Store(v) }
+
+// pending is the ticket the log's intent names, if it is a ticket at all.
+func (l buyLog) pending(total int64) (int64, bool) {
+	n := l.loadCount()
+	if n < 0 || n >= logCap {
+		return 0, false
+	}
+	r := l.load(int(n))
+	if r <= 0 || r > total {
+		return 0, false
+	}
+	return total - r + 1, true
+}
+
+// flush writes this slot's committed tickets into the ledger and empties
+// the log. The ledger stores come first: a process killed mid-flush leaves
+// its entries committed, and settleDead writes them again.
+//
+//go:noinline
+func (c *Counter) flush() {
+	owners, total, me := c.owners, c.total, byte(c.slot+1)
+	for _, r := range c.log.entries[:c.log.n] {
+		owners[total-r] = me
+	}
+	(*atomic.Int64)(unsafe.Pointer(c.log.count)).Store(0) // after the ledger, on every CPU
+	c.log.n = 0
+}
+
+// liveLogs maps the committed tickets of live slots' logs (this
+// process's included) to their slot.
+func (c *Counter) liveLogs() map[int64]int {
+	live := map[int64]int{}
+	for s := range semaphore.MaxProcs {
+		l := c.logOf(s)
+		n := l.loadCount()
+		if n == 0 || n > logCap || n < 0 {
+			continue
+		}
+		if s != c.slot {
+			if alive, err := c.seg.SlotAlive(s); err != nil || !alive {
+				continue
+			}
+		}
+		for i := range int(n) {
+			if r := l.load(i); r > 0 && r <= c.total {
+				live[c.total-r+1] = s
+			}
+		}
+	}
+	return live
+}
+
+// settleDead empties the logs of dead slots into the ledger, and the log
+// of this process's own slot: at attach it is its last holder's; Audit
+// flushes it first. Runs under the Mutex. A log that cannot have been
+// written by a buyer is ErrCorrupt.
+func (c *Counter) settleDead() error {
+	rem := c.remaining.Load()
+	var live map[int64]int
+	for s := range semaphore.MaxProcs {
+		l := c.logOf(s)
+		n := l.loadCount()
+		if n == 0 && l.load(0) == 0 {
+			continue // never used, or settled
+		}
+		if c.mode == Locked {
+			return fmt.Errorf("%s: %w: slot %d has a lock-free log in a locked counter", c.seg.Path(), ErrCorrupt, s)
+		}
+		if s != c.slot {
+			if alive, err := c.seg.SlotAlive(s); err != nil || alive {
+				continue
+			}
+		}
+		if n < 0 || n > logCap {
+			return fmt.Errorf("%s: %w: slot %d's log counts %d buys, at most %d fit", c.seg.Path(), ErrCorrupt, s, n, logCap)
+		}
+		for i := range int(n) {
+			r := l.load(i)
+			if r <= rem || r > c.total {
+				return fmt.Errorf("%s: %w: slot %d's log holds remaining count %d; the counter has %d of %d left",
+					c.seg.Path(), ErrCorrupt, s, r, rem, c.total)
+			}
+			c.owners[c.total-r] = byte(s + 1)
+		}
+		if t, ok := l.pending(c.total); ok && t <= c.total-rem {
+			if live == nil {
+				live = c.liveLogs()
+			}
+			if _, owned := live[t]; !owned {
+				c.claim(t, s)
+			}
+		}
+		(*atomic.Int64)(unsafe.Pointer(l.count)).Store(0)
+		for i := range logCap {
+			l.store(i, 0)
+		}
+	}
+	return nil
+}
+
+// claim makes slot the owner of ticket t if the ticket has none, with a
+// CAS on the ledger's aligned 32-bit word that holds t's byte: a live
+// buyer's flush storing that byte at the same moment wins.
+func (c *Counter) claim(t int64, slot int) {
+	i := t - 1
+	if i&^3+4 > int64(len(c.owners)) { // the ledger's last bytes: no whole word
+		if c.owners[i] == 0 {
+			c.owners[i] = byte(slot + 1)
+		}
+		return
+	}
+	// owners starts at a 64-aligned offset, so the word at i&^3 is a
+	// 4-aligned uint32 of the shared mapping.
+	w := (*atomic.Uint32)(unsafe.Pointer(&c.owners[i&^3]))
+	shift := 8 * uint(i&3) // little-endian: byte i&3 of the word
+	for {
+		old := w.Load()
+		if byte(old>>shift) != 0 || w.CompareAndSwap(old, old|uint32(slot+1)<<shift) {
+			return
+		}
+	}
+}
