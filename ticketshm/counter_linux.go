@@ -136,7 +136,7 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 		return nil, fmt.Errorf("%s: %w: reserved bytes set", seg.Path(), ErrCorrupt)
 	}
 	if r := c.remaining.Load(); r < 0 || r > c.total {
-		return nil, fmt.Errorf("%s: %w: %d remaining of %d", seg.Path(), ErrCorrupt, r, c.total)
+		return nil, c.badCount(r)
 	}
 	mu, err := semaphore.NewMutex(seg, 0)
 	if err != nil {
@@ -193,7 +193,7 @@ func (c *Counter) buyLockFree() (int64, error) {
 		case r == 0:
 			return 0, c.soldOut()
 		case r < 0 || r > c.total:
-			return 0, fmt.Errorf("%s: %w: %d remaining of %d", c.seg.Path(), ErrCorrupt, r, c.total)
+			return 0, c.badCount(r)
 		}
 		c.log.intend(r)
 		if c.remaining.CompareAndSwap(r, r-1) {
@@ -231,7 +231,7 @@ func (c *Counter) buyLocked(ctx context.Context) (int64, error) {
 		return 0, c.soldOut()
 	case r < 0 || r > c.total:
 		c.mu.Unlock()
-		return 0, fmt.Errorf("%s: %w: %d remaining of %d", c.seg.Path(), ErrCorrupt, r, c.total)
+		return 0, c.badCount(r)
 	}
 	// The ledger first, then the count: a buyer killed between the two
 	// leaves a ticket with an owner and the old count, which repair
@@ -271,6 +271,11 @@ func (c *Counter) backoff(losses int) {
 }
 
 func (c *Counter) soldOut() error { return fmt.Errorf("%s: %w", c.seg.Path(), ErrSoldOut) }
+
+// badCount is the error for a remaining count r outside 0..total.
+func (c *Counter) badCount(r int64) error {
+	return fmt.Errorf("%s: %w: %d remaining of %d", c.seg.Path(), ErrCorrupt, r, c.total)
+}
 
 // Remaining reports how many tickets are left: one atomic load.
 func (c *Counter) Remaining(context.Context) (int64, error) { return c.remaining.Load(), nil }

@@ -75,6 +75,7 @@ func (l *buyLog) commit() bool {
 }
 
 func (l buyLog) loadCount() int64     { return (*atomic.Int64)(unsafe.Pointer(l.count)).Load() }
+func (l buyLog) clearCount()          { (*atomic.Int64)(unsafe.Pointer(l.count)).Store(0) }
 func (l buyLog) load(i int) int64     { return (*atomic.Int64)(unsafe.Pointer(&l.entries[i])).Load() }
 func (l buyLog) store(i int, v int64) { (*atomic.Int64)(unsafe.Pointer(&l.entries[i])).Store(v) }
 
@@ -102,7 +103,7 @@ func (c *Counter) flush() {
 	for _, r := range c.log.entries[:c.log.n] {
 		owners[total-r] = me
 	}
-	(*atomic.Int64)(unsafe.Pointer(c.log.count)).Store(0) // after the ledger, on every CPU
+	c.log.clearCount() // an atomic store: after the ledger, on every CPU
 	c.log.n = 0
 }
 
@@ -170,7 +171,7 @@ func (c *Counter) settleDead() error {
 				c.claim(t, s)
 			}
 		}
-		(*atomic.Int64)(unsafe.Pointer(l.count)).Store(0)
+		l.clearCount()
 		for i := range logCap {
 			l.store(i, 0)
 		}
