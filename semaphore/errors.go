@@ -30,6 +30,13 @@ var (
 	// segment's data region or not a multiple of 64.
 	ErrPlacement = errors.New("semaphore: bad record offset")
 
+	// ErrInUse is returned when a record that a BiasedMutex uses is
+	// attached again in the same process (by NewMutex or NewBiasedMutex),
+	// or a BiasedMutex is locked twice. A BiasedMutex must be its record's
+	// only user in its process; share the BiasedMutex (one goroutine at a
+	// time) or use a Mutex.
+	ErrInUse = errors.New("semaphore: record already in use by this process")
+
 	// ErrTooMany is returned when a process attaches more mutexes than the
 	// kernel's robust list can track (2048 per process slot).
 	ErrTooMany = errors.New("semaphore: too many mutexes attached")

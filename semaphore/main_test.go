@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 		"hold":        holdEntry,
 		"lock-report": lockReportEntry,
 		"hammer":      hammerEntry,
+		"bias-hammer": func(args []string) int { return hammer(args, true) },
+		"bias-hold":   biasHoldEntry,
+		"revoke-stop": revokeStopEntry,
 		"sem-loop":    semLoopEntry,
 		"sem-hold":    semHoldEntry,
 		"contend":     contendEntry,
@@ -132,14 +135,28 @@ func lockReportEntry(args []string) int {
 	return 0
 }
 
-// hammerEntry: lock and unlock in a tight loop, checking mutual exclusion
+// locker is what Mutex and BiasedMutex have in common.
+type locker interface {
+	Lock() error
+	Unlock() error
+	Consistent() error
+}
+
+// hammerEntry (bias-hammer: through a BiasedMutex): lock and unlock in a tight loop, checking mutual exclusion
 // with the holder word, until killed or args[1] rounds are done.
-func hammerEntry(args []string) int {
+func hammerEntry(args []string) int { return hammer(args, false) }
+
+func hammer(args []string, biased bool) int {
 	seg, err := openTest(args[0])
 	if err != nil {
 		return fail(err)
 	}
-	m, err := NewMutex(seg, 0)
+	var m locker
+	if biased {
+		m, err = NewBiasedMutex(seg, 0)
+	} else {
+		m, err = NewMutex(seg, 0)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -228,6 +245,62 @@ func semHoldEntry(args []string) int {
 		return fail(err)
 	}
 	fmt.Println("held")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// biasHoldEntry: args name, inside|between. Lock and unlock through a
+// BiasedMutex so that the lock is biased to this process, print
+// "biased <bias word>", then lock again if inside and print "inside", or
+// print "between"; wait to be killed.
+func biasHoldEntry(args []string) int {
+	seg, err := openTest(args[0])
+	if err != nil {
+		return fail(err)
+	}
+	m, err := NewBiasedMutex(seg, 0)
+	if err != nil {
+		return fail(err)
+	}
+	if err := m.Lock(); err != nil && !errors.Is(err, ErrOwnerDead) {
+		return fail(err)
+	} else if err != nil {
+		m.Consistent()
+	}
+	if err := m.Unlock(); err != nil {
+		return fail(err)
+	}
+	fmt.Println("biased", m.Biased())
+	if args[1] == "inside" {
+		if err := m.Lock(); err != nil {
+			return fail(err)
+		}
+	}
+	fmt.Println(args[1])
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// revokeStopEntry: args name, step. Lock the mutex (a plain Mutex), which
+// is biased to another process, and stop for good at that step of the
+// revocation, saying "stopped <step>".
+func revokeStopEntry(args []string) int {
+	seg, err := openTest(args[0])
+	if err != nil {
+		return fail(err)
+	}
+	m, err := NewMutex(seg, 0)
+	if err != nil {
+		return fail(err)
+	}
+	revokeHook = func(step string) {
+		if step == args[1] {
+			fmt.Println("stopped", step)
+			time.Sleep(time.Hour)
+		}
+	}
+	fmt.Println("locking")
+	fmt.Println("got", lockResult(m.Lock()))
 	time.Sleep(time.Hour)
 	return 0
 }

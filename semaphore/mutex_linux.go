@@ -77,6 +77,7 @@ const (
 type Mutex struct {
 	word    *atomic.Uint32
 	handoff *atomic.Uint32 // owner id of a starving waiter, maybe | grantedBit
+	bias    *atomic.Uint64 // owner id of the process the lock is biased to | revoker's id<<32
 	tid     uint32         // this process's owner id for this segment
 	node    unsafe.Pointer
 	rec     []byte // the whole record
@@ -86,6 +87,10 @@ type Mutex struct {
 	// local serialises this process's goroutines in the slow path, so a
 	// process never parks more than one OS thread on the futex.
 	local chan struct{}
+
+	// biased is the BiasedMutex that is this record's only user in this
+	// process, if any. Guarded by a.mu.
+	biased *BiasedMutex
 
 	// errOwnerDead and errNotRecoverable are made by NewMutex.
 	errOwnerDead, errNotRecoverable error
@@ -110,8 +115,11 @@ func InitMutex(seg *shm.Segment, off int) error {
 // multiple of RecordAlign, MutexSize bytes). The first use of a segment
 // claims one of its MaxProcs process slots (shm.ErrNoSlot when all are
 // taken by live processes). A record whose reserved bytes are not zero is
-// refused with ErrCorrupt.
-func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
+// refused with ErrCorrupt. A record this process uses through a
+// BiasedMutex is refused with ErrInUse.
+func NewMutex(seg *shm.Segment, off int) (*Mutex, error) { return newMutex(seg, off, false) }
+
+func newMutex(seg *shm.Segment, off int, forBias bool) (*Mutex, error) {
 	rec, err := checkPlacement(seg, off, MutexSize)
 	if err != nil {
 		return nil, err
@@ -123,22 +131,29 @@ func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if m := a.mutexes[off]; m != nil {
+		if forBias || m.biased != nil {
+			return nil, fmt.Errorf("%s: mutex at %d: %w: a BiasedMutex must be its record's only user in a process", seg.Path(), off, ErrInUse)
+		}
 		return m, nil
 	}
 	if a.mutexes == nil {
 		return nil, fmt.Errorf("%s: %w", seg.Path(), shm.ErrClosed)
 	}
-	if !isZero(rec[offHandoff+4 : endReserved]) {
+	if !isZero(rec[offBias+8 : endReserved]) {
 		return nil, fmt.Errorf("%s: %w: reserved bytes of the mutex at offset %d are set; is a Mutex there?", seg.Path(), ErrCorrupt, off)
 	}
+	if b := i64(rec, offBias).Load(); uint32(b) > tidMask || uint32(b>>32) > tidMask {
+		return nil, fmt.Errorf("%s: %w: bias word %#x of the mutex at offset %d", seg.Path(), ErrCorrupt, uint64(b), off)
+	}
 	for i := range MaxProcs {
-		if t := u32(rec, offTids+4*i).Load(); t > tidMask {
+		if t := u32(rec, offTids+4*i).Load(); t&^inCSBit > tidMask {
 			return nil, fmt.Errorf("%s: %w: owner id %#x of slot %d in the mutex at offset %d", seg.Path(), ErrCorrupt, t, i, off)
 		}
 	}
 	m := &Mutex{
 		word:    u32(rec, offWord),
 		handoff: u32(rec, offHandoff),
+		bias:    (*atomic.Uint64)(ptr(rec, offBias)),
 		tid:     a.list.tid,
 		node:    ptr(rec, nodeOffset(a.slot)),
 		rec:     rec,
@@ -149,11 +164,21 @@ func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
 	m.errOwnerDead, m.errNotRecoverable = m.wrap(ErrOwnerDead), m.wrap(ErrNotRecoverable)
 	// Publish who owns slot a.slot before the node goes on the list: a
 	// waiter maps a word's owner id to a slot, and a slot to liveness.
-	u32(rec, offTids+4*a.slot).Store(a.list.tid)
+	// If a dead process with the same thread id left its in-critical-
+	// section bit here, keep it for the revoker of its bias to see.
+	entry := u32(rec, offTids+4*a.slot)
+	keep := entry.Load() & inCSBit
+	if entry.Load()&tidMask != a.list.tid {
+		keep = 0
+	}
+	entry.Store(a.list.tid | keep)
 	if err := a.list.link(m.node); err != nil {
 		return nil, fmt.Errorf("%s: %w", seg.Path(), err)
 	}
 	a.mutexes[off] = m
+	if forBias {
+		m.biased = new(BiasedMutex) // NewBiasedMutex fills it in
+	}
 	return m, nil
 }
 
@@ -238,8 +263,18 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 			if slept {
 				nv |= waitersBit // others may still sleep: keep Unlock waking
 			}
+			var b uint64
+			if v&ownerDiedBit != 0 {
+				var clean bool
+				if b, clean = m.deadBias(); clean {
+					nv &^= ownerDiedBit
+				}
+			}
 			if !m.word.CompareAndSwap(v, nv) {
 				continue
+			}
+			if b != 0 {
+				m.clearBias(b, true)
 			}
 			if asked {
 				// We took the word ourselves. Our request cannot
@@ -250,7 +285,7 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 					m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
 				}
 			}
-			if v&ownerDiedBit != 0 {
+			if nv&ownerDiedBit != 0 {
 				return m.errorf(ErrOwnerDead)
 			}
 			return nil
@@ -258,6 +293,18 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		now := monoNow()
 		if first == 0 {
 			first = now
+		}
+		if b := m.bias.Load(); b != 0 {
+			// Biased: the holder never unlocks the word, so no
+			// hand-off and no sleeping on it; revoke instead.
+			took, err := m.biasedWait(ctx, b, now-first > starvationThreshold, &backoff)
+			if took && asked && !m.handoff.CompareAndSwap(m.tid, 0) {
+				m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
+			}
+			if took || err != nil {
+				return err
+			}
+			continue
 		}
 		if !asked && now-first > starvationThreshold {
 			asked = m.ask()
@@ -285,7 +332,7 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if monoNow()-now >= int64(waitSlice) && m.word.Load() == v && !m.ownerAlive(owner) {
+		if monoNow()-now >= int64(waitSlice) && m.word.Load() == v && m.bias.Load() == 0 && !m.ownerAlive(owner) {
 			// The owner is gone and the kernel did not say so: mark
 			// it as the kernel would have.
 			m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit)
@@ -376,7 +423,7 @@ func (m *Mutex) ownerAlive(owner uint32) bool {
 		return true
 	}
 	for i := range MaxProcs {
-		if u32(m.rec, offTids+4*i).Load() != owner {
+		if u32(m.rec, offTids+4*i).Load()&tidMask != owner {
 			continue
 		}
 		if alive, err := m.a.seg.SlotAlive(i); err != nil || alive {
@@ -386,9 +433,11 @@ func (m *Mutex) ownerAlive(owner uint32) bool {
 	return false
 }
 
-// TryLock locks m if it is free, without waiting. It returns (true, nil) or (true, ErrOwnerDead) when it took the
-// lock, (false, nil) when it is held, and (false, ErrNotRecoverable). It
-// does not probe whether a holder is alive; LockContext does.
+// TryLock locks m if it is free, without waiting. It returns (true, nil)
+// or (true, ErrOwnerDead) when it took the lock, (false, nil) when it is
+// held, and (false, ErrNotRecoverable). It does not probe whether a holder
+// is alive; LockContext does. A lock biased to a process that is between
+// critical sections is free: TryLock revokes the bias and takes it.
 func (m *Mutex) TryLock() (bool, error) {
 	for {
 		v := m.word.Load()
@@ -396,11 +445,29 @@ func (m *Mutex) TryLock() (bool, error) {
 		case v&tidMask == notRecoverable:
 			return false, m.errorf(ErrNotRecoverable)
 		case v&tidMask != 0:
+			if b := m.bias.Load(); uint32(b) == v&tidMask && b>>32 == 0 {
+				took, err := m.revoke(context.Background(), v, b, false)
+				if took {
+					raceAcquire(m)
+				}
+				return took, err
+			}
 			return false, nil
 		}
-		if m.word.CompareAndSwap(v, m.tid|v&(ownerDiedBit|waitersBit)) {
+		nv := m.tid | v&(ownerDiedBit|waitersBit)
+		var b uint64
+		if v&ownerDiedBit != 0 {
+			var clean bool
+			if b, clean = m.deadBias(); clean {
+				nv &^= ownerDiedBit
+			}
+		}
+		if m.word.CompareAndSwap(v, nv) {
 			raceAcquire(m)
-			if v&ownerDiedBit != 0 {
+			if b != 0 {
+				m.clearBias(b, true)
+			}
+			if nv&ownerDiedBit != 0 {
 				return true, m.errorf(ErrOwnerDead)
 			}
 			return true, nil

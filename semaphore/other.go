@@ -27,9 +27,15 @@ type Mutex struct{}
 // Semaphore is an inter-process counting semaphore (Linux only).
 type Semaphore struct{}
 
+// BiasedMutex is a Mutex biased to one process (Linux only).
+type BiasedMutex struct{}
+
 func InitMutex(seg *shm.Segment, off int) error                  { return errors.ErrUnsupported }
 func NewMutex(seg *shm.Segment, off int) (*Mutex, error)         { return nil, errors.ErrUnsupported }
 func OpenMutex(ctx context.Context, name string) (*Mutex, error) { return nil, errors.ErrUnsupported }
+func NewBiasedMutex(seg *shm.Segment, off int) (*BiasedMutex, error) {
+	return nil, errors.ErrUnsupported
+}
 func InitSemaphore(seg *shm.Segment, off int, n int64) error     { return errors.ErrUnsupported }
 func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) { return nil, errors.ErrUnsupported }
 func OpenSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
@@ -48,3 +54,11 @@ func (s *Semaphore) Held() int64                                { return 0 }
 func (s *Semaphore) Available() int64                           { return 0 }
 func (s *Semaphore) Capacity() int64                            { return 0 }
 func (s *Semaphore) Segment() *shm.Segment                      { return nil }
+func (h *BiasedMutex) Lock() error                              { return errors.ErrUnsupported }
+func (h *BiasedMutex) LockContext(ctx context.Context) error    { return errors.ErrUnsupported }
+func (h *BiasedMutex) TryLock() (bool, error)                   { return false, errors.ErrUnsupported }
+func (h *BiasedMutex) Unlock() error                            { return errors.ErrUnsupported }
+func (h *BiasedMutex) Consistent() error                        { return errors.ErrUnsupported }
+func (h *BiasedMutex) Biased() bool                             { return false }
+func (h *BiasedMutex) Slot() int                                { return 0 }
+func (h *BiasedMutex) Segment() *shm.Segment                    { return nil }

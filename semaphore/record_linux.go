@@ -26,6 +26,7 @@ const (
 
 	offWord     = 0
 	offHandoff  = 4
+	offBias     = 8
 	offTids     = 64
 	offNodes    = offTids + 4*MaxProcs
 	endReserved = offTids
@@ -99,6 +100,9 @@ func (a *attachment) detach() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, m := range a.mutexes {
+		if m.biased != nil {
+			m.biased.release()
+		}
 		a.list.unlink(m.node)
 	}
 	a.mutexes = nil

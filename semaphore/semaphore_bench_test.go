@@ -48,11 +48,18 @@ func contendEntry(args []string) int {
 	limit, _ := strconv.ParseInt(args[2], 10, 64)
 	idx, _ := strconv.Atoi(args[3])
 	ctr := view(seg, offBenchCtr)
-	var m *Mutex
-	if args[1] == "shm-mutex" {
-		if m, err = NewMutex(seg, 0); err != nil {
-			return fail(err)
-		}
+	var m interface {
+		Lock() error
+		Unlock() error
+	}
+	switch args[1] {
+	case "shm-mutex":
+		m, err = NewMutex(seg, 0)
+	case "shm-biased":
+		m, err = NewBiasedMutex(seg, 0)
+	}
+	if err != nil {
+		return fail(err)
 	}
 	fmt.Println("ready")
 	for view(seg, offStart).Load() == 0 {
@@ -60,7 +67,7 @@ func contendEntry(args []string) int {
 	}
 	var mine int64
 	switch args[1] {
-	case "shm-mutex":
+	case "shm-mutex", "shm-biased":
 		for {
 			if err := m.Lock(); err != nil {
 				return fail(err)
@@ -97,7 +104,7 @@ func contendEntry(args []string) int {
 }
 
 // BenchmarkMutexUncontended: one Lock+Unlock per op by one goroutine,
-// against glibc's robust process-shared mutex (the loop in C) and
+// the Mutex and the BiasedMutex against glibc's robust process-shared mutex (the loop in C) and
 // sync.Mutex.
 func BenchmarkMutexUncontended(b *testing.B) {
 	seg, err := openBench(tempName(b))
@@ -107,6 +114,21 @@ func BenchmarkMutexUncontended(b *testing.B) {
 	defer seg.Close()
 	b.Run("backend=shm-mutex", func(b *testing.B) {
 		m, err := NewMutex(seg, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			m.Lock()
+			m.Unlock()
+		}
+	})
+	b.Run("backend=shm-biased", func(b *testing.B) {
+		seg, err := openBench(tempName(b)) // a record with no Mutex user in this process
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer seg.Close()
+		m, err := NewBiasedMutex(seg, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -139,7 +161,7 @@ func BenchmarkMutexUncontended(b *testing.B) {
 // largest share of the work a process got, relative to a fair share (1.0).
 // go-cas and c-cas are the same counter with no lock: one CAS per op.
 func BenchmarkMutexContended(b *testing.B) {
-	for _, backend := range []string{"shm-mutex", "c-robust", "go-cas", "c-cas"} {
+	for _, backend := range []string{"shm-mutex", "shm-biased", "c-robust", "go-cas", "c-cas"} {
 		for _, procs := range []int{1, 2, 4, 8} {
 			b.Run(fmt.Sprintf("backend=%s/procs=%d", backend, procs), func(b *testing.B) {
 				benchContended(b, backend, procs)

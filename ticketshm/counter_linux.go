@@ -37,7 +37,7 @@ var _ [67200 - offOwners]struct{}
 // open their own Counter, which gives each its own slot in the ledger.
 type Counter struct {
 	seg       *shm.Segment
-	mu        *semaphore.Mutex
+	mu        *semaphore.BiasedMutex
 	mode      Mode
 	total     int64
 	remaining *atomic.Int64
@@ -138,7 +138,7 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	if r := c.remaining.Load(); r < 0 || r > c.total {
 		return nil, c.badCount(r)
 	}
-	mu, err := semaphore.NewMutex(seg, 0)
+	mu, err := semaphore.NewBiasedMutex(seg, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -219,8 +219,10 @@ func (c *Counter) bought(r int64) int64 {
 // holder; Remaining's lock-free readers load an aligned word, which a
 // plain store never tears.
 func (c *Counter) buyLocked(ctx context.Context) (int64, error) {
-	if err := c.lock(ctx); err != nil {
-		return 0, err
+	if err := c.mu.LockContext(ctx); err != nil {
+		if err := c.lockFailed(err); err != nil {
+			return 0, err
+		}
 	}
 	r := *c.count
 	switch {
@@ -283,10 +285,18 @@ func (c *Counter) Remaining(context.Context) (int64, error) { return c.remaining
 // lock takes the record's Mutex; if the previous holder died, it repairs
 // the counter first.
 func (c *Counter) lock(ctx context.Context) error {
-	err := c.mu.LockContext(ctx)
-	if err != nil && errors.Is(err, semaphore.ErrOwnerDead) { // errors.Is is a call: keep it off the fast path
+	if err := c.mu.LockContext(ctx); err != nil {
+		return c.lockFailed(err)
+	}
+	return nil
+}
+
+// lockFailed handles a lock error: ErrOwnerDead means the lock is ours
+// and the counter needs repair; others are returned.
+func (c *Counter) lockFailed(err error) error {
+	if errors.Is(err, semaphore.ErrOwnerDead) {
 		c.repair()
-		err = c.mu.Consistent()
+		return c.mu.Consistent()
 	}
 	return err
 }

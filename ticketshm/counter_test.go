@@ -378,7 +378,7 @@ func TestCounterBadInput(t *testing.T) {
 		t.Errorf("another type: %v, want shm.ErrTypeMismatch", err)
 	}
 	newer := storeName(t, backend.ShmMutex)
-	s, err = shm.Create(newer, 80000, "ticketshm.Counter/3", nil)
+	s, err = shm.Create(newer, 80000, "ticketshm.Counter/99", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,9 @@
 //
 // A buy is all-or-nothing whatever instruction a buyer is killed at:
 //
-//   - Locked: under the segment's robust semaphore.Mutex the buyer writes
+//   - Locked: under the segment's robust semaphore.BiasedMutex (a buyer
+//     that runs alone keeps it between buys: two plain stores instead of
+//     two CASes; a buyer in another process revokes it) the buyer writes
 //     the ledger entry of ticket t, then decrements remaining. If it dies
 //     in between, the next locker gets ErrOwnerDead and completes the
 //     decrement (the ledger says the ticket was sold).
@@ -30,13 +32,15 @@
 //
 // # Layout
 //
-// A Counter segment has the shm tag "ticketshm.Counter/2" (the suffix is
-// the layout version; /1 had one intent word per slot and no logs) and
+// A Counter segment has the shm tag "ticketshm.Counter/3" (the suffix is
+// the layout version; /2 had a Mutex that never biased, /1 also one intent
+// word per slot and no logs) and
 // 67200+total data bytes, little-endian:
 //
 //	offset size        field
-//	     0 1600        semaphore.Mutex record (Locked: every buy; LockFree:
-//	                   settling dead buyers' logs and Audit)
+//	     0 1600        semaphore.Mutex record, used through a BiasedMutex
+//	                   (Locked: every buy; LockFree: settling dead
+//	                   buyers' logs and Audit)
 //	  1600    8        total tickets, int64
 //	  1608    8        remaining tickets, int64: the word Buy decrements
 //	  1616    4        mode, uint32: 1 Locked, 2 LockFree

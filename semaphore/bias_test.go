@@ -1,0 +1,443 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
+)
+
+// TestBiasedProcessesExclude: processes with BiasedMutexes, and with a mix
+// of BiasedMutexes and Mutexes, lock the same record in tight loops: the
+// bias moves between them by revocation and the counter is exact.
+func TestBiasedProcessesExclude(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		procs []string
+	}{
+		{"2biased", []string{"bias-hammer", "bias-hammer"}},
+		{"4biased", []string{"bias-hammer", "bias-hammer", "bias-hammer", "bias-hammer"}},
+		{"mixed", []string{"bias-hammer", "hammer", "bias-hammer", "hammer"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name, seg, _ := newTestMutex(t)
+			const rounds = 300000
+			var ps []*testproc.Proc
+			for _, entry := range tc.procs {
+				ps = append(ps, testproc.Start(t, entry, name, strconv.Itoa(rounds)))
+			}
+			for _, p := range ps {
+				p.MustExitWithin(time.Minute)
+			}
+			want := int64(rounds * len(tc.procs))
+			if c, bad := view(seg, offCounter).Load(), view(seg, offBad).Load(); c != want || bad != 0 {
+				t.Fatalf("counter %d (want %d), violations %d", c, want, bad)
+			}
+		})
+	}
+}
+
+// needBias skips a test of biasing where this system cannot bias.
+func needBias(t *testing.T) {
+	t.Helper()
+	if err := registerBias(); err != nil {
+		t.Skipf("no biasing here: %v", err)
+	}
+}
+
+func newBiased(t *testing.T) (string, *shm.Segment, *BiasedMutex) {
+	t.Helper()
+	name := tempName(t)
+	seg, err := openTest(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close() })
+	m, err := NewBiasedMutex(seg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name, seg, m
+}
+
+func TestBiasedBasics(t *testing.T) {
+	_, seg, m := newBiased(t)
+	if err := m.Unlock(); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("Unlock before Lock: %v, want ErrNotOwner", err)
+	}
+	for i := range 3 {
+		if err := m.Lock(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Lock(); !errors.Is(err, ErrInUse) {
+			t.Fatalf("second Lock: %v, want ErrInUse", err)
+		}
+		if ok, err := m.TryLock(); ok || err != nil {
+			t.Fatalf("TryLock of a held mutex = %v, %v", ok, err)
+		}
+		if err := m.Consistent(); err != nil {
+			t.Fatalf("Consistent on a consistent mutex: %v", err)
+		}
+		if err := m.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		if registerBias() == nil && !m.Biased() {
+			t.Fatalf("round %d: not biased after an uncontended Unlock", i)
+		}
+	}
+	if ok, err := m.TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock of a free mutex = %v, %v", ok, err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unlock(); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("second Unlock: %v, want ErrNotOwner", err)
+	}
+	if _, err := NewMutex(seg, 0); !errors.Is(err, ErrInUse) {
+		t.Fatalf("NewMutex on a record with a BiasedMutex: %v, want ErrInUse", err)
+	}
+	if _, err := NewBiasedMutex(seg, 0); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second NewBiasedMutex: %v, want ErrInUse", err)
+	}
+	other, err := openTest(tempName(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := NewMutex(other, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewBiasedMutex(other, 0); !errors.Is(err, ErrInUse) {
+		t.Fatalf("NewBiasedMutex on a record with a Mutex: %v, want ErrInUse", err)
+	}
+}
+
+// TestBiasedGoroutines: goroutines that pass one BiasedMutex from hand
+// to hand (one at a time, as its contract says) see each other's writes,
+// and the race detector sees the lock as the synchronisation.
+func TestBiasedGoroutines(t *testing.T) {
+	_, _, m := newBiased(t)
+	plain := 0
+	var turn sync.Mutex // one goroutine uses m at a time
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 1000 {
+				turn.Lock()
+				if err := m.Lock(); err != nil {
+					t.Error(err)
+				}
+				plain++
+				if err := m.Unlock(); err != nil {
+					t.Error(err)
+				}
+				turn.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if plain != 4000 {
+		t.Fatalf("counter %d, want 4000", plain)
+	}
+}
+
+// biasWord reads the record's bias word.
+func biasWord(seg *shm.Segment) uint64 {
+	return binary.LittleEndian.Uint64(seg.Data()[offBias:])
+}
+
+// TestBiasedHolderDeath: a process holding the bias is SIGKILLed inside a
+// critical section (the next locker gets ErrOwnerDead) or between two
+// (the lock is free: nil), with the next locker blocked before the kill
+// or arriving after it, through a Mutex and through a BiasedMutex.
+func TestBiasedHolderDeath(t *testing.T) {
+	needBias(t)
+	for _, where := range []string{"inside", "between"} {
+		for _, when := range []string{"after", "blocked"} {
+			for _, how := range []string{"mutex", "biased"} {
+				if where == "between" && when == "blocked" {
+					continue // an idle holder is revoked at once: TestRevokeIdle
+				}
+				t.Run(where+"/"+when+"/"+how, func(t *testing.T) {
+					name := tempName(t)
+					seg, err := openTest(name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer seg.Close()
+					holder := testproc.Start(t, "bias-hold", name, where)
+					holder.Expect("biased true")
+					holder.Expect(where)
+					if b := biasWord(seg); b == 0 || b>>32 != 0 {
+						t.Fatalf("bias word %#x, want the holder's id alone", b)
+					}
+					var m locker
+					if how == "mutex" {
+						m, err = NewMutex(seg, 0)
+					} else {
+						m, err = NewBiasedMutex(seg, 0)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := make(chan error, 1)
+					lock := func() { got <- m.Lock() }
+					if when == "blocked" {
+						go lock()
+						time.Sleep(20 * time.Millisecond)
+						select {
+						case err := <-got:
+							t.Fatalf("Lock returned %v while the holder was inside", err)
+						default:
+						}
+					}
+					holder.Kill()
+					holder.Wait()
+					if when == "after" {
+						lock()
+					}
+					err = <-got
+					want := error(nil)
+					if where == "inside" {
+						want = ErrOwnerDead
+					}
+					if !errors.Is(err, want) || (want == nil && err != nil) {
+						t.Fatalf("Lock after the holder died %s: %v, want %v", where, err, want)
+					}
+					if err != nil {
+						if err := m.Consistent(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := m.Unlock(); err != nil {
+						t.Fatal(err)
+					}
+					if err := m.Lock(); err != nil {
+						t.Fatalf("Lock after repair: %v", err)
+					}
+					if err := m.Unlock(); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestRevokeIdle: a live process holds the bias between critical
+// sections; Lock and TryLock from this process take the lock from it, and
+// its entry shows it outside.
+func TestRevokeIdle(t *testing.T) {
+	needBias(t)
+	for _, how := range []string{"lock", "trylock"} {
+		t.Run(how, func(t *testing.T) {
+			name, seg, m := newTestMutex(t)
+			holder := testproc.Start(t, "bias-hold", name, "between")
+			holder.Expect("between")
+			holderID := uint32(biasWord(seg))
+			var err error
+			ok := true
+			if how == "lock" {
+				err = m.Lock()
+			} else {
+				ok, err = m.TryLock()
+			}
+			if !ok || err != nil {
+				t.Fatalf("%s of a lock biased to an idle process = %v, %v", how, ok, err)
+			}
+			if b := biasWord(seg); b != 0 {
+				t.Fatalf("bias word %#x after the revocation, want 0", b)
+			}
+			if w := binary.LittleEndian.Uint32(seg.Data()[offWord:]); w&tidMask != m.tid || w&tidMask == holderID {
+				t.Fatalf("word %#x, want this process's id %d", w, m.tid)
+			}
+			if err := m.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestRevokeInside: the holder is inside its critical section (for good):
+// TryLock fails and leaves the bias as it was; LockContext waits until its
+// context ends and does the same; after the holder dies, Lock gets
+// ErrOwnerDead.
+func TestRevokeInside(t *testing.T) {
+	needBias(t)
+	name, seg, m := newTestMutex(t)
+	holder := testproc.Start(t, "bias-hold", name, "inside")
+	holder.Expect("inside")
+	before := biasWord(seg)
+	if ok, err := m.TryLock(); ok || err != nil {
+		t.Fatalf("TryLock while the holder is inside = %v, %v", ok, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := m.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("LockContext while the holder is inside: %v, want DeadlineExceeded", err)
+	}
+	if after := biasWord(seg); after != before {
+		t.Fatalf("bias word %#x after giving up, want %#x as before", after, before)
+	}
+	holder.Kill()
+	holder.Wait()
+	if err := m.Lock(); !errors.Is(err, ErrOwnerDead) {
+		t.Fatalf("Lock after the holder died inside: %v, want ErrOwnerDead", err)
+	}
+	m.Consistent()
+	m.Unlock()
+}
+
+// TestRevokerDeath: a revoker is SIGKILLed at each step of a revocation
+// while the bias holder keeps locking (bias-hammer): the holder goes on,
+// mutual exclusion holds, and the lock stays usable. A revoker killed
+// after taking the word is an owner that died holding it: exactly one
+// process gets ErrOwnerDead (the hammer repairs it).
+func TestRevokerDeath(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"claimed", "fenced", "taken"} {
+		t.Run(step, func(t *testing.T) {
+			name, seg, m := newTestMutex(t)
+			counter := view(seg, offCounter)
+			h := testproc.Start(t, "bias-hammer", name, "0")
+			h.Expect("running")
+			r := testproc.Start(t, "revoke-stop", name, step)
+			r.Expect("stopped " + step)
+			r.Kill()
+			r.Wait()
+			// The holder goes on.
+			before := counter.Load()
+			for counter.Load() < before+1000 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := m.LockContext(ctx)
+			if errors.Is(err, ErrOwnerDead) {
+				view(seg, offHolder).Store(0)
+				err = m.Consistent()
+			}
+			if err != nil {
+				t.Fatalf("Lock after the revoker died: %v", err)
+			}
+			if err := m.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			h.Kill()
+			h.Wait()
+			if bad := view(seg, offBad).Load(); bad != 0 {
+				t.Fatalf("mutual exclusion broken %d times", bad)
+			}
+		})
+	}
+}
+
+// TestBiasedKillStorm: biased and plain lockers in tight loops, one of
+// them SIGKILLed at a random moment and replaced, many times: inside and
+// between critical sections, while revoking and while biasing. Mutual
+// exclusion holds throughout and the lock ends usable.
+func TestBiasedKillStorm(t *testing.T) {
+	kills := 300
+	if testing.Short() {
+		kills = 60
+	}
+	name, seg, m := newTestMutex(t)
+	entries := []string{"bias-hammer", "bias-hammer", "bias-hammer", "hammer"}
+	procs := make([]*testproc.Proc, len(entries))
+	for i, e := range entries {
+		procs[i] = testproc.Start(t, e, name, "0")
+		procs[i].Expect("running")
+	}
+	counter := view(seg, offCounter)
+	for k := range kills {
+		i := rand.IntN(len(procs))
+		before := counter.Load()
+		for counter.Load() < before+int64(rand.IntN(50)) {
+			time.Sleep(10 * time.Microsecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		procs[i].Kill()
+		if code := procs[i].Wait(); code != -9 {
+			t.Fatalf("kill %d: %s exited %d before the kill:\n%s", k, entries[i], code, procs[i].Output())
+		}
+		procs[i] = testproc.Start(t, entries[i], name, "0")
+		procs[i].Expect("running")
+	}
+	for _, p := range procs {
+		p.Kill()
+		p.Wait()
+	}
+	if bad := view(seg, offBad).Load(); bad != 0 {
+		t.Fatalf("mutual exclusion broken %d times", bad)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := m.LockContext(ctx)
+	if errors.Is(err, ErrOwnerDead) {
+		err = m.Consistent()
+	}
+	if err != nil {
+		t.Fatalf("mutex wedged after %d kills: %v", kills, err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d kills, %d critical sections", kills, counter.Load())
+}
+
+// TestGarbageBias: a bias word naming ids no live process has, with the
+// word free, held by a dead id, or held by the same dead id: Lock through
+// a Mutex or a BiasedMutex takes the lock without hanging.
+func TestGarbageBias(t *testing.T) {
+	for _, tc := range []struct {
+		word uint32
+		bias uint64
+		want error
+	}{
+		{0, 0x12345, nil},
+		{0, 0x12345 | 0x23456<<32, nil},
+		{0x12345, 0x12345, ErrOwnerDead},
+		{0x12345, 0x12345 | 0x23456<<32, ErrOwnerDead},
+		{0x12345, 0x54321, ErrOwnerDead},
+		{ownerDiedBit, 0x12345, ErrOwnerDead},
+	} {
+		for _, how := range []string{"mutex", "biased"} {
+			seg, err := openTest(tempName(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			binary.LittleEndian.PutUint32(seg.Data()[offWord:], tc.word)
+			binary.LittleEndian.PutUint64(seg.Data()[offBias:], tc.bias)
+			var m locker
+			if how == "mutex" {
+				m, err = NewMutex(seg, 0)
+			} else {
+				m, err = NewBiasedMutex(seg, 0)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- m.Lock() }()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("word %#x bias %#x: Lock through a %s hangs", tc.word, tc.bias, how)
+			}
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Errorf("word %#x bias %#x: Lock through a %s: %v, want %v", tc.word, tc.bias, how, err, tc.want)
+			}
+			seg.Close()
+		}
+	}
+}
