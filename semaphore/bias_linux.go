@@ -125,7 +125,24 @@ type BiasedMutex struct {
 
 	biased bool      // the bias word named us when we last looked
 	state  biasState // how this handle holds the lock
+
+	// Hysteresis: a bias revoked soon after it was made was not worth
+	// its revocation (processes take turns with the lock), so the next
+	// holdoff locks go through the word before biasing again, and each
+	// such short bias doubles the holdoff.
+	biasedAt int64 // monoNow when the bias was made
+	holdoff  int   // locks through the word before biasing again
+	penalty  int   // the holdoff after the next short bias
 }
+
+const (
+	// shortBias is how long a bias must last to have paid for its
+	// revocation (a membarrier and a wake-up: microseconds).
+	shortBias = int64(100 * time.Microsecond)
+
+	// maxHoldoff caps the holdoff after short biases.
+	maxHoldoff = 1 << 12
+)
 
 type biasState uint8
 
@@ -133,6 +150,7 @@ const (
 	free biasState = iota
 	fast           // locked through the bias: the word was already ours
 	held           // locked through the futex word, as a Mutex
+	wakeDue        // unlocked by UnlockFast, which left Unlock a revoker to wake
 )
 
 // NewBiasedMutex attaches to the Mutex record at data offset off of seg
@@ -159,6 +177,7 @@ func NewBiasedMutex(seg *shm.Segment, off int) (*BiasedMutex, error) {
 		canBias: canBias,
 	}
 	h.biased = canBias && m.bias.Load() == h.want // a bias left by an earlier handle of ours
+	h.biasedAt = monoNow()
 	return h, nil
 }
 
@@ -168,15 +187,44 @@ func (h *BiasedMutex) Lock() error { return h.LockContext(context.Background()) 
 // LockContext locks h as Mutex.LockContext does. Biased to this process,
 // it costs two plain stores and a load.
 func (h *BiasedMutex) LockContext(ctx context.Context) error {
-	if h.biased && h.state == free && biasEnter(h.entry, h.in, h.bias, h.want) {
-		h.state = fast
-		raceAcquire(h.m)
+	if h.LockFast() {
 		return nil
 	}
 	return h.lockSlow(ctx)
 }
 
+// LockFast is LockContext's fast path, small enough for the compiler to
+// inline into a hot loop in another package: if the lock is biased to
+// this process it locks h (two plain stores and a load) and returns true.
+// When it returns false it did nothing: call LockContext.
+func (h *BiasedMutex) LockFast() bool {
+	if h.biased && h.state == free && biasEnter(h.entry, h.in, h.bias, h.want) {
+		h.state = fast
+		raceAcquire(h.m)
+		return true
+	}
+	return false
+}
+
+// UnlockFast is Unlock's fast path, small enough to inline: if h was
+// locked through the bias, it unlocks it and returns true. When it returns
+// false, call Unlock: h was locked otherwise (UnlockFast did nothing), or
+// a revoker waits to be woken (Unlock wakes it).
+func (h *BiasedMutex) UnlockFast() bool {
+	if h.state != fast {
+		return false
+	}
+	raceRelease(h.m)
+	if biasExit(h.entry, h.out, h.bias, h.want) {
+		h.state = wakeDue
+		return false
+	}
+	h.state = free
+	return true
+}
+
 func (h *BiasedMutex) lockSlow(ctx context.Context) error {
+	h.finishUnlock() // in case UnlockFast's caller did not call Unlock
 	if h.state != free {
 		return h.m.wrap(fmt.Errorf("%w: locked twice through one BiasedMutex", ErrInUse))
 	}
@@ -190,7 +238,9 @@ func (h *BiasedMutex) lockSlow(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		h.biased = again
+		if h.biased = again; !again {
+			h.lostBias()
+		}
 	}
 	err := h.m.LockContext(ctx)
 	if err == nil || errors.Is(err, ErrOwnerDead) {
@@ -202,6 +252,7 @@ func (h *BiasedMutex) lockSlow(ctx context.Context) error {
 // TryLock locks h if it is free (or biased to this process), without
 // waiting. Its results are Mutex.TryLock's.
 func (h *BiasedMutex) TryLock() (bool, error) {
+	h.finishUnlock()
 	if h.state != free {
 		return false, nil
 	}
@@ -213,6 +264,7 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 		}
 		if h.m.bias.Load() != h.want {
 			h.biased = false
+			h.lostBias()
 		}
 		if uint32(h.m.bias.Load()) == h.m.tid {
 			return false, nil // being revoked: the word is ours until it moves
@@ -260,30 +312,35 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 // process when nobody waits for it; one taken through the bias stays so.
 // Errors are Mutex.Unlock's.
 func (h *BiasedMutex) Unlock() error {
-	if h.state == fast {
-		h.state = free
-		raceRelease(h.m)
-		if biasExit(h.entry, h.out, h.bias, h.want) {
-			h.wakeRevoker()
-		}
+	if h.UnlockFast() {
 		return nil
 	}
 	return h.unlockSlow()
 }
 
-// wakeRevoker wakes a revoker waiting for our entry to leave the critical
-// section.
-func (h *BiasedMutex) wakeRevoker() {
-	wake((*atomic.Uint32)(unsafe.Pointer(h.entry)), math.MaxInt32)
+// finishUnlock wakes the revoker UnlockFast saw waiting, if it did.
+func (h *BiasedMutex) finishUnlock() {
+	if h.state == wakeDue {
+		h.state = free
+		wake((*atomic.Uint32)(unsafe.Pointer(h.entry)), math.MaxInt32)
+	}
 }
 
 func (h *BiasedMutex) unlockSlow() error {
 	m := h.m
+	if h.state == wakeDue {
+		h.finishUnlock()
+		return nil
+	}
 	if h.state == held {
 		h.state = free
+		if h.holdoff > 0 {
+			h.holdoff--
+			return m.Unlock()
+		}
 		if h.canBias && m.word.Load() == m.tid && m.handoff.Load() == 0 && m.bias.CompareAndSwap(0, h.want) {
 			raceRelease(m)
-			h.biased = true
+			h.biased, h.biasedAt = true, monoNow()
 			if m.word.Load() != m.tid {
 				// A waiter set the waiters bit and may have gone to
 				// sleep on the word before it saw the bias: wake it
@@ -295,6 +352,16 @@ func (h *BiasedMutex) unlockSlow() error {
 		return m.Unlock()
 	}
 	return fmt.Errorf("%s: mutex at %d: %w: not locked through this BiasedMutex", m.a.seg.Path(), m.off, ErrNotOwner)
+}
+
+// lostBias sets the holdoff after our bias was revoked.
+func (h *BiasedMutex) lostBias() {
+	if monoNow()-h.biasedAt < shortBias {
+		h.penalty = min(max(2*h.penalty, 1), maxHoldoff)
+		h.holdoff = h.penalty
+	} else {
+		h.penalty, h.holdoff = 0, 0
+	}
 }
 
 // Consistent marks the state protected by h as repaired after a lock call
@@ -323,6 +390,7 @@ func (h *BiasedMutex) Biased() bool { return h.biased }
 // an ordinary hold, which Unlock releases. A revocation under way is left
 // to finish: the revoker finds our slot dead and the lock free.
 func (h *BiasedMutex) release() {
+	h.finishUnlock()
 	if h.biased && h.state == free && h.m.bias.CompareAndSwap(h.want, 0) {
 		h.m.Unlock()
 	}

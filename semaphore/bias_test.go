@@ -441,3 +441,72 @@ func TestGarbageBias(t *testing.T) {
 		}
 	}
 }
+
+// TestBiasedFastPaths: LockFast and UnlockFast take and release a lock
+// biased to this process, do nothing otherwise, and UnlockFast leaves a
+// waiting revoker to Unlock, which wakes it. The revoker is a second
+// handle on the segment: another slot, another owner id.
+func TestBiasedFastPaths(t *testing.T) {
+	needBias(t)
+	name, seg, h := newBiased(t)
+	if h.LockFast() {
+		t.Fatal("LockFast before any bias = true")
+	}
+	if h.UnlockFast() {
+		t.Fatal("UnlockFast of an unlocked mutex = true")
+	}
+	if err := h.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if h.UnlockFast() {
+		t.Fatal("UnlockFast of a lock taken through the word = true")
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if !h.LockFast() {
+		t.Fatal("LockFast of a lock biased to us = false")
+	}
+	if !h.UnlockFast() {
+		t.Fatal("UnlockFast with nobody waiting = false")
+	}
+
+	seg2, err := openTest(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg2.Close()
+	other, err := NewMutex(seg2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.LockFast() {
+		t.Fatal("LockFast = false")
+	}
+	got := make(chan error, 1)
+	go func() { got <- other.Lock() }()
+	for biasWord(seg)>>32 == 0 {
+		time.Sleep(100 * time.Microsecond) // until the revoker has claimed
+	}
+	if h.UnlockFast() {
+		t.Fatal("UnlockFast with a revoker waiting = true, want false (Unlock wakes it)")
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("revoker's Lock: %v", err)
+	}
+	if h.LockFast() {
+		t.Fatal("LockFast after the revocation = true")
+	}
+	if err := other.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}

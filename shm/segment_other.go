@@ -68,3 +68,4 @@ func (s *Segment) ClaimSlot(n int, prefer ...int) (int, error) { return 0, error
 func (s *Segment) OnClose(fn func())                           {}
 func (s *Segment) ReleaseSlot(i int) error                     { return errors.ErrUnsupported }
 func (s *Segment) SlotAlive(i int) (bool, error)               { return false, errors.ErrUnsupported }
+func (s *Segment) Populate() error                             { return errors.ErrUnsupported }

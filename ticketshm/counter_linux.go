@@ -219,8 +219,8 @@ func (c *Counter) bought(r int64) int64 {
 // holder; Remaining's lock-free readers load an aligned word, which a
 // plain store never tears.
 func (c *Counter) buyLocked(ctx context.Context) (int64, error) {
-	if err := c.mu.LockContext(ctx); err != nil {
-		if err := c.lockFailed(err); err != nil {
+	if !c.mu.LockFast() {
+		if err := c.lock(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -242,8 +242,10 @@ func (c *Counter) buyLocked(ctx context.Context) (int64, error) {
 	// has unlocked or is dead.
 	c.owners[c.total-r] = byte(c.slot + 1)
 	*c.count = r - 1
-	if err := c.mu.Unlock(); err != nil {
-		return 0, err
+	if !c.mu.UnlockFast() {
+		if err := c.mu.Unlock(); err != nil {
+			return 0, err
+		}
 	}
 	return c.total - r + 1, nil
 }
@@ -285,18 +287,10 @@ func (c *Counter) Remaining(context.Context) (int64, error) { return c.remaining
 // lock takes the record's Mutex; if the previous holder died, it repairs
 // the counter first.
 func (c *Counter) lock(ctx context.Context) error {
-	if err := c.mu.LockContext(ctx); err != nil {
-		return c.lockFailed(err)
-	}
-	return nil
-}
-
-// lockFailed handles a lock error: ErrOwnerDead means the lock is ours
-// and the counter needs repair; others are returned.
-func (c *Counter) lockFailed(err error) error {
+	err := c.mu.LockContext(ctx)
 	if errors.Is(err, semaphore.ErrOwnerDead) {
 		c.repair()
-		return c.mu.Consistent()
+		err = c.mu.Consistent()
 	}
 	return err
 }
@@ -342,8 +336,10 @@ func (c *Counter) Audit() (Audit, error) {
 		a = Audit{Total: c.total, Remaining: c.remaining.Load(), PerSlot: make([]int64, semaphore.MaxProcs)}
 		taken := c.total - a.Remaining
 		for i, o := range c.owners {
-			if s, ok := live[int64(i)+1]; ok {
-				o = byte(s + 1) // a live log's commit outranks a settled guess
+			if len(live) > 0 { // a map lookup per ticket costs more than the rest
+				if s, ok := live[int64(i)+1]; ok {
+					o = byte(s + 1) // a live log's commit outranks a settled guess
+				}
 			}
 			switch {
 			case o == 0 && int64(i) < taken:
@@ -375,6 +371,11 @@ func (c *Counter) Mode() Mode { return c.mode }
 
 // Total is the number of tickets the counter was created with.
 func (c *Counter) Total() int64 { return c.total }
+
+// Populate faults in every page of the counter's segment in this process
+// (see shm.Segment.Populate): the ledger has a byte per ticket, and each
+// untouched page of it costs the buy that reaches it a page fault.
+func (c *Counter) Populate() error { return c.seg.Populate() }
 
 // Slot is this process's slot in the counter's ledger.
 func (c *Counter) Slot() int { return c.slot }

@@ -30,3 +30,4 @@ func (c *Counter) Mode() Mode                               { return 0 }
 func (c *Counter) Total() int64                             { return 0 }
 func (c *Counter) Slot() int                                { return 0 }
 func (c *Counter) Close() error                             { return errors.ErrUnsupported }
+func (c *Counter) Populate() error                          { return errors.ErrUnsupported }

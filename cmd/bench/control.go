@@ -11,6 +11,7 @@ import (
 
 	"github.com/shmkit/shmkit/internal/forkexec"
 	"github.com/shmkit/shmkit/shm"
+	"golang.org/x/sys/unix"
 )
 
 // A control segment carries the start barrier and each buyer's results
@@ -23,6 +24,11 @@ import (
 //	72+64i   8     torn reads seen by buyer i, int64
 //	80+64i   8     1 once buyer i has stored its results, int64
 //	88+64i   8     1 if buyer i gave up on a file torn for good, int64
+//	96+64i   8     CLOCK_MONOTONIC (ns) when buyer i stopped buying, int64
+//
+// A sale is timed from the barrier to the last buyer's last buy: closing
+// the store and exiting (unmapping a ledger of a byte per ticket) is
+// teardown, as spawning and opening are setup.
 const (
 	controlTag = "bench.Control/1"
 	maxBuyers  = 128
@@ -86,6 +92,21 @@ func (c *control) slot(i int) (bought, torn, done, broken *atomic.Int64) {
 	}
 	base := slotStride * (i + 1)
 	return c.word(base), c.word(base + 8), c.word(base + 16), c.word(base + 24)
+}
+
+// finished is when buyer i stopped buying (see monoNow).
+func (c *control) finished(i int) *atomic.Int64 {
+	c.slot(i) // checks i
+	return c.word(slotStride*(i+1) + 32)
+}
+
+// monoNow is CLOCK_MONOTONIC in nanoseconds: one clock for every process.
+func monoNow() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(err) // CLOCK_MONOTONIC exists on every Linux
+	}
+	return ts.Nano()
 }
 
 // waitStart spins politely until the harness opens the barrier.

@@ -77,18 +77,32 @@ func removeStore(kind, name string) error {
 	return backend.Remove(kind, name)
 }
 
-// sellAll is a buyer's loop: buy until sold out. It returns the tickets
-// bought and, for the unlocked JSON store, the torn reads it survived.
-func sellAll(ctx context.Context, kind, name string, tickets int64) (bought, torn int64, err error) {
+// openSale opens kind's store name for a buyer and returns its loop, which
+// buys until sold out and returns the tickets bought and, for the unlocked
+// JSON store, the torn reads it survived; and a func that closes the
+// store. A store that can fault in its shared pages ahead of use (a shm
+// Counter: a ledger byte per ticket) does so here, so the sale measures
+// the lock, not the first touch of each page.
+func openSale(ctx context.Context, kind, name string, tickets int64) (sell func() (bought, torn int64, err error), closeStore func(), err error) {
 	if isC(kind) {
-		n, err := sellC(kind, name, tickets)
-		return n, 0, err
+		sell = func() (int64, int64, error) {
+			n, err := sellC(kind, name, tickets)
+			return n, 0, err
+		}
+		return sell, func() {}, nil
 	}
 	st, err := backend.Open(ctx, kind, name)
 	if err != nil {
-		return 0, 0, err
+		return nil, nil, err
 	}
-	defer st.Close()
+	if p, ok := st.(interface{ Populate() error }); ok {
+		_ = p.Populate() // best effort: without it, the sale takes the faults
+	}
+	return func() (int64, int64, error) { return sellAll(ctx, st) }, func() { st.Close() }, nil
+}
+
+// sellAll is a buyer's loop over an open store.
+func sellAll(ctx context.Context, st ticketshm.Store) (bought, torn int64, err error) {
 	defer func() {
 		if u, ok := st.(*jsonfile.UnlockedStore); ok {
 			torn = u.Torn()
