@@ -147,10 +147,10 @@ const (
 type biasState uint8
 
 const (
-	free biasState = iota
-	fast           // locked through the bias: the word was already ours
-	held           // locked through the futex word, as a Mutex
-	wakeDue        // unlocked by UnlockFast, which left Unlock a revoker to wake
+	free    biasState = iota
+	fast              // locked through the bias: the word was already ours
+	held              // locked through the futex word, as a Mutex
+	wakeDue           // unlocked by UnlockFast, which left Unlock a revoker to wake
 )
 
 // NewBiasedMutex attaches to the Mutex record at data offset off of seg

@@ -15,9 +15,11 @@
 // # Throughput
 //
 // Every buyer is a real process (internal/forkexec) that opens the store
+// (and faults in a shm Counter's pages: its ledger has a byte per ticket)
 // and waits at a start barrier in a control segment; the clock starts when
-// all are ready and stops when the last has sold out, so spawning is not
-// timed. Each run then checks the store: sold + remaining == tickets,
+// all are ready and stops at the last buyer's last buy (each records the
+// moment on CLOCK_MONOTONIC), so spawning, opening, closing and exiting
+// are not timed. Each run then checks the store: sold + remaining == tickets,
 // oversold (sales the count never gave out), lost (tickets gone from the
 // count with no buyer) and, for json-nolock, torn reads. A buyer's share
 // is its sales over the fair share (sold/procs): min_share and max_share
