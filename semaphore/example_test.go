@@ -59,3 +59,40 @@ func ExampleSemaphore() {
 	// false 2 0
 	// 2
 }
+
+// A counter of one's own in a segment, guarded by a BiasedMutex at offset
+// 0: while this process is the only one locking, each Lock and Unlock is
+// a couple of plain stores; a locker in another process takes the lock
+// from it as from an Unlock.
+func ExampleBiasedMutex() {
+	const counterAt = semaphore.MutexSize // after the Mutex record
+	seg, err := shm.OpenOrCreate(context.Background(), "example.biased", counterAt+8, "example.Biased/1", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer shm.Remove("example.biased")
+	defer seg.Close()
+	m, err := semaphore.NewBiasedMutex(seg, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	n, err := seg.Int64(counterAt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 1000 {
+		err := m.Lock()
+		if errors.Is(err, semaphore.ErrOwnerDead) {
+			err = m.Consistent() // a one-word counter needs no repair
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		n.Store(n.Load() + 1)
+		if err := m.Unlock(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println(n.Load())
+	// Output: 1000
+}
