@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
 	"unsafe"
 
 	"github.com/shmkit/shmkit/shm"
@@ -45,11 +44,11 @@ import (
 //
 // While biased, the futex word keeps P's owner id: to every other locker
 // the lock is held, and if P dies the kernel's robust list marks the word
-// OWNER_DIED as for any owner. The in-critical-section bit then tells the
-// revoker whether P died inside (ErrOwnerDead) or between critical
-// sections (the lock is simply free). Each slot writes only its own entry,
-// so a holder that finds itself revoked cannot clobber the bit of the
-// process that holds the bias next.
+// OWNER_DIED (and clears the id) as for any owner. The in-critical-section
+// bit then tells the next locker whether P died inside (ErrOwnerDead) or
+// between critical sections (the lock is simply free). Each slot writes
+// only its own entry, so a holder that finds itself revoked cannot clobber
+// the bit of the process that holds the bias next.
 //
 // A BiasedMutex is for one goroutine at a time: two goroutines of one
 // process could both pass biasEnter. It is the only user of its record in

@@ -29,7 +29,7 @@
 // A BiasedMutex (NewBiasedMutex) is a Mutex for one goroutine at a time
 // that stays with its process between critical sections while no other
 // process asks for it: Lock and Unlock are then plain stores, no locked
-// instruction, about three times faster than glibc's robust mutex. See
+// instruction, three to four times faster than glibc's robust mutex. See
 // # Biased locking.
 //
 // Blocking calls come as Lock / LockContext(ctx) / TryLock and
