@@ -27,10 +27,11 @@ func TestBiasedProcessesExclude(t *testing.T) {
 		{"2biased", []string{"bias-hammer", "bias-hammer"}},
 		{"4biased", []string{"bias-hammer", "bias-hammer", "bias-hammer", "bias-hammer"}},
 		{"mixed", []string{"bias-hammer", "hammer", "bias-hammer", "hammer"}},
+		{"trylock", []string{"bias-hammer", "try-hammer", "bias-hammer"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name, seg, _ := newTestMutex(t)
-			const rounds = 300000
+			const rounds = 1000000
 			var ps []*testproc.Proc
 			for _, entry := range tc.procs {
 				ps = append(ps, testproc.Start(t, entry, name, strconv.Itoa(rounds)))
@@ -352,7 +353,7 @@ func TestBiasedKillStorm(t *testing.T) {
 		kills = 60
 	}
 	name, seg, m := newTestMutex(t)
-	entries := []string{"bias-hammer", "bias-hammer", "bias-hammer", "hammer"}
+	entries := []string{"bias-hammer", "bias-hammer", "bias-hammer", "hammer", "try-hammer"}
 	procs := make([]*testproc.Proc, len(entries))
 	for i, e := range entries {
 		procs[i] = testproc.Start(t, e, name, "0")

@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 		"lock-report": lockReportEntry,
 		"hammer":      hammerEntry,
 		"bias-hammer": func(args []string) int { return hammer(args, true) },
+		"try-hammer":  tryHammerEntry,
 		"bias-hold":   biasHoldEntry,
 		"revoke-stop": revokeStopEntry,
 		"sem-loop":    semLoopEntry,
@@ -138,6 +139,7 @@ func lockReportEntry(args []string) int {
 // locker is what Mutex and BiasedMutex have in common.
 type locker interface {
 	Lock() error
+	TryLock() (bool, error)
 	Unlock() error
 	Consistent() error
 }
@@ -146,7 +148,14 @@ type locker interface {
 // with the holder word, until killed or args[1] rounds are done.
 func hammerEntry(args []string) int { return hammer(args, false) }
 
-func hammer(args []string, biased bool) int {
+// tryHammerEntry: hammer through TryLock, retrying at once: a TryLock of
+// a lock biased to an idle process revokes the bias; of one whose holder
+// is inside, it gives up and leaves the bias alone.
+func tryHammerEntry(args []string) int { return hammerWith(args, false, true) }
+
+func hammer(args []string, biased bool) int { return hammerWith(args, biased, false) }
+
+func hammerWith(args []string, biased, try bool) int {
 	seg, err := openTest(args[0])
 	if err != nil {
 		return fail(err)
@@ -169,7 +178,14 @@ func hammer(args []string, biased bool) int {
 	pid := int64(os.Getpid())
 	fmt.Println("running")
 	for i := 0; rounds == 0 || i < rounds; i++ {
-		err := m.Lock()
+		var err error
+		if try {
+			for ok := false; !ok && err == nil; {
+				ok, err = m.TryLock()
+			}
+		} else {
+			err = m.Lock()
+		}
 		if errors.Is(err, ErrOwnerDead) {
 			holder.Store(0) // the repair: the dead owner's mark
 			err = m.Consistent()
