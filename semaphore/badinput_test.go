@@ -148,3 +148,62 @@ func FuzzRecord(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMutexRecord: any futex word, hand-off word, bias word and owner-id
+// table in a Mutex record gives, through NewMutex or NewBiasedMutex, either
+// ErrCorrupt or a lock that can be taken without panic or hang: the bias
+// word and the in-critical-section bits are parsed from shared bytes too.
+func FuzzMutexRecord(f *testing.F) {
+	f.Add(uint32(0), uint32(0), uint64(0), []byte{}, false)
+	f.Add(uint32(0x12345), uint32(0), uint64(0x12345), []byte{0x45, 0x23, 0x01, 0x80}, true)
+	f.Add(uint32(ownerDiedBit), uint32(0), uint64(0x12345|0x23456<<32), []byte{0x45, 0x23, 0x01, 0x00}, false)
+	f.Add(uint32(0x12345|waitersBit), uint32(0x777), uint64(0x54321), []byte{}, true)
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, word, handoff uint32, bias uint64, tids []byte, biased bool) {
+		seg, err := shm.OpenOrCreate(context.Background(), dir+"/seg", MutexSize, testTag, func(s *shm.Segment) error {
+			d := s.Data()
+			binary.LittleEndian.PutUint32(d[offWord:], word)
+			binary.LittleEndian.PutUint32(d[offHandoff:], handoff)
+			binary.LittleEndian.PutUint64(d[offBias:], bias)
+			copy(d[offTids:offNodes], tids)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer shm.Remove(dir + "/seg")
+		defer seg.Close()
+		var m locker
+		if biased {
+			m, err = NewBiasedMutex(seg, 0)
+		} else {
+			m, err = NewMutex(seg, 0)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("attach: %v, want ErrCorrupt", err)
+			}
+			return
+		}
+		done := make(chan error, 1)
+		go func() { done <- m.Lock() }()
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Lock hangs on word %#x hand-off %#x bias %#x", word, handoff, bias)
+		}
+		switch {
+		case errors.Is(err, ErrNotRecoverable):
+			return
+		case errors.Is(err, ErrOwnerDead):
+			if err := m.Consistent(); err != nil {
+				t.Fatalf("Consistent: %v", err)
+			}
+		case err != nil:
+			t.Fatalf("Lock: %v", err)
+		}
+		if err := m.Unlock(); err != nil {
+			t.Fatalf("Unlock: %v", err)
+		}
+	})
+}
