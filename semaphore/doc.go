@@ -154,7 +154,10 @@
 // of its record in its process (ErrInUse otherwise). A record that a
 // BiasedMutex uses must only be used by builds that know the bias word: an
 // older build sees a biased lock as held for good. Segments whose records
-// may be biased bump their type tag (ticketshm.Counter/3 did).
+// may be biased bump their type tag (ticketshm.Counter/3 did). A process
+// whose membarrier(2) calls are refused (a seccomp filter) cannot revoke a
+// bias: its lock calls on a record biased to another process return that
+// error.
 //
 // Robust means a dead owner is detected, not that the data is right: the
 // code that gets ErrOwnerDead must repair or discard what the lock guards.
