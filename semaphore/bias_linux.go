@@ -168,7 +168,7 @@ func NewBiasedMutex(seg *shm.Segment, off int) (*BiasedMutex, error) {
 	h := m.biased // newMutex reserved it
 	*h = BiasedMutex{
 		m:       m,
-		entry:   (*uint32)(ptr(m.rec, offTids+4*m.a.slot)),
+		entry:   (*uint32)(unsafe.Pointer(m.entry(m.a.slot))),
 		in:      m.tid | inCSBit,
 		out:     m.tid,
 		bias:    (*uint64)(ptr(m.rec, offBias)),
@@ -228,9 +228,7 @@ func (h *BiasedMutex) lockSlow(ctx context.Context) error {
 		return h.m.wrap(fmt.Errorf("%w: locked twice through one BiasedMutex", ErrInUse))
 	}
 	for h.biased {
-		if biasEnter(h.entry, h.in, h.bias, h.want) {
-			h.state = fast
-			raceAcquire(h.m)
+		if h.LockFast() {
 			return nil
 		}
 		again, err := h.revoked(ctx)
@@ -256,9 +254,7 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 		return false, nil
 	}
 	if h.biased {
-		if biasEnter(h.entry, h.in, h.bias, h.want) {
-			h.state = fast
-			raceAcquire(h.m)
+		if h.LockFast() {
 			return true, nil
 		}
 		if h.m.bias.Load() != h.want {
@@ -350,7 +346,11 @@ func (h *BiasedMutex) unlockSlow() error {
 		}
 		return m.Unlock()
 	}
-	return fmt.Errorf("%s: mutex at %d: %w: not locked through this BiasedMutex", m.a.seg.Path(), m.off, ErrNotOwner)
+	return h.notLocked()
+}
+
+func (h *BiasedMutex) notLocked() error {
+	return h.m.wrap(fmt.Errorf("%w: not locked through this BiasedMutex", ErrNotOwner))
 }
 
 // lostBias sets the holdoff after our bias was revoked.
@@ -372,7 +372,7 @@ func (h *BiasedMutex) Consistent() error {
 	case held:
 		return h.m.Consistent()
 	}
-	return fmt.Errorf("%s: mutex at %d: %w: not locked through this BiasedMutex", h.m.a.seg.Path(), h.m.off, ErrNotOwner)
+	return h.notLocked()
 }
 
 // Slot is the process slot this process holds in h's segment.
@@ -456,7 +456,7 @@ func (m *Mutex) biasHot(holder uint32) bool {
 	if s < 0 {
 		return false
 	}
-	e := u32(m.rec, offTids+4*s)
+	e := m.entry(s)
 	first := e.Load()
 	for range watchLoads {
 		if e.Load() != first {
@@ -489,7 +489,7 @@ func (m *Mutex) revoke(ctx context.Context, v uint32, b uint64, block bool) (boo
 	hook("fenced")
 	var e uint32
 	for slot >= 0 {
-		ep := u32(m.rec, offTids+4*slot)
+		ep := m.entry(slot)
 		if e = ep.Load(); e&inCSBit == 0 || dead {
 			break
 		}
@@ -511,7 +511,7 @@ func (m *Mutex) revoke(ctx context.Context, v uint32, b uint64, block bool) (boo
 			// the word and cleared its id. It was not inside.
 			dead = true
 			if slot >= 0 {
-				e = u32(m.rec, offTids+4*slot).Load()
+				e = m.entry(slot).Load()
 			}
 			diedInside = slot < 0 || e&inCSBit != 0
 			continue
@@ -529,7 +529,7 @@ func (m *Mutex) revoke(ctx context.Context, v uint32, b uint64, block bool) (boo
 		}
 	}
 	hook("taken")
-	m.clearBias(nb, dead)
+	m.clearBias(nb, slot, dead)
 	if diedInside {
 		return true, m.errorf(ErrOwnerDead)
 	}
@@ -547,7 +547,7 @@ func hook(step string) {
 func (m *Mutex) slotOf(id uint32) int {
 	found := -1
 	for i := range MaxProcs {
-		if u32(m.rec, offTids+4*i).Load()&tidMask != id {
+		if m.entry(i).Load()&tidMask != id {
 			continue
 		}
 		if found < 0 {
@@ -559,27 +559,35 @@ func (m *Mutex) slotOf(id uint32) int {
 	return found
 }
 
-// deadBias is for a word the kernel marked OWNER_DIED and cleared: if the
-// bias word names a holder, that holder is who died (nobody else can have
-// held the word). It returns the bias word, for clearBias once the word is
-// taken, and whether the holder died between critical sections, leaving
-// nothing to repair.
-func (m *Mutex) deadBias() (b uint64, clean bool) {
-	b = m.bias.Load()
+// overDead is for a locker about to CAS nv over v. If v is OWNER_DIED
+// with no owner (the kernel marked it and cleared the id) and the bias word
+// names a holder, that holder is who died: nobody else can have held the
+// word. If it died between critical sections there is nothing to repair,
+// and OWNER_DIED comes off nv. It returns nv, and the bias word and the
+// holder's slot for clearBias once the CAS has succeeded (bias 0: none).
+func (m *Mutex) overDead(v, nv uint32) (uint32, uint64, int) {
+	if v&ownerDiedBit == 0 {
+		return nv, 0, -1
+	}
+	b := m.bias.Load()
 	if uint32(b) == 0 {
-		return 0, false
+		return nv, 0, -1
 	}
 	s := m.slotOf(uint32(b))
-	return b, s >= 0 && u32(m.rec, offTids+4*s).Load()&inCSBit == 0
+	if s >= 0 && m.entry(s).Load()&inCSBit == 0 {
+		nv &^= ownerDiedBit
+	}
+	return nv, b, s
 }
 
-// clearBias ends the bias b after its holder lost the word. If the holder
-// is dead it clears the in-critical-section bit it may have left in its
-// entry (unless a new process has claimed the slot since).
-func (m *Mutex) clearBias(b uint64, dead bool) {
+// clearBias ends the bias b after its holder, in slot (-1: unknown), lost
+// the word. If the holder is dead it clears the in-critical-section bit it
+// may have left in its entry (unless a new process has claimed the slot
+// since).
+func (m *Mutex) clearBias(b uint64, slot int, dead bool) {
 	holder := uint32(b)
-	if s := m.slotOf(holder); dead && s >= 0 {
-		e := u32(m.rec, offTids+4*s)
+	if dead && slot >= 0 {
+		e := m.entry(slot)
 		if v := e.Load(); v == holder|inCSBit && holder != m.tid {
 			e.CompareAndSwap(v, holder)
 		}

@@ -166,7 +166,7 @@ func newMutex(seg *shm.Segment, off int, forBias bool) (*Mutex, error) {
 	// waiter maps a word's owner id to a slot, and a slot to liveness.
 	// If a dead process with the same thread id left its in-critical-
 	// section bit here, keep it for the revoker of its bias to see.
-	entry := u32(rec, offTids+4*a.slot)
+	entry := m.entry(a.slot)
 	keep := entry.Load() & inCSBit
 	if entry.Load()&tidMask != a.list.tid {
 		keep = 0
@@ -263,18 +263,12 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 			if slept {
 				nv |= waitersBit // others may still sleep: keep Unlock waking
 			}
-			var b uint64
-			if v&ownerDiedBit != 0 {
-				var clean bool
-				if b, clean = m.deadBias(); clean {
-					nv &^= ownerDiedBit
-				}
-			}
+			nv, b, s := m.overDead(v, nv)
 			if !m.word.CompareAndSwap(v, nv) {
 				continue
 			}
 			if b != 0 {
-				m.clearBias(b, true)
+				m.clearBias(b, s, true)
 			}
 			if asked {
 				// We took the word ourselves. Our request cannot
@@ -423,7 +417,7 @@ func (m *Mutex) ownerAlive(owner uint32) bool {
 		return true
 	}
 	for i := range MaxProcs {
-		if u32(m.rec, offTids+4*i).Load()&tidMask != owner {
+		if m.entry(i).Load()&tidMask != owner {
 			continue
 		}
 		if alive, err := m.a.seg.SlotAlive(i); err != nil || alive {
@@ -454,18 +448,11 @@ func (m *Mutex) TryLock() (bool, error) {
 			}
 			return false, nil
 		}
-		nv := m.tid | v&(ownerDiedBit|waitersBit)
-		var b uint64
-		if v&ownerDiedBit != 0 {
-			var clean bool
-			if b, clean = m.deadBias(); clean {
-				nv &^= ownerDiedBit
-			}
-		}
+		nv, b, s := m.overDead(v, m.tid|v&(ownerDiedBit|waitersBit))
 		if m.word.CompareAndSwap(v, nv) {
 			raceAcquire(m)
 			if b != 0 {
-				m.clearBias(b, true)
+				m.clearBias(b, s, true)
 			}
 			if nv&ownerDiedBit != 0 {
 				return true, m.errorf(ErrOwnerDead)

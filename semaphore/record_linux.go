@@ -40,6 +40,9 @@ const (
 	notRecoverable = tidMask   // owner field of a mutex nobody may lock again
 )
 
+// entry is the owner-id entry of process slot slot in m's record.
+func (m *Mutex) entry(slot int) *atomic.Uint32 { return u32(m.rec, offTids+4*slot) }
+
 // nodeOffset is where the robust-list node of slot sits in a record; the
 // list of that slot index has futex_offset -nodeOffset(slot).
 func nodeOffset(slot int) int { return offNodes + 8*slot }
