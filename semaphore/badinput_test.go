@@ -173,12 +173,7 @@ func FuzzMutexRecord(f *testing.F) {
 		}
 		defer shm.Remove(dir + "/seg")
 		defer seg.Close()
-		var m locker
-		if biased {
-			m, err = NewBiasedMutex(seg, 0)
-		} else {
-			m, err = NewMutex(seg, 0)
-		}
+		m, err := newLocker(seg, biased)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("attach: %v, want ErrCorrupt", err)

@@ -57,12 +57,7 @@ func needBias(t *testing.T) {
 
 func newBiased(t *testing.T) (string, *shm.Segment, *BiasedMutex) {
 	t.Helper()
-	name := tempName(t)
-	seg, err := openTest(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seg.Close() })
+	name, seg := newTestSegment(t)
 	m, err := NewBiasedMutex(seg, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -182,12 +177,7 @@ func TestBiasedHolderDeath(t *testing.T) {
 					if b := biasWord(seg); b == 0 || b>>32 != 0 {
 						t.Fatalf("bias word %#x, want the holder's id alone", b)
 					}
-					var m locker
-					if how == "mutex" {
-						m, err = NewMutex(seg, 0)
-					} else {
-						m, err = NewBiasedMutex(seg, 0)
-					}
+					m, err := newLocker(seg, how == "biased")
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -419,12 +409,7 @@ func TestGarbageBias(t *testing.T) {
 			}
 			binary.LittleEndian.PutUint32(seg.Data()[offWord:], tc.word)
 			binary.LittleEndian.PutUint64(seg.Data()[offBias:], tc.bias)
-			var m locker
-			if how == "mutex" {
-				m, err = NewMutex(seg, 0)
-			} else {
-				m, err = NewBiasedMutex(seg, 0)
-			}
+			m, err := newLocker(seg, how == "biased")
 			if err != nil {
 				t.Fatal(err)
 			}

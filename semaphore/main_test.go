@@ -144,6 +144,15 @@ type locker interface {
 	Consistent() error
 }
 
+// newLocker attaches the record at offset 0 of seg as a BiasedMutex or a
+// Mutex.
+func newLocker(seg *shm.Segment, biased bool) (locker, error) {
+	if biased {
+		return NewBiasedMutex(seg, 0)
+	}
+	return NewMutex(seg, 0)
+}
+
 // hammerEntry (bias-hammer: through a BiasedMutex): lock and unlock in a tight loop, checking mutual exclusion
 // with the holder word, until killed or args[1] rounds are done.
 func hammerEntry(args []string) int { return hammer(args, false) }
@@ -160,12 +169,7 @@ func hammerWith(args []string, biased, try bool) int {
 	if err != nil {
 		return fail(err)
 	}
-	var m locker
-	if biased {
-		m, err = NewBiasedMutex(seg, 0)
-	} else {
-		m, err = NewMutex(seg, 0)
-	}
+	m, err := newLocker(seg, biased)
 	if err != nil {
 		return fail(err)
 	}

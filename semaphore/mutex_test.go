@@ -16,7 +16,8 @@ import (
 	"github.com/shmkit/shmkit/shm"
 )
 
-func newTestMutex(t *testing.T) (string, *shm.Segment, *Mutex) {
+// newTestSegment opens a fresh test segment, closed when the test ends.
+func newTestSegment(t *testing.T) (string, *shm.Segment) {
 	t.Helper()
 	name := tempName(t)
 	seg, err := openTest(name)
@@ -24,6 +25,12 @@ func newTestMutex(t *testing.T) (string, *shm.Segment, *Mutex) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { seg.Close() })
+	return name, seg
+}
+
+func newTestMutex(t *testing.T) (string, *shm.Segment, *Mutex) {
+	t.Helper()
+	name, seg := newTestSegment(t)
 	m, err := NewMutex(seg, 0)
 	if err != nil {
 		t.Fatal(err)
