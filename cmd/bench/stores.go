@@ -103,22 +103,6 @@ func openSale(ctx context.Context, kind, name string, tickets int64) (sell func(
 
 // sellAll is a buyer's loop over an open store.
 func sellAll(ctx context.Context, st ticketshm.Store) (bought, torn int64, err error) {
-	if c, ok := st.(*ticketshm.Counter); ok {
-		// The same loop with a direct call: at a few nanoseconds per
-		// ticket an interface call is a measurable share of it, and the
-		// C backends' loops have none.
-		for {
-			_, err := c.Buy(ctx)
-			switch {
-			case err == nil:
-				bought++
-			case errors.Is(err, ticketshm.ErrSoldOut):
-				return bought, 0, nil
-			default:
-				return bought, 0, err
-			}
-		}
-	}
 	defer func() {
 		if u, ok := st.(*jsonfile.UnlockedStore); ok {
 			torn = u.Torn()
