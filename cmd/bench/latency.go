@@ -32,6 +32,11 @@ type Latency struct {
 	P50us    float64 `json:"p50_us"`
 	P99us    float64 `json:"p99_us"`
 	MaxUs    float64 `json:"max_us"`
+	// FirstShare (recover, with two locks): the share of the paired
+	// deaths (one of each lock, back to back) in which this lock's
+	// waiter returned sooner. Two locks that wait for the same kernel
+	// event read about 0.5 each.
+	FirstShare *float64 `json:"first_share,omitempty"`
 }
 
 func summarize(scenario, lock string, ds []time.Duration) Latency {
@@ -52,7 +57,11 @@ func printLatency(w io.Writer, asJSON bool, l Latency) error {
 	if l.Lock != "" {
 		what += " " + l.Lock
 	}
-	_, err := fmt.Fprintf(w, "%-18s n=%d  p50 %.0f µs  p99 %.0f µs  max %.0f µs\n", what, l.N, l.P50us, l.P99us, l.MaxUs)
+	first := ""
+	if l.FirstShare != nil {
+		first = fmt.Sprintf("  first in %.0f%% of pairs", 100**l.FirstShare)
+	}
+	_, err := fmt.Fprintf(w, "%-18s n=%d  p50 %.0f µs  p99 %.0f µs  max %.0f µs%s\n", what, l.N, l.P50us, l.P99us, l.MaxUs, first)
 	return err
 }
 
@@ -129,20 +138,55 @@ func runRecover(args []string, stdout, stderr io.Writer) error {
 	if *n <= 0 {
 		return usageError(fs, "-n %d: want at least 1", *n)
 	}
+	ctx := context.Background()
+	ctl, err := newControl()
+	if err != nil {
+		return err
+	}
+	defer ctl.remove()
 	locks := []string{"shm-mutex"}
 	if isC(cRobustName) {
 		locks = append(locks, cRobustName)
 	}
-	bar := newProgress(stderr, *n*len(locks), "killing owners")
-	var out []Latency
+	var rs []*recoverer
+	defer func() {
+		for _, r := range rs {
+			r.close()
+		}
+	}()
 	for _, lock := range locks {
-		ds, err := recoverLatency(context.Background(), lock, *n, bar)
+		r, err := newRecoverer(ctx, lock)
 		if err != nil {
 			return err
 		}
-		out = append(out, summarize("recover", lock, ds))
+		rs = append(rs, r)
+	}
+	// The locks take turns, one death each, so that both see the same
+	// machine: on a noisy VM, n deaths of one lock and then n of the
+	// other compare two different minutes as much as two locks.
+	bar := newProgress(stderr, *n*len(rs), "killing owners")
+	ds := make([][]time.Duration, len(rs))
+	for i := range *n {
+		for j := range rs {
+			r := rs[(i+j)%len(rs)] // and take turns going first
+			d, err := r.once(ctx, ctl)
+			if err != nil {
+				return err
+			}
+			k := slices.Index(rs, r)
+			ds[k] = append(ds[k], d)
+			bar.Add(1)
+		}
 	}
 	bar.Finish()
+	out := make([]Latency, len(rs))
+	for k, r := range rs {
+		out[k] = summarize("recover", r.lock, slices.Clone(ds[k]))
+	}
+	if len(rs) == 2 {
+		a, b := firstShares(ds[0], ds[1])
+		out[0].FirstShare, out[1].FirstShare = &a, &b
+	}
 	for _, l := range out {
 		if err := printLatency(stdout, *asJSON, l); err != nil {
 			return err
@@ -151,23 +195,35 @@ func runRecover(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// recoverLatency measures, n times, the time from the SIGKILL of a lock's
-// owner to the return of a waiter that was asleep on it, with the owner's
-// death reported (ErrOwnerDead, EOWNERDEAD).
-func recoverLatency(ctx context.Context, lock string, n int, bar progress) ([]time.Duration, error) {
-	ctl, err := newControl()
-	if err != nil {
-		return nil, err
+// firstShares compares paired times: the share of pairs in which a was
+// shorter, and in which b was (ties count half to each).
+func firstShares(a, b []time.Duration) (float64, float64) {
+	var wins float64
+	for i := range a {
+		switch {
+		case a[i] < b[i]:
+			wins++
+		case a[i] == b[i]:
+			wins += 0.5
+		}
 	}
-	defer ctl.remove()
-	var (
-		store   string
-		word    *atomic.Uint32 // the futex word: bit 31 is set once a waiter sleeps
-		takeRaw func() error   // the waiter: lock, expecting the owner's death
-		cleanup func()
-	)
+	n := float64(len(a))
+	return wins / n, (n - wins) / n
+}
+
+// A recoverer times owner deaths of one lock: shm-mutex or c-robust.
+type recoverer struct {
+	lock    string
+	store   string
+	word    *atomic.Uint32 // the futex word: bit 31 is set once a waiter sleeps
+	takeRaw func() error   // the waiter: lock, expecting the owner's death
+	close   func()
+}
+
+func newRecoverer(ctx context.Context, lock string) (*recoverer, error) {
+	r := &recoverer{lock: lock}
 	if lock == cRobustName {
-		store, err = createC(lock, 0)
+		store, err := createC(lock, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -176,66 +232,65 @@ func recoverLatency(ctx context.Context, lock string, n int, bar progress) ([]ti
 			removeC(store)
 			return nil, err
 		}
-		word, takeRaw = wordAt(seg), take
-		cleanup = func() { seg.Close(); removeC(store) }
-	} else {
-		store = fmt.Sprintf("bench.%d.recover", os.Getpid())
-		m, err := semaphore.OpenMutex(ctx, store)
-		if err != nil {
-			return nil, err
-		}
-		word = wordAt(m.Segment())
-		takeRaw = func() error {
-			err := m.Lock()
-			if !errors.Is(err, semaphore.ErrOwnerDead) {
-				if err == nil {
-					m.Unlock()
-					return errors.New("bench recover: the lock came without ErrOwnerDead")
-				}
-				return err
-			}
-			if err := m.Consistent(); err != nil {
-				return err
-			}
-			return m.Unlock()
-		}
-		cleanup = func() { m.Segment().Close(); shm.Remove(store) }
+		r.store, r.word, r.takeRaw = store, wordAt(seg), take
+		r.close = func() { seg.Close(); removeC(store) }
+		return r, nil
 	}
-	defer cleanup()
+	r.store = fmt.Sprintf("bench.%d.recover", os.Getpid())
+	m, err := semaphore.OpenMutex(ctx, r.store)
+	if err != nil {
+		return nil, err
+	}
+	r.word = wordAt(m.Segment())
+	r.takeRaw = func() error {
+		err := m.Lock()
+		if !errors.Is(err, semaphore.ErrOwnerDead) {
+			if err == nil {
+				m.Unlock()
+				return errors.New("bench recover: the lock came without ErrOwnerDead")
+			}
+			return err
+		}
+		if err := m.Consistent(); err != nil {
+			return err
+		}
+		return m.Unlock()
+	}
+	r.close = func() { m.Segment().Close(); shm.Remove(r.store) }
+	return r, nil
+}
 
-	ds := make([]time.Duration, 0, n)
-	for range n {
-		p := &forkexec.Process{Entry: "holder", Args: []string{lock, store, ctl.name()}, Daemon: true}
-		if ok, err := ctl.startReady(p); err != nil {
-			return nil, err
-		} else if !ok {
-			return nil, fmt.Errorf("bench recover: holder died before taking the lock: %w", p.Join(ctx))
-		}
-		done := make(chan error, 1)
-		var took time.Time
-		go func() {
-			err := takeRaw()
-			took = time.Now()
-			done <- err
-		}()
-		// Wait until the waiter sleeps on the futex (it sets the
-		// waiters bit first), and a little more for it to be inside
-		// FUTEX_WAIT.
-		for word.Load()&(1<<31) == 0 {
-			time.Sleep(50 * time.Microsecond)
-		}
-		time.Sleep(time.Millisecond)
-		killed := time.Now()
-		p.Kill()
-		if err := <-done; err != nil {
-			p.Join(ctx)
-			return nil, err
-		}
-		ds = append(ds, took.Sub(killed))
-		p.Join(ctx)
-		bar.Add(1)
+// once measures one time from the SIGKILL of the lock's owner to the
+// return of a waiter that was asleep on it, with the owner's death
+// reported (ErrOwnerDead, EOWNERDEAD).
+func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, error) {
+	p := &forkexec.Process{Entry: "holder", Args: []string{r.lock, r.store, ctl.name()}, Daemon: true}
+	if ok, err := ctl.startReady(p); err != nil {
+		return 0, err
+	} else if !ok {
+		return 0, fmt.Errorf("bench recover: holder died before taking the lock: %w", p.Join(ctx))
 	}
-	return ds, nil
+	done := make(chan error, 1)
+	var took time.Time
+	go func() {
+		err := r.takeRaw()
+		took = time.Now()
+		done <- err
+	}()
+	// Wait until the waiter sleeps on the futex (it sets the waiters
+	// bit first), and a little more for it to be inside FUTEX_WAIT.
+	for r.word.Load()&(1<<31) == 0 {
+		time.Sleep(50 * time.Microsecond)
+	}
+	time.Sleep(time.Millisecond)
+	killed := time.Now()
+	p.Kill()
+	if err := <-done; err != nil {
+		p.Join(ctx)
+		return 0, err
+	}
+	p.Join(ctx) // reaps it; the error says it was killed, as it was
+	return took.Sub(killed), nil
 }
 
 // wordAt is the 32-bit futex word at the start of a segment's data: a

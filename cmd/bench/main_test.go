@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -203,7 +204,8 @@ func TestRecoverAndSpawn(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
-		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		for _, line := range lines {
 			var l Latency
 			if err := json.Unmarshal([]byte(line), &l); err != nil {
 				t.Fatalf("%v: %q: %v", args, line, err)
@@ -211,6 +213,23 @@ func TestRecoverAndSpawn(t *testing.T) {
 			if l.N != 5 || l.P50us <= 0 || l.P99us < l.P50us || l.MaxUs < l.P99us {
 				t.Errorf("%v: %+v", args, l)
 			}
+			if pair := args[0] == "recover" && len(lines) == 2; pair != (l.FirstShare != nil) {
+				t.Errorf("%v: first_share %v with %d locks: %s", args, l.FirstShare, len(lines), line)
+			}
 		}
+	}
+}
+
+func TestFirstShares(t *testing.T) {
+	us := func(xs ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range xs {
+			ds = append(ds, time.Duration(x)*time.Microsecond)
+		}
+		return ds
+	}
+	a, b := firstShares(us(1, 5, 3, 9), us(2, 4, 3, 10))
+	if a != 0.625 || b != 0.375 {
+		t.Fatalf("firstShares = %v, %v; want 0.625, 0.375", a, b)
 	}
 }
