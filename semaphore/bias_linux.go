@@ -240,7 +240,7 @@ func (h *BiasedMutex) lockSlow(ctx context.Context) error {
 		}
 	}
 	err := h.m.LockContext(ctx)
-	if err == nil || errors.Is(err, ErrOwnerDead) {
+	if err == nil || err == ErrOwnerDead { // bare: see Mutex.errorf
 		h.state = held
 	}
 	return err

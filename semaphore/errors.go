@@ -3,13 +3,17 @@ package semaphore
 import "errors"
 
 // Errors returned by this package, wrapped with the segment's path and
-// detail; test them with errors.Is.
+// detail (except ErrOwnerDead, see there); test them with errors.Is.
 var (
 	// ErrOwnerDead is returned by a lock call that acquired the Mutex after
 	// its previous owner died holding it. The caller owns the mutex; the
 	// data it protects may be half updated. Repair it, then call
 	// Consistent; unlocking without Consistent makes the mutex unusable
-	// (ErrNotRecoverable) for every process.
+	// (ErrNotRecoverable) for every process. Lock calls return it bare,
+	// not wrapped: it reports a lock that was taken, and the process
+	// that gets it usually just woke up, with cold caches, where
+	// errors.Is on a wrapped error costs over a microsecond of the
+	// takeover.
 	ErrOwnerDead = errors.New("semaphore: previous owner died holding the mutex; repair the protected state and call Consistent")
 
 	// ErrNotRecoverable is returned by every lock call once an owner that
