@@ -28,6 +28,17 @@
 // Without -tickets, each (backend, procs) run is sized to last about a
 // second: a short calibration run (not reported) measures the rate first.
 //
+// A run is sold in -rounds rounds (3 by default), each a fresh store and
+// fresh buyers with its share of the tickets, and at each process count
+// the backends take turns, a round each, each going first in turn. The
+// machine is noisy (a VM on a shared host: its speed drifts over seconds),
+// and ratios between backends are what the numbers are for: backends run
+// one after another would compare moments as much as backends. A run's
+// ops_per_sec is its median round's rate, which one disturbed round moves
+// less than a total would; round_ops_per_sec has them all. Its counts
+// (tickets, sold, oversold, ...) and seconds add up over the rounds, and a
+// buyer's share is over its sales in all of them.
+//
 // Backends: shm-mutex (ticketshm.Counter, Locked), shm-lockfree
 // (ticketshm.Counter, LockFree), json-flock and json-nolock
 // (ticketshm/jsonfile), redis (ticketshm/redisstore, on -redis ADDR or on a
@@ -40,7 +51,19 @@
 //
 // A throughput object has at least backend, procs, tickets, seconds,
 // ops_per_sec, sold, remaining, oversold, lost, torn, min_share and
-// max_share; chaos has kills, buys, oversold, lost, not_recoverable;
-// recover and spawn have n, p50_us, p99_us, max_us. Scripts rely on these
-// names.
+// max_share (and rounds, round_ops_per_sec); chaos has kills, buys,
+// oversold, lost, not_recoverable; recover and spawn have n, p50_us,
+// p99_us, max_us. Scripts rely on these names.
+//
+// # Recover
+//
+// A holder process takes the lock and is SIGKILLed while a waiter in the
+// harness sleeps on it; the time is from the kill to the waiter's return
+// with the owner's death reported (ErrOwnerDead; EOWNERDEAD for glibc),
+// the lock made consistent and unlocked. shm-mutex and c-robust take
+// turns, one death each, and each reports first_share: the share of those
+// back-to-back pairs in which its waiter returned first. Both wait for the
+// same kernel event (the robust-list walk as the holder's thread exits),
+// so about 0.5 each is a tie, and a lock whose own code were slower would
+// fall below it before its p50 showed it.
 package main

@@ -54,6 +54,8 @@ func TestBadFlags(t *testing.T) {
 		{"-procs", "two"},
 		{"-tickets", "0"},
 		{"-tickets", "-5"},
+		{"-rounds", "0"},
+		{"-rounds", "101"},
 		{"-out", filepath.Join(file, "sub")}, // under a regular file: unwritable
 		{"-nosuchflag"},
 		{"extra-argument"},
@@ -89,7 +91,7 @@ func TestThroughputJSON(t *testing.T) {
 		t.Fatal("SHMKIT_REQUIRE_REDIS is set and redis-server is not installed")
 	}
 	kinds := strings.Join(all, ",")
-	stdout, _, err := runArgs(t, "-json", "-backends", kinds, "-procs", "1,3", "-tickets", "3000", "-out", out)
+	stdout, _, err := runArgs(t, "-json", "-backends", kinds, "-procs", "1,3", "-tickets", "3000", "-rounds", "2", "-out", out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +112,9 @@ func TestThroughputJSON(t *testing.T) {
 		}
 		var r Result
 		json.Unmarshal([]byte(line), &r)
+		if r.Rounds != 2 || len(r.RoundOpsPerSec) != 2 || r.OpsPerSec != (r.RoundOpsPerSec[0]+r.RoundOpsPerSec[1])/2 {
+			t.Errorf("%s with %d buyers: rounds %d, ops/s %v of %v; want 2 rounds and their median", r.Backend, r.Procs, r.Rounds, r.OpsPerSec, r.RoundOpsPerSec)
+		}
 		if r.Backend == "json-nolock" {
 			continue // it may oversell: that is its lesson
 		}
@@ -231,5 +236,52 @@ func TestFirstShares(t *testing.T) {
 	a, b := firstShares(us(1, 5, 3, 9), us(2, 4, 3, 10))
 	if a != 0.625 || b != 0.375 {
 		t.Fatalf("firstShares = %v, %v; want 0.625, 0.375", a, b)
+	}
+}
+
+func TestRoundTickets(t *testing.T) {
+	for _, c := range []struct {
+		tickets int64
+		rounds  int
+		want    []int64
+	}{
+		{9, 3, []int64{3, 3, 3}},
+		{10, 3, []int64{4, 3, 3}},
+		{2, 3, []int64{1, 1, 0}},
+		{5, 1, []int64{5}},
+	} {
+		var got []int64
+		for k := range c.rounds {
+			got = append(got, roundTickets(c.tickets, c.rounds, k))
+		}
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("%d tickets in %d rounds (-want +got):\n%s", c.tickets, c.rounds, diff)
+		}
+	}
+}
+
+// TestMerge: counts add up, ops/s is the median round's, shares are over
+// the buyers' sums, and a torn file (remaining -1) stays visible.
+func TestMerge(t *testing.T) {
+	rounds := []Result{
+		{Backend: "x", Procs: 2, Tickets: 10, Seconds: 1, OpsPerSec: 10, Sold: 10, PerBuyer: []int64{4, 6}},
+		{Backend: "x", Procs: 2, Tickets: 10, Seconds: 2, OpsPerSec: 5, Sold: 10, Oversold: 1, PerBuyer: []int64{6, 4}},
+		{Backend: "x", Procs: 2, Tickets: 10, Seconds: 0.1, OpsPerSec: 100, Sold: 9, Remaining: 1, Lost: 2, Torn: 3, PerBuyer: []int64{1, 8}},
+	}
+	got := merge(rounds)
+	want := Result{
+		Backend: "x", Procs: 2, Tickets: 30, Seconds: 3.1, OpsPerSec: 10, Sold: 29, Remaining: 1,
+		Oversold: 1, Lost: 2, Torn: 3, PerBuyer: []int64{11, 18},
+		MinShare: 11 / 14.5, MaxShare: 18 / 14.5, Rounds: 3, RoundOpsPerSec: []float64{10, 5, 100},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merge (-want +got):\n%s", diff)
+	}
+	if rounds[0].PerBuyer[0] != 4 {
+		t.Errorf("merge changed its first round's PerBuyer: %v", rounds[0].PerBuyer)
+	}
+	rounds[1].Remaining, rounds[1].Broken = -1, true
+	if got := merge(rounds); got.Remaining != -1 || !got.Broken {
+		t.Errorf("a torn round: remaining %d, broken %v; want -1, true", got.Remaining, got.Broken)
 	}
 }

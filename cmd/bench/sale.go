@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -83,6 +84,12 @@ type Result struct {
 	Broken   bool    `json:"broken"`
 	PerBuyer []int64 `json:"per_buyer"`
 	CPUs     int     `json:"cpus"`
+	// Rounds: the run was sold in this many rounds, taken in turn with
+	// the other backends' at the same procs; RoundOpsPerSec is each
+	// round's rate, and OpsPerSec their median. (0 and empty for a
+	// single sale, as BenchmarkTickets makes.)
+	Rounds         int       `json:"rounds,omitempty"`
+	RoundOpsPerSec []float64 `json:"round_ops_per_sec,omitempty"`
 }
 
 // sell runs one sale: procs buyer processes, tickets tickets, through
@@ -171,15 +178,26 @@ func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result,
 	r.Sold, r.Remaining, r.Oversold, r.Lost = v.sold, v.remaining, v.oversold, v.lost
 	r.Broken = r.Broken || v.broken
 	r.OpsPerSec = float64(bought) / elapsed.Seconds()
-	if bought > 0 {
-		fair := float64(bought) / float64(procs)
-		r.MinShare, r.MaxShare = float64(r.PerBuyer[0])/fair, float64(r.PerBuyer[0])/fair
-		for _, b := range r.PerBuyer {
-			r.MinShare = min(r.MinShare, float64(b)/fair)
-			r.MaxShare = max(r.MaxShare, float64(b)/fair)
-		}
-	}
+	r.MinShare, r.MaxShare = shares(r.PerBuyer)
 	return r, nil
+}
+
+// shares are the lowest and highest of the buyers' sales over the fair
+// share (all sales over the number of buyers); 0, 0 when nothing sold.
+func shares(perBuyer []int64) (lo, hi float64) {
+	var sum int64
+	for _, b := range perBuyer {
+		sum += b
+	}
+	if sum == 0 {
+		return 0, 0
+	}
+	fair := float64(sum) / float64(len(perBuyer))
+	lo, hi = math.Inf(1), 0
+	for _, b := range perBuyer {
+		lo, hi = min(lo, float64(b)/fair), max(hi, float64(b)/fair)
+	}
+	return lo, hi
 }
 
 // Sizing runs without -tickets.

@@ -28,17 +28,19 @@ type throughputFlags struct {
 	backends []string
 	procs    []int
 	tickets  int64 // 0: size each run to about a second
+	rounds   int   // each run is this many interleaved rounds
 	json     bool
 	out      string
 	redis    string // -redis: an existing server; "" starts one if needed
 }
 
 func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
-	fs := newFlags("bench", "bench [-backends a,b] [-procs 1,2,4,8] [-tickets N] [-json] [-out DIR] [-redis ADDR]\n       bench chaos|recover|spawn -h", stderr)
+	fs := newFlags("bench", "bench [-backends a,b] [-procs 1,2,4,8] [-tickets N] [-rounds R] [-json] [-out DIR] [-redis ADDR]\n       bench chaos|recover|spawn -h", stderr)
 	backendList := fs.String("backends", "", "backends to compare, comma-separated (known: "+strings.Join(backends(), ", ")+"; default: all, redis only if redis-server is installed or -redis is given)")
 	redisFlag := fs.String("redis", "", "`host:port` of a Redis server for the redis backend (default: start a redis-server on a free loopback port)")
 	procList := fs.String("procs", "1,2,4,8", "buyer process counts, comma-separated")
 	tickets := fs.Int64("tickets", 0, "tickets per run (default: sized so each run lasts about a second)")
+	rounds := fs.Int("rounds", 3, "split each run into this many rounds, taken in turn with the other backends' (at most the run's tickets)")
 	asJSON := fs.Bool("json", false, "print one JSON object per run on stdout, nothing else")
 	out := fs.String("out", "", "write results.json and throughput.svg to this directory")
 	var f throughputFlags
@@ -72,7 +74,10 @@ func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
 	if *tickets < 0 || (*tickets == 0 && isSet(fs, "tickets")) || *tickets > maxTickets {
 		return f, usageError(fs, "-tickets %d: want 1 to %d", *tickets, maxTickets)
 	}
-	f.tickets, f.json, f.out = *tickets, *asJSON, *out
+	if *rounds < 1 || *rounds > maxRounds {
+		return f, usageError(fs, "-rounds %d: want 1 to %d", *rounds, maxRounds)
+	}
+	f.tickets, f.rounds, f.json, f.out = *tickets, *rounds, *asJSON, *out
 	if f.out != "" {
 		if err := checkWritable(f.out); err != nil {
 			return f, usageError(fs, "-out %s: %v", f.out, err)
@@ -94,25 +99,10 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		}
 		defer stop()
 	}
-	bar := newProgress(stderr, len(f.backends)*len(f.procs), "selling")
-	var results []Result
-	for _, kind := range f.backends {
-		rate := 0.0
-		for _, procs := range f.procs {
-			tickets := f.tickets
-			if tickets == 0 {
-				if tickets, _, err = calibrate(ctx, kind, procs, rate); err != nil {
-					return err
-				}
-			}
-			r, err := sell(ctx, kind, procs, tickets)
-			if err != nil {
-				return err
-			}
-			rate = r.OpsPerSec
-			results = append(results, r)
-			bar.Add(1)
-		}
+	bar := newProgress(stderr, len(f.backends)*len(f.procs)*f.rounds, "selling")
+	results, err := sellRuns(ctx, f, bar)
+	if err != nil {
+		return err
 	}
 	bar.Finish()
 	speedups(results)
@@ -135,6 +125,111 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// sellRuns runs every (backend, procs) pair of f. At each process count
+// the backends take turns, one round each, f.rounds times, and each takes
+// the first turn in one round as often as it can: on a machine whose speed
+// drifts over seconds (a VM with neighbours), n seconds of one backend and
+// then n of the next compare two different moments as much as two
+// backends. The results come out ordered by backend, then procs.
+func sellRuns(ctx context.Context, f throughputFlags, bar progress) ([]Result, error) {
+	rate := map[string]float64{} // each backend's rate at the last procs
+	var results []Result
+	for _, procs := range f.procs {
+		tickets := make([]int64, len(f.backends))
+		for i, kind := range f.backends {
+			tickets[i] = f.tickets
+			if tickets[i] == 0 {
+				n, _, err := calibrate(ctx, kind, procs, rate[kind])
+				if err != nil {
+					return nil, err
+				}
+				tickets[i] = n
+			}
+		}
+		rounds := make([][]Result, len(f.backends))
+		for k := range f.rounds {
+			for j := range f.backends {
+				i := (j + k) % len(f.backends)
+				n := roundTickets(tickets[i], f.rounds, k)
+				if n == 0 {
+					continue // fewer tickets than rounds
+				}
+				r, err := sell(ctx, f.backends[i], procs, n)
+				if err != nil {
+					return nil, err
+				}
+				rounds[i] = append(rounds[i], r)
+				bar.Add(1)
+			}
+		}
+		for i, kind := range f.backends {
+			r := merge(rounds[i])
+			rate[kind] = r.OpsPerSec
+			results = append(results, r)
+		}
+	}
+	slices.SortStableFunc(results, func(a, b Result) int {
+		return slices.Index(f.backends, a.Backend) - slices.Index(f.backends, b.Backend)
+	})
+	return results, nil
+}
+
+// maxRounds bounds -rounds: each round spawns its buyers afresh.
+const maxRounds = 100
+
+// roundTickets is round k's part of a run of tickets in rounds rounds:
+// equal parts, the first ones one larger if they do not divide evenly.
+func roundTickets(tickets int64, rounds, k int) int64 {
+	n := tickets / int64(rounds)
+	if int64(k) < tickets%int64(rounds) {
+		n++
+	}
+	return n
+}
+
+// merge folds the rounds of one run into its Result: tickets, seconds and
+// the ledger's counts add up; ops_per_sec is the median round's rate (one
+// round disturbed by the machine moves it less than it moves a sum), with
+// every round's in round_ops_per_sec; a buyer's share is over all rounds
+// (buyer i of each round counts as one buyer).
+func merge(rounds []Result) Result {
+	r := rounds[0]
+	r.PerBuyer = slices.Clone(r.PerBuyer)
+	r.RoundOpsPerSec = []float64{r.OpsPerSec}
+	for _, x := range rounds[1:] {
+		r.Tickets += x.Tickets
+		r.Seconds += x.Seconds
+		r.Sold += x.Sold
+		if r.Remaining < 0 || x.Remaining < 0 {
+			r.Remaining = -1 // a file still unreadable: see Broken
+		} else {
+			r.Remaining += x.Remaining
+		}
+		r.Oversold += x.Oversold
+		r.Lost += x.Lost
+		r.Torn += x.Torn
+		r.Broken = r.Broken || x.Broken
+		for i, b := range x.PerBuyer {
+			r.PerBuyer[i] += b
+		}
+		r.RoundOpsPerSec = append(r.RoundOpsPerSec, x.OpsPerSec)
+	}
+	r.Rounds = len(rounds)
+	r.OpsPerSec = median(r.RoundOpsPerSec)
+	r.MinShare, r.MaxShare = shares(r.PerBuyer)
+	return r
+}
+
+// median of xs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // useRedis points the redis backend at addr, or at a redis-server it
