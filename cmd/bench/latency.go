@@ -280,7 +280,17 @@ func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, erro
 	// Wait until the waiter sleeps on the futex (it sets the waiters
 	// bit first), and a little more for it to be inside FUTEX_WAIT.
 	for r.word.Load()&(1<<31) == 0 {
-		time.Sleep(50 * time.Microsecond)
+		select {
+		case err := <-done: // it did not wait: never wait for its bit
+			p.Kill()
+			p.Join(ctx)
+			if err == nil {
+				err = errors.New("bench recover: the waiter had the lock while its owner lived")
+			}
+			return 0, err
+		default:
+			time.Sleep(50 * time.Microsecond)
+		}
 	}
 	time.Sleep(time.Millisecond)
 	killed := time.Now()
