@@ -285,3 +285,24 @@ func TestMerge(t *testing.T) {
 		t.Errorf("a torn round: remaining %d, broken %v; want -1, true", got.Remaining, got.Broken)
 	}
 }
+
+// TestRecoverWaiterFailsEarly: a waiter that returns before its lock's
+// owner is killed ends the measurement with its error (it used to wait
+// for a waiters bit nobody would set), and the holder is reaped.
+func TestRecoverWaiterFailsEarly(t *testing.T) {
+	ctl, err := newControl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.remove()
+	r, err := newRecoverer(t.Context(), "shm-mutex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	boom := errors.New("boom")
+	r.takeRaw = func() error { return boom }
+	if _, err := r.once(t.Context(), ctl); !errors.Is(err, boom) {
+		t.Fatalf("once = %v, want the waiter's error", err)
+	}
+}
