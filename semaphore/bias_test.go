@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"testing"
@@ -338,52 +337,7 @@ func TestRevokerDeath(t *testing.T) {
 // between critical sections, while revoking and while biasing. Mutual
 // exclusion holds throughout and the lock ends usable.
 func TestBiasedKillStorm(t *testing.T) {
-	kills := 300
-	if testing.Short() {
-		kills = 60
-	}
-	name, seg, m := newTestMutex(t)
-	entries := []string{"bias-hammer", "bias-hammer", "bias-hammer", "hammer", "try-hammer"}
-	procs := make([]*testproc.Proc, len(entries))
-	for i, e := range entries {
-		procs[i] = testproc.Start(t, e, name, "0")
-		procs[i].Expect("running")
-	}
-	counter := view(seg, offCounter)
-	for k := range kills {
-		i := rand.IntN(len(procs))
-		before := counter.Load()
-		for counter.Load() < before+int64(rand.IntN(50)) {
-			time.Sleep(10 * time.Microsecond)
-		}
-		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-		procs[i].Kill()
-		if code := procs[i].Wait(); code != -9 {
-			t.Fatalf("kill %d: %s exited %d before the kill:\n%s", k, entries[i], code, procs[i].Output())
-		}
-		procs[i] = testproc.Start(t, entries[i], name, "0")
-		procs[i].Expect("running")
-	}
-	for _, p := range procs {
-		p.Kill()
-		p.Wait()
-	}
-	if bad := view(seg, offBad).Load(); bad != 0 {
-		t.Fatalf("mutual exclusion broken %d times", bad)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := m.LockContext(ctx)
-	if errors.Is(err, ErrOwnerDead) {
-		err = m.Consistent()
-	}
-	if err != nil {
-		t.Fatalf("mutex wedged after %d kills: %v", kills, err)
-	}
-	if err := m.Unlock(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d kills, %d critical sections", kills, counter.Load())
+	killStorm(t, "bias-hammer", "bias-hammer", "bias-hammer", "hammer", "try-hammer")
 }
 
 // TestGarbageBias: a bias word naming ids no live process has, with the

@@ -94,11 +94,7 @@ func lockResult(err error) string {
 // holdEntry: lock the mutex of segment args[0], say "locked", wait to be
 // killed.
 func holdEntry(args []string) int {
-	seg, err := openTest(args[0])
-	if err != nil {
-		return fail(err)
-	}
-	m, err := NewMutex(seg, 0)
+	_, m, err := openLocker(args[0], false)
 	if err != nil {
 		return fail(err)
 	}
@@ -110,11 +106,7 @@ func holdEntry(args []string) int {
 // lockReportEntry: args name, consistent|leave. Lock, print what Lock
 // returned, call Consistent if asked to and the owner died, unlock.
 func lockReportEntry(args []string) int {
-	seg, err := openTest(args[0])
-	if err != nil {
-		return fail(err)
-	}
-	m, err := NewMutex(seg, 0)
+	_, m, err := openLocker(args[0], false)
 	if err != nil {
 		return fail(err)
 	}
@@ -153,6 +145,21 @@ func newLocker(seg *shm.Segment, biased bool) (locker, error) {
 	return NewMutex(seg, 0)
 }
 
+// openLocker opens the test segment name and attaches its mutex as
+// newLocker does: how most child entries start.
+func openLocker(name string, biased bool) (*shm.Segment, locker, error) {
+	seg, err := openTest(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := newLocker(seg, biased)
+	if err != nil {
+		seg.Close()
+		return nil, nil, err
+	}
+	return seg, m, nil
+}
+
 // hammerEntry (bias-hammer: through a BiasedMutex): lock and unlock in a tight loop, checking mutual exclusion
 // with the holder word, until killed or args[1] rounds are done.
 func hammerEntry(args []string) int { return hammer(args, false) }
@@ -165,11 +172,7 @@ func tryHammerEntry(args []string) int { return hammerWith(args, false, true) }
 func hammer(args []string, biased bool) int { return hammerWith(args, biased, false) }
 
 func hammerWith(args []string, biased, try bool) int {
-	seg, err := openTest(args[0])
-	if err != nil {
-		return fail(err)
-	}
-	m, err := newLocker(seg, biased)
+	seg, m, err := openLocker(args[0], biased)
 	if err != nil {
 		return fail(err)
 	}
@@ -305,11 +308,7 @@ func biasHoldEntry(args []string) int {
 // is biased to another process, and stop for good at that step of the
 // revocation, saying "stopped <step>".
 func revokeStopEntry(args []string) int {
-	seg, err := openTest(args[0])
-	if err != nil {
-		return fail(err)
-	}
-	m, err := NewMutex(seg, 0)
+	_, m, err := openLocker(args[0], false)
 	if err != nil {
 		return fail(err)
 	}

@@ -220,15 +220,21 @@ func TestLockContextCancel(t *testing.T) {
 // TestKillStorm: 4 processes lock and unlock in a tight loop while the test
 // SIGKILLs one at a random moment and starts a new one, many times. Mutual
 // exclusion must hold throughout and the mutex must end acquirable.
-func TestKillStorm(t *testing.T) {
+func TestKillStorm(t *testing.T) { killStorm(t, "hammer", "hammer", "hammer", "hammer") }
+
+// killStorm starts a process per entry (lockers in tight loops that say
+// "running"), then SIGKILLs one at a random moment and starts it again,
+// many times. Mutual exclusion must hold throughout and the mutex must end
+// acquirable.
+func killStorm(t *testing.T, entries ...string) {
 	kills := 300
 	if testing.Short() {
 		kills = 60
 	}
 	name, seg, m := newTestMutex(t)
-	procs := make([]*testproc.Proc, 4)
-	for i := range procs {
-		procs[i] = testproc.Start(t, "hammer", name, "0")
+	procs := make([]*testproc.Proc, len(entries))
+	for i, e := range entries {
+		procs[i] = testproc.Start(t, e, name, "0")
 		procs[i].Expect("running")
 	}
 	counter := view(seg, offCounter)
@@ -242,9 +248,9 @@ func TestKillStorm(t *testing.T) {
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 		procs[i].Kill()
 		if code := procs[i].Wait(); code != -9 {
-			t.Fatalf("kill %d: hammer exited %d before the kill:\n%s", k, code, procs[i].Output())
+			t.Fatalf("kill %d: %s exited %d before the kill:\n%s", k, entries[i], code, procs[i].Output())
 		}
-		procs[i] = testproc.Start(t, "hammer", name, "0")
+		procs[i] = testproc.Start(t, entries[i], name, "0")
 		procs[i].Expect("running")
 	}
 	for _, p := range procs {
@@ -254,7 +260,9 @@ func TestKillStorm(t *testing.T) {
 	if bad := view(seg, offBad).Load(); bad != 0 {
 		t.Fatalf("mutual exclusion broken %d times", bad)
 	}
-	err := m.Lock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := m.LockContext(ctx)
 	if errors.Is(err, ErrOwnerDead) {
 		err = m.Consistent()
 	}
