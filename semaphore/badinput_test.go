@@ -30,7 +30,7 @@ func TestBadPlacement(t *testing.T) {
 
 func TestWrongSegmentType(t *testing.T) {
 	name := tempName(t)
-	seg, err := shm.Create(name, 4096, "ticketshm.Counter/1", nil)
+	seg, err := shm.Create(name, 8192, "ticketshm.Counter/1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestCorruptRecords(t *testing.T) {
 		mutex  bool // NewMutex refuses it too
 	}{
 		{"mutex reserved", func(b []byte) { b[20] = 1 }, true},
-		{"mutex owner id", func(b []byte) { binary.LittleEndian.PutUint32(b[offTids+8:], 0xffffffff) }, true},
+		{"mutex owner id", func(b []byte) { binary.LittleEndian.PutUint32(b[offEntries+8:], 0xffffffff) }, true},
 		{"capacity negative", func(b []byte) { binary.LittleEndian.PutUint64(b[offCapacity:], 1<<63) }, false},
 		{"available above capacity", func(b []byte) { binary.LittleEndian.PutUint64(b[offAvail:], 99) }, false},
 		{"held negative", func(b []byte) { binary.LittleEndian.PutUint64(b[offHeld+16:], 1<<63) }, false},
@@ -165,7 +165,7 @@ func FuzzMutexRecord(f *testing.F) {
 			binary.LittleEndian.PutUint32(d[offWord:], word)
 			binary.LittleEndian.PutUint32(d[offHandoff:], handoff)
 			binary.LittleEndian.PutUint64(d[offBias:], bias)
-			copy(d[offTids:offNodes], tids)
+			copy(d[offEntries:offNodes], tids)
 			return nil
 		})
 		if err != nil {

@@ -27,10 +27,10 @@ import (
 // plain stores and a load:
 //
 //	biased holder P (entry: P's slot's owner-id word)   revoker R
-//	  entry = tid|inCSBit   (plain store)                 CAS bias: P -> P|R<<32
-//	  if bias != P: entry = tid, go slow (plain load)     membarrier(GLOBAL_EXPEDITED)
+//	  entry = tid|inCSBit   (plain store)                 CAS bias: P -> P+R
+//	  if bias != want: entry = tid, go slow (plain load)  membarrier(GLOBAL_EXPEDITED)
 //	  ...critical section...                              wait until entry&inCSBit == 0
-//	  entry = tid           (plain store)                 CAS word: P -> R; bias = 0
+//	  entry = tid           (plain store)                 CAS word: P -> R; bias: none
 //
 // This is Dekker's mutual exclusion with the fence moved to one side: x86
 // may let P's load of bias pass its store to entry, and membarrier(2)
@@ -42,13 +42,33 @@ import (
 // which a contended Mutex rations to about once per starvationThreshold
 // anyway.
 //
+// The bias word (64 bits):
+//
+//	bits 0-7   slot+1 of the holder (0: not biased)
+//	bits 8-15  slot+1 of a revoker (0: none)
+//	bits 16-17 verdict on a holder found dead: 1 it died outside a
+//	           critical section, 2 inside (0: none yet)
+//	bits 18-63 epoch: every change of the word adds one
+//
+// The epoch makes every value of the word unique, so a CAS computed from a
+// value read earlier fails if anything happened since: no decision taken
+// on a stale view of the bias ever lands. Slots in the word name the
+// process in that slot's entry (its generation is the entry's), and a new
+// process in that slot does not replace the entry while the word names it
+// (see join): what a slot in the word says stays true until the word
+// changes.
+//
 // While biased, the futex word keeps P's owner id: to every other locker
 // the lock is held, and if P dies the kernel's robust list marks the word
-// OWNER_DIED (and clears the id) as for any owner. The in-critical-section
-// bit then tells the next locker whether P died inside (ErrOwnerDead) or
-// between critical sections (the lock is simply free). Each slot writes
-// only its own entry, so a holder that finds itself revoked cannot clobber
-// the bit of the process that holds the bias next.
+// OWNER_DIED (and clears the id) as for any owner. Whoever then takes the
+// word decides, from P's entry's in-critical-section bit, whether P died
+// inside (ErrOwnerDead) or between critical sections (the lock is simply
+// free), and clears the bias (Mutex.settle). A process that must judge P
+// without taking the word (a new process in P's slot, which must replace
+// P's entry: join) stores that judgement in the bias word as its verdict
+// instead. Each slot writes only its own entry, so a holder that finds
+// itself revoked cannot clobber the bit of the process that holds the bias
+// next.
 //
 // A BiasedMutex is for one goroutine at a time: two goroutines of one
 // process could both pass biasEnter. It is the only user of its record in
@@ -64,7 +84,32 @@ const (
 	// holder to leave its critical section; the holder wakes it, and the
 	// slice covers a holder that died inside.
 	entrySlice = time.Millisecond
+
+	verdictClean = 1 // the holder died outside a critical section
+	verdictDirty = 2 // inside
+
+	biasEpochShift = 18
 )
+
+func biasVerdict(b uint64) uint64 { return b >> 16 & 3 }
+
+// nextBias is the bias word after b with holder, revoker (slots, -1 for
+// none) and verdict, and the next epoch.
+func nextBias(b uint64, holder, revoker int, verdict uint64) uint64 {
+	return (b>>biasEpochShift+1)<<biasEpochShift | verdict<<16 | uint64(revoker+1)<<8 | uint64(holder+1)
+}
+
+// restored is b without its revoker: the revocation undone.
+func restored(b uint64) uint64 { return nextBias(b, biasHolder(b), -1, biasVerdict(b)) }
+
+// verdictOf reads whether the biased holder in slot h was inside a
+// critical section. Callers read it while the bias word names h.
+func (m *Mutex) verdictOf(h int) uint64 {
+	if m.entry(h).Load()&inCSBit != 0 {
+		return verdictDirty
+	}
+	return verdictClean
+}
 
 // membarrier(2) commands.
 const (
@@ -119,7 +164,7 @@ type BiasedMutex struct {
 	entry   *uint32 // this process's owner-id entry in the record
 	in, out uint32  // the entry's value inside and outside a critical section
 	bias    *uint64 // the record's bias word
-	want    uint64  // the bias word when biased to us, nobody revoking
+	want    uint64  // the bias word as we made it: biased to us, nobody revoking
 	canBias bool
 
 	biased bool      // the bias word named us when we last looked
@@ -168,14 +213,14 @@ func NewBiasedMutex(seg *shm.Segment, off int) (*BiasedMutex, error) {
 	h := m.biased // newMutex reserved it
 	*h = BiasedMutex{
 		m:       m,
-		entry:   (*uint32)(unsafe.Pointer(m.entry(m.a.slot))),
+		entry:   (*uint32)(unsafe.Pointer(m.entry(m.a.slot.Index))),
 		in:      m.tid | inCSBit,
 		out:     m.tid,
 		bias:    (*uint64)(ptr(m.rec, offBias)),
-		want:    uint64(m.tid),
 		canBias: canBias,
 	}
-	h.biased = canBias && m.bias.Load() == h.want // a bias left by an earlier handle of ours
+	// No bias is ours yet: one our slot's earlier process held was judged
+	// in join.
 	h.biasedAt = monoNow()
 	return h, nil
 }
@@ -257,13 +302,11 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 		if h.LockFast() {
 			return true, nil
 		}
-		if h.m.bias.Load() != h.want {
-			h.biased = false
-			h.lostBias()
-		}
-		if uint32(h.m.bias.Load()) == h.m.tid {
+		if b := h.m.bias.Load(); biasHolder(b) == h.m.a.slot.Index && biasVerdict(b) == 0 {
 			return false, nil // being revoked: the word is ours until it moves
 		}
+		h.biased = false
+		h.lostBias()
 	}
 	ok, err := h.m.TryLock()
 	if ok {
@@ -277,26 +320,20 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 // revoker that gave up or died (true: biased again).
 func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 	m := h.m
-	start := monoNow()
 	for backoff := time.Microsecond; ; backoff = min(2*backoff, maxBackoff) {
 		b := m.bias.Load()
 		switch {
-		case b == h.want:
-			return true, nil
-		case uint32(b) != m.tid:
+		case biasHolder(b) != m.a.slot.Index || biasVerdict(b) != 0:
 			return false, nil
-		}
-		// Someone revokes our bias: it waits for no one but us (we are
-		// out of the critical section), so this is microseconds
-		// unless it died.
-		if r := uint32(b >> 32); monoNow()-start > int64(entrySlice) && (r == m.tid || !m.ownerAlive(r)) {
-			if m.word.Load()&tidMask == m.tid {
-				m.bias.CompareAndSwap(b, h.want) // it died before taking the word
-			} else {
-				m.bias.CompareAndSwap(b, 0) // after: the word is its, OWNER_DIED
-			}
+		case biasRevoker(b) < 0:
+			h.want = b // a revoker gave up and restored it
+			return true, nil
+		case !m.live(biasRevoker(b)):
+			m.undoRevoke(b)
 			continue
 		}
+		// Someone revokes our bias: it waits for no one but us (we are
+		// out of the critical section), so this is microseconds.
 		if err := sleepContext(ctx, backoff); err != nil {
 			return false, err
 		}
@@ -333,16 +370,20 @@ func (h *BiasedMutex) unlockSlow() error {
 			h.holdoff--
 			return m.Unlock()
 		}
-		if h.canBias && m.word.Load() == m.tid && m.handoff.Load() == 0 && m.bias.CompareAndSwap(0, h.want) {
-			raceRelease(m)
-			h.biased, h.biasedAt = true, monoNow()
-			if m.word.Load() != m.tid {
-				// A waiter set the waiters bit and may have gone to
-				// sleep on the word before it saw the bias: wake it
-				// to see it.
-				wake(m.word, math.MaxInt32)
+		if h.canBias && m.word.Load() == m.tid && m.handoff.Load() == 0 {
+			b := m.bias.Load()
+			nb := nextBias(b, m.a.slot.Index, -1, 0)
+			if biasHolder(b) < 0 && m.bias.CompareAndSwap(b, nb) {
+				raceRelease(m)
+				h.want, h.biased, h.biasedAt = nb, true, monoNow()
+				if m.word.Load() != m.tid {
+					// A waiter set the waiters bit and may have gone
+					// to sleep on the word before it saw the bias:
+					// wake it to see it (Dekker: see lockSlow).
+					wake(m.word, math.MaxInt32)
+				}
+				return nil
 			}
-			return nil
 		}
 		return m.Unlock()
 	}
@@ -378,6 +419,25 @@ func (h *BiasedMutex) Consistent() error {
 // Slot is the process slot this process holds in h's segment.
 func (h *BiasedMutex) Slot() int { return h.m.Slot() }
 
+// Close gives up h: a bias it holds goes (the lock is released as by
+// Unlock), and the record may be attached again in this process, by
+// NewBiasedMutex or NewMutex. h must not be locked (ErrInUse) and must not
+// be used after. The segment stays open.
+func (h *BiasedMutex) Close() error {
+	a := h.m.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h.finishUnlock()
+	if h.state != free {
+		return h.m.wrap(fmt.Errorf("%w: Close of a locked BiasedMutex", ErrInUse))
+	}
+	if h.m.biased == h {
+		h.release()
+		h.m.biased = nil
+	}
+	return nil
+}
+
 // Segment is the segment h lives in.
 func (h *BiasedMutex) Segment() *shm.Segment { return h.m.a.seg }
 
@@ -390,7 +450,7 @@ func (h *BiasedMutex) Biased() bool { return h.biased }
 // to finish: the revoker finds our slot dead and the lock free.
 func (h *BiasedMutex) release() {
 	h.finishUnlock()
-	if h.biased && h.state == free && h.m.bias.CompareAndSwap(h.want, 0) {
+	if h.biased && h.state == free && h.m.bias.CompareAndSwap(h.want, nextBias(h.want, -1, -1, 0)) {
 		h.m.Unlock()
 	}
 	h.biased = false
@@ -402,43 +462,34 @@ func (h *BiasedMutex) release() {
 // revocation so a test can kill the revoker there.
 var revokeHook func(step string)
 
-// biasedWait is lockSlow's step when the bias word was b: it revokes the
-// bias when the holder is idle, dead or has kept the lock past the
-// starvation threshold, and otherwise backs off as from any hot lock. It
-// reports whether it took the lock.
-func (m *Mutex) biasedWait(ctx context.Context, b uint64, starving bool, backoff *time.Duration) (bool, error) {
-	// The word is loaded after the bias word: a holder biases only
-	// while it holds the word, so a bias older than the word could name
-	// a holder that has since lost it and taken it back.
-	v := m.word.Load()
-	owner, holder, revoker := v&tidMask, uint32(b), uint32(b>>32)
+// biasedWait is lockSlow's step when the word, v, is held by a live
+// process (or a handed-off one) and the bias word was b, naming a holder:
+// it revokes the bias when the holder is idle, dead or has kept the lock
+// past the starvation threshold, and otherwise backs off as from any hot
+// lock. It reports whether it took the lock.
+func (m *Mutex) biasedWait(ctx context.Context, b uint64, v uint32, starving bool, backoff *time.Duration) (bool, error) {
+	h, r := biasHolder(b), biasRevoker(b)
+	owner := v & tidMask
+	if m.ownerSlot(owner) < 0 {
+		// The word's owner is dead: the holder, killed before its
+		// robust thread's exit could mark the word (or a revoker or
+		// taker after it), or garbage. Take it over; settle judges.
+		return m.take(v, false)
+	}
 	switch {
-	case owner == 0:
-		return false, nil // free, or its holder died: lockSlow takes it
-	case holder != owner && revoker == 0:
-		// Garbage, or a view spanning a hand-over: clear it only if
-		// what it names cannot be a live holder.
-		if !m.ownerAlive(holder) {
-			m.bias.CompareAndSwap(b, 0)
-			return false, nil
-		}
-	case holder != owner:
-		// A revocation moved the word and its revoker clears the
-		// bias next, unless it died.
-		if revoker == m.tid || !m.ownerAlive(revoker) {
-			m.bias.CompareAndSwap(b, 0)
-			return false, nil
-		}
-	case revoker != 0:
-		// Another revocation is under way, or a dead revoker's.
-		if revoker == m.tid || !m.ownerAlive(revoker) {
-			m.bias.CompareAndSwap(b, uint64(holder))
-			return false, nil
-		}
-	default:
-		if starving || v&ownerDiedBit != 0 || !m.biasHot(holder) {
-			return m.revoke(ctx, v, b, true)
-		}
+	case biasVerdict(b) != 0:
+		// A judged death; the live process holding the word clears
+		// the bias next.
+	case r >= 0 && r != m.a.slot.Index && !m.live(r):
+		m.undoRevoke(b)
+		return false, nil
+	case r >= 0:
+		// A revocation under way.
+	case owner != m.entry(h).Load()&tidMask:
+		// The word left the holder: a revoker or a taker clears the
+		// bias next.
+	case starving || !m.biasHot(h):
+		return m.revoke(ctx, v, b, true)
 	}
 	if err := sleepContext(ctx, *backoff); err != nil {
 		return false, err
@@ -447,16 +498,29 @@ func (m *Mutex) biasedWait(ctx context.Context, b uint64, starving bool, backoff
 	return false, nil
 }
 
-// biasHot reports whether the biased holder is busy: its entry's
+// undoRevoke clears the claim of a dead revoker, found in b: if the word is
+// still with the live holder, the holder keeps its bias; if it left (the
+// revoker took it, then died; or the holder died), the holder is judged as
+// any dead holder is, from its entry, which the bias word still protects.
+func (m *Mutex) undoRevoke(b uint64) {
+	h := biasHolder(b)
+	v := m.word.Load()
+	if m.bias.Load() != b {
+		return
+	}
+	if v&tidMask == m.entry(h).Load()&tidMask && v&ownerDiedBit == 0 && m.live(h) {
+		m.bias.CompareAndSwap(b, restored(b))
+		return
+	}
+	m.bias.CompareAndSwap(b, nextBias(b, h, -1, m.verdictOf(h)))
+}
+
+// biasHot reports whether the biased holder in slot h is busy: its entry's
 // in-critical-section bit changes while we watch. An idle holder (the bit
 // stays clear) or one in a long critical section (it stays set) is
 // revoked at once.
-func (m *Mutex) biasHot(holder uint32) bool {
-	s := m.slotOf(holder)
-	if s < 0 {
-		return false
-	}
-	e := m.entry(s)
+func (m *Mutex) biasHot(h int) bool {
+	e := m.entry(h)
 	first := e.Load()
 	for range watchLoads {
 		if e.Load() != first {
@@ -466,71 +530,57 @@ func (m *Mutex) biasHot(holder uint32) bool {
 	return false
 }
 
-// revoke takes the lock, held as v by the process the bias word b names,
-// from that process: see the top of this file. With block false (TryLock)
-// it gives up if the holder is inside its critical section. It reports
-// whether it took the lock; the error is ErrOwnerDead when the holder died
-// inside, ctx's when ctx ended while waiting for the holder to leave.
-func (m *Mutex) revoke(ctx context.Context, v uint32, b uint64, block bool) (bool, error) {
-	holder := uint32(b)
-	nb := b | uint64(m.tid)<<32
+// revoke takes the lock, held as v by the live process the bias word b
+// names, from that process: see the top of this file. With block false
+// (TryLock) it gives up if the holder is inside its critical section. It
+// reports whether it took the lock; the error is ErrOwnerDead if a verdict
+// said so meanwhile, ctx's if ctx ended while waiting for the holder to
+// leave.
+func (m *Mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bool, error) {
+	h := biasHolder(b)
+	nb := nextBias(b, h, m.a.slot.Index, 0)
 	if !m.bias.CompareAndSwap(b, nb) {
 		return false, nil
 	}
 	hook("claimed")
-	slot := m.slotOf(holder)
-	dead := v&ownerDiedBit != 0 || !m.ownerAlive(holder)
-	if !dead {
-		if err := fence(); err != nil {
-			m.bias.CompareAndSwap(nb, b)
-			return false, m.wrap(fmt.Errorf("revoking the bias of owner %d: %w", holder, err))
-		}
+	if err := fence(); err != nil {
+		m.bias.CompareAndSwap(nb, restored(nb))
+		return false, m.wrap(fmt.Errorf("revoking the bias of slot %d: %w", h, err))
 	}
 	hook("fenced")
-	var e uint32
-	for slot >= 0 {
-		ep := m.entry(slot)
-		if e = ep.Load(); e&inCSBit == 0 || dead {
+	ep := m.entry(h)
+	for {
+		e := ep.Load()
+		if e&inCSBit == 0 {
 			break
 		}
+		if !m.live(h) {
+			// Dead inside: the next look takes the word over.
+			m.bias.CompareAndSwap(nb, restored(nb))
+			return false, nil
+		}
 		if err := ctx.Err(); err != nil || !block {
-			m.bias.CompareAndSwap(nb, b) // the holder keeps its bias
+			m.bias.CompareAndSwap(nb, restored(nb)) // the holder keeps its bias
 			return false, err
 		}
 		wait(ep, e, entrySlice)
-		dead = m.word.Load()&ownerDiedBit != 0 || !m.ownerAlive(holder)
 	}
 	// The holder is out of its critical section and sees nb if it tries
 	// again, or it is dead. Take the word from it.
-	diedInside := dead && (slot < 0 || e&inCSBit != 0)
 	for {
-		v = m.word.Load()
-		switch owner := v & tidMask; {
-		case owner == 0 && v&ownerDiedBit != 0 && !dead:
-			// The holder died since we looked: the kernel marked
-			// the word and cleared its id. It was not inside.
-			dead = true
-			if slot >= 0 {
-				e = m.entry(slot).Load()
-			}
-			diedInside = slot < 0 || e&inCSBit != 0
-			continue
-		case owner == 0 && v&ownerDiedBit != 0:
-		case owner != holder:
-			m.bias.CompareAndSwap(nb, 0) // garbage: the bias named a non-owner
+		v := m.word.Load()
+		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 {
+			// It died since (the kernel marked the word): the next
+			// look takes it over.
+			m.bias.CompareAndSwap(nb, restored(nb))
 			return false, nil
 		}
-		nv := m.tid | v&waitersBit
-		if diedInside {
-			nv |= ownerDiedBit
-		}
-		if m.word.CompareAndSwap(v, nv) {
+		if m.word.CompareAndSwap(v, m.tid|v&waitersBit) {
 			break
 		}
 	}
 	hook("taken")
-	m.clearBias(nb, slot, dead)
-	if diedInside {
+	if m.settle(false) {
 		return true, m.errorf(ErrOwnerDead)
 	}
 	return true, nil
@@ -540,59 +590,6 @@ func hook(step string) {
 	if revokeHook != nil {
 		revokeHook(step)
 	}
-}
-
-// slotOf is the process slot whose owner-id entry holds id, preferring a
-// live one if (after a thread id was reused) two do; -1 if none.
-func (m *Mutex) slotOf(id uint32) int {
-	found := -1
-	for i := range MaxProcs {
-		if m.entry(i).Load()&tidMask != id {
-			continue
-		}
-		if found < 0 {
-			found = i
-		} else if alive, err := m.a.seg.SlotAlive(found); err == nil && !alive {
-			found = i
-		}
-	}
-	return found
-}
-
-// overDead is for a locker about to CAS nv over v. If v is OWNER_DIED
-// with no owner (the kernel marked it and cleared the id) and the bias word
-// names a holder, that holder is who died: nobody else can have held the
-// word. If it died between critical sections there is nothing to repair,
-// and OWNER_DIED comes off nv. It returns nv, and the bias word and the
-// holder's slot for clearBias once the CAS has succeeded (bias 0: none).
-func (m *Mutex) overDead(v, nv uint32) (uint32, uint64, int) {
-	if v&ownerDiedBit == 0 {
-		return nv, 0, -1
-	}
-	b := m.bias.Load()
-	if uint32(b) == 0 {
-		return nv, 0, -1
-	}
-	s := m.slotOf(uint32(b))
-	if s >= 0 && m.entry(s).Load()&inCSBit == 0 {
-		nv &^= ownerDiedBit
-	}
-	return nv, b, s
-}
-
-// clearBias ends the bias b after its holder, in slot (-1: unknown), lost
-// the word. If the holder is dead it clears the in-critical-section bit it
-// may have left in its entry (unless a new process has claimed the slot
-// since).
-func (m *Mutex) clearBias(b uint64, slot int, dead bool) {
-	holder := uint32(b)
-	if dead && slot >= 0 {
-		e := m.entry(slot)
-		if v := e.Load(); v == holder|inCSBit && holder != m.tid {
-			e.CompareAndSwap(v, holder)
-		}
-	}
-	m.bias.CompareAndSwap(b, 0)
 }
 
 // biasEnter and biasExit are the holder's side of the protocol at the top

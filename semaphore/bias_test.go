@@ -173,8 +173,8 @@ func TestBiasedHolderDeath(t *testing.T) {
 					holder := testproc.Start(t, "bias-hold", name, where)
 					holder.Expect("biased true")
 					holder.Expect(where)
-					if b := biasWord(seg); b == 0 || b>>32 != 0 {
-						t.Fatalf("bias word %#x, want the holder's id alone", b)
+					if b := biasWord(seg); biasHolder(b) < 0 || biasRevoker(b) >= 0 || biasVerdict(b) != 0 {
+						t.Fatalf("bias word %#x, want the holder's slot alone", b)
 					}
 					m, err := newLocker(seg, how == "biased")
 					if err != nil {
@@ -234,7 +234,9 @@ func TestRevokeIdle(t *testing.T) {
 			name, seg, m := newTestMutex(t)
 			holder := testproc.Start(t, "bias-hold", name, "between")
 			holder.Expect("between")
-			holderID := uint32(biasWord(seg))
+			if hs := biasHolder(biasWord(seg)); hs < 0 || hs == m.Slot() {
+				t.Fatalf("bias word %#x, want the child's slot", biasWord(seg))
+			}
 			var err error
 			ok := true
 			if how == "lock" {
@@ -245,11 +247,11 @@ func TestRevokeIdle(t *testing.T) {
 			if !ok || err != nil {
 				t.Fatalf("%s of a lock biased to an idle process = %v, %v", how, ok, err)
 			}
-			if b := biasWord(seg); b != 0 {
-				t.Fatalf("bias word %#x after the revocation, want 0", b)
+			if b := biasWord(seg); biasHolder(b) >= 0 || biasRevoker(b) >= 0 || biasVerdict(b) != 0 {
+				t.Fatalf("bias word %#x after the revocation, want no holder, revoker or verdict", b)
 			}
-			if w := binary.LittleEndian.Uint32(seg.Data()[offWord:]); w&tidMask != m.tid || w&tidMask == holderID {
-				t.Fatalf("word %#x, want this process's id %d", w, m.tid)
+			if w := binary.LittleEndian.Uint32(seg.Data()[offWord:]); w != m.tid {
+				t.Fatalf("word %#x, want this process's id %d alone", w, m.tid)
 			}
 			if err := m.Unlock(); err != nil {
 				t.Fatal(err)
@@ -276,8 +278,8 @@ func TestRevokeInside(t *testing.T) {
 	if err := m.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("LockContext while the holder is inside: %v, want DeadlineExceeded", err)
 	}
-	if after := biasWord(seg); after != before {
-		t.Fatalf("bias word %#x after giving up, want %#x as before", after, before)
+	if after := biasWord(seg); biasHolder(after) != biasHolder(before) || biasRevoker(after) >= 0 || after>>biasEpochShift <= before>>biasEpochShift {
+		t.Fatalf("bias word %#x after giving up, want the holder of %#x, no revoker, a later epoch", after, before)
 	}
 	holder.Kill()
 	holder.Wait()
@@ -340,52 +342,81 @@ func TestBiasedKillStorm(t *testing.T) {
 	killStorm(t, "bias-hammer", "bias-hammer", "bias-hammer", "hammer", "try-hammer")
 }
 
-// TestGarbageBias: a bias word naming ids no live process has, with the
-// word free, held by a dead id, or held by the same dead id: Lock through
-// a Mutex or a BiasedMutex takes the lock without hanging.
+// TestGarbageBias: a bias word naming slots no live process holds, with the
+// word free, held by a dead id, marked OWNER_DIED, or handed off to nobody:
+// Lock through a Mutex or a BiasedMutex takes the lock without hanging,
+// and ErrOwnerDead comes exactly when the words say a critical section was
+// left unfinished (a verdict, or the named holder's in-critical-section
+// bit).
 func TestGarbageBias(t *testing.T) {
+	const deadID = 0x12345 // no live process has this thread id here
+	holder := func(h int) uint64 { return nextBias(0, h, -1, 0) }
 	for _, tc := range []struct {
-		word uint32
-		bias uint64
-		want error
+		name    string
+		word    uint32
+		bias    uint64
+		inside  bool // the entry of the bias word's holder says inside
+		handoff uint32
+		want    error
 	}{
-		{0, 0x12345, nil},
-		{0, 0x12345 | 0x23456<<32, nil},
-		{0x12345, 0x12345, ErrOwnerDead},
-		{0x12345, 0x12345 | 0x23456<<32, ErrOwnerDead},
-		{0x12345, 0x54321, ErrOwnerDead},
-		{ownerDiedBit, 0x12345, ErrOwnerDead},
+		{"free", 0, holder(5), false, 0, nil},
+		{"free, revoker", 0, nextBias(0, 5, 7, 0), false, 0, nil},
+		{"dead id, holder outside", deadID, holder(5), false, 0, nil},
+		{"dead id, holder inside", deadID, holder(5), true, 0, ErrOwnerDead},
+		{"dead id, revoker", deadID, nextBias(0, 5, 7, 0), false, 0, nil},
+		{"owner died, holder outside", ownerDiedBit, holder(5), false, 0, nil},
+		{"owner died, holder inside", ownerDiedBit, holder(5), true, 0, ErrOwnerDead},
+		{"owner died, verdict dirty", ownerDiedBit, nextBias(0, 5, -1, verdictDirty), false, 0, ErrOwnerDead},
+		{"owner died, verdict clean", ownerDiedBit, nextBias(0, 5, -1, verdictClean), true, 0, nil},
+		{"owner died, unbiased", ownerDiedBit, nextBias(0, -1, -1, 0), false, 0, ErrOwnerDead},
+		{"handed off to nobody", handedOff, 0, false, 0, nil},
+		{"handed off to a dead slot", handedOff | waitersBit, 0, false, 9 | grantedBit, nil},
 	} {
 		for _, how := range []string{"mutex", "biased"} {
-			seg, err := openTest(tempName(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			binary.LittleEndian.PutUint32(seg.Data()[offWord:], tc.word)
-			binary.LittleEndian.PutUint64(seg.Data()[offBias:], tc.bias)
-			m, err := newLocker(seg, how == "biased")
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- m.Lock() }()
-			select {
-			case err = <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("word %#x bias %#x: Lock through a %s hangs", tc.word, tc.bias, how)
-			}
-			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
-				t.Errorf("word %#x bias %#x: Lock through a %s: %v, want %v", tc.word, tc.bias, how, err, tc.want)
-			}
-			seg.Close()
+			t.Run(tc.name+"/"+how, func(t *testing.T) {
+				seg, err := openTest(tempName(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer seg.Close()
+				d := seg.Data()
+				binary.LittleEndian.PutUint32(d[offWord:], tc.word)
+				binary.LittleEndian.PutUint32(d[offHandoff:], tc.handoff)
+				binary.LittleEndian.PutUint64(d[offBias:], tc.bias)
+				if h := biasHolder(tc.bias); h >= 0 && tc.inside {
+					binary.LittleEndian.PutUint32(d[offEntries+4*h:], deadID|inCSBit)
+				}
+				m, err := newLocker(seg, how == "biased")
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() { done <- m.Lock() }()
+				select {
+				case err = <-done:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("word %#x bias %#x: Lock hangs", tc.word, tc.bias)
+				}
+				if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+					t.Fatalf("word %#x bias %#x: Lock: %v, want %v", tc.word, tc.bias, err, tc.want)
+				}
+				if b := biasWord(seg); biasHolder(b) >= 0 || biasVerdict(b) != 0 {
+					t.Fatalf("bias word %#x after the lock, want it settled", b)
+				}
+				if err != nil {
+					m.Consistent()
+				}
+				if err := m.Unlock(); err != nil {
+					t.Fatal(err)
+				}
+			})
 		}
 	}
 }
 
 // TestBiasedFastPaths: LockFast and UnlockFast take and release a lock
 // biased to this process, do nothing otherwise, and UnlockFast leaves a
-// waiting revoker to Unlock, which wakes it. The revoker is a second
-// handle on the segment: another slot, another owner id.
+// waiting revoker (a child process) to Unlock, which wakes it.
 func TestBiasedFastPaths(t *testing.T) {
 	needBias(t)
 	name, seg, h := newBiased(t)
@@ -411,21 +442,12 @@ func TestBiasedFastPaths(t *testing.T) {
 		t.Fatal("UnlockFast with nobody waiting = false")
 	}
 
-	seg2, err := openTest(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seg2.Close()
-	other, err := NewMutex(seg2, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !h.LockFast() {
 		t.Fatal("LockFast = false")
 	}
-	got := make(chan error, 1)
-	go func() { got <- other.Lock() }()
-	for biasWord(seg)>>32 == 0 {
+	other := testproc.Start(t, "lock-report", name, "consistent")
+	other.Expect("waiting")
+	for biasRevoker(biasWord(seg)) < 0 {
 		time.Sleep(100 * time.Microsecond) // until the revoker has claimed
 	}
 	if h.UnlockFast() {
@@ -434,14 +456,10 @@ func TestBiasedFastPaths(t *testing.T) {
 	if err := h.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-got; err != nil {
-		t.Fatalf("revoker's Lock: %v", err)
-	}
+	other.Expect("got ok")
+	other.MustExit()
 	if h.LockFast() {
 		t.Fatal("LockFast after the revocation = true")
-	}
-	if err := other.Unlock(); err != nil {
-		t.Fatal(err)
 	}
 	if err := h.Lock(); err != nil {
 		t.Fatal(err)

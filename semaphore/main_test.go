@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,15 +31,21 @@ func TestMain(m *testing.M) {
 		"sem-hold":    semHoldEntry,
 		"contend":     contendEntry,
 		"bench-hold":  benchHoldEntry,
+		"attach":      attachEntry,
+		"close-held":  closeHeldEntry,
+		"hold-until":  holdUntilEntry,
 	})
 }
 
 // The test segment: a Semaphore record (whose first MutexSize bytes are a
-// Mutex record) followed by test words the children check each other with.
+// Mutex record) followed by test words the children check each other with,
+// and a second Mutex record, for tests of two records in one segment.
+// Children name a record as "name" (offset 0) or "name@offset".
 const (
-	testTag    = "semaphore.test/1"
+	testTag    = "semaphore.test/2"
 	offTest    = SemaphoreSize
-	testSize   = SemaphoreSize + 64
+	offRecB    = SemaphoreSize + 64
+	testSize   = offRecB + MutexSize
 	offHolder  = offTest      // pid of the process inside the critical section
 	offCounter = offTest + 8  // incremented inside the critical section
 	offBad     = offTest + 16 // mutual-exclusion violations seen
@@ -63,6 +70,15 @@ func openTest(name string) (*shm.Segment, error) {
 	return shm.OpenOrCreate(context.Background(), name, testSize, testTag, func(s *shm.Segment) error {
 		return InitSemaphore(s, 0, testPerms)
 	})
+}
+
+// record splits a child's record argument, "name" or "name@offset".
+func record(arg string) (name string, off int) {
+	name, o, ok := strings.Cut(arg, "@")
+	if ok {
+		off, _ = strconv.Atoi(o)
+	}
+	return name, off
 }
 
 // view returns the int64 at data offset off; test code only.
@@ -138,21 +154,24 @@ type locker interface {
 
 // newLocker attaches the record at offset 0 of seg as a BiasedMutex or a
 // Mutex.
-func newLocker(seg *shm.Segment, biased bool) (locker, error) {
+func newLocker(seg *shm.Segment, biased bool) (locker, error) { return newLockerAt(seg, 0, biased) }
+
+func newLockerAt(seg *shm.Segment, off int, biased bool) (locker, error) {
 	if biased {
-		return NewBiasedMutex(seg, 0)
+		return NewBiasedMutex(seg, off)
 	}
-	return NewMutex(seg, 0)
+	return NewMutex(seg, off)
 }
 
-// openLocker opens the test segment name and attaches its mutex as
-// newLocker does: how most child entries start.
-func openLocker(name string, biased bool) (*shm.Segment, locker, error) {
+// openLocker opens the test segment of the record argument arg and
+// attaches its mutex as newLocker does: how most child entries start.
+func openLocker(arg string, biased bool) (*shm.Segment, locker, error) {
+	name, off := record(arg)
 	seg, err := openTest(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := newLocker(seg, biased)
+	m, err := newLockerAt(seg, off, biased)
 	if err != nil {
 		seg.Close()
 		return nil, nil, err
@@ -272,19 +291,22 @@ func semHoldEntry(args []string) int {
 	return 0
 }
 
-// biasHoldEntry: args name, inside|between. Lock and unlock through a
-// BiasedMutex so that the lock is biased to this process, print
-// "biased <bias word>", then lock again if inside and print "inside", or
-// print "between"; wait to be killed.
+// biasHoldEntry: args record, inside|between. Attach the record through a
+// BiasedMutex and print "id <slot> <owner id>"; lock and unlock so that the
+// lock is biased to this process, print "biased <Biased()>", then lock
+// again if inside and print "inside", or print "between"; wait to be
+// killed.
 func biasHoldEntry(args []string) int {
-	seg, err := openTest(args[0])
+	name, off := record(args[0])
+	seg, err := openTest(name)
 	if err != nil {
 		return fail(err)
 	}
-	m, err := NewBiasedMutex(seg, 0)
+	m, err := NewBiasedMutex(seg, off)
 	if err != nil {
 		return fail(err)
 	}
+	fmt.Println("id", m.Slot(), m.m.tid)
 	if err := m.Lock(); err != nil && !errors.Is(err, ErrOwnerDead) {
 		return fail(err)
 	} else if err != nil {
@@ -320,6 +342,100 @@ func revokeStopEntry(args []string) int {
 	}
 	fmt.Println("locking")
 	fmt.Println("got", lockResult(m.Lock()))
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// attachEntry: args record, slot, kind [, barrier]. Open the test segment,
+// claim the slot given (if free; -1: any), print "slot <index> <gen>",
+// attach the record as kind (none, mutex, biased, semaphore), print
+// "id <slot> <owner id>" for a lock and then "joined" (or "error <err>" if
+// something failed). With a barrier file, wait until it exists, lock,
+// print "got <result>" and hold the lock until killed.
+func attachEntry(args []string) int {
+	name, off := record(args[0])
+	seg, err := openTest(name)
+	if err != nil {
+		return fail(err)
+	}
+	var prefer []int
+	if i, _ := strconv.Atoi(args[1]); i >= 0 {
+		prefer = append(prefer, i)
+	}
+	sl, err := seg.Slot(context.Background(), prefer...)
+	if err != nil {
+		fmt.Println("error", err)
+		time.Sleep(time.Hour)
+	}
+	fmt.Println("slot", sl.Index, sl.Gen)
+	var l locker
+	switch args[2] {
+	case "mutex", "biased":
+		l, err = newLockerAt(seg, off, args[2] == "biased")
+		if err == nil {
+			m, _ := l.(*Mutex)
+			if b, ok := l.(*BiasedMutex); ok {
+				m = b.m
+			}
+			fmt.Println("id", m.Slot(), m.tid)
+		}
+	case "semaphore":
+		_, err = NewSemaphore(seg, off)
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		time.Sleep(time.Hour)
+	}
+	fmt.Println("joined")
+	if len(args) > 3 && l != nil {
+		for {
+			if _, err := os.Stat(args[3]); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		fmt.Println("got", lockResult(l.Lock()))
+	}
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// closeHeldEntry: args record. Lock the mutex, close the segment without
+// unlocking, say "closed", and live on until killed.
+func closeHeldEntry(args []string) int {
+	seg, m, err := openLocker(args[0], false)
+	if err != nil {
+		return fail(err)
+	}
+	if err := m.Lock(); err != nil {
+		return fail(err)
+	}
+	if err := seg.Close(); err != nil {
+		return fail(err)
+	}
+	fmt.Println("closed")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// holdUntilEntry: args record, barrier. Lock, say "locked <result>", wait
+// until the barrier file exists, unlock, say "unlocked", live on.
+func holdUntilEntry(args []string) int {
+	_, m, err := openLocker(args[0], false)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Println("locked", lockResult(m.Lock()))
+	for {
+		if _, err := os.Stat(args[1]); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	if err := m.Unlock(); err != nil {
+		return fail(err)
+	}
+	fmt.Println("unlocked")
 	time.Sleep(time.Hour)
 	return 0
 }

@@ -28,13 +28,13 @@ import (
 // owner's death wakes it.
 //
 // A waiter that has waited longer than starvationThreshold asks for a
-// hand-off: it writes its owner id into the record's hand-off word and
-// sleeps on the futex. The next Unlock then does not release the word but
-// stores the starving waiter's id in it, so that no barger can take it, and
-// wakes it. Processes thus take turns in batches of about a millisecond:
-// throughput stays close to an uncontended lock and no process waits without
-// bound. One hand-off request is pending at a time; a request by a process
-// that died is dropped (its process slot is dead) by the next Unlock.
+// hand-off: it writes its slot into the record's hand-off word and sleeps
+// on the futex. The next Unlock then does not release the word but hands
+// it over (see handOff), so that no barger can take it, and wakes it.
+// Processes thus take turns in batches of about a millisecond: throughput
+// stays close to an uncontended lock and no process waits without bound.
+// One hand-off request is pending at a time; a request by a process that
+// died is dropped by the next Unlock.
 //
 // No strict FIFO: with more processes than cores, a queue lock hands the
 // lock to a process that is not running and everyone waits for the
@@ -55,12 +55,8 @@ const (
 	// the owner unlocks or dies; the slice covers the one case it cannot,
 	// an owner killed between releasing the word and waking, and a word
 	// owned by a process the kernel never knew (garbage): after each slice
-	// the sleeper checks that the owner's process slot is still alive.
+	// the sleeper checks that the owner is still alive.
 	waitSlice = 10 * time.Millisecond
-
-	// grantedBit marks a hand-off word whose request was granted: the
-	// word now belongs (or is about to belong) to the requester.
-	grantedBit = 1 << 31
 )
 
 // Mutex is a robust mutual-exclusion lock that lives in a shared-memory
@@ -72,13 +68,17 @@ const (
 // goroutine of the owning process may unlock it; Unlock from another
 // process returns ErrNotOwner. It is safe for concurrent use by many
 // goroutines of many processes. NewMutex returns the same *Mutex for the
-// same record of the same open segment. A Mutex must not be used after its
-// segment is closed.
+// same record of a segment in one process, whichever handle it is given
+// (a process maps a segment once). A Mutex must not be used after the
+// segment's last handle in this process is closed; closing it while this
+// process holds the lock abandons the lock (the next locker gets
+// ErrOwnerDead).
 type Mutex struct {
 	word    *atomic.Uint32
-	handoff *atomic.Uint32 // owner id of a starving waiter, maybe | grantedBit
-	bias    *atomic.Uint64 // owner id of the process the lock is biased to | revoker's id<<32
-	tid     uint32         // this process's owner id for this segment
+	handoff *atomic.Uint32 // slot+1 of a starving waiter, maybe | grantedBit
+	bias    *atomic.Uint64 // see bias_linux.go
+	tid     uint32         // this process's owner id: what it writes into the word
+	me      uint32         // slot+1: how the record's other words name this process
 	node    unsafe.Pointer
 	rec     []byte // the whole record
 	a       *attachment
@@ -89,8 +89,10 @@ type Mutex struct {
 	local chan struct{}
 
 	// biased is the BiasedMutex that is this record's only user in this
-	// process, if any. Guarded by a.mu.
+	// process, if any; plain, whether NewMutex handed it out. Guarded by
+	// a.mu.
 	biased *BiasedMutex
+	plain  bool
 
 	// errNotRecoverable is made by NewMutex (see errorf).
 	errNotRecoverable error
@@ -99,9 +101,8 @@ type Mutex struct {
 	raceSync byte // the address the race detector synchronises on
 }
 
-// InitMutex is a no-op kept for symmetry with InitSemaphore: a record of
-// zeros, as shm hands a new segment to its init function, is an unlocked
-// Mutex.
+// InitMutex writes an unlocked Mutex at data offset off of seg: zeros, as
+// shm hands a new segment to its init function.
 func InitMutex(seg *shm.Segment, off int) error {
 	b, err := checkPlacement(seg, off, MutexSize)
 	if err != nil {
@@ -112,11 +113,12 @@ func InitMutex(seg *shm.Segment, off int) error {
 }
 
 // NewMutex attaches to the Mutex record at data offset off of seg (a
-// multiple of RecordAlign, MutexSize bytes). The first use of a segment
-// claims one of its MaxProcs process slots (shm.ErrNoSlot when all are
-// taken by live processes). A record whose reserved bytes are not zero is
-// refused with ErrCorrupt. A record this process uses through a
-// BiasedMutex is refused with ErrInUse.
+// multiple of RecordAlign, MutexSize bytes). The first use of a segment in
+// a process takes its process slot (shm.ErrNoSlot when all are held by
+// live processes, shm.ErrNamespace when processes of another PID namespace
+// use the segment). A record whose words cannot be a Mutex's is refused
+// with ErrCorrupt. A record this process uses through a BiasedMutex is
+// refused with ErrInUse.
 func NewMutex(seg *shm.Segment, off int) (*Mutex, error) { return newMutex(seg, off, false) }
 
 func newMutex(seg *shm.Segment, off int, forBias bool) (*Mutex, error) {
@@ -131,55 +133,151 @@ func newMutex(seg *shm.Segment, off int, forBias bool) (*Mutex, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if m := a.mutexes[off]; m != nil {
-		if forBias || m.biased != nil {
+		if m.biased != nil || forBias && m.plain {
 			return nil, fmt.Errorf("%s: mutex at %d: %w: a BiasedMutex must be its record's only user in a process", seg.Path(), off, ErrInUse)
+		}
+		if forBias {
+			m.biased = new(BiasedMutex) // NewBiasedMutex fills it in
+		} else {
+			m.plain = true
 		}
 		return m, nil
 	}
 	if a.mutexes == nil {
 		return nil, fmt.Errorf("%s: %w", seg.Path(), shm.ErrClosed)
 	}
-	if !isZero(rec[offBias+8 : endReserved]) {
-		return nil, fmt.Errorf("%s: %w: reserved bytes of the mutex at offset %d are set; is a Mutex there?", seg.Path(), ErrCorrupt, off)
-	}
-	if b := i64(rec, offBias).Load(); uint32(b) > tidMask || uint32(b>>32) > tidMask {
-		return nil, fmt.Errorf("%s: %w: bias word %#x of the mutex at offset %d", seg.Path(), ErrCorrupt, uint64(b), off)
-	}
-	for i := range MaxProcs {
-		if t := u32(rec, offTids+4*i).Load(); t&^inCSBit > tidMask {
-			return nil, fmt.Errorf("%s: %w: owner id %#x of slot %d in the mutex at offset %d", seg.Path(), ErrCorrupt, t, i, off)
-		}
+	if err := checkRecord(rec); err != nil {
+		return nil, fmt.Errorf("%s: %w: the mutex at offset %d: %w", seg.Path(), ErrCorrupt, off, err)
 	}
 	m := &Mutex{
 		word:    u32(rec, offWord),
 		handoff: u32(rec, offHandoff),
-		bias:    (*atomic.Uint64)(ptr(rec, offBias)),
+		bias:    u64(rec, offBias),
 		tid:     a.list.tid,
-		node:    ptr(rec, nodeOffset(a.slot)),
+		me:      uint32(a.slot.Index + 1),
+		node:    ptr(rec, nodeOffset(a.slot.Index)),
 		rec:     rec,
 		a:       a,
 		off:     off,
 		local:   make(chan struct{}, 1),
 	}
 	m.errNotRecoverable = m.wrap(ErrNotRecoverable)
-	// Publish who owns slot a.slot before the node goes on the list: a
-	// waiter maps a word's owner id to a slot, and a slot to liveness.
-	// If a dead process with the same thread id left its in-critical-
-	// section bit here, keep it for the revoker of its bias to see.
-	entry := m.entry(a.slot)
-	keep := entry.Load() & inCSBit
-	if entry.Load()&tidMask != a.list.tid {
-		keep = 0
-	}
-	entry.Store(a.list.tid | keep)
+	m.join()
 	if err := a.list.link(m.node); err != nil {
 		return nil, fmt.Errorf("%s: %w", seg.Path(), err)
 	}
 	a.mutexes[off] = m
 	if forBias {
 		m.biased = new(BiasedMutex) // NewBiasedMutex fills it in
+	} else {
+		m.plain = true
 	}
 	return m, nil
+}
+
+// checkRecord refuses a record whose words no Mutex writes: reserved bytes
+// set, slots out of range, an entry with a bit no owner id has.
+func checkRecord(rec []byte) error {
+	if !isZero(rec[offBias+8 : endReserved]) {
+		return errors.New("reserved bytes are set; is a Mutex there?")
+	}
+	b := u64(rec, offBias).Load()
+	if biasHolder(b) >= MaxProcs || biasRevoker(b) >= MaxProcs || biasVerdict(b) > verdictDirty ||
+		(biasHolder(b) < 0 && biasRevoker(b) >= 0) {
+		return fmt.Errorf("bias word %#x", b)
+	}
+	if h := u32(rec, offHandoff).Load(); h&^grantedBit > MaxProcs || h == grantedBit {
+		return fmt.Errorf("hand-off word %#x", h)
+	}
+	for i := range MaxProcs {
+		if e := u32(rec, offEntries+4*i).Load(); e&^(inCSBit|tidMask) != 0 || e&tidMask > maxOwnerID {
+			return fmt.Errorf("owner id %#x of slot %d", e, i)
+		}
+	}
+	return nil
+}
+
+// join makes this process a user of the record. Its slot index may have
+// been another process's, which is dead (we hold its slot now): whatever
+// the record's words say of that process is settled first, as any locker
+// would settle it, before our entry replaces its entry:
+//
+//   - a bias it held gets its verdict (bias_linux.go), read from its
+//     entry's in-critical-section bit while the bias word still names it;
+//   - a revocation it began is undone, or ends in a verdict if the word
+//     left its holder;
+//   - a hand-off it asked for, or was granted and never took, is cleared;
+//   - a word that holds our owner id is a dead process's that had our
+//     thread id (ids are reused): it is marked OWNER_DIED, as the kernel
+//     would have marked it.
+//
+// None of it needs an identity of ours in the record, which we do not
+// have yet. Then our owner id and slot generation go into our entry.
+// Called under a.mu, before the node is linked and before anyone here can
+// lock.
+func (m *Mutex) join() {
+	s := m.a.slot.Index
+	for {
+		b := m.bias.Load()
+		switch {
+		case biasHolder(b) == s && biasVerdict(b) == 0:
+			m.bias.CompareAndSwap(b, nextBias(b, s, -1, m.verdictOf(s)))
+		case biasRevoker(b) == s:
+			m.undoRevoke(b)
+		default:
+			goto bias
+		}
+	}
+bias:
+	for {
+		h := m.handoff.Load()
+		if int(h&slotMask)-1 != s {
+			break
+		}
+		if m.handoff.CompareAndSwap(h, 0) {
+			if h&grantedBit != 0 {
+				m.freeOrphan()
+			}
+			break
+		}
+	}
+	if v := m.word.Load(); v&tidMask == m.tid && m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit) {
+		wake(m.word, 1)
+	}
+	if b := m.bias.Load(); biasHolder(b) >= 0 && m.word.Load()&^waitersBit == 0 {
+		m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0)) // garbage: see take
+	}
+	// Our entry: the id first, then the generation that makes it ours
+	// (a reader that sees the generation sees the id).
+	m.entry(s).Store(m.tid)
+	m.gen(s).Store(m.a.slot.Gen)
+}
+
+// leave is join's counterpart, run when the segment is closed: a lock
+// still held is abandoned as a dead owner's (OWNER_DIED, so the next locker
+// repairs what this process left half done), and a hand-off request is
+// withdrawn. The entry stays: once our slot is released it names a dead
+// process, which is what we are to the record from then on.
+func (m *Mutex) leave() {
+	for {
+		h := m.handoff.Load()
+		if h&slotMask != m.me || m.handoff.CompareAndSwap(h, 0) {
+			if h&slotMask == m.me && h&grantedBit != 0 {
+				m.freeOrphan()
+			}
+			break
+		}
+	}
+	for {
+		v := m.word.Load()
+		if v&tidMask != m.tid {
+			return
+		}
+		if m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit) {
+			wake(m.word, 1)
+			return
+		}
+	}
 }
 
 // Lock locks m, waiting as long as it takes. See LockContext.
@@ -227,83 +325,68 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		if stopWake != nil {
 			stopWake()
 		}
-		if asked && err != nil && !errors.Is(err, ErrOwnerDead) {
+		if asked && err != nil && err != ErrOwnerDead {
 			m.withdraw()
 		}
 	}()
 	for {
 		v := m.word.Load()
 		owner := v & tidMask
-		if owner == notRecoverable {
+		switch {
+		case owner == notRecoverable:
 			return m.errorf(ErrNotRecoverable)
-		}
-		if asked && m.handoff.Load() == m.tid|grantedBit {
-			if owner != m.tid {
-				// The unlocker granted our request but has not
-				// stored our id yet: it does so next, and wakes
-				// us. If it died doing so, the word is free (or
-				// taken by whoever repaired it) and we take it
-				// as anyone would.
-				if owner == 0 || !m.ownerAlive(owner) {
-					m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
+		case owner == handedOff:
+			h := m.handoff.Load()
+			if h == m.me|grantedBit {
+				// Ours: the granter left the word for us to take.
+				if m.word.CompareAndSwap(v, m.tid|v&waitersBit) {
+					m.handoff.CompareAndSwap(h, 0)
 					asked = false
-					continue
+					return nil
 				}
-				wait(m.word, v, waitSlice)
 				continue
 			}
-			m.handoff.Store(0)
-			if v&ownerDiedBit != 0 {
-				return m.errorf(ErrOwnerDead)
-			}
-			return nil
-		}
-		if owner == 0 {
-			nv := m.tid | v&ownerDiedBit
-			if slept {
-				nv |= waitersBit // others may still sleep: keep Unlock waking
-			}
-			nv, b, s := m.overDead(v, nv)
-			if !m.word.CompareAndSwap(v, nv) {
+			if m.orphaned(h) {
 				continue
 			}
-			if b != 0 {
-				m.clearBias(b, s, true)
+			// Another waiter's: it takes the word next.
+		case owner == 0 || (v&ownerDiedBit != 0 && m.ownerSlot(owner) < 0):
+			// Free, or left by a dead owner.
+			took, err := m.take(v, slept)
+			if !took {
+				continue
 			}
 			if asked {
-				// We took the word ourselves. Our request cannot
-				// have been granted meanwhile unless its granter
-				// died holding the word (a grant is only made by
-				// the holder): either way it is void now.
-				if !m.handoff.CompareAndSwap(m.tid, 0) {
-					m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
-				}
+				m.handoff.CompareAndSwap(m.me, 0)
+				asked = false
 			}
-			if nv&ownerDiedBit != 0 {
-				return m.errorf(ErrOwnerDead)
-			}
-			return nil
+			return err
 		}
 		now := monoNow()
 		if first == 0 {
 			first = now
 		}
-		if b := m.bias.Load(); b != 0 {
+		if b := m.bias.Load(); biasHolder(b) >= 0 && owner != handedOff {
 			// Biased: the holder never unlocks the word, so no
 			// hand-off and no sleeping on it; revoke instead.
-			took, err := m.biasedWait(ctx, b, now-first > starvationThreshold, &backoff)
-			if took && asked && !m.handoff.CompareAndSwap(m.tid, 0) {
-				m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
+			took, err := m.biasedWait(ctx, b, v, now-first > starvationThreshold, &backoff)
+			if took {
+				if asked && !m.handoff.CompareAndSwap(m.me, 0) {
+					m.handoff.CompareAndSwap(m.me|grantedBit, 0)
+				}
+				asked = false
 			}
 			if took || err != nil {
 				return err
 			}
 			continue
 		}
-		if !asked && now-first > starvationThreshold {
+		if owner == handedOff {
+			asked = asked && m.handoff.Load()&slotMask == m.me
+		} else if !asked && now-first > starvationThreshold {
 			asked = m.ask()
 		}
-		if !asked && !m.watch(v) {
+		if !asked && owner != handedOff && !m.watch(v) {
 			// Hot: stay off the owner's cache line and its wake-ups.
 			if err := sleepContext(ctx, backoff); err != nil {
 				return err
@@ -311,12 +394,19 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		// A long hold, or our hand-off is pending: sleep until Unlock.
+		// A long hold, or a hand-off is pending: sleep until Unlock.
 		if v&waitersBit == 0 {
 			if !m.word.CompareAndSwap(v, v|waitersBit) {
 				continue
 			}
 			v |= waitersBit
+			// Dekker with an unlocker that biases the lock: it stores
+			// the bias word, then looks for this bit. Whichever looks
+			// second sees the other: either it wakes us, or we see the
+			// bias here and do not sleep.
+			if biasHolder(m.bias.Load()) >= 0 {
+				continue
+			}
 		}
 		if stopWake == nil && ctx.Done() != nil {
 			stopWake = context.AfterFunc(ctx, func() { wake(m.word, math.MaxInt32) })
@@ -326,10 +416,122 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if monoNow()-now >= int64(waitSlice) && m.word.Load() == v && m.bias.Load() == 0 && !m.ownerAlive(owner) {
-			// The owner is gone and the kernel did not say so: mark
-			// it as the kernel would have.
+		if monoNow()-now >= int64(waitSlice) && m.word.Load() == v && owner <= maxOwnerID && m.ownerSlot(owner) < 0 {
+			// The owner is gone and the kernel did not say so (it
+			// died between a store and its robust thread's exit, or
+			// the word is garbage): mark it as the kernel would have.
 			m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit)
+		}
+	}
+}
+
+// take tries to lock m, found as v: free, or left by a dead owner
+// (OWNER_DIED with no owner, or an owner id no live process has). It
+// reports whether it took the lock, and ErrOwnerDead when the protected
+// state needs repair (see settle).
+func (m *Mutex) take(v uint32, slept bool) (bool, error) {
+	nv := m.tid | v&waitersBit
+	if slept {
+		nv |= waitersBit // others may still sleep: keep Unlock waking
+	}
+	if !m.word.CompareAndSwap(v, nv) {
+		return false, nil
+	}
+	if v&^waitersBit == 0 {
+		// It was free. A free word is never biased (the bias is given
+		// up, or moved with the word, before the word is free): a bias
+		// word that says otherwise is garbage.
+		if b := m.bias.Load(); biasHolder(b) >= 0 {
+			m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0))
+		}
+		return true, nil
+	}
+	if m.settle(true) {
+		return true, m.errorf(ErrOwnerDead)
+	}
+	return true, nil
+}
+
+// settle finishes taking the word, which is ours now: from a dead owner
+// (dead) or, in a revocation, from a live biased holder. It decides whether
+// the protected state needs repair, clears the records that decided it and
+// marks the word OWNER_DIED if so, and reports it.
+//
+// A death is harmful unless a record says it was not:
+//   - a granted hand-off: grants are made in Unlock, after a critical
+//     section, and their grantee clears them before it returns from its
+//     lock call, so while one stands nobody is inside;
+//   - the bias word: a lock biased to a process that died was left inside
+//     a critical section or not, which its verdict says, or else its
+//     entry's in-critical-section bit (intact while the bias word names
+//     it: see join).
+//
+// Everything is read after the word became ours, so nothing read can be
+// older than the death it judges: no record changes hands while the word
+// is held. Clearing them comes after the decision; a taker killed in
+// between had not returned from its lock call, so the next taker, which
+// finds the same records, decides the same.
+func (m *Mutex) settle(dead bool) (dirty bool) {
+	dirty = dead && m.handoff.Load()&grantedBit == 0
+	for {
+		b := m.bias.Load()
+		h := biasHolder(b)
+		if h < 0 {
+			break
+		}
+		switch vd := biasVerdict(b); {
+		case vd != 0:
+			dirty = vd == verdictDirty
+		case dead:
+			dirty = m.verdictOf(h) == verdictDirty
+		default:
+			dirty = false // revoked from a live holder that was outside
+		}
+		if m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0)) {
+			break
+		}
+	}
+	if h := m.handoff.Load(); h&grantedBit != 0 {
+		m.handoff.CompareAndSwap(h, 0) // void once the word is held
+	}
+	for dirty {
+		v := m.word.Load()
+		if m.word.CompareAndSwap(v, v|ownerDiedBit) {
+			break
+		}
+	}
+	return dirty
+}
+
+// orphaned deals with a word handed off (handedOff) to the waiter the
+// hand-off word h names, and reports whether that waiter is gone and the
+// word was freed. The grant is cleared before the word is freed: a grant
+// says nobody is inside, which is true only until someone takes the word.
+func (m *Mutex) orphaned(h uint32) bool {
+	if h&grantedBit != 0 {
+		if m.live(int(h&slotMask) - 1) {
+			return false
+		}
+		if !m.handoff.CompareAndSwap(h, 0) {
+			return true // changed: look again
+		}
+	}
+	m.freeOrphan()
+	return true
+}
+
+// freeOrphan frees a handed-off word whose grant is gone.
+func (m *Mutex) freeOrphan() {
+	for {
+		v := m.word.Load()
+		if v&tidMask != handedOff || m.handoff.Load()&grantedBit != 0 {
+			return
+		}
+		if m.word.CompareAndSwap(v, 0) {
+			if v&waitersBit != 0 {
+				wake(m.word, 1)
+			}
+			return
 		}
 	}
 }
@@ -345,58 +547,39 @@ func (m *Mutex) watch(v uint32) bool {
 }
 
 // ask records this process as the starving waiter, unless another one is.
-// A grant left by a requester that died before using it is cleared. A
-// grant to a live requester is never touched: between the granter's two
-// steps the word still names the granter, and a requester whose grant
-// vanished would wait forever for a lock the word says it owns.
+// A grant to a requester that died before using it is cleared, and the
+// word it left is freed. A grant to a live requester is never touched.
 func (m *Mutex) ask() bool {
 	h := m.handoff.Load()
 	if h&grantedBit != 0 {
-		if !m.ownerAlive(h & tidMask) {
-			m.handoff.CompareAndSwap(h, 0) // stale grant
+		if !m.live(int(h&slotMask)-1) && m.handoff.CompareAndSwap(h, 0) {
+			m.freeOrphan()
 		}
 		return false
 	}
-	return h == 0 && m.handoff.CompareAndSwap(0, m.tid)
+	if h != 0 && !m.live(int(h&slotMask)-1) {
+		m.handoff.CompareAndSwap(h, 0) // a dead requester's
+		return false
+	}
+	return h == 0 && m.handoff.CompareAndSwap(0, m.me)
 }
 
 // withdraw takes back our hand-off request. If it was granted meanwhile,
-// the lock is (or is about to be) ours: wait for it and release it.
+// the grant is cleared first and then the word, handed to us, is freed
+// (by us, or by whoever finds it orphaned first).
 func (m *Mutex) withdraw() {
-	if m.handoff.CompareAndSwap(m.tid, 0) {
+	if m.handoff.CompareAndSwap(m.me, 0) {
 		return
 	}
-	if m.handoff.Load() != m.tid|grantedBit {
-		return
-	}
-	for {
-		v := m.word.Load()
-		switch owner := v & tidMask; {
-		case owner == m.tid && v&ownerDiedBit == 0:
-			// Handed to us (a hand-off never carries OWNER_DIED).
-			// One case this cannot tell apart: the granter died
-			// between its two steps and, before this loop looked,
-			// another goroutine of this process took the word with
-			// TryLock and made it consistent; that lock is then
-			// released here. It needs a death, a cancelled
-			// LockContext and a concurrent TryLock at one moment.
-			m.handoff.Store(0)
-			m.Unlock()
-			return
-		case owner == 0 || owner == notRecoverable || owner == m.tid || !m.ownerAlive(owner):
-			// The granter died between its two steps; the word is
-			// free, or someone repairing it holds it.
-			m.handoff.CompareAndSwap(m.tid|grantedBit, 0)
-			return
-		}
-		wait(m.word, v, waitSlice)
+	if m.handoff.CompareAndSwap(m.me|grantedBit, 0) {
+		m.freeOrphan()
 	}
 }
 
 // sleepContext sleeps for d or until ctx is done.
 func sleepContext(ctx context.Context, d time.Duration) error {
 	if ctx.Done() == nil {
-		time.Sleep(d)
+		sleep(d)
 		return nil
 	}
 	t := time.NewTimer(d)
@@ -409,56 +592,54 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// ownerAlive reports whether the owner id belongs to a live process: its id
-// is recorded for a process slot of the segment and that slot's OFD lock is
-// held. An id no slot records (garbage, or a process long gone) is dead.
-func (m *Mutex) ownerAlive(owner uint32) bool {
-	if owner == m.tid {
-		return true
-	}
-	for i := range MaxProcs {
-		if m.entry(i).Load()&tidMask != owner {
-			continue
-		}
-		if alive, err := m.a.seg.SlotAlive(i); err != nil || alive {
-			return true // when in doubt, keep waiting
-		}
-	}
-	return false
-}
+func sleep(d time.Duration) { time.Sleep(d) }
 
 // TryLock locks m if it is free, without waiting. It returns (true, nil)
 // or (true, ErrOwnerDead) when it took the lock, (false, nil) when it is
-// held, and (false, ErrNotRecoverable). It does not probe whether a holder
-// is alive; LockContext does. A lock biased to a process that is between
-// critical sections is free: TryLock revokes the bias and takes it.
+// held, and (false, ErrNotRecoverable). It does not probe whether the
+// holder of a plain lock is alive; LockContext does. A lock biased to a
+// process that is between critical sections is free: TryLock revokes the
+// bias and takes it.
 func (m *Mutex) TryLock() (bool, error) {
 	for {
 		v := m.word.Load()
+		owner := v & tidMask
 		switch {
-		case v&tidMask == notRecoverable:
+		case owner == notRecoverable:
 			return false, m.errorf(ErrNotRecoverable)
-		case v&tidMask != 0:
-			if b := m.bias.Load(); uint32(b) == v&tidMask && b>>32 == 0 {
-				took, err := m.revoke(context.Background(), v, b, false)
-				if took {
-					raceAcquire(m)
-				}
-				return took, err
+		case owner == handedOff:
+			if m.orphaned(m.handoff.Load()) {
+				continue
 			}
 			return false, nil
-		}
-		nv, b, s := m.overDead(v, m.tid|v&(ownerDiedBit|waitersBit))
-		if m.word.CompareAndSwap(v, nv) {
+		case owner == 0 || (v&ownerDiedBit != 0 && m.ownerSlot(owner) < 0):
+			took, err := m.take(v, false)
+			if !took {
+				continue
+			}
 			raceAcquire(m)
-			if b != 0 {
-				m.clearBias(b, s, true)
-			}
-			if nv&ownerDiedBit != 0 {
-				return true, m.errorf(ErrOwnerDead)
-			}
-			return true, nil
+			return true, err
 		}
+		b := m.bias.Load()
+		h := biasHolder(b)
+		if h < 0 || biasVerdict(b) != 0 || biasRevoker(b) >= 0 || owner != m.entry(h).Load()&tidMask {
+			return false, nil
+		}
+		if !m.live(h) {
+			// A biased holder killed before its robust thread's exit
+			// could mark the word: take it over.
+			took, err := m.take(v, false)
+			if !took {
+				continue
+			}
+			raceAcquire(m)
+			return true, err
+		}
+		took, err := m.revoke(context.Background(), v, b, false)
+		if took {
+			raceAcquire(m)
+		}
+		return took, err
 	}
 }
 
@@ -499,24 +680,28 @@ func (m *Mutex) unlockSlow() error {
 	}
 }
 
-// handOff gives the lock, held as v by this process, straight to a
-// starving waiter if one asked: first the request is marked granted (so
-// the requester cannot withdraw it any more), then the word goes from our
-// id to theirs without ever being free, then everyone sleeping is woken
-// (the futex cannot wake one chosen sleeper).
+// handOff gives the lock, held as v by this process, to a starving waiter
+// if one asked: first the request is marked granted (so the requester
+// cannot withdraw it any more without freeing what it was given), then the
+// word goes from our id to handedOff, which no barger takes and whose
+// taker the hand-off word names, then everyone sleeping is woken (the
+// futex cannot wake one chosen sleeper). The requester stores its own id:
+// a word never names a process that did not write it, so a dead
+// requester's id can never be left there for a later process with the
+// same thread id to find.
 func (m *Mutex) handOff(v uint32) bool {
 	s := m.handoff.Load()
-	if s == 0 || s&grantedBit != 0 || s == m.tid {
+	if s == 0 || s&grantedBit != 0 || s == m.me {
 		return false
 	}
-	if !m.ownerAlive(s) {
+	if !m.live(int(s) - 1) {
 		m.handoff.CompareAndSwap(s, 0) // the requester died waiting
 		return false
 	}
 	if !m.handoff.CompareAndSwap(s, s|grantedBit) {
 		return false // withdrawn
 	}
-	for !m.word.CompareAndSwap(v, s|waitersBit) {
+	for !m.word.CompareAndSwap(v, handedOff|waitersBit) {
 		v = m.word.Load() // only a waiter setting the waiters bit changes it
 	}
 	wake(m.word, math.MaxInt32)
@@ -544,6 +729,8 @@ func (m *Mutex) notOwner(v uint32) error {
 		return fmt.Errorf("%s: mutex at %d: %w: it is unlocked", m.a.seg.Path(), m.off, ErrNotOwner)
 	case notRecoverable:
 		return m.errorf(ErrNotRecoverable)
+	case handedOff:
+		return fmt.Errorf("%s: mutex at %d: %w: it is being handed to a waiter", m.a.seg.Path(), m.off, ErrNotOwner)
 	default:
 		return fmt.Errorf("%s: mutex at %d: %w: owner id %d, this process is %d", m.a.seg.Path(), m.off, ErrNotOwner, owner, m.tid)
 	}

@@ -10,8 +10,8 @@ import (
 
 // Segment type tags of the segments OpenMutex and OpenSemaphore make.
 const (
-	MutexTag     = "semaphore.Mutex/1"
-	SemaphoreTag = "semaphore.Semaphore/1"
+	MutexTag     = "semaphore.Mutex/2"
+	SemaphoreTag = "semaphore.Semaphore/2"
 )
 
 // OpenMutex opens the segment name holding one Mutex, creating it if need
@@ -56,4 +56,4 @@ func (s *Semaphore) Segment() *shm.Segment { return s.mu.a.seg }
 // Slot is the process slot this process holds in m's segment (0 to
 // MaxProcs-1). Records that keep per-process data next to a Mutex index
 // it by Slot.
-func (m *Mutex) Slot() int { return m.a.slot }
+func (m *Mutex) Slot() int { return m.a.slot.Index }

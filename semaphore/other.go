@@ -14,8 +14,8 @@ import (
 
 const (
 	MaxProcs      = 128
-	MutexSize     = 1600
-	SemaphoreSize = 2688
+	MutexSize     = 2624
+	SemaphoreSize = 4736
 	RecordAlign   = 64
 	MutexTag      = "semaphore.Mutex/1"
 	SemaphoreTag  = "semaphore.Semaphore/1"
@@ -61,4 +61,5 @@ func (h *BiasedMutex) Unlock() error                            { return errors.
 func (h *BiasedMutex) Consistent() error                        { return errors.ErrUnsupported }
 func (h *BiasedMutex) Biased() bool                             { return false }
 func (h *BiasedMutex) Slot() int                                { return 0 }
+func (h *BiasedMutex) Close() error                             { return errors.ErrUnsupported }
 func (h *BiasedMutex) Segment() *shm.Segment                    { return nil }

@@ -3,6 +3,7 @@
 package semaphore
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,14 +13,14 @@ import (
 )
 
 // MaxProcs is how many processes can use the mutexes of one segment at
-// once: each claims one of the segment's process slots (shm.ClaimSlot).
-const MaxProcs = 128
+// once: each holds one of the segment's process slots (shm.Segment.Slot).
+const MaxProcs = shm.MaxSlots
 
 // The Mutex record; doc.go has it as a table.
 const (
 	// MutexSize is the size of a Mutex record in a segment. Records sit
 	// at offsets that are multiples of RecordAlign.
-	MutexSize = 1600
+	MutexSize = offNodes + 8*MaxProcs
 
 	// RecordAlign is the alignment of every record (a cache line).
 	RecordAlign = 64
@@ -27,88 +28,164 @@ const (
 	offWord     = 0
 	offHandoff  = 4
 	offBias     = 8
-	offTids     = 64
-	offNodes    = offTids + 4*MaxProcs
-	endReserved = offTids
+	endReserved = 64
+	offEntries  = 64
+	offGens     = offEntries + 4*MaxProcs
+	offNodes    = offGens + 8*MaxProcs
 )
 
-// The futex word, in the kernel's robust format.
+var _ [MutexSize % RecordAlign]struct{} // MutexSize keeps alignment
+var _ [MutexSize - 2624]struct{}        // doc.go's table
+var _ [2624 - MutexSize]struct{}
+
+// The futex word, in the kernel's robust format. The owner field holds a
+// thread id, the owner id of the process holding the lock, or one of the
+// reserved values above any thread id (the kernel's PID_MAX_LIMIT is
+// 2^22), which no thread's exit ever matches.
 const (
-	waitersBit     = 1 << 31   // FUTEX_WAITERS: someone may sleep on the word
-	ownerDiedBit   = 1 << 30   // FUTEX_OWNER_DIED: the last owner died holding it
-	tidMask        = 1<<30 - 1 // FUTEX_TID_MASK: the owner's id, 0 when unlocked
-	notRecoverable = tidMask   // owner field of a mutex nobody may lock again
+	waitersBit   = 1 << 31   // FUTEX_WAITERS: someone may sleep on the word
+	ownerDiedBit = 1 << 30   // FUTEX_OWNER_DIED: the last owner died holding it
+	tidMask      = 1<<30 - 1 // FUTEX_TID_MASK: the owner's id, 0 when unlocked
+
+	notRecoverable = tidMask     // nobody may lock it again
+	handedOff      = tidMask - 1 // granted to the waiter the hand-off word names
+	resolvingClean = tidMask - 2 // a dead bias holder's lock being freed
+	resolvingDirty = tidMask - 3 // the same, for a holder that died inside
+	maxOwnerID     = tidMask - 4 // the largest thread id a word can hold
 )
 
-// entry is the owner-id entry of process slot slot in m's record.
-func (m *Mutex) entry(slot int) *atomic.Uint32 { return u32(m.rec, offTids+4*slot) }
+// The hand-off word: slot+1 of the starving waiter, and grantedBit once the
+// holder granted it the lock.
+const (
+	grantedBit = 1 << 31
+	slotMask   = 0xff
+)
+
+// The bias word's holder and revoker (bias_linux.go): slot, or -1.
+func biasHolder(b uint64) int  { return int(b&slotMask) - 1 }
+func biasRevoker(b uint64) int { return int(b>>8&slotMask) - 1 }
+
+// entry is the owner-id entry of process slot i in m's record: the owner
+// id (thread id) of the process that attached the record from slot i, and
+// inCSBit while it is inside a critical section entered through its bias.
+func (m *Mutex) entry(i int) *atomic.Uint32 { return u32(m.rec, offEntries+4*i) }
+
+// gen is the slot generation of the process that wrote entry i: entry i,
+// and every slot+1 of i in the record's words, name the process that
+// claimed slot i in that generation (shm.Slot), and no later one.
+func (m *Mutex) gen(i int) *atomic.Uint64 { return u64(m.rec, offGens+8*i) }
 
 // nodeOffset is where the robust-list node of slot sits in a record; the
 // list of that slot index has futex_offset -nodeOffset(slot).
 func nodeOffset(slot int) int { return offNodes + 8*slot }
 
-var _ [MutexSize - offNodes - 8*MaxProcs]struct{} // the nodes fit
-var _ [offNodes + 8*MaxProcs - MutexSize]struct{} // and fill the record
-var _ [MutexSize % RecordAlign]struct{}           // MutexSize keeps alignment
+var _ [255 - MaxProcs]struct{} // slot+1 fits the words' 8-bit slot fields
 
-// attachment is this process's use of one open segment: the process slot
-// it claimed there and the robust list of that slot index.
+// attachment is this process's use of one mapped segment: the process
+// slot it holds there and the robust list of that slot index.
 type attachment struct {
-	seg  *shm.Segment
-	slot int
+	seg  *shm.Segment // the mapping's Pinned handle: open while the attachment is
+	slot shm.Slot
 	list *robustList
 
 	mu      sync.Mutex
 	mutexes map[int]*Mutex // by offset: one Mutex per record per process
 }
 
+// attachments are keyed by the address of the segment's data: a process
+// maps a segment file once (shm), so it is the file's identity while the
+// mapping lives, and the mapping's last Close removes the entry first.
 var attachments struct {
 	mu sync.Mutex
-	m  map[*shm.Segment]*attachment
+	m  map[*byte]*attachment
 }
 
-// attach claims a process slot in seg, preferring an index this process
-// already has a robust thread for, and arranges for the nodes to be
-// unlinked when the segment is closed.
+// attach returns this process's attachment to seg, making it on first use:
+// it holds the process's slot (preferring an index this process already
+// has a robust thread for) and arranges for the nodes to be unlinked when
+// the segment's mapping goes.
 func attach(seg *shm.Segment) (*attachment, error) {
 	attachments.mu.Lock()
 	defer attachments.mu.Unlock()
-	if a := attachments.m[seg]; a != nil {
-		return a, nil
-	}
-	slot, err := seg.ClaimSlot(MaxProcs, slotsWithLists()...)
+	// The slot first: on a closed handle it fails, before the mapping
+	// (which may be gone) is looked at.
+	slot, err := seg.Slot(context.Background(), slotsWithLists()...)
 	if err != nil {
 		return nil, err
 	}
-	list, err := listFor(slot)
+	seg = seg.Pinned()
+	key := unsafe.SliceData(seg.Data())
+	if a := attachments.m[key]; a != nil {
+		return a, nil
+	}
+	list, err := listFor(slot.Index)
 	if err != nil {
-		seg.ReleaseSlot(slot)
 		return nil, fmt.Errorf("%s: %w", seg.Path(), err)
 	}
 	a := &attachment{seg: seg, slot: slot, list: list, mutexes: make(map[int]*Mutex)}
 	if attachments.m == nil {
-		attachments.m = make(map[*shm.Segment]*attachment)
+		attachments.m = make(map[*byte]*attachment)
 	}
-	attachments.m[seg] = a
-	seg.OnClose(a.detach)
+	attachments.m[key] = a
+	seg.OnClose(func() {
+		attachments.mu.Lock()
+		delete(attachments.m, key)
+		attachments.mu.Unlock()
+		a.detach()
+	})
 	return a, nil
 }
 
-// detach unlinks every node of the segment before it is unmapped: the
-// kernel must never walk into memory that is gone or reused.
+// detach leaves every record before the segment is unmapped: a bias is
+// given up, a lock still held is abandoned (the next locker gets
+// ErrOwnerDead, as if this process had died holding it), a hand-off
+// request is withdrawn, and the nodes are unlinked: the kernel must never
+// walk into memory that is gone or reused.
 func (a *attachment) detach() {
-	attachments.mu.Lock()
-	delete(attachments.m, a.seg)
-	attachments.mu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, m := range a.mutexes {
 		if m.biased != nil {
 			m.biased.release()
 		}
+		m.leave()
 		a.list.unlink(m.node)
 	}
 	a.mutexes = nil
+}
+
+// live reports whether the process that wrote entry i of m's record still
+// holds its slot. When the answer cannot be had, it says yes: a waiter
+// keeps waiting rather than take a lock from a live owner.
+func (m *Mutex) live(i int) bool {
+	if i < 0 || i >= MaxProcs {
+		return false
+	}
+	if i == m.a.slot.Index {
+		return true // our own entry: we attached (callers never ask of an old one)
+	}
+	g := m.gen(i).Load()
+	if g == 0 {
+		return false
+	}
+	alive, err := m.a.seg.Alive(shm.Slot{Index: i, Gen: g})
+	return err != nil || alive
+}
+
+// ownerSlot is the slot of the live process whose owner id is id, or -1:
+// no live process that attached this record has that id, so whoever left
+// it in the word is dead. Live processes of one segment are of one PID
+// namespace (shm refuses others), so their thread ids differ.
+func (m *Mutex) ownerSlot(id uint32) int {
+	if id == m.tid {
+		return m.a.slot.Index
+	}
+	for i := range MaxProcs {
+		if m.entry(i).Load()&tidMask == id && m.live(i) {
+			return i
+		}
+	}
+	return -1
 }
 
 // checkPlacement validates a record's offset and returns its bytes.
@@ -136,4 +213,5 @@ func isZero(b []byte) bool {
 func ptr(b []byte, i int) unsafe.Pointer { return unsafe.Pointer(&b[i]) }
 
 func u32(b []byte, i int) *atomic.Uint32 { return (*atomic.Uint32)(ptr(b, i)) }
+func u64(b []byte, i int) *atomic.Uint64 { return (*atomic.Uint64)(ptr(b, i)) }
 func i64(b []byte, i int) *atomic.Int64  { return (*atomic.Int64)(ptr(b, i)) }

@@ -20,7 +20,7 @@ import (
 // a start flag, a done count and each process's share of the work.
 const (
 	benchTag     = "semaphore.bench/1"
-	offPthread   = 1664
+	offPthread   = MutexSize
 	offBenchCtr  = offPthread + 64
 	offStart     = offBenchCtr + 8
 	offDone      = offBenchCtr + 16

@@ -15,7 +15,7 @@ import (
 // The Semaphore record; doc.go has it as a table.
 const (
 	// SemaphoreSize is the size of a Semaphore record in a segment.
-	SemaphoreSize = offHeld + 8*MaxProcs
+	SemaphoreSize = offHeld + 16*MaxProcs
 
 	offCapacity = MutexSize
 	offAvail    = offCapacity + 8
@@ -24,12 +24,17 @@ const (
 )
 
 var _ [SemaphoreSize % RecordAlign]struct{}
+var _ [SemaphoreSize - 4736]struct{} // doc.go's table
+var _ [4736 - SemaphoreSize]struct{}
 
 // Semaphore is a counting semaphore shared by processes, shaped like
-// golang.org/x/sync/semaphore.Weighted. Permits held by a process that dies
-// are given back: by the next Acquire that finds too few permits (it checks
-// which holders' process slots are dead), by every waiter each time its
-// sleep slice ends, and when a new process takes over the dead one's slot.
+// golang.org/x/sync/semaphore.Weighted. Permits are held by a process (any
+// of its goroutines may release them), recorded under its process slot
+// together with the slot's generation, so they are the permits of that
+// process and of no later one in its slot. Permits held by a process that
+// died are given back: by the next Acquire that finds too few permits (it
+// checks which holders are dead), by every waiter each time its sleep
+// slice ends, and by every NewSemaphore.
 //
 // Its bookkeeping (available permits, permits held per process slot) is
 // guarded by a robust Mutex in the same record, so a process killed in the
@@ -43,7 +48,7 @@ type Semaphore struct {
 	capacity int64
 	avail    *atomic.Int64
 	seq      *atomic.Uint32 // bumped by every Release; waiters sleep on it
-	slot     int
+	slot     shm.Slot
 }
 
 // InitSemaphore writes an unlocked Semaphore with n permits at data offset
@@ -79,7 +84,7 @@ func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
 		return nil, fmt.Errorf("%s: %w: %d permits available of %d", seg.Path(), ErrCorrupt, a, capacity)
 	}
 	for i := range MaxProcs {
-		if h := i64(rec, offHeld+8*i).Load(); h < 0 || h > capacity {
+		if h := i64(rec, offHeld+16*i).Load(); h < 0 || h > capacity {
 			return nil, fmt.Errorf("%s: %w: slot %d holds %d permits of %d", seg.Path(), ErrCorrupt, i, h, capacity)
 		}
 	}
@@ -96,7 +101,8 @@ func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
 		slot:     mu.a.slot,
 	}
 	// Check the books (they balance whenever the mutex is free), and give
-	// back now the permits a dead process left in the slot we took over.
+	// back now the permits of dead holders: among them, the process that
+	// had our slot before us.
 	var books error
 	if err := s.locked(context.Background(), func() {
 		sum := s.avail.Load()
@@ -107,8 +113,7 @@ func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
 			books = fmt.Errorf("%s: %w: %d permits available or held, capacity %d", seg.Path(), ErrCorrupt, sum, capacity)
 			return
 		}
-		if h := s.held(s.slot); h.Load() != 0 {
-			s.avail.Add(h.Swap(0))
+		if s.reclaim() > 0 {
 			s.wakeAll()
 		}
 	}); err != nil {
@@ -120,7 +125,32 @@ func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
 	return s, nil
 }
 
-func (s *Semaphore) held(slot int) *atomic.Int64 { return i64(s.rec, offHeld+8*slot) }
+// held is the count of permits held from slot i; holder is the generation
+// of the process that holds them (shm.Slot).
+func (s *Semaphore) held(i int) *atomic.Int64    { return i64(s.rec, offHeld+16*i) }
+func (s *Semaphore) holder(i int) *atomic.Uint64 { return u64(s.rec, offHeld+16*i+8) }
+
+// mine is this process's count, once its generation is recorded with it.
+// Called under the mutex.
+func (s *Semaphore) mine() *atomic.Int64 {
+	if g := s.holder(s.slot.Index); g.Load() != s.slot.Gen {
+		// reclaim gave back what an earlier process here held.
+		g.Store(s.slot.Gen)
+	}
+	return s.held(s.slot.Index)
+}
+
+// holderAlive reports whether the permits of slot i are held by a live
+// process. When in doubt it says yes: permits are never taken from a
+// live holder.
+func (s *Semaphore) holderAlive(i int) bool {
+	sl := shm.Slot{Index: i, Gen: s.holder(i).Load()}
+	if sl == s.slot {
+		return true
+	}
+	alive, err := s.mu.a.seg.Alive(sl)
+	return err != nil || alive
+}
 
 // locked runs fn under the record's mutex, repairing the books first if
 // the previous holder died in the middle of an update.
@@ -138,7 +168,7 @@ func (s *Semaphore) locked(ctx context.Context, fn func()) error {
 }
 
 // repair rebuilds the books after a holder of the record's mutex died: the
-// permits of dead slots are freed and the available count is recomputed
+// permits of dead holders are freed and the available count is recomputed
 // from the per-slot counts, which live processes keep exact.
 func (s *Semaphore) repair() {
 	var inUse int64
@@ -148,7 +178,7 @@ func (s *Semaphore) repair() {
 		if n == 0 {
 			continue
 		}
-		if alive, err := s.mu.a.seg.SlotAlive(i); err == nil && !alive && i != s.slot {
+		if !s.holderAlive(i) {
 			h.Store(0)
 			continue
 		}
@@ -159,17 +189,12 @@ func (s *Semaphore) repair() {
 }
 
 // reclaim gives back the permits of dead holders. It returns how many.
+// Called under the mutex.
 func (s *Semaphore) reclaim() int64 {
 	var freed int64
 	for i := range MaxProcs {
-		if i == s.slot {
-			continue
-		}
 		h := s.held(i)
-		if h.Load() == 0 {
-			continue
-		}
-		if alive, err := s.mu.a.seg.SlotAlive(i); err == nil && !alive {
+		if h.Load() != 0 && !s.holderAlive(i) {
 			freed += h.Swap(0)
 		}
 	}
@@ -219,7 +244,7 @@ func (s *Semaphore) try(ctx context.Context, n int64, reclaim bool) (ok bool, er
 			s.reclaim()
 		}
 		if s.avail.Load() >= n {
-			s.held(s.slot).Add(n)
+			s.mine().Add(n)
 			s.avail.Add(-n)
 			ok = true
 		}
@@ -236,7 +261,7 @@ func (s *Semaphore) Release(n int64) error {
 	}
 	over := false
 	err := s.locked(context.Background(), func() {
-		h := s.held(s.slot)
+		h := s.mine()
 		if h.Load() < n {
 			over = true
 			return
@@ -255,7 +280,12 @@ func (s *Semaphore) Release(n int64) error {
 }
 
 // Held is the number of permits this process holds.
-func (s *Semaphore) Held() int64 { return s.held(s.slot).Load() }
+func (s *Semaphore) Held() int64 {
+	if s.holder(s.slot.Index).Load() != s.slot.Gen {
+		return 0
+	}
+	return s.held(s.slot.Index).Load()
+}
 
 // Available is the number of free permits. It may be stale by the time it
 // is used, and does not count permits of dead holders not yet reclaimed.

@@ -23,43 +23,83 @@
 //
 // The data region is offered as bytes (Data) and as atomic views (Uint32,
 // Int32, Uint64, Int64) at offsets checked for bounds and alignment, so that
-// callers never do pointer arithmetic. Process slots (ClaimSlot, SlotAlive)
-// tell which processes using a segment are alive; package semaphore builds
-// on them.
+// callers never do pointer arithmetic.
+//
+// A process maps a segment file once: every Open, OpenOrCreate or Create
+// of a file this process has mapped returns a new handle on the same
+// mapping, and the mapping goes with the last handle's Close.
+//
+// # Process slots
+//
+// Every segment has a table of MaxSlots process slots. A process that uses
+// a segment claims one (Segment.Slot: the same one for every handle it
+// opens) and keeps it until its last handle is closed or it dies, however
+// it dies. Package semaphore builds its robust locks on them.
+//
+// A slot is an OFD write lock on one byte of the file, past its end: the
+// kernel drops it with the process's last descriptor of the file, which is
+// after every thread of a dying process has stopped running. So a slot
+// found free belongs to a process that will never write again.
+//
+// A slot's index is reused; a Slot is not. Each claim stores the slot's
+// generation plus one, and a Slot is the pair (index, generation), so a
+// shared word that names a process by Slot can tell it from a later
+// process in the same slot (Alive). Identity in shmkit is never a pid or a
+// thread id alone: those are reused too, and mean something else in
+// another PID namespace.
+//
+// PID namespaces: processes of two PID namespaces (two containers sharing
+// /dev/shm) never hold slots of one segment at once; a claim while a live
+// process of another namespace holds one fails with ErrNamespace. Claims
+// take the attach lock (another byte lock), so two claimers in two
+// namespaces cannot both pass the check.
 //
 // # Layout
 //
-// A segment file is a 128-byte header followed by the data region; the file
-// is exactly 128+Size bytes. All integers are little-endian.
+// A segment file is a 128-byte header, a 4096-byte slot table and the data
+// region; the file is exactly DataOffset (4224) + Size bytes. All integers
+// are little-endian.
 //
 //	offset size field
 //	     0    8 magic, the ASCII bytes "SHMKITSG"
-//	     8    4 layout version, uint32, currently 1
+//	     8    4 layout version, uint32, currently 2 (1 had no slot table)
 //	    12    4 header size, uint32, 128
-//	    16    8 total file size in bytes, uint64 (128 + data size)
+//	    16    8 total file size in bytes, uint64 (4224 + data size)
 //	    24    4 state, uint32: 0 empty, 1 initializing, 2 ready
-//	    28    4 checksum: CRC-32C (Castagnoli) of bytes [0,24) and [32,96)
+//	    28    4 checksum: CRC-32C (Castagnoli) of bytes [0,24), [32,96)
+//	            and [104,128)
 //	    32   64 type tag, UTF-8, NUL-padded, 1-64 bytes
 //	    96    8 initializations begun, uint64 (not checksummed)
-//	   104   24 reserved, zero
-//	   128    - data region (64-byte aligned), Size bytes
+//	   104    4 slots in the table, uint32, 128
+//	   108   20 reserved, zero
+//	   128 4096 slot table: 128 entries of 32 bytes, entry i at 128+32i
+//	            (not checksummed; written by claimers):
+//	              +0  generation, uint64: claims of slot i so far (0 never)
+//	              +8  pid of the last claimer, int32, in its PID namespace
+//	              +12 1 once that claimer closed the segment, uint32
+//	              +16 its PID namespace: inode of /proc/PID/ns/pid, uint64
+//	              +24 when it claimed, CLOCK_REALTIME ns, int64
+//	  4224    - data region (64-byte aligned), Size bytes
 //
-// The state, the checksum and the init counter are outside the checksum
-// because they change; every other header byte is fixed once written. A
-// reader in another language checks magic, version, header size, checksum,
-// that the file is as long as recorded, and waits for state 2 (read it with
-// acquire ordering, as the initializer stores it with release ordering).
+// The state, the checksum, the init counter and the slot table are outside
+// the checksum because they change; every other header byte is fixed once
+// written. A reader in another language checks magic, version, header
+// size, slot count, checksum, that the file is as long as recorded, and
+// waits for state 2 (read it with acquire ordering, as the initializer
+// stores it with release ordering).
 //
 // Byte-range locks (OFD, fcntl F_OFD_SETLK) lie past the end of the file,
 // where they do not change its size: byte 2^62 is the init lock, held while
-// a segment is initialized; byte 2^62+4096+i is process slot i, held for as
-// long as the process that claimed it keeps the segment open.
+// a segment is initialized; byte 2^62+1 the attach lock, held while a slot
+// is claimed; byte 2^62+4096+i is process slot i. A claimer takes slot i's
+// lock, writes entry i and stores the generation last.
 //
 // # Errors
 //
 // Every malformed file gets a wrapped sentinel error naming the file, never
 // a panic: ErrBadMagic (not a segment), ErrVersion (another layout),
 // ErrCorrupt (inconsistent header), ErrTruncated (shorter than recorded),
+// ErrNoSlot, ErrNamespace,
 // ErrTypeMismatch, ErrSizeMismatch, ErrNotReady, ErrNotRegular (symlink,
 // directory, FIFO, device), ErrWrongOwner (another uid), ErrInvalidName,
 // ErrInvalidSize, ErrInvalidTag. A malformed file is never changed: only a
@@ -84,6 +124,6 @@
 // function with faults turned into ErrTruncated (debug.SetPanicOnFault), for
 // callers that share segments with untrusted processes of the same uid.
 //
-// Views and Data must not be used after Close: the memory is unmapped and
-// touching it faults.
+// Views and Data must not be used after their handle's Close: the memory
+// may be unmapped, and touching it faults.
 package shm

@@ -67,7 +67,15 @@ var (
 	// ErrClosed is returned by operations on a closed Segment.
 	ErrClosed = errors.New("shm: segment closed")
 
-	// ErrNoSlot is returned by ClaimSlot when every process slot is held
-	// by a live process.
+	// ErrNoSlot is returned by Segment.Slot when every process slot is
+	// held by a live process.
 	ErrNoSlot = errors.New("shm: no free process slot")
+
+	// ErrNamespace is returned by Segment.Slot when a live process of
+	// another PID namespace (another container) holds a slot of the
+	// segment: process and thread ids, which the kernel's robust futexes
+	// compare, mean something else there, so processes of two namespaces
+	// never use one segment at once. Share the segment within one
+	// namespace, or wait until the other namespace's processes closed it.
+	ErrNamespace = errors.New("shm: segment in use by another PID namespace")
 )

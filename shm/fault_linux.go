@@ -17,12 +17,12 @@ func (s *Segment) Check() error {
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", s.path, ErrClosed)
 	}
-	n, err := fileSize(s.f)
+	n, err := fileSize(s.m.f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.path, err)
 	}
-	if n < int64(len(s.mem)) {
-		return fmt.Errorf("%s: %w: file is %d bytes, mapped %d; recreate the segment", s.path, ErrTruncated, n, len(s.mem))
+	if n < int64(len(s.m.mem)) {
+		return fmt.Errorf("%s: %w: file is %d bytes, mapped %d; recreate the segment", s.path, ErrTruncated, n, len(s.m.mem))
 	}
 	return nil
 }
@@ -57,9 +57,9 @@ func (s *Segment) Guard(fn func()) (err error) {
 
 // base is the address of the mapping, used only to recognise fault
 // addresses; no pointer is made from it.
-func (s *Segment) base() uintptr { return uintptr(unsafe.Pointer(&s.mem[0])) }
+func (s *Segment) base() uintptr { return uintptr(unsafe.Pointer(&s.m.mem[0])) }
 
 func (s *Segment) contains(addr uintptr) bool {
 	b := s.base()
-	return addr >= b && addr < b+uintptr(len(s.mem))
+	return addr >= b && addr < b+uintptr(len(s.m.mem))
 }

@@ -21,6 +21,9 @@ const (
 	// on this byte from its check of the state word until the state is
 	// ready. The kernel drops it if the holder dies.
 	initLockOffset = 1 << 62
+	// attachLockOffset serialises slot claims: a claimer holds it while
+	// it checks the PID namespaces of the live slots and takes its own.
+	attachLockOffset = initLockOffset + 1
 
 	// slotLockBase is the byte locked by the process holding slot 0; slot i
 	// locks slotLockBase+i.

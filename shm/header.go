@@ -12,15 +12,28 @@ import (
 // little-endian (the byte order of every platform shmkit runs on).
 const (
 	// HeaderSize is the size of the header at offset 0 of every segment.
-	// The data region starts right after it, at a 64-byte (cache line)
-	// boundary.
+	// The process-slot table follows it, then the data region, at
+	// DataOffset.
 	HeaderSize = 128
+
+	// MaxSlots is the number of process slots of every segment: at most
+	// this many processes have a segment open at once.
+	MaxSlots = 128
+
+	// SlotEntrySize is the size of one entry of the slot table.
+	SlotEntrySize = 32
+
+	// DataOffset is where the data region starts in the file: after the
+	// header and the slot table, at a 64-byte (cache line) boundary.
+	DataOffset = HeaderSize + MaxSlots*SlotEntrySize
 
 	// Magic is the first 8 bytes of every segment file.
 	Magic = "SHMKITSG"
 
 	// Version is the header layout version this package writes and reads.
-	Version = 1
+	// Version 1 had no slot table: process slots carried no generation
+	// and no PID namespace.
+	Version = 2
 
 	// MaxTagLen is the longest type tag, in bytes.
 	MaxTagLen = 64
@@ -37,8 +50,11 @@ const (
 	offChecksum   = 28
 	offTag        = 32
 	offInits      = 96
-	offReserved   = 104
+	offSlots      = 104
+	offReserved   = 108
 )
+
+var _ [DataOffset % 64]struct{} // the data region stays cache-line aligned
 
 // State is the life-cycle word of a segment, at offset 24 of the header.
 type State uint32
@@ -69,19 +85,23 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // header is the decoded form of the first HeaderSize bytes of a segment.
 type header struct {
 	version   uint32
-	totalSize uint64 // file size: HeaderSize + data size
+	totalSize uint64 // file size: DataOffset + data size
 	state     State
 	checksum  uint32
 	tag       string
 	inits     uint64 // how many times an initialization has begun
 }
 
-// checksum is CRC-32C over the fixed fields: bytes [0,24) and [32,96). The
-// state word, the checksum itself and the init counter change during a
-// segment's life and are left out.
+// dataSize is the size of the data region the header records.
+func (h *header) dataSize() uint64 { return h.totalSize - DataOffset }
+
+// checksum is CRC-32C over the fixed fields: bytes [0,24), [32,96) and
+// [104,128). The state word, the checksum itself and the init counter
+// change during a segment's life and are left out.
 func checksum(b []byte) uint32 {
 	c := crc32.Update(0, castagnoli, b[0:offState])
-	return crc32.Update(c, castagnoli, b[offTag:offInits])
+	c = crc32.Update(c, castagnoli, b[offTag:offInits])
+	return crc32.Update(c, castagnoli, b[offSlots:HeaderSize])
 }
 
 // encode writes h into b[:HeaderSize], with a fresh checksum.
@@ -94,6 +114,7 @@ func (h *header) encode(b []byte) {
 	binary.LittleEndian.PutUint32(b[offState:], uint32(h.state))
 	copy(b[offTag:offInits], h.tag)
 	binary.LittleEndian.PutUint64(b[offInits:], h.inits)
+	binary.LittleEndian.PutUint32(b[offSlots:], MaxSlots)
 	h.checksum = checksum(b)
 	binary.LittleEndian.PutUint32(b[offChecksum:], h.checksum)
 }
@@ -144,8 +165,11 @@ func parseHeader(b []byte) (header, error) {
 	if want := checksum(b); h.checksum != want {
 		return h, fmt.Errorf("%w: checksum %#08x, computed %#08x", ErrCorrupt, h.checksum, want)
 	}
+	if n := binary.LittleEndian.Uint32(b[offSlots:]); n != MaxSlots {
+		return h, fmt.Errorf("%w: %d process slots, want %d", ErrCorrupt, n, MaxSlots)
+	}
 	h.totalSize = binary.LittleEndian.Uint64(b[offTotalSize:])
-	if h.totalSize <= HeaderSize || h.totalSize > HeaderSize+MaxDataSize {
+	if h.totalSize <= DataOffset || h.totalSize > DataOffset+MaxDataSize {
 		return h, fmt.Errorf("%w: recorded size %d is impossible", ErrCorrupt, h.totalSize)
 	}
 	h.state = State(binary.LittleEndian.Uint32(b[offState:]))

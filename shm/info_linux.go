@@ -73,7 +73,7 @@ func stat(path string) Info {
 		return fail(err)
 	}
 	info.Tag, info.Inits = h.tag, h.inits
-	info.Size = int(h.totalSize - HeaderSize)
+	info.Size = int(h.dataSize())
 	switch {
 	case uint64(info.FileSize) < h.totalSize:
 		return fail(ErrTruncated)

@@ -21,6 +21,7 @@ func TestMain(m *testing.M) {
 		"race-open":   raceOpenEntry,
 		"stuck-init":  stuckInitEntry,
 		"claim-slot":  claimSlotEntry,
+		"fill-slots":  fillSlotsEntry,
 		"add-counter": addCounterEntry,
 	})
 }
@@ -100,19 +101,61 @@ func stuckInitEntry(args []string) int {
 	return 1
 }
 
-// claimSlotEntry: args name. Claims a slot, prints it, waits to be killed.
+// claimSlotEntry: args name [prefer]. Claims a slot (preferring the
+// index given), prints "slot <index> <gen>" or "error <err>", waits to be
+// killed.
 func claimSlotEntry(args []string) int {
 	s, err := Open(args[0], testTag)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	i, err := s.ClaimSlot(8)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	var prefer []int
+	if len(args) > 1 {
+		i, _ := strconv.Atoi(args[1])
+		prefer = append(prefer, i)
 	}
-	fmt.Println("slot", i)
+	sl, err := s.Slot(context.Background(), prefer...)
+	if err != nil {
+		fmt.Println("error", err)
+	} else {
+		fmt.Println("slot", sl.Index, sl.Gen)
+	}
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// fillSlotsEntry: args name, n. Holds slots 0 to n-1 as n processes
+// would (an open file and a lock each, its entry written), says "filled",
+// waits to be killed: a test's way to make the next claim take slot n.
+func fillSlotsEntry(args []string) int {
+	path, _ := Path(args[0])
+	n, _ := strconv.Atoi(args[1])
+	for i := range n {
+		s, err := Open(args[0], testTag)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		// A handle of our own would share one mapping and one slot:
+		// take each slot through a file of its own instead.
+		f, err := openFile(path, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := lockByte(f, slotLockBase+int64(i)); err != nil {
+			fmt.Fprintln(os.Stderr, "slot", i, err)
+			return 1
+		}
+		ns, _ := pidNamespace()
+		e := s.m.slotEntry(i)
+		e.pid.Store(int32(os.Getpid()))
+		e.pidNS.Store(ns)
+		e.gen.Add(1)
+		s.Close()
+	}
+	fmt.Println("filled")
 	time.Sleep(time.Hour)
 	return 0
 }

@@ -17,7 +17,7 @@ import (
 
 // validFile is a ready segment file image with a 64-byte data region.
 func validFile() []byte {
-	b := make([]byte, HeaderSize+64)
+	b := make([]byte, DataOffset+64)
 	h := header{totalSize: uint64(len(b)), state: StateReady, tag: testTag, inits: 1}
 	h.encode(b)
 	return b
@@ -37,7 +37,9 @@ func TestMalformedFiles(t *testing.T) {
 		{"valid", func(b []byte) []byte { return b }, nil},
 		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrBadMagic},
 		{"text file", func([]byte) []byte { return []byte(`{"count": 100}`) }, ErrBadMagic},
-		{"newer version", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[offVersion:], 2); return b }, ErrVersion},
+		{"newer version", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[offVersion:], Version+1); return b }, ErrVersion},
+		{"version 1 (no slot table)", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[offVersion:], 1); return b }, ErrVersion},
+		{"slot count", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[offSlots:], 64); reseal(b); return b }, ErrCorrupt},
 		{"version zero", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[offVersion:], 0); return b }, ErrVersion},
 		{"header size", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[offHeaderSize:], 64); reseal(b); return b }, ErrCorrupt},
 		{"checksum", func(b []byte) []byte { b[offTag] ^= 1; return b }, ErrCorrupt},
@@ -50,7 +52,13 @@ func TestMalformedFiles(t *testing.T) {
 		{"tag empty", func(b []byte) []byte { clear(b[offTag:offInits]); reseal(b); return b }, ErrCorrupt},
 		{"size absurd", func(b []byte) []byte { binary.LittleEndian.PutUint64(b[offTotalSize:], 1<<62); reseal(b); return b }, ErrCorrupt},
 		{"size below header", func(b []byte) []byte { binary.LittleEndian.PutUint64(b[offTotalSize:], 10); reseal(b); return b }, ErrCorrupt},
-		{"data truncated", func(b []byte) []byte { return b[:HeaderSize+10] }, ErrTruncated},
+		{"no data region", func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[offTotalSize:], DataOffset)
+			reseal(b)
+			return b[:DataOffset]
+		}, ErrCorrupt},
+		{"data truncated", func(b []byte) []byte { return b[:DataOffset+10] }, ErrTruncated},
+		{"slot table truncated", func(b []byte) []byte { return b[:HeaderSize+10] }, ErrTruncated},
 		{"header truncated", func(b []byte) []byte { return b[:50] }, ErrTruncated},
 		{"magic only", func(b []byte) []byte { return b[:8] }, ErrTruncated},
 		{"longer than header says", func(b []byte) []byte { return append(b, 1, 2, 3) }, ErrCorrupt},

@@ -25,26 +25,116 @@ import (
 // again.
 type InitFunc func(s *Segment) error
 
-// Segment is a mapped shared-memory segment: a validated header followed by
-// a data region of Size bytes.
+// Segment is a handle on a mapped shared-memory segment: a validated
+// header, the process-slot table and a data region of Size bytes.
+//
+// A process maps each segment file once: every Open, OpenOrCreate or
+// Create of the same file in one process returns a new handle on the same
+// mapping, the same open file and the same process slot, and the mapping
+// goes away when the last handle is closed. So a process is one user of a
+// segment (one slot, one owner id for package semaphore) however many
+// times it opens it.
 //
 // A Segment is safe for use by many goroutines; the data it maps is shared
 // with every process that opened the same file, so access to it must go
-// through atomic views or a lock (package semaphore). A Segment must not be
-// copied. Views and slices obtained from it must not be used after Close.
+// through atomic views or a lock (package semaphore). Views and slices
+// obtained from a handle must not be used after its Close.
 type Segment struct {
-	path string
+	m      *mapping
+	path   string // the name this handle was opened by
+	closed atomic.Bool
+	pinned bool // Pinned's handle: closed with the mapping, not by Close
+}
+
+// mapping is this process's one open file and mapping of a segment file,
+// shared by every Segment handle on it.
+type mapping struct {
+	key  fileKey
 	tag  string
-	f    *os.File  // kept open: it carries the OFD locks of process slots
-	mem  mmap.MMap // the whole file, header included; page aligned
-	data []byte    // mem[HeaderSize:]
+	f    *os.File  // kept open: it carries the OFD lock of the process slot
+	mem  mmap.MMap // the whole file, header and slot table included; page aligned
+	data []byte    // mem[DataOffset:]
+	refs int       // open handles; guarded by registry.mu
 
-	closeOnce sync.Once
-	closed    atomic.Bool
-	onClose   []func() // run by Close before unmapping, last first
+	mu      sync.Mutex // guards the fields below
+	slot    Slot       // this process's slot, once claimed
+	claimed bool
+	hooks   []func() // run by the last Close before unmapping, last first
+	pinned  *Segment // Pinned's handle, once asked for
+}
 
-	slotMu sync.Mutex
-	slots  map[int]bool // process slots claimed through this Segment
+// fileKey names a file on this host.
+type fileKey struct{ dev, ino uint64 }
+
+// registry holds the mappings of this process, one per file.
+var registry struct {
+	mu sync.Mutex
+	m  map[fileKey]*mapping
+}
+
+// lookup returns a new handle on the mapping of key, if this process has
+// the file mapped, after checking it against what the caller wants and
+// against f, the caller's fresh open of the file: a file truncated under
+// the mapping is ErrTruncated here as in Check.
+func lookup(f *os.File, key fileKey, path, tag string, size int) (*Segment, bool, error) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	m := registry.m[key]
+	if m == nil {
+		return nil, false, nil
+	}
+	if err := m.check(tag, size); err != nil {
+		return nil, true, err
+	}
+	if n, err := fileSize(f); err != nil {
+		return nil, true, err
+	} else if n < int64(len(m.mem)) {
+		return nil, true, fmt.Errorf("%w: file is %d bytes, this process maps %d; recreate the segment", ErrTruncated, n, len(m.mem))
+	}
+	m.refs++
+	return &Segment{m: m, path: path}, true, nil
+}
+
+// register makes m the mapping of its file in this process and returns a
+// handle on it; if another goroutine mapped the file meanwhile, m is
+// unmapped and the handle is on that mapping.
+func register(m *mapping, path, tag string, size int) (*Segment, error) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	if old := registry.m[m.key]; old != nil {
+		m.unmap()
+		m.f.Close()
+		if err := old.check(tag, size); err != nil {
+			return nil, err
+		}
+		old.refs++
+		return &Segment{m: old, path: path}, nil
+	}
+	if registry.m == nil {
+		registry.m = make(map[fileKey]*mapping)
+	}
+	registry.m[m.key] = m
+	m.refs = 1
+	return &Segment{m: m, path: path}, nil
+}
+
+// check compares a mapped segment with what an opener asks for.
+func (m *mapping) check(tag string, size int) error {
+	switch {
+	case m.tag != tag:
+		return fmt.Errorf("%w: segment holds %q, want %q", ErrTypeMismatch, m.tag, tag)
+	case size != 0 && len(m.data) != size:
+		return fmt.Errorf("%w: segment has %d data bytes, want %d; remove it to change its size", ErrSizeMismatch, len(m.data), size)
+	}
+	return nil
+}
+
+func keyOf(f *os.File) (fileKey, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fileKey{}, os.NewSyscallError("fstat", err)
+	}
+	return fileKey{dev: st.Dev, ino: st.Ino}, nil
 }
 
 // Create makes a new segment of size data bytes with the given type tag,
@@ -63,14 +153,19 @@ func Create(name string, size int, tag string, init InitFunc) (*Segment, error) 
 		return nil, &fs.PathError{Op: "create", Path: path, Err: fmt.Errorf("unnamed file in %s: %w", filepath.Dir(path), err)}
 	}
 	f := os.NewFile(uintptr(fd), path)
-	s, err := initialize(f, path, size, tag, 0, init)
+	m, err := initialize(f, path, size, tag, 0, init)
 	if err != nil {
 		f.Close()
 		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
 	}
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
 	if err := unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW); err != nil {
-		s.Close()
+		m.unmap()
+		f.Close()
+		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
+	}
+	s, err := register(m, path, tag, size)
+	if err != nil {
 		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
 	}
 	return s, nil
@@ -80,7 +175,8 @@ func Create(name string, size int, tag string, init InitFunc) (*Segment, error) 
 // validates the header (ErrBadMagic, ErrVersion, ErrCorrupt, ErrTruncated,
 // ErrTypeMismatch) and fails with ErrNotReady if the segment's initializer
 // has not finished or died before it did; OpenOrCreate waits for, or redoes,
-// such an initialization.
+// such an initialization. A segment this process has open already is not
+// read again: the new handle shares its mapping.
 func Open(name string, tag string) (*Segment, error) {
 	path, err := Path(name)
 	if err != nil {
@@ -95,7 +191,6 @@ func Open(name string, tag string) (*Segment, error) {
 	}
 	s, err := openReady(f, path, 0, tag)
 	if err != nil {
-		f.Close()
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return s, nil
@@ -121,11 +216,9 @@ func OpenOrCreate(ctx context.Context, name string, size int, tag string, init I
 		}
 		s, replaced, err := openOrInit(ctx, f, path, size, tag, init)
 		if replaced {
-			f.Close()
 			continue // the file was removed or replaced while we waited
 		}
 		if err != nil {
-			f.Close()
 			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 		}
 		return s, nil
@@ -146,19 +239,37 @@ func checkArgs(name string, size int, tag string) (string, error) {
 	return path, nil
 }
 
-// openOrInit runs under the init lock. replaced reports that path no longer
-// names the file f, so the caller must start over.
+// openOrInit runs under the init lock; it owns f, which it closes unless a
+// handle keeps it. replaced reports that path no longer names the file f,
+// so the caller must start over.
 func openOrInit(ctx context.Context, f *os.File, path string, size int, tag string, init InitFunc) (s *Segment, replaced bool, err error) {
-	if err := lockByteContext(ctx, f, initLockOffset); err != nil {
+	key, err := keyOf(f)
+	if err != nil {
+		f.Close()
 		return nil, false, err
 	}
+	if s, ok, err := lookup(f, key, path, tag, size); ok {
+		f.Close() // mapped already: ready, and checked when it was mapped
+		return s, false, err
+	}
+	if err := lockByteContext(ctx, f, initLockOffset); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	var m *mapping
 	defer func() {
-		if uerr := unlockByte(f, initLockOffset); uerr != nil && err == nil {
-			if s != nil {
-				s.unmap()
-			}
-			s, err = nil, uerr
+		uerr := unlockByte(f, initLockOffset)
+		if uerr != nil && err == nil {
+			err = uerr
 		}
+		if err != nil || replaced {
+			if m != nil {
+				m.unmap()
+			}
+			f.Close()
+			return
+		}
+		s, err = register(m, path, tag, size)
 	}()
 	var st, pst unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -175,8 +286,8 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 	switch {
 	case errors.Is(err, ErrNotReady):
 		// Zeros: created, never initialized (the creator died first).
-		s, err = initialize(f, path, size, tag, 0, init)
-		return s, false, err
+		m, err = initialize(f, path, size, tag, 0, init)
+		return nil, false, err
 	case err != nil:
 		return nil, false, err
 	case h.tag != tag:
@@ -184,36 +295,53 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 	case h.state == StateInitializing:
 		// The init lock is ours, so the initializer that wrote this
 		// state is gone: redo its work from zeros.
-		s, err = initialize(f, path, size, tag, h.inits, init)
-		return s, false, err
+		m, err = initialize(f, path, size, tag, h.inits, init)
+		return nil, false, err
 	}
-	s, err = mapReady(f, path, h, st.Size, size, tag)
-	return s, false, err
+	m, err = mapReady(f, key, h, st.Size, size, tag)
+	return nil, false, err
 }
 
-// openReady validates the header of an already opened file and maps it.
+// openReady validates the header of an already opened file and maps it,
+// or shares this process's mapping of it. It owns f.
 func openReady(f *os.File, path string, size int, tag string) (*Segment, error) {
-	n, err := fileSize(f)
+	key, err := keyOf(f)
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	buf, err := readHeader(f, n)
+	if s, ok, err := lookup(f, key, path, tag, size); ok {
+		f.Close()
+		return s, err
+	}
+	m, err := func() (*mapping, error) {
+		n, err := fileSize(f)
+		if err != nil {
+			return nil, err
+		}
+		buf, err := readHeader(f, n)
+		if err != nil {
+			return nil, err
+		}
+		h, err := parseHeader(buf)
+		if err != nil {
+			return nil, err
+		}
+		if h.state != StateReady {
+			return nil, fmt.Errorf("%w: state %v: its initializer is running or died; OpenOrCreate waits for it or redoes it", ErrNotReady, h.state)
+		}
+		return mapReady(f, key, h, n, size, tag)
+	}()
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	h, err := parseHeader(buf)
-	if err != nil {
-		return nil, err
-	}
-	if h.state != StateReady {
-		return nil, fmt.Errorf("%w: state %v: its initializer is running or died; OpenOrCreate waits for it or redoes it", ErrNotReady, h.state)
-	}
-	return mapReady(f, path, h, n, size, tag)
+	return register(m, path, tag, size)
 }
 
 // mapReady checks a ready header against the file and the caller's wishes,
 // then maps the file.
-func mapReady(f *os.File, path string, h header, fileSize int64, size int, tag string) (*Segment, error) {
+func mapReady(f *os.File, key fileKey, h header, fileSize int64, size int, tag string) (*mapping, error) {
 	switch {
 	case uint64(fileSize) < h.totalSize:
 		return nil, fmt.Errorf("%w: file is %d bytes, its header says %d", ErrTruncated, fileSize, h.totalSize)
@@ -221,123 +349,173 @@ func mapReady(f *os.File, path string, h header, fileSize int64, size int, tag s
 		return nil, fmt.Errorf("%w: file is %d bytes, its header says %d", ErrCorrupt, fileSize, h.totalSize)
 	case h.tag != tag:
 		return nil, fmt.Errorf("%w: segment holds %q, want %q", ErrTypeMismatch, h.tag, tag)
-	case size != 0 && h.totalSize-HeaderSize != uint64(size):
-		return nil, fmt.Errorf("%w: segment has %d data bytes, want %d; remove it to change its size", ErrSizeMismatch, h.totalSize-HeaderSize, size)
+	case size != 0 && h.dataSize() != uint64(size):
+		return nil, fmt.Errorf("%w: segment has %d data bytes, want %d; remove it to change its size", ErrSizeMismatch, h.dataSize(), size)
 	}
-	s, err := mapFile(f, path, tag, int(h.totalSize))
+	m, err := mapFile(f, key, tag, int(h.totalSize))
 	if err != nil {
 		return nil, err
 	}
 	// Acquire the initializer's stores: the state read by pread above
 	// says nothing about memory order on weakly ordered CPUs.
-	if st := State(s.stateWord().Load()); st != StateReady {
-		s.unmap()
+	if st := State(m.stateWord().Load()); st != StateReady {
+		m.unmap()
 		return nil, fmt.Errorf("%w: state changed to %v while opening", ErrCorrupt, st)
 	}
-	return s, nil
+	return m, nil
 }
 
-// initialize lays a fresh segment into f: zeros, header, init, ready.
-func initialize(f *os.File, path string, size int, tag string, prevInits uint64, init InitFunc) (*Segment, error) {
-	total := HeaderSize + size
+// initialize lays a fresh segment into f: zeros, header, init, ready. The
+// mapping it returns is not registered yet; f stays the caller's.
+func initialize(f *os.File, path string, size int, tag string, prevInits uint64, init InitFunc) (*mapping, error) {
+	total := DataOffset + size
 	if err := reserve(f, int64(total)); err != nil {
 		return nil, err
 	}
-	s, err := mapFile(f, path, tag, total)
+	key, err := keyOf(f)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mapFile(f, key, tag, total)
 	if err != nil {
 		return nil, err
 	}
 	h := header{totalSize: uint64(total), state: StateInitializing, tag: tag, inits: prevInits + 1}
-	h.encode(s.mem)
+	h.encode(m.mem)
 	if init != nil {
-		ok := false
-		defer func() {
-			if !ok {
-				s.unmap() // init failed or panicked; the state stays initializing
-			}
+		// The init function gets a handle of its own on the mapping,
+		// closed (not unmapping anything) when it returns.
+		s := &Segment{m: m, path: path}
+		err := func() (err error) {
+			defer func() {
+				s.closed.Store(true)
+				if r := recover(); r != nil {
+					m.unmap() // the state stays initializing
+					panic(r)
+				}
+			}()
+			return init(s)
 		}()
-		if err := init(s); err != nil {
+		if err != nil {
+			m.unmap()
 			return nil, fmt.Errorf("init: %w", err)
 		}
-		ok = true
 	}
-	s.stateWord().Store(uint32(StateReady))
-	return s, nil
+	m.stateWord().Store(uint32(StateReady))
+	return m, nil
 }
 
-func mapFile(f *os.File, path, tag string, total int) (*Segment, error) {
+func mapFile(f *os.File, key fileKey, tag string, total int) (*mapping, error) {
 	mem, err := mmap.MapRegion(f, total, mmap.RDWR, 0, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("mmap", err)
 	}
-	return &Segment{path: path, tag: tag, f: f, mem: mem, data: mem[HeaderSize:total:total]}, nil
+	return &mapping{key: key, tag: tag, f: f, mem: mem, data: mem[DataOffset:total:total]}, nil
 }
 
 // stateWord is the header's state as an atomic. The mapping is page
 // aligned and offState is 4-aligned, so the conversion is sound.
-func (s *Segment) stateWord() *atomic.Uint32 {
-	return (*atomic.Uint32)(unsafe.Pointer(&s.mem[offState]))
+func (m *mapping) stateWord() *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&m.mem[offState]))
 }
 
 // unmap releases the mapping but leaves f open (the caller owns it).
-func (s *Segment) unmap() {
-	s.closed.Store(true)
-	s.mem.Unmap()
-}
+func (m *mapping) unmap() { m.mem.Unmap() }
 
-// Close unmaps the segment and closes its file, which releases the process
-// slots claimed through it. The segment's file stays; Remove deletes it.
-// Close after Close returns ErrClosed.
+// errClosed is the error of a call on a closed handle.
+func (s *Segment) errClosed() error { return fmt.Errorf("%s: %w", s.path, ErrClosed) }
+
+// Close closes this handle. When it is the last open handle on its
+// segment in this process, the registered OnClose hooks run, the segment
+// is unmapped and its file closed, which releases this process's slot.
+// The segment's file stays; Remove deletes it. Close after Close returns
+// ErrClosed.
 func (s *Segment) Close() error {
-	err := fmt.Errorf("%s: %w", s.path, ErrClosed)
-	s.closeOnce.Do(func() {
-		s.slotMu.Lock()
-		hooks := s.onClose
-		s.onClose = nil
-		s.slotMu.Unlock()
-		for i := len(hooks) - 1; i >= 0; i-- {
-			hooks[i]()
-		}
-		s.closed.Store(true)
-		err = s.mem.Unmap()
-		if cerr := s.f.Close(); err == nil {
-			err = cerr
-		}
-	})
+	if s.pinned {
+		return fmt.Errorf("%s: shm: Close of a Pinned handle: it closes with the segment's last handle", s.path)
+	}
+	if !s.closed.CompareAndSwap(false, true) {
+		return s.errClosed()
+	}
+	m := s.m
+	registry.mu.Lock()
+	m.refs--
+	last := m.refs == 0
+	if last {
+		delete(registry.m, m.key)
+	}
+	registry.mu.Unlock()
+	if !last {
+		return nil
+	}
+	m.mu.Lock()
+	hooks := m.hooks
+	m.hooks = nil
+	if m.claimed {
+		m.slotEntry(m.slot.Index).closed.Store(1) // a clean exit, for the tools
+	}
+	m.mu.Unlock()
+	for i := len(hooks) - 1; i >= 0; i-- {
+		hooks[i]()
+	}
+	if p := m.pinned; p != nil {
+		p.closed.Store(true)
+	}
+	err := m.mem.Unmap()
+	if cerr := m.f.Close(); err == nil {
+		err = cerr
+	}
 	return err
 }
 
-// OnClose registers fn to run when Close is called, before the memory is
-// unmapped; hooks run last registered first. Packages that give the kernel
-// addresses inside a segment (robust futex lists) use it to take them back.
+// OnClose registers fn to run when the last handle on this segment in this
+// process is closed, before the memory is unmapped; hooks run last
+// registered first. Packages that give the kernel addresses inside a
+// segment (robust futex lists) use it to take them back.
 func (s *Segment) OnClose(fn func()) {
-	s.slotMu.Lock()
-	defer s.slotMu.Unlock()
-	s.onClose = append(s.onClose, fn)
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	s.m.hooks = append(s.m.hooks, fn)
 }
 
-// Path is the segment's file.
+// Pinned returns a handle on this process's mapping of the segment that
+// stays open as long as the mapping does, without keeping it open: it is
+// closed right after the OnClose hooks run, and its own Close is an error.
+// Packages that keep state per mapping (package semaphore's process slot
+// and robust list) hold it, and drop it in an OnClose hook.
+func (s *Segment) Pinned() *Segment {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	if s.m.pinned == nil {
+		s.m.pinned = &Segment{m: s.m, path: s.path, pinned: true}
+	}
+	return s.m.pinned
+}
+
+// Path is the segment's file, as this handle named it.
 func (s *Segment) Path() string { return s.path }
 
 // Tag is the segment's type tag.
-func (s *Segment) Tag() string { return s.tag }
+func (s *Segment) Tag() string { return s.m.tag }
 
 // Size is the size of the data region in bytes.
-func (s *Segment) Size() int { return len(s.data) }
+func (s *Segment) Size() int { return len(s.m.data) }
 
 // Data is the data region. Plain reads and writes of it race with other
 // processes; use the atomic views or a lock. It must not be used after Close.
-func (s *Segment) Data() []byte { return s.data }
+func (s *Segment) Data() []byte { return s.m.data }
 
 // Inits is how many times an initialization of this segment has begun: 1
 // unless an initializer died or failed and a later opener redid it.
 func (s *Segment) Inits() uint64 {
-	return binary.LittleEndian.Uint64(s.mem[offInits:])
+	return binary.LittleEndian.Uint64(s.m.mem[offInits:])
 }
 
-// File is the segment's open file. It is owned by the Segment: do not close
-// it. Packages building on shm use it for byte-range locks.
-func (s *Segment) File() *os.File { return s.f }
+// File is the segment's open file, shared by every handle on the segment
+// in this process. It is owned by the Segment: do not close it, and do not
+// take or release byte-range locks through it below 2^62 (the slot locks
+// live there).
+func (s *Segment) File() *os.File { return s.m.f }
 
 // Remove deletes the segment's file. Processes that have it open keep their
 // mapping; new opens will not find it. Remove refuses anything but a
@@ -367,9 +545,9 @@ func Remove(name string) error {
 // returns an error and nothing else happens.
 func (s *Segment) Populate() error {
 	if s.closed.Load() {
-		return fmt.Errorf("%s: %w", s.path, ErrClosed)
+		return s.errClosed()
 	}
-	if err := unix.Madvise(s.mem, unix.MADV_POPULATE_WRITE); err != nil {
+	if err := unix.Madvise(s.m.mem, unix.MADV_POPULATE_WRITE); err != nil {
 		return fmt.Errorf("%s: %w", s.path, os.NewSyscallError("madvise", err))
 	}
 	return nil

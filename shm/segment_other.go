@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"sync/atomic"
+	"time"
 )
 
 // shmkit relies on Linux: futexes, OFD locks, fallocate, /dev/shm. On other
@@ -32,8 +33,21 @@ type Info struct {
 	Err      error
 }
 
-// MaxSlots bounds the process slots of one segment.
-const MaxSlots = 1 << 16
+// Slot names one process's use of a segment (Linux only).
+type Slot struct {
+	Index int
+	Gen   uint64
+}
+
+// SlotInfo describes one entry of a segment's slot table (Linux only).
+type SlotInfo struct {
+	Slot
+	Pid     int
+	PidNS   uint64
+	Claimed time.Time
+	Alive   bool
+	Closed  bool
+}
 
 func unsupported(op, name string) error {
 	return &fs.PathError{Op: op, Path: name, Err: errors.ErrUnsupported}
@@ -61,11 +75,14 @@ func (s *Segment) Guard(fn func()) error { return errors.ErrUnsupported }
 func (s *Segment) Uint32(off int) (*atomic.Uint32, error) {
 	return nil, errors.ErrUnsupported
 }
-func (s *Segment) Int32(off int) (*atomic.Int32, error)        { return nil, errors.ErrUnsupported }
-func (s *Segment) Uint64(off int) (*atomic.Uint64, error)      { return nil, errors.ErrUnsupported }
-func (s *Segment) Int64(off int) (*atomic.Int64, error)        { return nil, errors.ErrUnsupported }
-func (s *Segment) ClaimSlot(n int, prefer ...int) (int, error) { return 0, errors.ErrUnsupported }
-func (s *Segment) OnClose(fn func())                           {}
-func (s *Segment) ReleaseSlot(i int) error                     { return errors.ErrUnsupported }
-func (s *Segment) SlotAlive(i int) (bool, error)               { return false, errors.ErrUnsupported }
-func (s *Segment) Populate() error                             { return errors.ErrUnsupported }
+func (s *Segment) Int32(off int) (*atomic.Int32, error)   { return nil, errors.ErrUnsupported }
+func (s *Segment) Uint64(off int) (*atomic.Uint64, error) { return nil, errors.ErrUnsupported }
+func (s *Segment) Int64(off int) (*atomic.Int64, error)   { return nil, errors.ErrUnsupported }
+func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
+	return Slot{}, errors.ErrUnsupported
+}
+func (s *Segment) OnClose(fn func())           {}
+func (s *Segment) Alive(sl Slot) (bool, error) { return false, errors.ErrUnsupported }
+func (s *Segment) SlotGen(i int) uint64        { return 0 }
+func (s *Segment) Slots() ([]SlotInfo, error)  { return nil, errors.ErrUnsupported }
+func (s *Segment) Populate() error             { return errors.ErrUnsupported }

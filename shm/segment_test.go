@@ -61,8 +61,8 @@ func TestCreateOpenShareMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o600 || fi.Size() != HeaderSize+100 {
-		t.Fatalf("file mode %v size %d; want 0600 and %d", fi.Mode(), fi.Size(), HeaderSize+100)
+	if fi.Mode().Perm() != 0o600 || fi.Size() != DataOffset+100 {
+		t.Fatalf("file mode %v size %d; want 0600 and %d", fi.Mode(), fi.Size(), DataOffset+100)
 	}
 
 	b, err := Open(name, testTag)
@@ -93,7 +93,7 @@ func TestCreateOpenShareMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Info{Path: a.Path(), FileSize: HeaderSize + 100, Version: Version, Tag: testTag, State: StateReady, Size: 100, Inits: 1}
+	want := Info{Path: a.Path(), FileSize: DataOffset + 100, Version: Version, Tag: testTag, State: StateReady, Size: 100, Inits: 1}
 	if diff := cmp.Diff(want, info); diff != "" {
 		t.Fatalf("Stat mismatch (-want +got):\n%s", diff)
 	}
@@ -308,8 +308,8 @@ func TestTruncatedUnderMapping(t *testing.T) {
 	if !errors.Is(err, ErrTruncated) {
 		t.Fatalf("Guard: %v, want ErrTruncated", err)
 	}
-	if _, err := Open(name, testTag); !errors.Is(err, ErrNotReady) {
-		t.Fatalf("Open of the emptied file: %v, want ErrNotReady", err)
+	if _, err := Open(name, testTag); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Open of the emptied file this process maps: %v, want ErrTruncated", err)
 	}
 	// Other panics pass through Guard.
 	defer func() {
@@ -318,48 +318,4 @@ func TestTruncatedUnderMapping(t *testing.T) {
 		}
 	}()
 	s.Guard(func() { panic("other") })
-}
-
-// TestSlots: a slot held by another process is alive until it dies.
-func TestSlots(t *testing.T) {
-	name := tempName(t)
-	s, err := Create(name, 8, testTag, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	mine, err := s.ClaimSlot(8)
-	if err != nil || mine != 0 {
-		t.Fatalf("ClaimSlot = %d, %v; want 0", mine, err)
-	}
-	p := testproc.Start(t, "claim-slot", name)
-	p.Expect("slot 1")
-	for i, want := range []bool{true, true, false} {
-		if alive, err := s.SlotAlive(i); err != nil || alive != want {
-			t.Fatalf("SlotAlive(%d) = %v, %v; want %v", i, alive, err, want)
-		}
-	}
-	p.Kill()
-	p.Wait()
-	if alive, err := s.SlotAlive(1); err != nil || alive {
-		t.Fatalf("SlotAlive(1) after SIGKILL = %v, %v; want false", alive, err)
-	}
-	// The same process through another open file sees slot 0 taken.
-	s2, err := Open(name, testTag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
-	if i, err := s2.ClaimSlot(2); err != nil || i != 1 {
-		t.Fatalf("second ClaimSlot = %d, %v; want 1", i, err)
-	}
-	if _, err := s2.ClaimSlot(2); !errors.Is(err, ErrNoSlot) {
-		t.Fatalf("ClaimSlot with all taken: %v, want ErrNoSlot", err)
-	}
-	if err := s.ReleaseSlot(0); err != nil {
-		t.Fatal(err)
-	}
-	if alive, _ := s2.SlotAlive(0); alive {
-		t.Fatal("released slot still alive")
-	}
 }

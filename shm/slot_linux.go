@@ -2,90 +2,247 @@
 
 package shm
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
 
-// MaxSlots bounds the process slots of one segment.
-const MaxSlots = 1 << 16
+	"golang.org/x/sys/unix"
+)
 
-// ClaimSlot claims the lowest free process slot in [0, n) and returns its
-// index. A slot is an OFD write lock on one byte of the segment's file, far
-// past its end (offset 2^62+4096+i): it belongs to this Segment's open file
-// and the kernel releases it when the Segment is closed or the process dies,
-// however it dies. So "is the process in slot i alive?" is SlotAlive(i), with
-// no PID-reuse hole. Children started by exec do not inherit it (the file is
-// opened O_CLOEXEC). It fails with ErrNoSlot when all n slots are taken.
+// Slot names one process's use of a segment: the index of the process
+// slot it claimed and the slot's generation at that claim. Every claim of
+// a slot bumps its generation, so a Slot is never reused: when its process
+// dies and another claims the same index, that one is another Slot.
+// Shared words that name a process store a Slot (or its index, next to a
+// generation) and are trusted only while Alive says so.
+type Slot struct {
+	Index int    // 0 to MaxSlots-1
+	Gen   uint64 // 1 for the slot's first claim, then 2, ...
+}
+
+func (s Slot) String() string { return fmt.Sprintf("slot %d (generation %d)", s.Index, s.Gen) }
+
+// slotEntry is slot i's entry in the slot table; doc.go has the layout.
+type slotEntry struct {
+	gen     atomic.Uint64 // claims so far: the claimer stores gen+1
+	pid     atomic.Int32  // the claimer's pid, in its own PID namespace
+	closed  atomic.Uint32 // 1 once the claimer closed the segment
+	pidNS   atomic.Uint64 // inode of the claimer's /proc/self/ns/pid
+	claimed atomic.Int64  // CLOCK_REALTIME of the claim, ns
+}
+
+var _ [SlotEntrySize - unsafe.Sizeof(slotEntry{})]struct{}
+var _ [unsafe.Sizeof(slotEntry{}) - SlotEntrySize]struct{}
+
+// slotEntry is slot i's entry. The table is inside the mapping, at
+// HeaderSize (a multiple of 64) from its page-aligned start, and entries
+// are 32 bytes of 8-aligned fields: the atomics are aligned. The memory is
+// a shared mapping, never moved by Go, valid until the mapping goes.
+func (m *mapping) slotEntry(i int) *slotEntry {
+	return (*slotEntry)(unsafe.Pointer(&m.mem[HeaderSize+SlotEntrySize*i]))
+}
+
+// pidNamespace is the identity of this process's PID namespace: the inode
+// of /proc/self/ns/pid. Thread ids mean something else in another
+// namespace, so a segment is used by the processes of one namespace at a
+// time (see doc.go, # Process slots).
+var pidNamespace = sync.OnceValues(func() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil {
+		return 0, fmt.Errorf("%w: cannot tell this process's PID namespace: %w", ErrNamespace, &os.PathError{Op: "stat", Path: "/proc/self/ns/pid", Err: err})
+	}
+	return st.Ino, nil
+})
+
+// Slot returns this process's slot in the segment, claiming one the first
+// time it is asked for: every handle on the segment in this process shares
+// it, until the last one is closed. A claim takes the lowest free slot (the
+// ones in prefer first, in order: a process that uses many segments can
+// ask for the same index in each).
 //
-// The slots in prefer are tried first, in order: a process that uses many
-// segments can ask for the same index in each.
-func (s *Segment) ClaimSlot(n int, prefer ...int) (int, error) {
-	if n <= 0 || n > MaxSlots {
-		panic(fmt.Sprintf("shm: ClaimSlot(%d): want 1 to %d slots", n, MaxSlots))
-	}
+// A slot is an OFD write lock on one byte of the segment's file, far past
+// its end (offset 2^62+4096+i): it belongs to this process's open file,
+// and the kernel releases it when the last handle is closed or the process
+// dies, however it dies. So whether a Slot's process is alive is Alive, one
+// fcntl, with no PID-reuse hole. Children started by exec do not inherit
+// it (the file is opened O_CLOEXEC).
+//
+// It fails with ErrNoSlot when all MaxSlots slots are held by live
+// processes, and with ErrNamespace when a live process of another PID
+// namespace holds one. Waiting for another claimer stops when ctx is done.
+func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
 	if s.closed.Load() {
-		return 0, fmt.Errorf("%s: %w", s.path, ErrClosed)
+		return Slot{}, s.errClosed()
 	}
-	s.slotMu.Lock()
-	defer s.slotMu.Unlock()
-	try := func(i int) (bool, error) {
-		if i < 0 || i >= n || s.slots[i] {
-			return false, nil
-		}
-		err := lockByte(s.f, slotLockBase+int64(i))
-		if err == errLocked {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("%s: claim slot %d: %w", s.path, i, err)
-		}
-		if s.slots == nil {
-			s.slots = make(map[int]bool)
-		}
-		s.slots[i] = true
-		return true, nil
+	m := s.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.claimed {
+		return m.slot, nil
 	}
-	for _, i := range prefer {
-		if ok, err := try(i); ok || err != nil {
-			return i, err
-		}
-	}
-	for i := range n {
-		if ok, err := try(i); ok || err != nil {
-			return i, err
-		}
-	}
-	return 0, fmt.Errorf("%s: %w: all %d taken by live processes", s.path, ErrNoSlot, n)
-}
-
-// ReleaseSlot gives back a slot claimed through this Segment.
-func (s *Segment) ReleaseSlot(i int) error {
-	s.slotMu.Lock()
-	defer s.slotMu.Unlock()
-	if !s.slots[i] {
-		panic(fmt.Sprintf("shm: ReleaseSlot(%d): slot not claimed through this Segment", i))
-	}
-	delete(s.slots, i)
-	if err := unlockByte(s.f, slotLockBase+int64(i)); err != nil {
-		return fmt.Errorf("%s: release slot %d: %w", s.path, i, err)
-	}
-	return nil
-}
-
-// SlotAlive reports whether slot i is claimed by a live process (this one
-// included). The answer may be stale by the time it is used: a live holder
-// can die right after; a dead one stays dead until its slot is claimed anew.
-func (s *Segment) SlotAlive(i int) (bool, error) {
-	if i < 0 || i >= MaxSlots {
-		return false, fmt.Errorf("%s: %w: slot %d", s.path, ErrOutOfRange, i)
-	}
-	s.slotMu.Lock()
-	mine := s.slots[i]
-	s.slotMu.Unlock()
-	if mine {
-		return true, nil
-	}
-	locked, err := byteLocked(s.f, slotLockBase+int64(i))
+	sl, err := m.claim(ctx, prefer)
 	if err != nil {
-		return false, fmt.Errorf("%s: slot %d: %w", s.path, i, err)
+		return Slot{}, fmt.Errorf("%s: %w", s.path, err)
+	}
+	m.slot, m.claimed = sl, true
+	return sl, nil
+}
+
+// claim takes a slot under the attach lock, which makes the namespace
+// check and the claim one step for every other claimer.
+func (m *mapping) claim(ctx context.Context, prefer []int) (sl Slot, err error) {
+	ns, err := pidNamespace()
+	if err != nil {
+		return Slot{}, err
+	}
+	if err := lockByteContext(ctx, m.f, attachLockOffset); err != nil {
+		return Slot{}, err
+	}
+	defer func() {
+		if uerr := unlockByte(m.f, attachLockOffset); uerr != nil && err == nil {
+			err = uerr // the slot stays ours; the mapping's close releases it
+		}
+	}()
+	for i := range MaxSlots {
+		e := m.slotEntry(i)
+		if e.gen.Load() == 0 || e.pidNS.Load() == ns {
+			continue
+		}
+		locked, err := byteLocked(m.f, slotLockBase+int64(i))
+		if err != nil {
+			return Slot{}, fmt.Errorf("slot %d: %w", i, err)
+		}
+		if locked {
+			return Slot{}, fmt.Errorf("%w: pid %d of PID namespace %d holds slot %d; this process is in namespace %d", ErrNamespace, e.pid.Load(), e.pidNS.Load(), i, ns)
+		}
+	}
+	try := func(i int) (bool, error) {
+		if i < 0 || i >= MaxSlots {
+			return false, nil
+		}
+		switch err := lockByte(m.f, slotLockBase+int64(i)); err {
+		case errLocked:
+			return false, nil
+		case nil:
+			return true, nil
+		default:
+			return false, fmt.Errorf("claim slot %d: %w", i, err)
+		}
+	}
+	for _, i := range append(slices.Clone(prefer), seq(MaxSlots)...) {
+		ok, err := try(i)
+		if err != nil {
+			return Slot{}, err
+		}
+		if !ok {
+			continue
+		}
+		// The lock is ours: nobody else writes this entry until we
+		// release it. The generation goes last, so a reader that sees it
+		// sees the rest.
+		e := m.slotEntry(i)
+		e.pid.Store(int32(os.Getpid()))
+		e.closed.Store(0)
+		e.pidNS.Store(ns)
+		e.claimed.Store(time.Now().UnixNano())
+		gen := e.gen.Load() + 1
+		e.gen.Store(gen)
+		return Slot{Index: i, Gen: gen}, nil
+	}
+	return Slot{}, fmt.Errorf("%w: all %d taken by live processes", ErrNoSlot, MaxSlots)
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// Alive reports whether sl's process still holds its slot: the slot's
+// generation is still sl.Gen and its lock is held (by this process, or by
+// a live one). A false answer is final: a dead Slot never comes back. A
+// true one may be stale by the time it is used, and for a moment after
+// another process claimed sl's index (it takes the lock before it bumps
+// the generation) it is true of a dead Slot: callers that wait for a death
+// see it soon after.
+func (s *Segment) Alive(sl Slot) (bool, error) {
+	if s.closed.Load() {
+		return false, s.errClosed()
+	}
+	if sl.Index < 0 || sl.Index >= MaxSlots {
+		return false, fmt.Errorf("%s: %w: slot %d", s.path, ErrOutOfRange, sl.Index)
+	}
+	m := s.m
+	m.mu.Lock()
+	mine := m.claimed && m.slot.Index == sl.Index
+	gen := m.slot.Gen
+	m.mu.Unlock()
+	if mine {
+		return gen == sl.Gen, nil
+	}
+	if m.slotEntry(sl.Index).gen.Load() != sl.Gen {
+		return false, nil
+	}
+	locked, err := byteLocked(m.f, slotLockBase+int64(sl.Index))
+	if err != nil {
+		return false, fmt.Errorf("%s: slot %d: %w", s.path, sl.Index, err)
 	}
 	return locked, nil
+}
+
+// SlotGen is slot i's current generation: the Gen of its last claim, 0 if
+// it was never claimed.
+func (s *Segment) SlotGen(i int) uint64 {
+	if i < 0 || i >= MaxSlots {
+		return 0
+	}
+	return s.m.slotEntry(i).gen.Load()
+}
+
+// SlotInfo describes one entry of a segment's slot table.
+type SlotInfo struct {
+	Slot
+	Pid     int       // the claimer's pid, in its own PID namespace
+	PidNS   uint64    // the claimer's PID namespace (inode of /proc/PID/ns/pid)
+	Claimed time.Time // when it claimed the slot
+	Alive   bool      // it holds the slot now
+	Closed  bool      // it closed the segment (not Alive and not Closed: it died)
+}
+
+// Slots describes every slot that was ever claimed, live or not. Reading
+// them changes nothing.
+func (s *Segment) Slots() ([]SlotInfo, error) {
+	if s.closed.Load() {
+		return nil, s.errClosed()
+	}
+	var out []SlotInfo
+	for i := range MaxSlots {
+		e := s.m.slotEntry(i)
+		gen := e.gen.Load()
+		if gen == 0 {
+			continue
+		}
+		sl := Slot{Index: i, Gen: gen}
+		alive, err := s.Alive(sl)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, SlotInfo{
+			Slot:    sl,
+			Pid:     int(e.pid.Load()),
+			PidNS:   e.pidNS.Load(),
+			Claimed: time.Unix(0, e.claimed.Load()),
+			Alive:   alive,
+			Closed:  e.closed.Load() == 1,
+		})
+	}
+	return out, nil
 }

@@ -14,7 +14,7 @@ import (
 // Why the unsafe conversions in the views below are sound: the data region
 // is a shared file mapping, outside the Go heap, so the garbage collector
 // neither moves nor frees it; the mapping starts on a page boundary and the
-// data region at HeaderSize (a multiple of 64), so an offset aligned to size
+// data region at DataOffset (a multiple of 64), so an offset aligned to size
 // is an address aligned to size, which is all sync/atomic's types need; the
 // atomic types have the same size as their value. The pointer is valid until
 // Close unmaps the region, which the Segment's doc forbids using after.
@@ -22,12 +22,12 @@ func (s *Segment) at(off, size int) (unsafe.Pointer, error) {
 	switch {
 	case s.closed.Load():
 		return nil, fmt.Errorf("%s: %w", s.path, ErrClosed)
-	case off < 0 || off > len(s.data)-size:
-		return nil, fmt.Errorf("%s: %w: %d-byte view at offset %d, data region is %d bytes", s.path, ErrOutOfRange, size, off, len(s.data))
+	case off < 0 || off > len(s.m.data)-size:
+		return nil, fmt.Errorf("%s: %w: %d-byte view at offset %d, data region is %d bytes", s.path, ErrOutOfRange, size, off, len(s.m.data))
 	case off%size != 0:
 		return nil, fmt.Errorf("%s: %w: %d-byte view at offset %d; use a multiple of %d", s.path, ErrMisaligned, size, off, size)
 	}
-	return unsafe.Pointer(&s.data[off]), nil
+	return unsafe.Pointer(&s.m.data[off]), nil
 }
 
 // Uint32 is an atomic view of the 4 bytes at data offset off, which must be

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -20,21 +21,24 @@ const (
 	offTotal     = semaphore.MutexSize
 	offRemaining = offTotal + 8
 	offMode      = offTotal + 16
-	offLogs      = semaphore.MutexSize + 64
-	offOwners    = offLogs + logSize*semaphore.MaxProcs
+	offAreas     = semaphore.MutexSize + 64
+	offOwners    = offAreas + areaSize*semaphore.MaxProcs
 )
 
-var _ [offOwners - 67200]struct{} // doc.go's table
-var _ [67200 - offOwners]struct{}
+var _ [offOwners - 68224]struct{} // doc.go's table
+var _ [68224 - offOwners]struct{}
 
 // Counter is a ticket counter in a shared-memory segment: the total, the
 // remaining count and a ledger of which process slot bought each ticket.
 // Every buy is all-or-nothing: a buyer killed at any instruction never
 // makes a ticket vanish or sells one twice, and Audit proves it.
 //
-// A Counter is a Store shared by many processes. Like every Store it is
-// used by one goroutine at a time: goroutines that buy concurrently each
-// open their own Counter, which gives each its own slot in the ledger.
+// A Counter is a Store shared by many processes. A process has one slot
+// in the segment however many times it opens it, and one Counter:
+// OpenCounter and Open return the same *Counter for a segment this
+// process has open already, and Close must be called once per open; the
+// last one closes it. Like every Store it is used by one goroutine at a
+// time (the race detector reports two at once).
 type Counter struct {
 	seg       *shm.Segment
 	mu        *semaphore.BiasedMutex
@@ -44,9 +48,19 @@ type Counter struct {
 	count     *int64 // remaining's word, for plain stores under the Mutex
 	owners    []byte // owners[t-1]: slot+1 of ticket t's buyer, 0 unsold or in a log
 	slot      int
-	log       buyLog // this slot's log of lock-free buys not yet in owners
-	guess     int64  // the remaining count the next lock-free CAS tries first
-	rng       uint64 // back-off's state
+	id        shm.Slot // this process's slot, with its generation
+	sales     *uint64  // this slot's sales word (Locked), for plain stores under the Mutex
+	log       buyLog   // this slot's log of lock-free buys not yet in owners
+	guess     int64    // the remaining count the next lock-free CAS tries first
+	rng       uint64   // back-off's state
+	refs      int      // opens not yet closed; guarded by counters.mu
+}
+
+// counters are this process's Counters, one per mapped segment, keyed by
+// the address of its data (a process maps a segment once: package shm).
+var counters struct {
+	mu sync.Mutex
+	m  map[*byte]*Counter
 }
 
 var _ Store = (*Counter)(nil)
@@ -113,6 +127,33 @@ func versionError(name string, err error) error {
 }
 
 func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+	counters.mu.Lock()
+	defer counters.mu.Unlock()
+	key := unsafe.SliceData(seg.Data())
+	if c := counters.m[key]; c != nil {
+		switch {
+		case c.total != total:
+			return nil, fmt.Errorf("%s: %w: total %d, want %d", seg.Path(), ErrCorrupt, c.total, total)
+		case mode != 0 && c.mode != mode:
+			return nil, fmt.Errorf("%s: %w: counter is %v, want %v", seg.Path(), ErrModeMismatch, c.mode, mode)
+		}
+		c.refs++
+		seg.Close() // the mapping stays, with c's handle
+		return c, nil
+	}
+	c, err := newCounter(seg, total, mode)
+	if err != nil {
+		return nil, err
+	}
+	if counters.m == nil {
+		counters.m = make(map[*byte]*Counter)
+	}
+	counters.m[key] = c
+	c.refs = 1
+	return c, nil
+}
+
+func newCounter(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	d := seg.Data()
 	if len(d) <= offOwners {
 		return nil, fmt.Errorf("%s: %w: %d data bytes, a Counter has more than %d", seg.Path(), ErrCorrupt, len(d), offOwners)
@@ -132,7 +173,7 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 		return nil, fmt.Errorf("%s: %w: mode %d", seg.Path(), ErrCorrupt, uint32(c.mode))
 	case mode != 0 && c.mode != mode:
 		return nil, fmt.Errorf("%s: %w: counter is %v, want %v", seg.Path(), ErrModeMismatch, c.mode, mode)
-	case !isZero(d[offMode+4 : offLogs]):
+	case !isZero(d[offMode+4 : offAreas]):
 		return nil, fmt.Errorf("%s: %w: reserved bytes set", seg.Path(), ErrCorrupt)
 	}
 	if r := c.remaining.Load(); r < 0 || r > c.total {
@@ -142,13 +183,21 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.mu, c.slot = mu, mu.Slot()
+	if c.id, err = seg.Slot(context.Background()); err != nil {
+		return nil, err
+	}
+	c.mu, c.slot = mu, c.id.Index
 	c.log = c.logOf(c.slot)
+	c.sales = c.areaOf(c.slot).sales
 	c.rng = rand.Uint64() // buyers of different processes back off out of step
 	// A dead process that had our slot may have left buys in its log;
-	// settle them (and every other dead slot's) before we reuse the slot.
+	// settle them (and every other dead slot's) before the area is ours.
 	var serr error
-	if err := c.locked(context.Background(), func() { serr = c.settleDead() }); err != nil {
+	if err := c.locked(context.Background(), func() {
+		if serr = c.settleDead(); serr == nil {
+			c.areaOf(c.slot).gen.Store(c.id.Gen)
+		}
+	}); err != nil {
 		return nil, err
 	}
 	if serr != nil {
@@ -202,19 +251,21 @@ func (c *Counter) Buy(ctx context.Context) (int64, error) {
 	if r <= 0 || r > c.total {
 		return 0, c.unlockRefusing(r)
 	}
-	// The ledger first, then the count: a buyer killed between the two
-	// leaves a ticket with an owner and the old count, which repair
-	// completes. Both are plain stores: the compiler keeps stores in
-	// program order, and every other process sees both once the buyer
-	// has unlocked or is dead.
-	c.owners[c.total-r] = byte(c.slot + 1)
+	// The ledger first, then this slot's sales, then the count: a buyer
+	// killed before the count leaves a ticket with an owner and the old
+	// count, which repair completes. All are plain stores: the compiler
+	// keeps stores in program order, and every other process sees them
+	// once the buyer has unlocked or is dead.
+	t := c.total - r + 1
+	c.owners[t-1] = byte(c.slot + 1)
+	*c.sales = (*c.sales>>32+1)<<32 | uint64(t)
 	*c.count = r - 1
 	if !c.mu.UnlockFast() {
 		if err := c.mu.Unlock(); err != nil {
 			return 0, err
 		}
 	}
-	return c.total - r + 1, nil
+	return t, nil
 }
 
 // unlockRefusing unlocks a locked Buy that found r remaining: sold out,
@@ -316,15 +367,24 @@ func (c *Counter) locked(ctx context.Context, fn func()) error {
 }
 
 // repair completes a locked buy whose buyer died after writing the ledger
-// and before decrementing remaining: the ticket was sold.
+// and before decrementing remaining: the ticket was sold. Its sales word
+// counts it unless it got that far (it names the ticket last sold).
 func (c *Counter) repair() {
 	if c.mode != Locked {
 		return // lock-free buys hold no lock; a settler killed under it is redone
 	}
 	r := c.remaining.Load()
-	if r > 0 && c.owners[c.total-r] != 0 {
-		c.remaining.Store(r - 1)
+	if r <= 0 || c.owners[c.total-r] == 0 {
+		return
 	}
+	t := c.total - r + 1
+	if o := int(c.owners[t-1]) - 1; o < semaphore.MaxProcs {
+		sales := c.areaOf(o).sales
+		if s := atomic.LoadUint64(sales); uint32(s) != uint32(t) {
+			atomic.StoreUint64(sales, (s>>32+1)<<32|uint64(t))
+		}
+	}
+	c.remaining.Store(r - 1)
 }
 
 // Audit checks the counter under its Mutex: it settles the logs of dead
@@ -333,6 +393,12 @@ func (c *Counter) repair() {
 // between CAS and commit show as InFlight (and as Lost until they land);
 // audit a quiet counter for an exact answer. It reads every ledger byte:
 // O(total).
+//
+// A Locked counter also counts each process slot's sales as they are made
+// (Sales): a ticket sold twice, by two processes that both believed they
+// held the lock, has one ledger byte but two sales, and shows as
+// DoubleSold. A lock-free sale takes its ticket with one CAS of one word,
+// which cannot succeed twice; there Sales is 0.
 func (c *Counter) Audit() (Audit, error) {
 	var a Audit
 	var serr error
@@ -364,11 +430,17 @@ func (c *Counter) Audit() (Audit, error) {
 			}
 		}
 		for s := range semaphore.MaxProcs {
+			if c.mode == Locked {
+				a.Sales += int64(atomic.LoadUint64(c.areaOf(s).sales) >> 32)
+			}
 			if t, ok := c.logOf(s).pending(c.total); ok && t <= taken && c.owners[t-1] == 0 {
 				if _, ok := live[t]; !ok {
 					a.InFlight++
 				}
 			}
+		}
+		if c.mode == Locked {
+			a.DoubleSold = max(0, a.Sales-a.Sold)
 		}
 	})
 	if err == nil {
@@ -391,13 +463,32 @@ func (c *Counter) Populate() error { return c.seg.Populate() }
 // Slot is this process's slot in the counter's ledger.
 func (c *Counter) Slot() int { return c.slot }
 
-// Close writes this process's lock-free buys into the ledger and unmaps
-// the counter. The segment stays; shm.Remove deletes it.
+// Close ends one open of the counter. The last writes this process's
+// lock-free buys into the ledger and unmaps the counter. The segment
+// stays; shm.Remove deletes it.
 func (c *Counter) Close() error {
+	counters.mu.Lock()
+	if c.refs == 0 {
+		counters.mu.Unlock()
+		return fmt.Errorf("%s: %w", c.seg.Path(), shm.ErrClosed)
+	}
+	c.refs--
+	last := c.refs == 0
+	if last {
+		delete(counters.m, unsafe.SliceData(c.seg.Data()))
+	}
+	counters.mu.Unlock()
+	if !last {
+		return nil
+	}
 	if c.mode == LockFree {
 		c.flush()
 	}
-	return c.seg.Close()
+	err := c.mu.Close()
+	if cerr := c.seg.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func i64(b []byte, off int) *atomic.Int64 {

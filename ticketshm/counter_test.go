@@ -398,19 +398,19 @@ func TestCounterBadInput(t *testing.T) {
 		t.Errorf("a tiny segment: %v, want ErrCorrupt", err)
 	}
 
-	// Corrupt words in a Counter segment. Slot 5's log (at 1664+512*5)
-	// belongs to no live process.
-	const log5 = 1664 + 512*5
+	// Corrupt words in a Counter segment. Slot 5's log belongs to no live
+	// process.
+	const log5 = ticketshm.OffAreas + ticketshm.AreaSize*5 + ticketshm.OffLogCount
 	for _, tc := range []struct {
 		name string
 		mode ticketshm.Mode
 		off  int
 		val  byte
 	}{
-		{"remaining above total", ticketshm.Locked, 1608 + 7, 0x7f},
-		{"unknown mode", ticketshm.Locked, 1616, 9},
-		{"reserved", ticketshm.Locked, 1630, 1},
-		{"total", ticketshm.Locked, 1600, 11},
+		{"remaining above total", ticketshm.Locked, ticketshm.OffRemaining + 7, 0x7f},
+		{"unknown mode", ticketshm.Locked, ticketshm.OffMode, 9},
+		{"reserved", ticketshm.Locked, ticketshm.OffMode + 14, 1},
+		{"total", ticketshm.Locked, ticketshm.OffTotal, 11},
 		{"a log in a locked counter", ticketshm.Locked, log5 + 8, 3},
 		{"a log of 64 buys", ticketshm.LockFree, log5, 64},
 		{"a negative log count", ticketshm.LockFree, log5 + 7, 0x80},
@@ -456,7 +456,7 @@ func TestCorruptedWhileOpen(t *testing.T) {
 			}
 			defer seg.Close()
 			for _, garbage := range []int64{11, 1 << 40, -3} {
-				v, err := seg.Int64(1608)
+				v, err := seg.Int64(ticketshm.OffRemaining)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -32,3 +32,28 @@ func FlushHalfway(c *Counter) {
 
 // LogCap is how many lock-free buys a slot logs before it flushes.
 const LogCap = logCap
+
+// The layout, for tests that write into a Counter segment.
+const (
+	OffTotal     = offTotal
+	OffRemaining = offRemaining
+	OffMode      = offMode
+	OffAreas     = offAreas
+	AreaSize     = areaSize
+	OffLogCount  = 16 // in an area
+	OffLog       = offLog
+	OffOwners    = offOwners
+)
+
+// SetSettleHook sets the hook settleDead calls before it looks at each
+// slot (nil: none).
+func SetSettleHook(fn func(slot int)) { settleHook = fn }
+
+// Intend, CASed and Commit are a lock-free buy's three steps, for tests
+// that stop a buyer between them.
+func Intend(c *Counter) int64 {
+	r := c.remaining.Load()
+	c.log.intend(r)
+	return r
+}
+func CASed(c *Counter, r int64) bool { return c.remaining.CompareAndSwap(r, r-1) }

@@ -19,24 +19,27 @@ import (
 // sentinel error, never a panic; a Counter that opens can be audited and
 // bought from without a panic or a hang.
 func FuzzOpenCounter(f *testing.F) {
-	const size = 67200 + 128 // a Counter of 128 tickets
-	valid := make([]byte, 1664+512*2+128)
+	const size = ticketshm.OffOwners + 128 // a Counter of 128 tickets
+	const area1 = ticketshm.OffAreas + ticketshm.AreaSize
+	valid := make([]byte, area1+ticketshm.AreaSize+128)
 	le := func(off int, v uint64) {
 		for i := range 8 {
 			valid[off+i] = byte(v >> (8 * i))
 		}
 	}
-	le(1600, 128)
-	le(1608, 40)
-	le(1616, 2)
-	f.Add(valid[:1664])
-	// Slot 1 (dead) logged the buys of remaining 128 and 127 (tickets 1
-	// and 2) and was trying 126; tickets 3-88 are taken with no owner.
-	le(1664+512, 2)
-	le(1664+512+8, 128)
-	le(1664+512+16, 127)
-	le(1664+512+24, 126)
-	f.Add(valid[:1664+1024])
+	le(ticketshm.OffTotal, 128)
+	le(ticketshm.OffRemaining, 40)
+	le(ticketshm.OffMode, 2)
+	f.Add(valid[:ticketshm.OffAreas])
+	// Slot 1 (dead: generation 1, which no process holds) logged the buys
+	// of remaining 128 and 127 (tickets 1 and 2) and was trying 126;
+	// tickets 3-88 are taken with no owner.
+	le(area1, 1)
+	le(area1+ticketshm.OffLogCount, 2)
+	le(area1+ticketshm.OffLog, 128)
+	le(area1+ticketshm.OffLog+8, 127)
+	le(area1+ticketshm.OffLog+16, 126)
+	f.Add(valid[:area1+ticketshm.AreaSize])
 	f.Add([]byte{})
 	f.Add(make([]byte, size))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -9,27 +9,36 @@ import (
 	"unsafe"
 
 	"github.com/shmkit/shmkit/semaphore"
+	"github.com/shmkit/shmkit/shm"
 )
 
 // A lock-free buyer does not write the shared ledger per ticket. Ledger
 // bytes of consecutive tickets share cache lines, and consecutive tickets
 // go to different processes: a per-ticket ledger store moved a second
 // cache line between cores for every ticket, and halved the contended
-// rate. Instead each process slot has a log of its own (8 cache lines
-// nobody else writes while it lives):
+// rate. Instead each process slot has an area of its own (8 cache lines
+// nobody else writes while its process lives) with a log:
 //
-//	+0  count:   entries 0..count-1 are committed buys
-//	+8  entries: 63 int64s, each the remaining count r a CAS took from r
+//	+0  gen:     the slot generation (shm.Slot) of the process whose area
+//	             it is; its log is live while that process is
+//	+8  sales:   the slot's sales count and last ticket (Locked; counter_linux.go)
+//	+16 count:   entries 0..count-1 are committed buys
+//	+24 entries: 61 int64s, each the remaining count r a CAS took from r
 //	             to r-1, which is ticket total-r+1
 //
 // A buy writes its r into entries[count] (the intent), CASes remaining,
-// and on success stores count+1 (the commit). Every 63 buys, and on
+// and on success stores count+1 (the commit). Every 61 buys, and on
 // Close, the log is flushed: its tickets go into the ledger and count goes
 // back to 0. All of it is plain stores to the slot's own lines, ordered
 // by the CAS between them.
 //
 // A buyer killed anywhere leaves a log that settleDead reads, under the
-// Counter's Mutex, before the slot is used again and in Audit:
+// Counter's Mutex, before its slot's area is given to a new process and in
+// Audit. A log is dead when the process its gen names is dead: its slot
+// is free, or held by a later process (which may never attach the
+// Counter). A dead process writes nothing more, so settleDead loads
+// remaining only after it found the log dead: every buy the log holds
+// took remaining below its r by then.
 //
 //   - committed entries are the slot's tickets: they go into the ledger;
 //   - entries[count], if it names a ticket that was taken (remaining < r)
@@ -42,9 +51,17 @@ import (
 // A stale entries[count] (a ticket committed and flushed before) is owned
 // in the ledger and left alone.
 const (
-	logSize = 512           // bytes of one slot's log: 8 cache lines
-	logCap  = logSize/8 - 1 // entries
+	areaSize = 512                     // bytes of one slot's area: 8 cache lines
+	logCap   = (areaSize - offLog) / 8 // entries
+	offLog   = 24                      // the entries, in an area
 )
+
+// area is a view of one slot's area.
+type area struct {
+	gen   *atomic.Uint64
+	sales *uint64
+	count *int64
+}
 
 // buyLog is a view of one slot's log. n is this process's copy of the
 // committed count when the log is its own.
@@ -54,12 +71,17 @@ type buyLog struct {
 	n       int
 }
 
+// areaOf is slot's area. An area is 512 bytes at a 64-aligned offset of
+// the data region (which is 64-aligned itself) inside the shared mapping:
+// its int64s are aligned and the memory is never moved by Go.
+func (c *Counter) areaOf(slot int) area {
+	p := unsafe.Pointer(&c.seg.Data()[offAreas+areaSize*slot])
+	return area{gen: (*atomic.Uint64)(p), sales: (*uint64)(unsafe.Add(p, 8)), count: (*int64)(unsafe.Add(p, 16))}
+}
+
 func (c *Counter) logOf(slot int) buyLog {
-	p := unsafe.Pointer(&c.seg.Data()[offLogs+logSize*slot])
-	// A log is 512 bytes at a 64-aligned offset of the data region (which
-	// is 64-aligned itself) inside the shared mapping: the int64s are
-	// aligned and the memory is never moved by Go.
-	return buyLog{count: (*int64)(p), entries: (*[logCap]int64)(unsafe.Add(p, 8))}
+	a := c.areaOf(slot)
+	return buyLog{count: a.count, entries: (*[logCap]int64)(unsafe.Add(unsafe.Pointer(a.count), 8))}
 }
 
 // intend records r as the buy about to be tried. A plain store: on amd64
@@ -80,6 +102,21 @@ func (l buyLog) clearCount()          { (*atomic.Int64)(unsafe.Pointer(l.count))
 func (l buyLog) load(i int) int64     { return (*atomic.Int64)(unsafe.Pointer(&l.entries[i])).Load() }
 func (l buyLog) store(i int, v int64) { (*atomic.Int64)(unsafe.Pointer(&l.entries[i])).Store(v) }
 
+// liveArea reports whether slot's area belongs to a live process: this
+// one, or the one its gen names. When that cannot be told, it says yes:
+// a live buyer's log must never be settled under it.
+func (c *Counter) liveArea(slot int) bool {
+	if slot == c.slot {
+		return c.areaOf(slot).gen.Load() == c.id.Gen
+	}
+	g := c.areaOf(slot).gen.Load()
+	if g == 0 {
+		return false
+	}
+	alive, err := c.seg.Alive(shm.Slot{Index: slot, Gen: g})
+	return err != nil || alive
+}
+
 // pending is the ticket the log's intent names, if it is a ticket at all.
 func (l buyLog) pending(total int64) (int64, bool) {
 	n := l.loadCount()
@@ -96,7 +133,7 @@ func (l buyLog) pending(total int64) (int64, bool) {
 // flush writes this slot's committed tickets into the ledger and empties
 // the log. The ledger stores come first: a process killed mid-flush leaves
 // its entries committed, and settleDead writes them again. Not inlined: it
-// runs once per 63 buys, and inlined it would only swell bought.
+// runs once per 61 buys, and inlined it would only swell bought.
 //
 //go:noinline
 func (c *Counter) flush() {
@@ -138,13 +175,8 @@ func (c *Counter) liveLogs() map[int64]int {
 	for s := range semaphore.MaxProcs {
 		l := c.logOf(s)
 		n := l.loadCount()
-		if n == 0 || n > logCap || n < 0 {
+		if n == 0 || n > logCap || n < 0 || !c.liveArea(s) {
 			continue
-		}
-		if s != c.slot {
-			if alive, err := c.seg.SlotAlive(s); err != nil || !alive {
-				continue
-			}
 		}
 		for i := range int(n) {
 			if r := l.load(i); r > 0 && r <= c.total {
@@ -155,14 +187,20 @@ func (c *Counter) liveLogs() map[int64]int {
 	return live
 }
 
-// settleDead empties the logs of dead slots into the ledger, and the log
-// of this process's own slot: at attach it is its last holder's; Audit
-// flushes it first. Runs under the Mutex. A log that cannot have been
-// written by a buyer is ErrCorrupt.
+// settleHook, when set (tests only), is called before settleDead looks at
+// each slot, so a test can stop a settler there.
+var settleHook func(slot int)
+
+// settleDead empties the logs of dead processes into the ledger: at
+// attach (our slot's area among them, if it was an earlier process's) and
+// in Audit. Runs under the Mutex. A log that cannot have been written by
+// a buyer is ErrCorrupt.
 func (c *Counter) settleDead() error {
-	rem := c.remaining.Load()
 	var live map[int64]int
 	for s := range semaphore.MaxProcs {
+		if settleHook != nil {
+			settleHook(s)
+		}
 		l := c.logOf(s)
 		n := l.loadCount()
 		if n == 0 && l.load(0) == 0 {
@@ -171,14 +209,15 @@ func (c *Counter) settleDead() error {
 		if c.mode == Locked {
 			return fmt.Errorf("%s: %w: slot %d has a lock-free log in a locked counter", c.seg.Path(), ErrCorrupt, s)
 		}
-		if s != c.slot {
-			if alive, err := c.seg.SlotAlive(s); err != nil || alive {
-				continue
-			}
+		if c.liveArea(s) {
+			continue
 		}
 		if n < 0 || n > logCap {
 			return fmt.Errorf("%s: %w: slot %d's log counts %d buys, at most %d fit", c.seg.Path(), ErrCorrupt, s, n, logCap)
 		}
+		// Dead: its writes are over. Only now the count, which every
+		// one of them took below its r.
+		rem := c.remaining.Load()
 		for i := range int(n) {
 			r := l.load(i)
 			if r <= rem || r > c.total {

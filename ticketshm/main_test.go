@@ -16,6 +16,7 @@ import (
 
 	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
@@ -27,6 +28,10 @@ func TestMain(m *testing.M) {
 		"mid":         midEntry,
 		"log":         logEntry,
 		"bench-buyer": benchBuyerEntry,
+		"log-stages":  logStagesEntry,
+		"settle-stop": settleStopEntry,
+		"claim-slot":  claimSlotEntry,
+		"open-report": openReportEntry,
 	})
 }
 
@@ -92,15 +97,23 @@ func buyerEntry(args []string) int {
 	return 0
 }
 
-// buyForeverEntry: args kind, name. Buys until sold out or killed.
+// buyForeverEntry: args kind, name [, pace]. Buys until sold out or
+// killed; with a pace n, it sleeps 50µs after every n buys.
 func buyForeverEntry(args []string) int {
 	st, err := backend.Open(context.Background(), args[0], args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	pace := 0
+	if len(args) > 2 {
+		pace, _ = strconv.Atoi(args[2])
+	}
 	fmt.Println("running")
-	for {
+	for i := 1; ; i++ {
+		if pace > 0 && i%pace == 0 {
+			time.Sleep(50 * time.Microsecond)
+		}
 		if _, err := st.Buy(context.Background()); errors.Is(err, ticketshm.ErrSoldOut) {
 			return 0
 		} else if err != nil {
@@ -155,6 +168,124 @@ func logEntry(args []string) int {
 	}
 	fmt.Println("slot", c.Slot())
 	fmt.Println("logged")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// logStagesEntry: args name, n1, barrier, n2. Buys n1 tickets from a
+// lock-free Counter, prints "slot S" and "first", waits for the barrier
+// file, buys n2 more, then takes one more ticket with its CAS and stops
+// before the commit, as a buyer killed there would; prints "cas-done"
+// and waits to be killed.
+func logStagesEntry(args []string) int {
+	n1, _ := strconv.Atoi(args[1])
+	n2, _ := strconv.Atoi(args[3])
+	c, err := ticketshm.Open(args[0], ticketshm.LockFree)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	buy := func(n int) bool {
+		for range n {
+			if _, err := c.Buy(context.Background()); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return false
+			}
+		}
+		return true
+	}
+	if !buy(n1) {
+		return 1
+	}
+	fmt.Println("slot", c.Slot())
+	fmt.Println("first")
+	waitForFile(args[2])
+	if !buy(n2) {
+		return 1
+	}
+	if r := ticketshm.Intend(c); !ticketshm.CASed(c, r) {
+		fmt.Fprintln(os.Stderr, "CAS lost")
+		return 1
+	}
+	fmt.Println("cas-done")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// settleStopEntry: args name, slot, barrier. Opens the Counter, whose
+// attach settles dead buyers' logs, stopping before it looks at the given
+// slot until the barrier file exists ("paused"); then prints its audit as
+// "audit <sold> <lost> <ok>", or "error <err>".
+func settleStopEntry(args []string) int {
+	slot, _ := strconv.Atoi(args[1])
+	paused := false
+	ticketshm.SetSettleHook(func(s int) {
+		if s == slot && !paused {
+			paused = true
+			fmt.Println("paused")
+			waitForFile(args[2])
+		}
+	})
+	c, err := ticketshm.Open(args[0], 0)
+	if err != nil {
+		fmt.Println("error", err)
+		time.Sleep(time.Hour)
+	}
+	a, err := c.Audit()
+	if err != nil {
+		fmt.Println("error", err)
+		time.Sleep(time.Hour)
+	}
+	fmt.Println("audit", a.Sold, a.Lost, a.OK())
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// claimSlotEntry: args name, slot. Opens the Counter's segment without
+// the Counter and claims the slot given (if free), prints "slot <i> <gen>"
+// and waits to be killed: a process that took a dead buyer's slot and
+// does not buy.
+func claimSlotEntry(args []string) int {
+	seg, err := shm.Open(args[0], ticketshm.Tag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	i, _ := strconv.Atoi(args[1])
+	sl, err := seg.Slot(context.Background(), i)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("slot", sl.Index, sl.Gen)
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// openReportEntry: args name. Opens the Counter and prints "opened" and
+// then buys until sold out ("sold <n>"), or prints "error <err>"; then
+// waits to be killed.
+func openReportEntry(args []string) int {
+	c, err := ticketshm.Open(args[0], 0)
+	if err != nil {
+		fmt.Println("error", err)
+		time.Sleep(time.Hour)
+	}
+	fmt.Println("opened")
+	n := 0
+	for {
+		_, err := c.Buy(context.Background())
+		if errors.Is(err, ticketshm.ErrSoldOut) {
+			break
+		}
+		if err != nil {
+			fmt.Println("error", err)
+			time.Sleep(time.Hour)
+		}
+		n++
+	}
+	c.Close()
+	fmt.Println("sold", n)
 	time.Sleep(time.Hour)
 	return 0
 }

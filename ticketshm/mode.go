@@ -4,7 +4,7 @@ import "fmt"
 
 // Tag is the shm type tag of a Counter segment; its suffix is the layout
 // version.
-const Tag = "ticketshm.Counter/3"
+const Tag = "ticketshm.Counter/4"
 
 // MaxTickets bounds a Counter: one byte of owner ledger per ticket.
 const MaxTickets = 1 << 32
@@ -39,10 +39,17 @@ type Audit struct {
 	Oversold  int64   // owners recorded for tickets the count never gave out
 	PerSlot   []int64 // tickets sold by process slot
 	InFlight  int64   // lock-free buys of live processes between CAS and ledger (counted in Lost too)
+
+	// Sales is what the process slots counted as they sold (Locked
+	// only): equal to Sold unless tickets were sold twice.
+	Sales int64
+	// DoubleSold is Sales - Sold (Locked): sales of tickets that another
+	// sale had sold already, which mutual exclusion forbids.
+	DoubleSold int64
 }
 
-// OK reports whether sold + remaining == total with nothing lost or
-// oversold.
+// OK reports whether sold + remaining == total with nothing lost,
+// oversold or sold twice.
 func (a Audit) OK() bool {
-	return a.Lost == 0 && a.Oversold == 0 && a.Sold+a.Remaining == a.Total
+	return a.Lost == 0 && a.Oversold == 0 && a.DoubleSold == 0 && a.Sold+a.Remaining == a.Total
 }

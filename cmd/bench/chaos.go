@@ -15,16 +15,22 @@ import (
 	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/forkexec"
 	"github.com/shmkit/shmkit/semaphore"
+	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 )
 
 func init() {
 	forkexec.Register("chaos-buyer", chaosBuyerEntry)
+	forkexec.Register("chaos-hopper", chaosHopperEntry)
+	forkexec.Register("chaos-squatter", chaosSquatterEntry)
+	forkexec.Register("chaos-foreign", chaosForeignEntry)
 }
 
-// exitNotRecoverable is a chaos buyer's exit status when the mutex is
-// not recoverable.
-const exitNotRecoverable = 3
+// Exit statuses of chaos children other than 0 (done) and 1 (an error).
+const (
+	exitNotRecoverable = 3 // the mutex is not recoverable
+	exitRefused        = 4 // a buyer of another PID namespace was refused
+)
 
 // chaosBuyerEntry: args kind, store, control. Buys until sold out (exit
 // 0), an error (exit 1) or its SIGKILL.
@@ -55,26 +61,116 @@ func chaosBuyerEntry(args []string) error {
 	}
 }
 
+// chaosHopperEntry: args kind, store, control. Opens the store, buys a
+// random handful of tickets, closes it, and again, until sold out or its
+// SIGKILL: a buyer whose slot is released and claimed again all the time.
+func chaosHopperEntry(args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("chaos-hopper: want kind, store, control; got %q", args)
+	}
+	ctl, err := openControl(args[2])
+	if err != nil {
+		return err
+	}
+	ready := false
+	for {
+		st, err := backend.Open(context.Background(), args[0], args[1])
+		if err != nil {
+			return err
+		}
+		if !ready {
+			ctl.ready().Add(1)
+			ready = true
+		}
+		for range 1 + rand.IntN(5000) {
+			_, err := st.Buy(context.Background())
+			switch {
+			case errors.Is(err, ticketshm.ErrSoldOut):
+				return st.Close()
+			case errors.Is(err, semaphore.ErrNotRecoverable):
+				fmt.Fprintln(os.Stderr, err)
+				return forkexec.Exit(exitNotRecoverable)
+			case err != nil:
+				return err
+			}
+		}
+		if err := st.Close(); err != nil {
+			return err
+		}
+	}
+}
+
+// chaosSquatterEntry: args store, control. Takes a process slot of the
+// store's segment without using the Counter (as a process of another
+// record in the segment would), and sits on it until its SIGKILL: the
+// slot of a dead buyer, claimed by a process that never settles it.
+func chaosSquatterEntry(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("chaos-squatter: want store, control; got %q", args)
+	}
+	ctl, err := openControl(args[1])
+	if err != nil {
+		return err
+	}
+	seg, err := shm.Open(args[0], ticketshm.Tag)
+	if err != nil {
+		return err
+	}
+	if _, err := seg.Slot(context.Background()); err != nil {
+		return err
+	}
+	ctl.ready().Add(1)
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// chaosForeignEntry: args kind, store, control. A buyer in a PID namespace
+// of its own, started while the others buy: it must be refused
+// (shm.ErrNamespace, exit status exitRefused); if it opens the store it
+// buys like the others.
+func chaosForeignEntry(args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("chaos-foreign: want kind, store, control; got %q", args)
+	}
+	if _, err := backend.Open(context.Background(), args[0], args[1]); errors.Is(err, shm.ErrNamespace) {
+		return forkexec.Exit(exitRefused)
+	}
+	return chaosBuyerEntry(args)
+}
+
 // ChaosResult is the JSON of bench chaos.
 type ChaosResult struct {
-	Backend        string  `json:"backend"`
-	Procs          int     `json:"procs"`
-	Kills          int     `json:"kills"`
-	Buys           int64   `json:"buys"`
-	Oversold       int64   `json:"oversold"`
-	Lost           int64   `json:"lost"`
-	NotRecoverable int     `json:"not_recoverable"`
-	BuyerErrors    int     `json:"buyer_errors"` // buyers that failed other than by our SIGKILL
-	Rounds         int     `json:"rounds"`       // counters sold out and checked, plus the last one
+	Backend        string `json:"backend"`
+	Procs          int    `json:"procs"`
+	Kills          int    `json:"kills"`
+	Buys           int64  `json:"buys"`
+	Oversold       int64  `json:"oversold"`
+	Lost           int64  `json:"lost"`
+	DoubleSold     int64  `json:"double_sold"` // Locked: sales of tickets sold already (Audit.DoubleSold)
+	NotRecoverable int    `json:"not_recoverable"`
+	BuyerErrors    int    `json:"buyer_errors"` // buyers that failed other than by our SIGKILL
+	Rounds         int    `json:"rounds"`       // counters sold out and checked, plus the last one
+	// SlotClaims counts the claims of the counters' process slots (the
+	// generations in their slot tables): with -churn, many more than
+	// procs+kills, slots being taken over again and again.
+	SlotClaims uint64 `json:"slot_claims"`
+	// Foreign buyers were started in PID namespaces of their own
+	// (-foreign, root only); ForeignRefused of them were refused
+	// (shm.ErrNamespace), as every one must be while the others buy.
+	Foreign        int     `json:"foreign"`
+	ForeignRefused int     `json:"foreign_refused"`
 	Seconds        float64 `json:"seconds"`
 }
 
 func runChaos(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench chaos", "bench chaos [-kills K] [-backend shm-mutex|shm-lockfree] [-procs N] [-tickets N] [-json]", stderr)
+	fs := newFlags("bench chaos", "bench chaos [-kills K] [-backend shm-mutex|shm-lockfree] [-procs N] [-tickets N] [-churn=false] [-foreign=false] [-json]", stderr)
 	kills := fs.Int("kills", 1000, "SIGKILLs to deliver")
 	kind := fs.String("backend", backend.ShmMutex, "shm-mutex or shm-lockfree")
 	procs := fs.Int("procs", 4, "buyer processes running at once")
 	tickets := fs.Int64("tickets", 20_000_000, "tickets per counter; a sold-out counter is checked and replaced")
+	churn := fs.Bool("churn", true, "one buyer opens and closes the counter over and over, and a process that does not buy takes slots of the dead")
+	foreign := fs.Bool("foreign", os.Geteuid() == 0, "every 10th kill, start a buyer in a PID namespace of its own, which must be refused (needs root)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -89,7 +185,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	case *tickets <= 0 || *tickets > maxTickets:
 		return usageError(fs, "-tickets %d: want 1 to %d", *tickets, maxTickets)
 	}
-	res, err := chaos(context.Background(), *kind, *procs, *kills, *tickets, newProgress(stderr, *kills, "killing"))
+	res, err := chaos(context.Background(), chaosConfig{*kind, *procs, *kills, *tickets, *churn, *foreign}, newProgress(stderr, *kills, "killing"))
 	if err != nil {
 		return err
 	}
@@ -98,29 +194,41 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "chaos %s, %d buyers: kills: %d, buys: %d, oversold: %d, lost: %d, not_recoverable: %d, buyer_errors: %d (%d counters, %.1fs)\n",
-			res.Backend, res.Procs, res.Kills, res.Buys, res.Oversold, res.Lost, res.NotRecoverable, res.BuyerErrors, res.Rounds, res.Seconds)
+		fmt.Fprintf(stdout, "chaos %s, %d buyers: kills: %d, buys: %d, oversold: %d, lost: %d, double_sold: %d, not_recoverable: %d, buyer_errors: %d, slot_claims: %d, foreign refused: %d of %d (%d counters, %.1fs)\n",
+			res.Backend, res.Procs, res.Kills, res.Buys, res.Oversold, res.Lost, res.DoubleSold, res.NotRecoverable, res.BuyerErrors, res.SlotClaims, res.ForeignRefused, res.Foreign, res.Rounds, res.Seconds)
 	}
-	if res.Oversold != 0 || res.Lost != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 {
+	if res.Oversold != 0 || res.Lost != 0 || res.DoubleSold != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 || res.ForeignRefused != res.Foreign {
 		return fmt.Errorf("bench chaos: the counter did not survive: %+v", res)
 	}
 	return nil
 }
 
+// chaosConfig is what bench chaos was asked for.
+type chaosConfig struct {
+	kind           string
+	procs, kills   int
+	tickets        int64
+	churn, foreign bool
+}
+
 // chaos runs procs buyers on a counter and SIGKILLs a random one at a
-// random moment, kills times, starting a new buyer each time. A counter
-// that sells out is audited and replaced. Every counter is audited.
-func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, bar progress) (res ChaosResult, err error) {
-	res = ChaosResult{Backend: kind, Procs: procs}
+// random moment, kills times, starting a new buyer each time. With churn,
+// one of the buyers is a hopper (it opens and closes the counter over and
+// over) and a squatter, replaced at every kill, takes slots without
+// buying. A counter that sells out is audited and replaced. Every counter
+// is audited.
+func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult, err error) {
+	res = ChaosResult{Backend: cfg.kind, Procs: cfg.procs}
 	start := time.Now()
 	ctl, err := newControl()
 	if err != nil {
 		return res, err
 	}
 	defer ctl.remove()
-	ps := make([]*forkexec.Process, procs)
+	ps := make([]*forkexec.Process, cfg.procs)
+	var squatter *forkexec.Process
 	defer func() {
-		for _, p := range ps {
+		for _, p := range append(ps, squatter) {
 			if p != nil {
 				p.Kill()
 				p.Join(context.Background())
@@ -129,18 +237,36 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 	}()
 	var store string
 	newCounter := func() error {
-		store, err = createStore(ctx, kind, "", tickets)
+		store, err = createStore(ctx, cfg.kind, "", cfg.tickets)
 		return err
 	}
 	if err := newCounter(); err != nil {
 		return res, err
 	}
-	defer func() { removeStore(kind, store) }()
+	defer func() { removeStore(cfg.kind, store) }()
 
 	// launch starts buyer i and waits until it is buying.
 	launch := func(i int) error {
-		ps[i] = &forkexec.Process{Entry: "chaos-buyer", Args: []string{kind, store, ctl.name()}, Daemon: true}
+		entry := "chaos-buyer"
+		if cfg.churn && i == 0 {
+			entry = "chaos-hopper"
+		}
+		ps[i] = &forkexec.Process{Entry: entry, Args: []string{cfg.kind, store, ctl.name()}, Daemon: true}
 		_, err := ctl.startReady(ps[i]) // one that dies at once is counted by reap
+		return err
+	}
+	// squat replaces the squatter, which takes the lowest free slot: the
+	// one of the buyer killed last.
+	squat := func() error {
+		if !cfg.churn {
+			return nil
+		}
+		if squatter != nil {
+			squatter.Kill()
+			squatter.Join(ctx)
+		}
+		squatter = &forkexec.Process{Entry: "chaos-squatter", Args: []string{store, ctl.name()}, Daemon: true}
+		_, err := ctl.startReady(squatter)
 		return err
 	}
 	// reap classifies how buyer i ended after a Join.
@@ -153,6 +279,24 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 		default:
 			res.BuyerErrors++
 		}
+	}
+	// foreigner starts a buyer in a PID namespace of its own, which must
+	// be refused while the others buy.
+	foreigner := func() error {
+		p := &forkexec.Process{Entry: "chaos-foreign", Args: []string{cfg.kind, store, ctl.name()}, Daemon: true, NewPIDNamespace: true}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		res.Foreign++
+		done, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		p.Join(done)
+		if code, _ := p.ExitCode(); code == exitRefused {
+			res.ForeignRefused++
+		}
+		p.Kill()
+		p.Join(ctx)
+		return nil
 	}
 	// audit checks the counter once every buyer is gone.
 	audit := func() error {
@@ -174,6 +318,13 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 		res.Buys += a.Sold
 		res.Oversold += a.Oversold
 		res.Lost += a.Lost
+		res.DoubleSold += a.DoubleSold
+		if seg, err := shm.Open(store, ticketshm.Tag); err == nil {
+			for i := range shm.MaxSlots {
+				res.SlotClaims += seg.SlotGen(i)
+			}
+			seg.Close()
+		}
 		return nil
 	}
 	stopAll := func() {
@@ -181,6 +332,11 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 			p.Kill()
 			p.Join(ctx)
 			reap(i, true)
+		}
+		if squatter != nil {
+			squatter.Kill()
+			squatter.Join(ctx)
+			squatter = nil
 		}
 	}
 
@@ -190,7 +346,7 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 		}
 	}
 	idleRounds := 0 // counters sold out with no kill in between
-	for res.Kills < kills {
+	for res.Kills < cfg.kills {
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 		if anyExited(ps) {
 			// Sold out (or a buyer failed, which reap counts):
@@ -200,9 +356,9 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 				return res, err
 			}
 			if idleRounds++; idleRounds > 100 {
-				return res, fmt.Errorf("bench chaos: %d tickets sell out before the buyers are all started; raise -tickets", tickets)
+				return res, fmt.Errorf("bench chaos: %d tickets sell out before the buyers are all started; raise -tickets", cfg.tickets)
 			}
-			removeStore(kind, store)
+			removeStore(cfg.kind, store)
 			if err := newCounter(); err != nil {
 				return res, err
 			}
@@ -213,13 +369,21 @@ func chaos(ctx context.Context, kind string, procs, kills int, tickets int64, ba
 			}
 			continue
 		}
-		i := rand.IntN(procs)
+		i := rand.IntN(cfg.procs)
 		ps[i].Kill()
 		ps[i].Join(ctx)
 		reap(i, true)
 		res.Kills++
 		idleRounds = 0
 		bar.Add(1)
+		if err := squat(); err != nil {
+			return res, err
+		}
+		if cfg.foreign && res.Kills%10 == 0 {
+			if err := foreigner(); err != nil {
+				return res, err
+			}
+		}
 		if err := launch(i); err != nil {
 			return res, err
 		}

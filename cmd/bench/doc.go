@@ -7,7 +7,7 @@
 //	go run ./cmd/bench                     # the default comparison, a table
 //	go run ./cmd/bench -json               # one JSON object per run on stdout
 //	go run ./cmd/bench -out docs/charts    # results.json and throughput.svg
-//	go run ./cmd/bench chaos -kills 1000   # SIGKILL buyers mid-purchase, verify
+//	go run ./cmd/bench chaos -kills 1000   # SIGKILL buyers mid-purchase, churn slots, verify
 //	go run ./cmd/bench recover -n 300      # owner-death takeover latency
 //	go run ./cmd/bench spawn -n 300        # Start+Join latency of a child
 //	go run ./cmd/bench replot docs/charts  # redraw throughput.svg from results.json
@@ -52,8 +52,24 @@
 // A throughput object has at least backend, procs, tickets, seconds,
 // ops_per_sec, sold, remaining, oversold, lost, torn, min_share and
 // max_share (and rounds, round_ops_per_sec); chaos has kills, buys,
-// oversold, lost, not_recoverable; recover and spawn have n, p50_us,
+// oversold, lost, double_sold, not_recoverable, slot_claims, foreign and
+// foreign_refused; recover and spawn have n, p50_us,
 // p99_us, max_us. Scripts rely on these names.
+//
+// # Chaos
+//
+// bench chaos runs -procs buyers on a Counter and SIGKILLs a random one at
+// a random moment, -kills times, starting a new one each time; a counter
+// that sells out is audited and replaced, and every counter is audited at
+// the end: buys, oversold, lost and double_sold (Audit.DoubleSold) are
+// reported, and any of the last three but 0 fails the run. With -churn (on
+// by default) one buyer opens and closes the counter over and over, and
+// after each kill a process that does not buy takes the lowest free slot,
+// the dead buyer's: slots and the logs in them are reused all the time
+// (slot_claims counts the claims). With -foreign (on when run as root),
+// every tenth kill starts a buyer in a PID namespace of its own, as in
+// another container sharing /dev/shm: it must be refused (shm.ErrNamespace)
+// while the others buy (foreign, foreign_refused).
 //
 // # Recover
 //

@@ -191,13 +191,21 @@ func TestChaos(t *testing.T) {
 			}
 			var obj map[string]any
 			json.Unmarshal([]byte(stdout), &obj)
-			for _, f := range []string{"kills", "buys", "oversold", "lost", "not_recoverable"} {
+			for _, f := range []string{"kills", "buys", "oversold", "lost", "double_sold", "not_recoverable", "slot_claims", "foreign", "foreign_refused"} {
 				if _, ok := obj[f]; !ok {
 					t.Errorf("no field %q in %s", f, stdout)
 				}
 			}
-			if res.Kills != 40 || res.Buys == 0 || res.Oversold != 0 || res.Lost != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 {
+			if res.Kills != 40 || res.Buys == 0 || res.Oversold != 0 || res.Lost != 0 || res.DoubleSold != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 {
 				t.Fatalf("%+v", res)
+			}
+			// The hopper and the squatter churn the slots: far more
+			// claims than one per buyer started.
+			if res.SlotClaims <= uint64(res.Kills+3) {
+				t.Fatalf("%d slot claims for %d kills: no churn", res.SlotClaims, res.Kills)
+			}
+			if os.Geteuid() == 0 && (res.Foreign != 4 || res.ForeignRefused != res.Foreign) {
+				t.Fatalf("foreign buyers %d, refused %d: want 4 (one per 10 kills), all refused", res.Foreign, res.ForeignRefused)
 			}
 		})
 	}

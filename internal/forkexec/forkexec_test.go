@@ -391,3 +391,20 @@ func parentOf(pid int) int {
 	n, _ := strconv.Atoi(f[1])
 	return n
 }
+
+// TestNewPIDNamespace: a child, daemon or not, started in a PID namespace
+// of its own is process 1 there (its parent reads as pid 0) and runs its
+// entry; it is joined like any other.
+func TestNewPIDNamespace(t *testing.T) {
+	testproc.NeedRoot(t)
+	for _, daemon := range []bool{false, true} {
+		out := newLines()
+		p := start(t, &Process{Entry: "info", Daemon: daemon, NewPIDNamespace: true, Stdout: out})
+		if err := p.Join(context.Background()); err != nil {
+			t.Fatalf("daemon %v: Join: %v", daemon, err)
+		}
+		if got, want := out.wait(t, "1 0 "), fmt.Sprintf("1 0 %s %v true", p.Name, daemon); got != want {
+			t.Fatalf("child said %q, want %q", got, want)
+		}
+	}
+}

@@ -20,11 +20,12 @@ type Info struct {
 }
 
 type Process struct {
-	Entry          string
-	Args           []string
-	Name           string
-	Daemon         bool
-	Stdout, Stderr io.Writer
+	Entry           string
+	Args            []string
+	Name            string
+	Daemon          bool
+	Stdout, Stderr  io.Writer
+	NewPIDNamespace bool
 }
 
 func Register(name string, fn Entry) {}

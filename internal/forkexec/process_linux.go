@@ -47,6 +47,12 @@ type Process struct {
 	// parent's own.
 	Stdout, Stderr io.Writer
 
+	// NewPIDNamespace starts the child as process 1 of a PID namespace of
+	// its own (CLONE_NEWPID; it needs root or CAP_SYS_ADMIN), as in a
+	// container: its process and thread ids start again from 1. The zero
+	// value: the parent's namespace.
+	NewPIDNamespace bool
+
 	started atomic.Bool
 	cmd     *exec.Cmd
 	done    chan struct{} // closed once the child is reaped
@@ -93,16 +99,27 @@ func (p *Process) Start() error {
 	if p.Daemon {
 		daemon = "1"
 	}
+	// The child checks that its parent is the one that started it. In a
+	// PID namespace of its own the parent is outside it and its pid reads
+	// 0 there, whether the parent lives or not: Pdeathsig alone covers it.
+	parent := strconv.Itoa(os.Getpid())
+	if p.NewPIDNamespace {
+		parent = "0"
+	}
 	cmd.Env = append(os.Environ(),
 		envEntry+"="+p.Entry, envName+"="+p.Name, envIdentity+"="+id,
-		envDaemon+"="+daemon, envParent+"="+strconv.Itoa(os.Getpid()))
+		envDaemon+"="+daemon, envParent+"="+parent)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = orDefault(p.Stdout, os.Stdout), orDefault(p.Stderr, os.Stderr)
 	// With a Stdout or Stderr that is not a file, a grandchild could keep
 	// the pipe open after the child exits; do not wait for it forever.
 	cmd.WaitDelay = time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if p.Daemon {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if p.NewPIDNamespace {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	}
 	p.cmd, p.done = cmd, make(chan struct{})
 	if err := spawn(cmd, p.Daemon); err != nil {

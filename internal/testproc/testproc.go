@@ -30,6 +30,9 @@ import (
 
 const envEntry = "SHMKIT_TESTPROC_ENTRY"
 
+// probeEntry is the entry of CanUnsharePID's child: it exits at once.
+const probeEntry = "testproc.probe"
+
 // Entry is a child's body. It gets the arguments given to Start and returns
 // the exit code.
 type Entry func(args []string) int
@@ -42,6 +45,9 @@ var registered map[string]Entry
 func Main(m *testing.M, entries map[string]Entry) {
 	registered = entries
 	if name, ok := os.LookupEnv(envEntry); ok {
+		if name == probeEntry {
+			os.Exit(0)
+		}
 		fn := entries[name]
 		if fn == nil {
 			fmt.Fprintf(os.Stderr, "testproc: unknown entry %q\n", name)
@@ -118,6 +124,46 @@ type Proc struct {
 // also gets SIGKILL if the test binary dies first (Pdeathsig).
 func Start(t testing.TB, entry string, args ...string) *Proc {
 	t.Helper()
+	return StartWith(t, 0, entry, args...)
+}
+
+// StartInNewPIDNamespace is Start for a child that is process 1 of a PID
+// namespace of its own (CLONE_NEWPID; it needs root, or CAP_SYS_ADMIN).
+// Its thread ids start again from 1, as in a fresh container, so two such
+// children get the same small thread ids. The test is skipped when the
+// namespace cannot be made, unless SHMKIT_REQUIRE_NAMESPACES is set (CI
+// sets it): then it fails.
+func StartInNewPIDNamespace(t testing.TB, entry string, args ...string) *Proc {
+	t.Helper()
+	if !CanUnsharePID() {
+		if os.Getenv("SHMKIT_REQUIRE_NAMESPACES") != "" {
+			t.Fatal("testproc: cannot make a PID namespace (CLONE_NEWPID needs root), and SHMKIT_REQUIRE_NAMESPACES is set")
+		}
+		t.Skip("testproc: cannot make a PID namespace (CLONE_NEWPID needs root)")
+	}
+	return StartWith(t, syscall.CLONE_NEWPID, entry, args...)
+}
+
+// CanUnsharePID reports whether this process may start children in new
+// PID namespaces.
+func CanUnsharePID() bool {
+	canUnshare.Do(func() {
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Env = append(os.Environ(), envEntry+"="+probeEntry)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		canUnshare.ok = cmd.Run() == nil
+	})
+	return canUnshare.ok
+}
+
+var canUnshare struct {
+	sync.Once
+	ok bool
+}
+
+// StartWith is Start with clone flags for the child (syscall.CLONE_*).
+func StartWith(t testing.TB, cloneflags uintptr, entry string, args ...string) *Proc {
+	t.Helper()
 	if registered[entry] == nil {
 		t.Fatalf("testproc: entry %q not registered in TestMain", entry)
 	}
@@ -128,7 +174,7 @@ func Start(t testing.TB, entry string, args ...string) *Proc {
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), envEntry+"="+entry)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Cloneflags: cloneflags}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -163,15 +209,28 @@ func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 // only keeps a broken test from hanging: no test relies on it for timing.
 func (p *Proc) Expect(want string) {
 	p.t.Helper()
+	p.expect(want, func(line string) bool { return line == want })
+}
+
+// ExpectPrefix is Expect for the first line that starts with prefix; it
+// returns the rest of that line.
+func (p *Proc) ExpectPrefix(prefix string) string {
+	p.t.Helper()
+	line := p.expect(prefix+"...", func(line string) bool { return strings.HasPrefix(line, prefix) })
+	return strings.TrimPrefix(line, prefix)
+}
+
+func (p *Proc) expect(want string, match func(string) bool) string {
+	p.t.Helper()
 	timeout := time.After(60 * time.Second)
 	for {
 		p.mu.Lock()
 		for p.seen < len(p.lines) {
 			line := p.lines[p.seen]
 			p.seen++
-			if line == want {
+			if match(line) {
 				p.mu.Unlock()
-				return
+				return line
 			}
 		}
 		changed := p.changed
@@ -249,4 +308,27 @@ func (p *Proc) MustExitWithin(d time.Duration) {
 		p.t.Fatalf("testproc: %s (pid %d) still running after %v; stdout:\n%s", p.name, p.Pid(), d, p.Output())
 	}
 	p.MustExit()
+}
+
+// SetLastPid sets the last process id the kernel handed out in this
+// process's PID namespace (/proc/sys/kernel/ns_last_pid, root only), so
+// that the next process or thread created on this machine gets pid+1 —
+// unless another one is created first: callers check what they got and
+// try again. It is how tests force a thread id to be reused.
+func SetLastPid(pid int) error {
+	return os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid)), 0)
+}
+
+// NeedRoot skips a test that needs root (to make PID namespaces or set
+// ns_last_pid), or fails it when SHMKIT_REQUIRE_NAMESPACES is set (CI
+// sets it and runs as root).
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("SHMKIT_REQUIRE_NAMESPACES") != "" {
+		t.Fatal("testproc: this test needs root, and SHMKIT_REQUIRE_NAMESPACES is set")
+	}
+	t.Skip("testproc: this test needs root")
 }
