@@ -64,6 +64,11 @@ var (
 	// the view's size.
 	ErrMisaligned = errors.New("shm: misaligned offset")
 
+	// ErrReplaced is returned by Segment.Check when the segment's name no
+	// longer names the file this process mapped: it was removed, or
+	// another file was renamed over it.
+	ErrReplaced = errors.New("shm: segment name now names another file")
+
 	// ErrClosed is returned by operations on a closed Segment.
 	ErrClosed = errors.New("shm: segment closed")
 

@@ -3,16 +3,24 @@
 package shm
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"runtime"
 	"runtime/debug"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Check reports ErrTruncated if the segment's file is now shorter than the
 // mapping: someone truncated it after it was opened, and touching the lost
-// pages would raise SIGBUS. It is a snapshot: the file may shrink right
-// after Check returns; Guard covers that.
+// pages would raise SIGBUS. It reports ErrReplaced if the segment's name
+// no longer names its file: removed, or another file renamed over it.
+// This process goes on using the file it mapped, whose name is gone: the
+// processes that open the name from then on use the new file, and the two
+// share nothing. It is a snapshot: the file may change right after Check
+// returns; Guard covers a truncation.
 func (s *Segment) Check() error {
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", s.path, ErrClosed)
@@ -23,6 +31,15 @@ func (s *Segment) Check() error {
 	}
 	if n < int64(len(s.m.mem)) {
 		return fmt.Errorf("%s: %w: file is %d bytes, mapped %d; recreate the segment", s.path, ErrTruncated, n, len(s.m.mem))
+	}
+	var st unix.Stat_t
+	switch err := unix.Lstat(s.path, &st); {
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%s: %w: the name was removed", s.path, ErrReplaced)
+	case err != nil:
+		return &fs.PathError{Op: "check", Path: s.path, Err: err}
+	case st.Ino != s.m.key.ino || st.Dev != s.m.key.dev:
+		return fmt.Errorf("%s: %w: the name now names another file", s.path, ErrReplaced)
 	}
 	return nil
 }

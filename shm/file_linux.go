@@ -187,3 +187,18 @@ func reserve(f *os.File, size int64) error {
 	}
 	return nil
 }
+
+// backFile makes sure an existing file of size bytes has every block
+// behind it: a file shmkit did not create itself (a sparse copy, a
+// creator in another language that used ftruncate) may have holes, and on
+// a full tmpfs the first store into a hole of the mapping is a SIGBUS,
+// which kills a Go program. fallocate fills the holes or fails with
+// ENOSPC here, and costs little where the blocks are there already. It
+// keeps the size (FALLOC_FL_KEEP_SIZE) and changes no byte.
+func backFile(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, size)
+	if err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+		return os.NewSyscallError("fallocate", err)
+	}
+	return nil
+}

@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 		"stuck-init":  stuckInitEntry,
 		"claim-slot":  claimSlotEntry,
 		"fill-slots":  fillSlotsEntry,
+		"open-touch":  openTouchEntry,
 		"add-counter": addCounterEntry,
 	})
 }
@@ -177,5 +178,21 @@ func addCounterEntry(args []string) int {
 	for range n {
 		c.Add(1)
 	}
+	return 0
+}
+
+// openTouchEntry: args path. Opens the segment and stores into every page
+// of its data region, then prints "touched"; or prints "error <err>".
+func openTouchEntry(args []string) int {
+	s, err := Open(args[0], testTag)
+	if err != nil {
+		fmt.Println("error", err)
+		return 0
+	}
+	d := s.Data()
+	for i := 0; i < len(d); i += os.Getpagesize() {
+		d[i] = 1
+	}
+	fmt.Println("touched")
 	return 0
 }

@@ -287,7 +287,7 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 	case errors.Is(err, ErrNotReady):
 		// Zeros: created, never initialized (the creator died first).
 		m, err = initialize(f, path, size, tag, 0, init)
-		return nil, false, err
+		return nil, false, unlinkUnreserved(f, path, err)
 	case err != nil:
 		return nil, false, err
 	case h.tag != tag:
@@ -296,10 +296,29 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 		// The init lock is ours, so the initializer that wrote this
 		// state is gone: redo its work from zeros.
 		m, err = initialize(f, path, size, tag, h.inits, init)
-		return nil, false, err
+		return nil, false, unlinkUnreserved(f, path, err)
 	}
 	m, err = mapReady(f, key, h, st.Size, size, tag)
 	return nil, false, err
+}
+
+// unlinkUnreserved removes the file f at path when initializing it failed
+// and left it empty: its space could not be reserved (ENOSPC, EDQUOT, an
+// I/O error), and a full /dev/shm must not be left fuller by an empty
+// file. It runs under the init lock, so no initializer works on the file;
+// an opener waiting for the lock finds the name gone and starts over. A
+// failed init function leaves the file initializing (not empty), for the
+// next opener to redo.
+func unlinkUnreserved(f *os.File, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var st, pst unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil && st.Size == 0 &&
+		unix.Lstat(path, &pst) == nil && st.Ino == pst.Ino && st.Dev == pst.Dev {
+		unix.Unlink(path)
+	}
+	return err
 }
 
 // openReady validates the header of an already opened file and maps it,
@@ -351,6 +370,9 @@ func mapReady(f *os.File, key fileKey, h header, fileSize int64, size int, tag s
 		return nil, fmt.Errorf("%w: segment holds %q, want %q", ErrTypeMismatch, h.tag, tag)
 	case size != 0 && h.dataSize() != uint64(size):
 		return nil, fmt.Errorf("%w: segment has %d data bytes, want %d; remove it to change its size", ErrSizeMismatch, h.dataSize(), size)
+	}
+	if err := backFile(f, int64(h.totalSize)); err != nil {
+		return nil, err
 	}
 	m, err := mapFile(f, key, tag, int(h.totalSize))
 	if err != nil {

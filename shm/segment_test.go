@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,4 +319,107 @@ func TestTruncatedUnderMapping(t *testing.T) {
 		}
 	}()
 	s.Guard(func() { panic("other") })
+}
+
+// writeSparse writes a valid, ready segment file of size data bytes at path
+// the way a creator that used ftruncate would: a header and a hole.
+func writeSparse(t *testing.T, path string, size int) {
+	t.Helper()
+	b := make([]byte, HeaderSize)
+	h := header{totalSize: uint64(DataOffset + size), state: StateReady, tag: testTag, inits: 1}
+	h.encode(b)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(DataOffset + size)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSparseFileOnFullTmpfs: a segment file with holes (made by someone
+// else, with ftruncate), on a full tmpfs: Open fails with ENOSPC instead of
+// handing out a mapping whose first store into a hole raises SIGBUS
+// (before, the child below died of SIGBUS). A sparse file that was backed
+// by an earlier Open, when there was room, opens on the full tmpfs.
+func TestSparseFileOnFullTmpfs(t *testing.T) {
+	dir := testproc.TinyTmpfs(t, 1<<20)
+	small, big := filepath.Join(dir, "small"), filepath.Join(dir, "big")
+	writeSparse(t, small, 64<<10)
+	writeSparse(t, big, 2<<20) // more than the tmpfs holds
+	first := testproc.Start(t, "open-touch", small)
+	first.Expect("touched")
+	first.MustExit()
+	testproc.Fill(t, dir)
+	p := testproc.Start(t, "open-touch", big)
+	if got := p.ExpectPrefix(""); !strings.HasPrefix(got, "error ") || !strings.Contains(got, "no space left on device") {
+		t.Fatalf("opening a sparse segment on a full tmpfs: %q, want an ENOSPC error", got)
+	}
+	p.MustExit()
+	again := testproc.Start(t, "open-touch", small)
+	again.Expect("touched")
+	again.MustExit()
+}
+
+// TestNoSpaceLeavesNothing: OpenOrCreate and Create on a full tmpfs fail
+// with ENOSPC and leave no file behind. (Before, OpenOrCreate left an empty
+// file.)
+func TestNoSpaceLeavesNothing(t *testing.T) {
+	dir := testproc.TinyTmpfs(t, 1<<20)
+	testproc.Fill(t, dir)
+	for _, how := range []string{"OpenOrCreate", "Create"} {
+		path := filepath.Join(dir, "seg."+how)
+		var err error
+		if how == "Create" {
+			_, err = Create(path, 1<<20, testTag, nil)
+		} else {
+			_, err = OpenOrCreate(context.Background(), path, 1<<20, testTag, nil)
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("%s on a full tmpfs: %v, want ENOSPC", how, err)
+		}
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s on a full tmpfs left %s behind (%v)", how, path, err)
+		}
+	}
+}
+
+// TestCheckReplaced: Check reports a segment whose name was removed or
+// renamed over by another file; the process keeps its own mapping.
+func TestCheckReplaced(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Create(dir+"/a", 8, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Check(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Create(dir+"/b", 8, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := os.Rename(dir+"/b", dir+"/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(); !errors.Is(err, ErrReplaced) {
+		t.Fatalf("Check after another file was renamed over it: %v, want ErrReplaced", err)
+	}
+	if err := b.Check(); !errors.Is(err, ErrReplaced) {
+		t.Fatalf("Check of the renamed file by its old name: %v, want ErrReplaced", err)
+	}
+	if err := os.Remove(dir + "/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(); !errors.Is(err, ErrReplaced) {
+		t.Fatalf("Check after removal: %v, want ErrReplaced", err)
+	}
+	v, _ := a.Uint64(0)
+	v.Add(1) // its mapping is still its own
 }

@@ -16,6 +16,7 @@ package testproc
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -331,4 +332,43 @@ func NeedRoot(t testing.TB) {
 		t.Fatal("testproc: this test needs root, and SHMKIT_REQUIRE_NAMESPACES is set")
 	}
 	t.Skip("testproc: this test needs root")
+}
+
+// TinyTmpfs mounts a tmpfs of size bytes on a new directory for the test
+// (root only: NeedRoot) and unmounts it when the test ends: the way to
+// fill /dev/shm for real, without touching the real one.
+func TinyTmpfs(t testing.TB, size int) string {
+	t.Helper()
+	NeedRoot(t)
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("testproc: mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("testproc: umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// Fill writes a file in dir until its file system is full (ENOSPC) and
+// returns its path.
+func Fill(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return path
+			}
+			t.Fatalf("testproc: fill %s: %v", dir, err)
+		}
+	}
 }
