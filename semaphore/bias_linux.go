@@ -37,10 +37,22 @@ import (
 // makes every CPU running a thread of a registered process execute a full
 // barrier before it returns. So either P's store is visible to R after the
 // membarrier (R waits for P to leave), or P's load comes after the barrier
-// and sees R's revoke (P does not enter). The cost of a revocation (a
-// membarrier, some microseconds) is paid only when the lock changes hands,
-// which a contended Mutex rations to about once per starvationThreshold
-// anyway.
+// and sees R's revoke (P does not enter).
+//
+// A membarrier costs some microseconds (11 µs on the 2-core VM this was
+// measured on: an interrupt to every CPU), paid at every hand-over of a
+// contended lock. So the revocation is cooperative first: P, whenever it
+// finds R's claim where it would have entered (or on its way out, when it
+// looks at the bias word anyway), is outside its critical section and will
+// not enter through the bias again, and says so with a CAS that sets the
+// ack bit. R, having claimed, watches the bias word for a few
+// microseconds; an ack is P's own word that it is out, made after it saw
+// the claim, so R needs no fence. A P that does not answer (idle, or not
+// running) is revoked the hard way, with the membarrier.
+//
+// Revocations are rationed as hand-offs are: a waiter lets a busy holder
+// have a turn (SetTurn) before it claims; an idle holder (its entry does
+// not change while the waiter watches) is revoked at once.
 //
 // The bias word (64 bits):
 //
@@ -48,7 +60,8 @@ import (
 //	bits 8-15  slot+1 of a revoker (0: none)
 //	bits 16-17 verdict on a holder found dead: 1 it died outside a
 //	           critical section, 2 inside (0: none yet)
-//	bits 18-63 epoch: every change of the word adds one
+//	bit  18    ack: the holder has seen the revoker's claim and is out
+//	bits 19-63 epoch: every change of the word adds one
 //
 // The epoch makes every value of the word unique, so a CAS computed from a
 // value read earlier fails if anything happened since: no decision taken
@@ -88,7 +101,13 @@ const (
 	verdictClean = 1 // the holder died outside a critical section
 	verdictDirty = 2 // inside
 
-	biasEpochShift = 18
+	biasAck        = 1 << 18
+	biasEpochShift = 19
+
+	// ackWait is how long a revoker waits for the holder's ack before it
+	// falls back on the membarrier: a running holder looks at the bias
+	// word every few nanoseconds.
+	ackWait = 5 * time.Microsecond
 )
 
 func biasVerdict(b uint64) uint64 { return b >> 16 & 3 }
@@ -102,9 +121,14 @@ func nextBias(b uint64, holder, revoker int, verdict uint64) uint64 {
 // restored is b without its revoker: the revocation undone.
 func restored(b uint64) uint64 { return nextBias(b, biasHolder(b), -1, biasVerdict(b)) }
 
+// acked is b, a revoker's claim, with the holder's ack.
+func acked(b uint64) uint64 {
+	return nextBias(b, biasHolder(b), biasRevoker(b), biasVerdict(b)) | biasAck
+}
+
 // verdictOf reads whether the biased holder in slot h was inside a
 // critical section. Callers read it while the bias word names h.
-func (m *Mutex) verdictOf(h int) uint64 {
+func (m *mutex) verdictOf(h int) uint64 {
 	if m.entry(h).Load()&inCSBit != 0 {
 		return verdictDirty
 	}
@@ -160,7 +184,7 @@ func fence() error {
 // Mutex. Bias needs membarrier's expedited global commands (Linux 4.16);
 // without them it is a Mutex too.
 type BiasedMutex struct {
-	m       *Mutex
+	m       *mutex
 	entry   *uint32 // this process's owner-id entry in the record
 	in, out uint32  // the entry's value inside and outside a critical section
 	bias    *uint64 // the record's bias word
@@ -180,9 +204,13 @@ type BiasedMutex struct {
 }
 
 const (
-	// shortBias is how long a bias must last to have paid for its
-	// revocation (a membarrier and a wake-up: microseconds).
-	shortBias = int64(100 * time.Microsecond)
+	// A bias that lasted less than a quarter of a turn was not worth its
+	// revocation (about a microsecond when the holder answers, a
+	// membarrier's 11 µs when it does not): its waiters did not let it
+	// have its turn, or were not waiting for one (an idle holder's lock
+	// taken by TryLock), and the processes are trading the lock faster
+	// than a bias pays. See lostBias.
+	shortBiasTurns = 4
 
 	// maxHoldoff caps the holdoff after short biases.
 	maxHoldoff = 1 << 12
@@ -303,6 +331,16 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 			return true, nil
 		}
 		if b := h.m.bias.Load(); biasHolder(b) == h.m.a.slot.Index && biasVerdict(b) == 0 {
+			if biasRevoker(b) < 0 {
+				// Restored with a new epoch by a revoker that gave up:
+				// ours again.
+				h.want = b
+				if h.LockFast() {
+					return true, nil
+				}
+				return false, nil
+			}
+			h.ack()
 			return false, nil // being revoked: the word is ours until it moves
 		}
 		h.biased = false
@@ -317,10 +355,12 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 
 // revoked waits, after biasEnter found the bias gone, until the revocation
 // is done (false: lock through the word like anyone) or undone by a
-// revoker that gave up or died (true: biased again).
+// revoker that gave up or died (true: biased again). It answers the
+// revoker's claim first (ack): biasEnter backed out, so we are outside.
 func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 	m := h.m
-	for backoff := time.Microsecond; ; backoff = min(2*backoff, maxBackoff) {
+	start := monoNow()
+	for {
 		b := m.bias.Load()
 		switch {
 		case biasHolder(b) != m.a.slot.Index || biasVerdict(b) != 0:
@@ -332,11 +372,34 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			m.undoRevoke(b)
 			continue
 		}
-		// Someone revokes our bias: it waits for no one but us (we are
-		// out of the critical section), so this is microseconds.
-		if err := sleepContext(ctx, backoff); err != nil {
+		h.ack()
+		// The revoker takes the word in a moment, or gives up.
+		var err error
+		if monoNow()-start < int64(time.Millisecond) {
+			err = ctx.Err()
+			yield()
+		} else {
+			err = nap(ctx, 100*time.Microsecond) // a revoker that was stopped
+		}
+		if err != nil {
 			return false, err
 		}
+	}
+}
+
+// ack answers a revoker's claim in the bias word: called where this
+// holder found the claim instead of entering, or on its way out, it is
+// outside its critical section and will not enter through this bias
+// again. See the top of this file. It also wakes a revoker that went to
+// sleep on our entry (after its membarrier) while biasEnter had the
+// in-critical-section bit set for a moment: biasEnter takes the bit back
+// with a plain store, which wakes no one.
+func (h *BiasedMutex) ack() {
+	m := h.m
+	b := m.bias.Load()
+	if biasHolder(b) == m.a.slot.Index && biasRevoker(b) >= 0 && biasVerdict(b) == 0 && b&biasAck == 0 {
+		m.bias.CompareAndSwap(b, acked(b))
+		wake((*atomic.Uint32)(unsafe.Pointer(h.entry)), math.MaxInt32)
 	}
 }
 
@@ -350,11 +413,12 @@ func (h *BiasedMutex) Unlock() error {
 	return h.unlockSlow()
 }
 
-// finishUnlock wakes the revoker UnlockFast saw waiting, if it did.
+// finishUnlock answers the revoker UnlockFast saw, if it did, and wakes
+// it in case it sleeps waiting for us to leave.
 func (h *BiasedMutex) finishUnlock() {
 	if h.state == wakeDue {
 		h.state = free
-		wake((*atomic.Uint32)(unsafe.Pointer(h.entry)), math.MaxInt32)
+		h.ack()
 	}
 }
 
@@ -396,7 +460,7 @@ func (h *BiasedMutex) notLocked() error {
 
 // lostBias sets the holdoff after our bias was revoked.
 func (h *BiasedMutex) lostBias() {
-	if monoNow()-h.biasedAt < shortBias {
+	if monoNow()-h.biasedAt < turnNs()/shortBiasTurns {
 		h.penalty = min(max(2*h.penalty, 1), maxHoldoff)
 		h.holdoff = h.penalty
 	} else {
@@ -458,16 +522,18 @@ func (h *BiasedMutex) release() {
 
 // The other side: lockers that find the lock biased.
 
-// revokeHook, when set (tests only), is called at each step of a
-// revocation so a test can kill the revoker there.
-var revokeHook func(step string)
+// stepHook, when set (tests only), is called at steps of a revocation and
+// of seizing and taking words ("claimed", "fenced", "seizing", "seized",
+// "taken", "take-handed-off"), so that a test can stop or kill the process
+// there.
+var stepHook func(step string)
 
 // biasedWait is lockSlow's step when the word, v, is held by a live
-// process (or a handed-off one) and the bias word was b, naming a holder:
-// it revokes the bias when the holder is idle, dead or has kept the lock
-// past the starvation threshold, and otherwise backs off as from any hot
-// lock. It reports whether it took the lock.
-func (m *Mutex) biasedWait(ctx context.Context, b uint64, v uint32, starving bool, backoff *time.Duration) (bool, error) {
+// process (or a dead one) and the bias word was b, naming a holder; the
+// waiter has waited for waited ns. It revokes the bias when the holder is
+// idle or dead or has had its turn, and otherwise waits out the turn. It
+// reports whether it took the lock.
+func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64) (bool, error) {
 	h, r := biasHolder(b), biasRevoker(b)
 	owner := v & tidMask
 	if m.ownerSlot(owner) < 0 {
@@ -476,35 +542,35 @@ func (m *Mutex) biasedWait(ctx context.Context, b uint64, v uint32, starving boo
 		// taker after it), or garbage. Take it over; settle judges.
 		return m.take(v, false)
 	}
-	switch {
-	case biasVerdict(b) != 0:
-		// A judged death; the live process holding the word clears
-		// the bias next.
+	switch t := turnNs(); {
+	case biasVerdict(b) != 0, owner != m.entry(h).Load()&tidMask:
+		// A judged death, or the word left the holder: the live
+		// process holding the word clears the bias next.
 	case r >= 0 && r != m.a.slot.Index && !m.live(r):
 		m.undoRevoke(b)
 		return false, nil
 	case r >= 0:
 		// A revocation under way.
-	case owner != m.entry(h).Load()&tidMask:
-		// The word left the holder: a revoker or a taker clears the
-		// bias next.
-	case starving || !m.biasHot(h):
+	case waited < t && m.biasHot(h):
+		// A busy holder's turn: wait it out, off the lock's lines.
+		return false, waitUntil(ctx, monoNow()+t-waited)
+	default:
 		return m.revoke(ctx, v, b, true)
 	}
-	if err := sleepContext(ctx, *backoff); err != nil {
-		return false, err
-	}
-	*backoff = min(2**backoff, maxBackoff)
-	return false, nil
+	return false, nap(ctx, time.Microsecond)
 }
 
 // undoRevoke clears the claim of a dead revoker, found in b: if the word is
 // still with the live holder, the holder keeps its bias; if it left (the
 // revoker took it, then died; or the holder died), the holder is judged as
 // any dead holder is, from its entry, which the bias word still protects.
-func (m *Mutex) undoRevoke(b uint64) {
+func (m *mutex) undoRevoke(b uint64) {
 	h := biasHolder(b)
 	v := m.word.Load()
+	if isSeized(v & tidMask) {
+		m.awaitSeized(context.Background(), v) // undone if its seizer died
+		return
+	}
 	if m.bias.Load() != b {
 		return
 	}
@@ -519,10 +585,10 @@ func (m *Mutex) undoRevoke(b uint64) {
 // in-critical-section bit changes while we watch. An idle holder (the bit
 // stays clear) or one in a long critical section (it stays set) is
 // revoked at once.
-func (m *Mutex) biasHot(h int) bool {
+func (m *mutex) biasHot(h int) bool {
 	e := m.entry(h)
 	first := e.Load()
-	for range watchLoads {
+	for range hotLoads {
 		if e.Load() != first {
 			return true
 		}
@@ -530,53 +596,90 @@ func (m *Mutex) biasHot(h int) bool {
 	return false
 }
 
-// revoke takes the lock, held as v by the live process the bias word b
+// hotLoads is how many times biasHot reads the holder's entry: a holder
+// buying back to back changes it every few nanoseconds.
+const hotLoads = 64
+
+// revoke takes the lock, held as v0 by the live process the bias word b
 // names, from that process: see the top of this file. With block false
 // (TryLock) it gives up if the holder is inside its critical section. It
 // reports whether it took the lock; the error is ErrOwnerDead if a verdict
 // said so meanwhile, ctx's if ctx ended while waiting for the holder to
 // leave.
-func (m *Mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bool, error) {
+//
+// The word is taken by seizing it (mutex.seize) and checking that our
+// claim still stands: the claim protects the bias word, not the futex
+// word, whose value comes back (the holder closes and reopens with the
+// same thread id, or dies and a new process gets it, and locks), and a
+// revoker stopped before its CAS must not take that later lock.
+func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bool, error) {
 	h := biasHolder(b)
-	nb := nextBias(b, h, m.a.slot.Index, 0)
-	if !m.bias.CompareAndSwap(b, nb) {
+	claim := nextBias(b, h, m.a.slot.Index, 0)
+	if !m.bias.CompareAndSwap(b, claim) {
 		return false, nil
 	}
+	ack := acked(claim)
 	hook("claimed")
-	if err := fence(); err != nil {
-		m.bias.CompareAndSwap(nb, restored(nb))
-		return false, m.wrap(fmt.Errorf("revoking the bias of slot %d: %w", h, err))
+	// giveUp drops our claim, acked or not: the holder keeps its bias.
+	giveUp := func() {
+		if !m.bias.CompareAndSwap(claim, restored(claim)) {
+			m.bias.CompareAndSwap(ack, restored(ack))
+		}
 	}
-	hook("fenced")
+	// A running holder answers at once (ack); else the membarrier, and
+	// we watch its entry until it is out.
 	ep := m.entry(h)
-	for {
+	fenced := false
+	for deadline := monoNow() + int64(ackWait); ; {
+		cur := m.bias.Load()
+		if cur == ack {
+			break
+		}
+		if cur != claim {
+			return false, nil // the holder died and was judged, or let go
+		}
+		if !fenced && monoNow() >= deadline {
+			if err := fence(); err != nil {
+				giveUp()
+				return false, m.wrap(fmt.Errorf("revoking the bias of slot %d: %w", h, err))
+			}
+			fenced = true
+		}
+		if !fenced {
+			yield()
+			continue
+		}
 		e := ep.Load()
 		if e&inCSBit == 0 {
 			break
 		}
 		if !m.live(h) {
-			// Dead inside: the next look takes the word over.
-			m.bias.CompareAndSwap(nb, restored(nb))
+			giveUp() // dead inside: the next look takes the word over
 			return false, nil
 		}
 		if err := ctx.Err(); err != nil || !block {
-			m.bias.CompareAndSwap(nb, restored(nb)) // the holder keeps its bias
+			giveUp()
 			return false, err
 		}
 		wait(ep, e, entrySlice)
 	}
-	// The holder is out of its critical section and sees nb if it tries
-	// again, or it is dead. Take the word from it.
+	hook("fenced") // by the holder's ack or by the membarrier
+	// The holder is out of its critical section and sees our claim if it
+	// tries again, or it is dead. Take the word from it.
+	stands := func() bool { cur := m.bias.Load(); return cur == claim || cur == ack }
 	for {
 		v := m.word.Load()
 		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 {
-			// It died since (the kernel marked the word): the next
-			// look takes it over.
-			m.bias.CompareAndSwap(nb, restored(nb))
+			// It died since (the kernel marked the word), or the word
+			// is seized: the next look deals with it.
+			giveUp()
 			return false, nil
 		}
-		if m.word.CompareAndSwap(v, m.tid|v&waitersBit) {
+		if m.seize(v, stands, m.tid) {
 			break
+		}
+		if !stands() {
+			return false, nil
 		}
 	}
 	hook("taken")
@@ -587,8 +690,8 @@ func (m *Mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bo
 }
 
 func hook(step string) {
-	if revokeHook != nil {
-		revokeHook(step)
+	if stepHook != nil {
+		stepHook(step)
 	}
 }
 

@@ -250,8 +250,8 @@ func TestRevokeIdle(t *testing.T) {
 			if b := biasWord(seg); biasHolder(b) >= 0 || biasRevoker(b) >= 0 || biasVerdict(b) != 0 {
 				t.Fatalf("bias word %#x after the revocation, want no holder, revoker or verdict", b)
 			}
-			if w := binary.LittleEndian.Uint32(seg.Data()[offWord:]); w != m.tid {
-				t.Fatalf("word %#x, want this process's id %d alone", w, m.tid)
+			if w := binary.LittleEndian.Uint32(seg.Data()[offWord:]); w != m.m.tid {
+				t.Fatalf("word %#x, want this process's id %d alone", w, m.m.tid)
 			}
 			if err := m.Unlock(); err != nil {
 				t.Fatal(err)
@@ -297,7 +297,7 @@ func TestRevokeInside(t *testing.T) {
 // process gets ErrOwnerDead (the hammer repairs it).
 func TestRevokerDeath(t *testing.T) {
 	needBias(t)
-	for _, step := range []string{"claimed", "fenced", "taken"} {
+	for _, step := range []string{"claimed", "fenced", "seized", "taken"} {
 		t.Run(step, func(t *testing.T) {
 			name, seg, m := newTestMutex(t)
 			counter := view(seg, offCounter)

@@ -20,7 +20,7 @@ func ExampleMutex() {
 		log.Fatal(err)
 	}
 	defer shm.Remove("example.lock")
-	defer m.Segment().Close()
+	defer m.Close()
 
 	err = m.Lock()
 	if errors.Is(err, semaphore.ErrOwnerDead) {
@@ -45,7 +45,7 @@ func ExampleSemaphore() {
 		log.Fatal(err)
 	}
 	defer shm.Remove("example.sem")
-	defer s.Segment().Close()
+	defer s.Close()
 
 	if err := s.Acquire(context.Background(), 2); err != nil {
 		log.Fatal(err)

@@ -19,12 +19,14 @@ const (
 )
 
 // wait sleeps while *w == val, for at most d. It returns early on a wake, a
-// signal or a changed value; callers re-check the word either way. It is a
-// blocking syscall through unix.Syscall6 (not RawSyscall), so the Go
-// scheduler hands this thread's P to other goroutines meanwhile.
-func wait(w *atomic.Uint32, val uint32, d time.Duration) {
+// signal or a changed value; callers re-check the word either way. It
+// reports whether the sleep ran out its time. It is a blocking syscall
+// through unix.Syscall6 (not RawSyscall), so the Go scheduler hands this
+// thread's P to other goroutines meanwhile.
+func wait(w *atomic.Uint32, val uint32, d time.Duration) (timedOut bool) {
 	ts := unix.NsecToTimespec(int64(d))
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWait, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	_, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWait, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	return e == unix.ETIMEDOUT
 }
 
 // wake wakes up to n processes waiting on w.

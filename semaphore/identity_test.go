@@ -99,7 +99,7 @@ func TestTIDReuseBias(t *testing.T) {
 				if ok, err := m.TryLock(); ok || err != nil {
 					t.Fatalf("TryLock while the process with the dead holder's thread id holds the lock = %v, %v; want false, nil", ok, err)
 				}
-				if w := binary.LittleEndian.Uint32(m.rec[offWord:]); w&tidMask != dtid {
+				if w := binary.LittleEndian.Uint32(m.m.rec[offWord:]); w&tidMask != dtid {
 					t.Fatalf("word %#x, want the new holder's id %d", w, dtid)
 				}
 			})

@@ -34,6 +34,11 @@ func TestMain(m *testing.M) {
 		"attach":      attachEntry,
 		"close-held":  closeHeldEntry,
 		"hold-until":  holdUntilEntry,
+		"take-turns":  takeTurnsEntry,
+		"stop-at":     stopAtEntry,
+		"bias-reopen": biasReopenEntry,
+		"hold-check":  holdCheckEntry,
+		"try-once":    tryOnceEntry,
 	})
 }
 
@@ -334,7 +339,7 @@ func revokeStopEntry(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	revokeHook = func(step string) {
+	stepHook = func(step string) {
 		if step == args[1] {
 			fmt.Println("stopped", step)
 			time.Sleep(time.Hour)
@@ -373,9 +378,12 @@ func attachEntry(args []string) int {
 	case "mutex", "biased":
 		l, err = newLockerAt(seg, off, args[2] == "biased")
 		if err == nil {
-			m, _ := l.(*Mutex)
-			if b, ok := l.(*BiasedMutex); ok {
-				m = b.m
+			var m *mutex
+			switch l := l.(type) {
+			case *Mutex:
+				m = l.m
+			case *BiasedMutex:
+				m = l.m
 			}
 			fmt.Println("id", m.Slot(), m.tid)
 		}
@@ -437,5 +445,32 @@ func holdUntilEntry(args []string) int {
 	}
 	fmt.Println("unlocked")
 	time.Sleep(time.Hour)
+	return 0
+}
+
+// takeTurnsEntry: args record, biased|mutex, rounds, hold. Lock, hold the
+// lock for hold (busy, so that the other process's waiter asks for it and
+// then sleeps on the futex), unlock, rounds times; then print
+// "timeouts <n>": the futex sleeps on the word that ended by their slice,
+// not by a wake.
+func takeTurnsEntry(args []string) int {
+	_, m, err := openLocker(args[0], args[1] == "biased")
+	if err != nil {
+		return fail(err)
+	}
+	rounds, _ := strconv.Atoi(args[2])
+	hold, _ := time.ParseDuration(args[3])
+	fmt.Println("running")
+	for range rounds {
+		if err := m.Lock(); err != nil {
+			return fail(err)
+		}
+		for start := time.Now(); time.Since(start) < hold; {
+		}
+		if err := m.Unlock(); err != nil {
+			return fail(err)
+		}
+	}
+	fmt.Println("timeouts", wordTimeouts.Load())
 	return 0
 }

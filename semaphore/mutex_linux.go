@@ -19,61 +19,37 @@ import (
 // A Mutex is barging: Unlock releases the word and whoever CASes it first
 // owns it. That keeps a busy lock with one process, which runs its critical
 // sections back to back with the word in its own cache. Waiters therefore
-// stay out of its way: a waiter that sees the word change while it watches
-// for a moment (the lock is hot, handed between critical sections in
-// nanoseconds) backs off with short sleeps, neither spinning on the cache
-// line nor setting the waiters bit, which would cost the owner a futex wake
-// on every Unlock; a waiter that sees the word stay put (a long critical
-// section) sets the waiters bit and sleeps on the futex until Unlock or the
-// owner's death wakes it.
+// stay out of its way for a turn (SetTurn; wait_linux.go): they do not read
+// the word meanwhile, and do not set the waiters bit, which would cost the
+// owner a futex wake on every Unlock.
 //
-// A waiter that has waited longer than starvationThreshold asks for a
-// hand-off: it writes its slot into the record's hand-off word and sleeps
-// on the futex. The next Unlock then does not release the word but hands
-// it over (see handOff), so that no barger can take it, and wakes it.
-// Processes thus take turns in batches of about a millisecond: throughput
-// stays close to an uncontended lock and no process waits without bound.
-// One hand-off request is pending at a time; a request by a process that
-// died is dropped by the next Unlock.
+// A waiter that has waited a turn asks for a hand-off: it writes its slot
+// into the record's hand-off word and watches the word. The next Unlock
+// then does not release the word but hands it over (see handOff), so that
+// no barger can take it. Processes thus take turns: throughput stays close
+// to an uncontended lock, a process arriving at a random moment waits
+// about half a turn, and none waits without bound. One hand-off request is
+// pending at a time: other waiters wait another turn, and a waiter whose
+// request is not answered within two turns (a long critical section)
+// sleeps on the futex until an Unlock wakes it. A request by a process
+// that died is dropped by the next Unlock.
 //
 // No strict FIFO: with more processes than cores, a queue lock hands the
 // lock to a process that is not running and everyone waits for the
 // scheduler.
 const (
-	starvationThreshold = int64(time.Millisecond)
-
-	// watchLoads is how many times a waiter reads the word to tell a hot
-	// lock from a long hold before it sleeps.
-	watchLoads = 64
-
-	// minBackoff and maxBackoff bound the sleeps of a waiter backing off
-	// from a hot lock.
-	minBackoff = 20 * time.Microsecond
-	maxBackoff = 200 * time.Microsecond
-
 	// waitSlice bounds one futex sleep. The kernel wakes a sleeper when
 	// the owner unlocks or dies; the slice covers the one case it cannot,
 	// an owner killed between releasing the word and waking, and a word
-	// owned by a process the kernel never knew (garbage): after each slice
-	// the sleeper checks that the owner is still alive.
+	// owned by a process the kernel never knew (garbage): a waiter that
+	// sees the word unchanged for a slice checks that the owner is alive.
 	waitSlice = 10 * time.Millisecond
 )
 
-// Mutex is a robust mutual-exclusion lock that lives in a shared-memory
-// segment and is shared by every process that maps it. If its owner dies
-// (SIGKILL at any instruction, a crash, an exit), the next process to lock
-// it gets the lock together with ErrOwnerDead.
-//
-// A Mutex is owned by a process, not by a goroutine: like sync.Mutex, any
-// goroutine of the owning process may unlock it; Unlock from another
-// process returns ErrNotOwner. It is safe for concurrent use by many
-// goroutines of many processes. NewMutex returns the same *Mutex for the
-// same record of a segment in one process, whichever handle it is given
-// (a process maps a segment once). A Mutex must not be used after the
-// segment's last handle in this process is closed; closing it while this
-// process holds the lock abandons the lock (the next locker gets
-// ErrOwnerDead).
-type Mutex struct {
+// mutex is a Mutex record as this process uses it: one per record per
+// mapping, shared by every Mutex handle (and the BiasedMutex or Semaphore)
+// on the record in this process.
+type mutex struct {
 	word    *atomic.Uint32
 	handoff *atomic.Uint32 // slot+1 of a starving waiter, maybe | grantedBit
 	bias    *atomic.Uint64 // see bias_linux.go
@@ -119,9 +95,15 @@ func InitMutex(seg *shm.Segment, off int) error {
 // use the segment). A record whose words cannot be a Mutex's is refused
 // with ErrCorrupt. A record this process uses through a BiasedMutex is
 // refused with ErrInUse.
-func NewMutex(seg *shm.Segment, off int) (*Mutex, error) { return newMutex(seg, off, false) }
+func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
+	m, err := newMutex(seg, off, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Mutex{m: m, seg: seg}, nil
+}
 
-func newMutex(seg *shm.Segment, off int, forBias bool) (*Mutex, error) {
+func newMutex(seg *shm.Segment, off int, forBias bool) (*mutex, error) {
 	rec, err := checkPlacement(seg, off, MutexSize)
 	if err != nil {
 		return nil, err
@@ -149,7 +131,7 @@ func newMutex(seg *shm.Segment, off int, forBias bool) (*Mutex, error) {
 	if err := checkRecord(rec); err != nil {
 		return nil, fmt.Errorf("%s: %w: the mutex at offset %d: %w", seg.Path(), ErrCorrupt, off, err)
 	}
-	m := &Mutex{
+	m := &mutex{
 		word:    u32(rec, offWord),
 		handoff: u32(rec, offHandoff),
 		bias:    u64(rec, offBias),
@@ -215,7 +197,7 @@ func checkRecord(rec []byte) error {
 // have yet. Then our owner id and slot generation go into our entry.
 // Called under a.mu, before the node is linked and before anyone here can
 // lock.
-func (m *Mutex) join() {
+func (m *mutex) join() {
 	s := m.a.slot.Index
 	for {
 		b := m.bias.Load()
@@ -230,19 +212,26 @@ func (m *Mutex) join() {
 	}
 bias:
 	for {
+		// A grant it never took leaves the word handed off to nobody:
+		// the next locker takes it (orphaned).
 		h := m.handoff.Load()
-		if int(h&slotMask)-1 != s {
-			break
-		}
-		if m.handoff.CompareAndSwap(h, 0) {
-			if h&grantedBit != 0 {
-				m.freeOrphan()
-			}
+		if int(h&slotMask)-1 != s || m.handoff.CompareAndSwap(h, 0) {
 			break
 		}
 	}
-	if v := m.word.Load(); v&tidMask == m.tid && m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit) {
-		wake(m.word, 1)
+	for {
+		v := m.word.Load()
+		owner := v & tidMask
+		if isSeized(owner) && seizedOwner(owner) == m.tid {
+			// Someone is making sure that id is dead: it is, but let
+			// the seizer finish (or clear up after a dead one).
+			m.awaitSeized(context.Background(), v)
+			continue
+		}
+		if owner == m.tid && m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit) {
+			wake(m.word, 1)
+		}
+		break
 	}
 	if b := m.bias.Load(); biasHolder(b) >= 0 && m.word.Load()&^waitersBit == 0 {
 		m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0)) // garbage: see take
@@ -258,18 +247,21 @@ bias:
 // repairs what this process left half done), and a hand-off request is
 // withdrawn. The entry stays: once our slot is released it names a dead
 // process, which is what we are to the record from then on.
-func (m *Mutex) leave() {
+func (m *mutex) leave() {
 	for {
+		// A grant we never took leaves the word handed off to nobody:
+		// the next locker takes it (orphaned).
 		h := m.handoff.Load()
 		if h&slotMask != m.me || m.handoff.CompareAndSwap(h, 0) {
-			if h&slotMask == m.me && h&grantedBit != 0 {
-				m.freeOrphan()
-			}
 			break
 		}
 	}
 	for {
 		v := m.word.Load()
+		if m.ours(v) {
+			m.awaitSeized(context.Background(), v)
+			continue
+		}
 		if v&tidMask != m.tid {
 			return
 		}
@@ -280,17 +272,8 @@ func (m *Mutex) leave() {
 	}
 }
 
-// Lock locks m, waiting as long as it takes. See LockContext.
-func (m *Mutex) Lock() error { return m.LockContext(context.Background()) }
-
-// LockContext locks m. On success it returns nil, or ErrOwnerDead if the
-// previous owner died holding it: then the caller holds the lock and must
-// repair the protected state and call Consistent before Unlock. It returns
-// ErrNotRecoverable, without the lock, once the mutex was unlocked
-// inconsistent. If ctx is done first it returns ctx.Err() and leaves the
-// mutex as it was (it may have set the waiters bit, which costs an unlocker
-// one wake-up).
-func (m *Mutex) LockContext(ctx context.Context) error {
+// LockContext: see Mutex.LockContext.
+func (m *mutex) LockContext(ctx context.Context) error {
 	// Fast path: unlocked, nobody sleeping. One CAS.
 	if m.word.CompareAndSwap(0, m.tid) {
 		raceAcquire(m)
@@ -303,13 +286,21 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 	return err
 }
 
-func (m *Mutex) lockSlow(ctx context.Context) (err error) {
+func (m *mutex) lockSlow(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
+		// As POSIX's timed locks do: a lock that can be had at once is
+		// taken, whatever the deadline.
+		if ok, terr := m.TryLock(); ok || terr != nil {
+			return terr
+		}
 		return err
 	}
 	select {
 	case m.local <- struct{}{}:
 	case <-ctx.Done():
+		if ok, terr := m.TryLock(); ok || terr != nil {
+			return terr
+		}
 		return ctx.Err()
 	}
 	defer func() { <-m.local }()
@@ -318,14 +309,15 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		stopWake func() bool // wakes sleepers when ctx is done
 		first    int64       // when this locker first found the lock held
 		slept    bool        // slept on the futex: others may sleep there too
-		asked    bool        // our hand-off request is in the record
-		backoff  = minBackoff
+		asked    int64       // when our hand-off request went into the record; 0 none
+		checked  int64       // when the owner's liveness was last asked
+		seen     uint32      // the word then
 	)
 	defer func() {
 		if stopWake != nil {
 			stopWake()
 		}
-		if asked && err != nil && err != ErrOwnerDead {
+		if asked != 0 && err != nil && err != ErrOwnerDead {
 			m.withdraw()
 		}
 	}()
@@ -335,66 +327,106 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		switch {
 		case owner == notRecoverable:
 			return m.errorf(ErrNotRecoverable)
+		case isSeized(owner):
+			if err := m.awaitSeized(ctx, v); err != nil {
+				return err
+			}
+			continue
 		case owner == handedOff:
 			h := m.handoff.Load()
-			if h == m.me|grantedBit {
-				// Ours: the granter left the word for us to take.
-				if m.word.CompareAndSwap(v, m.tid|v&waitersBit) {
-					m.handoff.CompareAndSwap(h, 0)
-					asked = false
+			if h == m.me|grantedBit || h&grantedBit == 0 || !m.live(int(h&slotMask)-1) {
+				// Ours: the granter left the word for us to take. Or
+				// nobody's: its grantee withdrew or died.
+				if m.takeHandedOff(v) {
+					asked = 0
 					return nil
 				}
 				continue
 			}
-			if m.orphaned(h) {
-				continue
-			}
 			// Another waiter's: it takes the word next.
-		case owner == 0 || (v&ownerDiedBit != 0 && m.ownerSlot(owner) < 0):
+		case owner == 0 || isGarbage(owner) || (v&ownerDiedBit != 0 && m.ownerSlot(owner) < 0):
 			// Free, or left by a dead owner.
 			took, err := m.take(v, slept)
 			if !took {
 				continue
 			}
-			if asked {
+			if asked != 0 {
 				m.handoff.CompareAndSwap(m.me, 0)
-				asked = false
+				asked = 0
 			}
 			return err
 		}
 		now := monoNow()
 		if first == 0 {
-			first = now
+			first, checked, seen = now, now, v
+		}
+		if v != seen {
+			checked, seen = now, v
+		} else if now-checked >= int64(waitSlice) && owner <= maxOwnerID {
+			// The word stayed the same for a slice: is its owner alive?
+			// A death the kernel did not report (the owner died between
+			// a store and its robust thread's exit, or the word is
+			// garbage) is taken over as the kernel's would be.
+			checked = now
+			if m.ownerSlot(owner) < 0 {
+				took, err := m.take(v, slept)
+				if took {
+					if asked != 0 {
+						m.handoff.CompareAndSwap(m.me, 0)
+						asked = 0
+					}
+					return err
+				}
+				continue
+			}
 		}
 		if b := m.bias.Load(); biasHolder(b) >= 0 && owner != handedOff {
 			// Biased: the holder never unlocks the word, so no
 			// hand-off and no sleeping on it; revoke instead.
-			took, err := m.biasedWait(ctx, b, v, now-first > starvationThreshold, &backoff)
+			took, err := m.biasedWait(ctx, b, v, now-first)
 			if took {
-				if asked && !m.handoff.CompareAndSwap(m.me, 0) {
+				if asked != 0 && !m.handoff.CompareAndSwap(m.me, 0) {
 					m.handoff.CompareAndSwap(m.me|grantedBit, 0)
 				}
-				asked = false
+				asked = 0
 			}
 			if took || err != nil {
 				return err
 			}
 			continue
 		}
-		if owner == handedOff {
-			asked = asked && m.handoff.Load()&slotMask == m.me
-		} else if !asked && now-first > starvationThreshold {
-			asked = m.ask()
-		}
-		if !asked && owner != handedOff && !m.watch(v) {
-			// Hot: stay off the owner's cache line and its wake-ups.
-			if err := sleepContext(ctx, backoff); err != nil {
+		t := turnNs()
+		switch {
+		case owner == handedOff:
+			// Handed to another waiter: sleep until it takes the word.
+		case asked == 0 && now-first < t:
+			// The holder's turn: wait it out, off the lock's cache lines.
+			if err := waitUntil(ctx, first+t); err != nil {
 				return err
 			}
-			backoff = min(2*backoff, maxBackoff)
+			continue
+		case asked == 0:
+			if m.ask() {
+				asked = now
+				// The waiters bit sends the holder's next Unlock down
+				// its slow path, where it hands the word over.
+				if v&waitersBit == 0 {
+					m.word.CompareAndSwap(v, v|waitersBit)
+				}
+				continue
+			}
+			// Another waiter asked first and is next: sleep on the
+			// futex, woken with every hand-over to ask again (more
+			// waiters than cores must leave the holder the CPU, and
+			// each gets its chance to be next).
+		case now-asked < 2*t:
+			// The holder hands the word over at its next Unlock, in
+			// a moment if it is running: watch for it.
+			yield()
 			continue
 		}
-		// A long hold, or a hand-off is pending: sleep until Unlock.
+		// A long critical section, or a grant to another: sleep until
+		// an Unlock wakes us.
 		if v&waitersBit == 0 {
 			if !m.word.CompareAndSwap(v, v|waitersBit) {
 				continue
@@ -411,45 +443,126 @@ func (m *Mutex) lockSlow(ctx context.Context) (err error) {
 		if stopWake == nil && ctx.Done() != nil {
 			stopWake = context.AfterFunc(ctx, func() { wake(m.word, math.MaxInt32) })
 		}
-		wait(m.word, v, waitSlice)
+		if timedOut := wait(m.word, v, waitSlice); timedOut {
+			wordTimeouts.Add(1)
+		}
 		slept = true
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if monoNow()-now >= int64(waitSlice) && m.word.Load() == v && owner <= maxOwnerID && m.ownerSlot(owner) < 0 {
-			// The owner is gone and the kernel did not say so (it
-			// died between a store and its robust thread's exit, or
-			// the word is garbage): mark it as the kernel would have.
-			m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit)
-		}
 	}
 }
+
+// wordTimeouts counts futex sleeps on a word that ended by their slice
+// rather than a wake: each is a wake-up that never came (tests).
+var wordTimeouts atomic.Int64
 
 // take tries to lock m, found as v: free, or left by a dead owner
 // (OWNER_DIED with no owner, or an owner id no live process has). It
 // reports whether it took the lock, and ErrOwnerDead when the protected
 // state needs repair (see settle).
-func (m *Mutex) take(v uint32, slept bool) (bool, error) {
+func (m *mutex) take(v uint32, slept bool) (bool, error) {
 	nv := m.tid | v&waitersBit
 	if slept {
 		nv |= waitersBit // others may still sleep: keep Unlock waking
 	}
-	if !m.word.CompareAndSwap(v, nv) {
-		return false, nil
-	}
-	if v&^waitersBit == 0 {
-		// It was free. A free word is never biased (the bias is given
-		// up, or moved with the word, before the word is free): a bias
-		// word that says otherwise is garbage.
-		if b := m.bias.Load(); biasHolder(b) >= 0 {
-			m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0))
+	switch owner := v & tidMask; {
+	case owner == 0, isGarbage(owner):
+		if !m.word.CompareAndSwap(v, nv) {
+			return false, nil
 		}
-		return true, nil
+		if v&^waitersBit == 0 {
+			// It was free. A free word is never biased (the bias is
+			// given up, or moved with the word, before the word is
+			// free): a bias word that says otherwise is garbage.
+			if b := m.bias.Load(); biasHolder(b) >= 0 {
+				m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0))
+			}
+			return true, nil
+		}
+	case owner <= maxOwnerID:
+		// An owner id that no live process has, we read: make sure of
+		// it with the word seized, where the id cannot come back.
+		if !m.seize(v, func() bool { return m.ownerSlot(owner) < 0 }, nv) {
+			return false, nil
+		}
+	default:
+		return false, nil
 	}
 	if m.settle(true) {
 		return true, m.errorf(ErrOwnerDead)
 	}
 	return true, nil
+}
+
+// Seizing the word.
+//
+// The word is 32 bits with no room for a version, and the values it takes
+// come back: a thread id is reused, and a lock freed and taken again by
+// the same process holds the same id. So a CAS on it, computed from a
+// decision made on other words (this owner id belongs to no live process;
+// our revocation claim still stands), could land on a later, equal value
+// that the decision says nothing about: a stopped process that resumes
+// would take a lock from a live holder. seize closes that: it first CASes
+// the word to a seized value (seizedBit, our slot, the owner id found),
+// which no one but the seizer changes and no one takes, then makes the
+// decision again, and then commits (the value it wanted) or undoes (the
+// value it found). While the word is seized, the decision's inputs can
+// change only in ways that keep it: the owner id cannot come back into a
+// word that does not hold it, and the owner it names, if alive, waits for
+// the seizer before it unlocks. A seizer that dies is undone by whoever
+// finds it dead.
+
+// seize CASes the word from v (an owner id in the owner field) to the
+// seized value, asks valid, and sets the word to to (with v's waiters
+// bit) if valid says yes, or back to v. It reports whether it committed.
+func (m *mutex) seize(v uint32, valid func() bool, to uint32) bool {
+	sv := seizedBit | uint32(m.a.slot.Index)<<seizedShift | v&seizedTidMask | v&^tidMask
+	hook("seizing")
+	if !m.word.CompareAndSwap(v, sv) {
+		return false
+	}
+	hook("seized")
+	if valid() {
+		m.word.Store(to | v&waitersBit) // only the seizer changes a seized word
+		return true
+	}
+	m.word.Store(v)
+	if v&waitersBit != 0 {
+		wake(m.word, math.MaxInt32) // the owner may have slept on the seized value
+	}
+	return false
+}
+
+// ours reports whether v is this process's owner id, seized by someone
+// making sure it is dead: the lock is ours, but we wait to change the word.
+func (m *mutex) ours(v uint32) bool {
+	owner := v & tidMask
+	return isSeized(owner) && seizedOwner(owner) == m.tid
+}
+
+// awaitSeized waits until the seized word v changes: a seizer decides in a
+// moment; one that died is undone here (the owner id it found goes back).
+func (m *mutex) awaitSeized(ctx context.Context, v uint32) error {
+	for start := monoNow(); m.word.Load() == v; {
+		if s := seizer(v & tidMask); s != m.a.slot.Index && !m.live(s) {
+			if m.word.CompareAndSwap(v, seizedOwner(v&tidMask)|v&^tidMask) && v&waitersBit != 0 {
+				wake(m.word, math.MaxInt32)
+			}
+			return nil
+		}
+		var err error
+		if monoNow()-start < int64(time.Millisecond) {
+			err = ctx.Err()
+			yield()
+		} else {
+			err = nap(ctx, 100*time.Microsecond) // a seizer that was stopped
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settle finishes taking the word, which is ours now: from a dead owner
@@ -471,7 +584,7 @@ func (m *Mutex) take(v uint32, slept bool) (bool, error) {
 // is held. Clearing them comes after the decision; a taker killed in
 // between had not returned from its lock call, so the next taker, which
 // finds the same records, decides the same.
-func (m *Mutex) settle(dead bool) (dirty bool) {
+func (m *mutex) settle(dead bool) (dirty bool) {
 	dirty = dead && m.handoff.Load()&grantedBit == 0
 	for {
 		b := m.bias.Load()
@@ -503,58 +616,29 @@ func (m *Mutex) settle(dead bool) (dirty bool) {
 	return dirty
 }
 
-// orphaned deals with a word handed off (handedOff) to the waiter the
-// hand-off word h names, and reports whether that waiter is gone and the
-// word was freed. The grant is cleared before the word is freed: a grant
-// says nobody is inside, which is true only until someone takes the word.
-func (m *Mutex) orphaned(h uint32) bool {
-	if h&grantedBit != 0 {
-		if m.live(int(h&slotMask) - 1) {
-			return false
-		}
-		if !m.handoff.CompareAndSwap(h, 0) {
-			return true // changed: look again
-		}
+// takeHandedOff takes a word found handed off (v), for us (our grant) or
+// for nobody (its grant was withdrawn, or its grantee died): the word is
+// taken first, then any grant is cleared, before the lock call returns: a
+// grant says that nobody is inside, which stays true until then. If the
+// word was handed off again meanwhile, to a live waiter, that waiter loses
+// its turn, not its safety: it finds its grant gone and asks again.
+func (m *mutex) takeHandedOff(v uint32) bool {
+	hook("take-handed-off")
+	if !m.word.CompareAndSwap(v, m.tid|v&waitersBit) {
+		return false
 	}
-	m.freeOrphan()
-	return true
-}
-
-// freeOrphan frees a handed-off word whose grant is gone.
-func (m *Mutex) freeOrphan() {
-	for {
-		v := m.word.Load()
-		if v&tidMask != handedOff || m.handoff.Load()&grantedBit != 0 {
-			return
-		}
-		if m.word.CompareAndSwap(v, 0) {
-			if v&waitersBit != 0 {
-				wake(m.word, 1)
-			}
-			return
-		}
-	}
-}
-
-// watch reads the word for a moment and reports whether it stayed v.
-func (m *Mutex) watch(v uint32) bool {
-	for range watchLoads {
-		if m.word.Load() != v {
-			return false
-		}
+	if h := m.handoff.Load(); h&grantedBit != 0 || h == m.me {
+		m.handoff.CompareAndSwap(h, 0)
 	}
 	return true
 }
 
-// ask records this process as the starving waiter, unless another one is.
-// A grant to a requester that died before using it is cleared, and the
-// word it left is freed. A grant to a live requester is never touched.
-func (m *Mutex) ask() bool {
+// ask records this process as the waiter to hand the lock to, unless
+// another one is. A grant to a live requester is never touched; one to a
+// dead requester is left for the next locker to take (takeHandedOff).
+func (m *mutex) ask() bool {
 	h := m.handoff.Load()
 	if h&grantedBit != 0 {
-		if !m.live(int(h&slotMask)-1) && m.handoff.CompareAndSwap(h, 0) {
-			m.freeOrphan()
-		}
 		return false
 	}
 	if h != 0 && !m.live(int(h&slotMask)-1) {
@@ -565,54 +649,58 @@ func (m *Mutex) ask() bool {
 }
 
 // withdraw takes back our hand-off request. If it was granted meanwhile,
-// the grant is cleared first and then the word, handed to us, is freed
-// (by us, or by whoever finds it orphaned first).
-func (m *Mutex) withdraw() {
-	if m.handoff.CompareAndSwap(m.me, 0) {
+// we take the word handed to us and unlock it, as a holder would.
+func (m *mutex) withdraw() {
+	if m.handoff.CompareAndSwap(m.me, 0) || m.handoff.Load() != m.me|grantedBit {
 		return
 	}
-	if m.handoff.CompareAndSwap(m.me|grantedBit, 0) {
-		m.freeOrphan()
+	for {
+		v := m.word.Load()
+		switch owner := v & tidMask; {
+		case owner == handedOff:
+			if m.takeHandedOff(v) {
+				m.Unlock()
+				return
+			}
+		case owner == 0 || v&ownerDiedBit != 0 || m.ownerSlot(owner) < 0:
+			// The granter died between its two steps: the grant says
+			// it was outside its critical section.
+			if took, _ := m.take(v, false); took {
+				m.Unlock()
+				return
+			}
+		case m.handoff.Load() != m.me|grantedBit:
+			return // someone took it as an orphan
+		default:
+			yield() // the granter is between its two steps
+		}
 	}
 }
 
-// sleepContext sleeps for d or until ctx is done.
-func sleepContext(ctx context.Context, d time.Duration) error {
-	if ctx.Done() == nil {
-		sleep(d)
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func sleep(d time.Duration) { time.Sleep(d) }
-
-// TryLock locks m if it is free, without waiting. It returns (true, nil)
-// or (true, ErrOwnerDead) when it took the lock, (false, nil) when it is
-// held, and (false, ErrNotRecoverable). It does not probe whether the
-// holder of a plain lock is alive; LockContext does. A lock biased to a
-// process that is between critical sections is free: TryLock revokes the
-// bias and takes it.
-func (m *Mutex) TryLock() (bool, error) {
+// TryLock: see Mutex.TryLock.
+func (m *mutex) TryLock() (bool, error) {
 	for {
 		v := m.word.Load()
 		owner := v & tidMask
 		switch {
 		case owner == notRecoverable:
 			return false, m.errorf(ErrNotRecoverable)
-		case owner == handedOff:
-			if m.orphaned(m.handoff.Load()) {
+		case isSeized(owner):
+			if s := seizer(owner); s != m.a.slot.Index && !m.live(s) {
+				m.awaitSeized(context.Background(), v) // undoes it
 				continue
 			}
 			return false, nil
-		case owner == 0 || (v&ownerDiedBit != 0 && m.ownerSlot(owner) < 0):
+		case owner == handedOff:
+			if h := m.handoff.Load(); h&grantedBit != 0 && m.live(int(h&slotMask)-1) {
+				return false, nil // a live waiter's
+			}
+			if m.takeHandedOff(v) {
+				raceAcquire(m)
+				return true, nil
+			}
+			continue
+		case owner == 0 || isGarbage(owner) || (v&ownerDiedBit != 0 && m.ownerSlot(owner) < 0):
 			took, err := m.take(v, false)
 			if !took {
 				continue
@@ -643,12 +731,8 @@ func (m *Mutex) TryLock() (bool, error) {
 	}
 }
 
-// Unlock unlocks m and wakes one sleeper if there is one. It returns
-// ErrNotOwner if this process does not hold m. If m is inconsistent (this
-// owner got ErrOwnerDead and did not call Consistent), Unlock releases it
-// as not recoverable: every later lock in every process fails with
-// ErrNotRecoverable, and Unlock says so.
-func (m *Mutex) Unlock() error {
+// Unlock: see Mutex.Unlock.
+func (m *mutex) Unlock() error {
 	raceRelease(m)
 	// Fast path: held by us, nobody sleeping.
 	if m.word.CompareAndSwap(m.tid, 0) {
@@ -657,9 +741,13 @@ func (m *Mutex) Unlock() error {
 	return m.unlockSlow()
 }
 
-func (m *Mutex) unlockSlow() error {
+func (m *mutex) unlockSlow() error {
 	for {
 		v := m.word.Load()
+		if m.ours(v) {
+			m.awaitSeized(context.Background(), v)
+			continue
+		}
 		if v&tidMask != m.tid {
 			return m.notOwner(v)
 		}
@@ -680,16 +768,17 @@ func (m *Mutex) unlockSlow() error {
 	}
 }
 
-// handOff gives the lock, held as v by this process, to a starving waiter
-// if one asked: first the request is marked granted (so the requester
-// cannot withdraw it any more without freeing what it was given), then the
-// word goes from our id to handedOff, which no barger takes and whose
-// taker the hand-off word names, then everyone sleeping is woken (the
-// futex cannot wake one chosen sleeper). The requester stores its own id:
+// handOff gives the lock, held as v by this process, to a waiter that
+// asked: first the request is marked granted (so the requester cannot
+// withdraw it any more without freeing what it was given), then the word
+// goes from our id to handedOff, which no barger takes and whose taker the
+// hand-off word names, then, if anyone sleeps, everyone sleeping is woken
+// (the futex cannot wake one chosen sleeper; a requester that watches the
+// word needs no wake). The requester stores its own id:
 // a word never names a process that did not write it, so a dead
 // requester's id can never be left there for a later process with the
 // same thread id to find.
-func (m *Mutex) handOff(v uint32) bool {
+func (m *mutex) handOff(v uint32) bool {
 	s := m.handoff.Load()
 	if s == 0 || s&grantedBit != 0 || s == m.me {
 		return false
@@ -701,19 +790,28 @@ func (m *Mutex) handOff(v uint32) bool {
 	if !m.handoff.CompareAndSwap(s, s|grantedBit) {
 		return false // withdrawn
 	}
-	for !m.word.CompareAndSwap(v, handedOff|waitersBit) {
-		v = m.word.Load() // only a waiter setting the waiters bit changes it
+	for !m.word.CompareAndSwap(v, handedOff|v&waitersBit) {
+		// Only a waiter setting the waiters bit changes it, or a
+		// seizer making sure that our id is alive.
+		if v = m.word.Load(); m.ours(v) {
+			m.awaitSeized(context.Background(), v)
+			v = m.word.Load()
+		}
 	}
-	wake(m.word, math.MaxInt32)
+	if v&waitersBit != 0 {
+		wake(m.word, math.MaxInt32) // the requester may sleep; so may others
+	}
 	return true
 }
 
-// Consistent marks the state protected by m as repaired after a lock call
-// returned ErrOwnerDead; m then works normally again. The caller must hold
-// m (ErrNotOwner otherwise). On a consistent mutex it does nothing.
-func (m *Mutex) Consistent() error {
+// Consistent: see Mutex.Consistent.
+func (m *mutex) Consistent() error {
 	for {
 		v := m.word.Load()
+		if m.ours(v) {
+			m.awaitSeized(context.Background(), v)
+			continue
+		}
 		if v&tidMask != m.tid {
 			return m.notOwner(v)
 		}
@@ -723,7 +821,7 @@ func (m *Mutex) Consistent() error {
 	}
 }
 
-func (m *Mutex) notOwner(v uint32) error {
+func (m *mutex) notOwner(v uint32) error {
 	switch owner := v & tidMask; owner {
 	case 0:
 		return fmt.Errorf("%s: mutex at %d: %w: it is unlocked", m.a.seg.Path(), m.off, ErrNotOwner)
@@ -746,7 +844,7 @@ func (m *Mutex) notOwner(v uint32) error {
 // takeover must not allocate: formatting the error on the spot cost 35-40
 // µs of a ~150 µs takeover in an idle process, whose heap pages the
 // scavenger had given back. So ErrNotRecoverable's is made in NewMutex.
-func (m *Mutex) errorf(err error) error {
+func (m *mutex) errorf(err error) error {
 	switch err {
 	case ErrOwnerDead:
 		return ErrOwnerDead
@@ -756,6 +854,6 @@ func (m *Mutex) errorf(err error) error {
 	return m.wrap(err)
 }
 
-func (m *Mutex) wrap(err error) error {
+func (m *mutex) wrap(err error) error {
 	return fmt.Errorf("%s: mutex at %d: %w", m.a.seg.Path(), m.off, err)
 }

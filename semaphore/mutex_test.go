@@ -62,8 +62,8 @@ func TestMutexBasics(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, err := NewMutex(seg, 0)
-	if err != nil || again != m {
-		t.Fatalf("NewMutex on the same record = %p, %v; want the same Mutex %p", again, err, m)
+	if err != nil || again.m != m.m {
+		t.Fatalf("NewMutex on the same record = %v, %v; want a handle on the same state", again, err)
 	}
 }
 
@@ -309,4 +309,112 @@ func TestHandOffStorm(t *testing.T) {
 	if c, bad := view(seg, offCounter).Load(), view(seg, offBad).Load(); c != procs*rounds || bad != 0 {
 		t.Fatalf("counter %d (want %d), violations %d", c, procs*rounds, bad)
 	}
+}
+
+// TestNoLostWakeup: two processes take turns with a lock, with critical
+// sections long enough for the waiter to sleep on the futex, and with
+// empty ones, back to back: every futex sleep ends with a wake, none by
+// its slice running out (a waiter that relied on its timeout to make
+// progress would have missed a wake-up). Through Mutexes and through
+// BiasedMutexes, whose unlocks bias the lock while the other process may
+// be going to sleep. (Before, biased buyers' sleeps ended at the 10 ms
+// slice dozens of times a second.)
+func TestNoLostWakeup(t *testing.T) {
+	for _, tc := range []struct{ how, rounds, hold string }{
+		{"mutex", "300", "200us"},
+		{"biased", "300", "200us"},
+		{"mutex", "300000", "0s"},
+		{"biased", "1000000", "0s"},
+	} {
+		t.Run(tc.how+"/"+tc.hold, func(t *testing.T) {
+			name, _ := newTestSegment(t)
+			a := testproc.Start(t, "take-turns", name, tc.how, tc.rounds, tc.hold)
+			b := testproc.Start(t, "take-turns", name, tc.how, tc.rounds, tc.hold)
+			for _, p := range []*testproc.Proc{a, b} {
+				if got := p.ExpectPrefix("timeouts "); got != "0" {
+					t.Fatalf("%d futex sleeps on the word ended by timeout, not by a wake", atoi(got))
+				}
+				p.MustExit()
+			}
+		})
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// TestLockContextDone: with a context that is done already, LockContext
+// still takes a lock that can be had at once, as POSIX's timed locks do:
+// a free one (nil) and one whose owner died (ErrOwnerDead); a held one is
+// ctx's error. (Before, every such call returned ctx's error.)
+func TestLockContextDone(t *testing.T) {
+	name, _, m := newTestMutex(t)
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.LockContext(done); err != nil {
+		t.Fatalf("LockContext(done) of a free lock: %v, want nil", err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	owner := testproc.Start(t, "hold", name)
+	owner.Expect("locked ok")
+	if err := m.LockContext(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("LockContext(done) of a held lock: %v, want context.Canceled", err)
+	}
+	owner.Kill()
+	owner.Wait()
+	if err := m.LockContext(done); err != ErrOwnerDead {
+		t.Fatalf("LockContext(done) of a dead owner's lock: %v, want ErrOwnerDead", err)
+	}
+	m.Consistent()
+	m.Unlock()
+}
+
+// TestTwoOpensOneOwner: a process that opens a mutex twice is one owner: a
+// lock taken through one handle is unlocked through the other, and a lock
+// call through the other waits for it as sync.Mutex's would. (Before, the
+// second handle was a second process slot and owner id: it could not
+// unlock, and its Lock waited for its own process forever.)
+func TestTwoOpensOneOwner(t *testing.T) {
+	name := tempName(t)
+	a, err := OpenMutex(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenMutex(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if a.Slot() != b.Slot() || a.m != b.m {
+		t.Fatalf("two opens hold slots %d and %d, want one, and one state", a.Slot(), b.Slot())
+	}
+	if err := a.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.LockContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock through the second open while the first holds it: %v, want DeadlineExceeded", err)
+	}
+	if err := b.Unlock(); err != nil {
+		t.Fatalf("Unlock through the second open: %v", err)
+	}
+	if err := b.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Lock(); !errors.Is(err, shm.ErrClosed) {
+		t.Fatalf("Lock after Close: %v, want shm.ErrClosed", err)
+	}
+	if err := b.Lock(); err != nil { // the other open is still open
+		t.Fatal(err)
+	}
+	b.Unlock()
 }

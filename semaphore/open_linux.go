@@ -16,7 +16,8 @@ const (
 
 // OpenMutex opens the segment name holding one Mutex, creating it if need
 // be (see shm.OpenOrCreate). A segment of another type is refused with
-// shm.ErrTypeMismatch. Close the Mutex's Segment when done with it.
+// shm.ErrTypeMismatch. The Mutex owns its handle on the segment: Close it
+// when done.
 func OpenMutex(ctx context.Context, name string) (*Mutex, error) {
 	seg, err := shm.OpenOrCreate(ctx, name, MutexSize, MutexTag, nil)
 	if err != nil {
@@ -27,6 +28,7 @@ func OpenMutex(ctx context.Context, name string) (*Mutex, error) {
 		seg.Close()
 		return nil, err
 	}
+	m.own = true
 	return m, nil
 }
 
@@ -44,16 +46,25 @@ func OpenSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error
 		seg.Close()
 		return nil, err
 	}
+	s.own = true
 	return s, nil
 }
 
-// Segment is the segment m lives in.
-func (m *Mutex) Segment() *shm.Segment { return m.a.seg }
+// Segment is the segment s lives in: the handle it was made with.
+func (s *Semaphore) Segment() *shm.Segment { return s.seg }
 
-// Segment is the segment s lives in.
-func (s *Semaphore) Segment() *shm.Segment { return s.mu.a.seg }
+// Close closes the segment if the Semaphore was opened by OpenSemaphore;
+// for one made by NewSemaphore, the caller closes its own segment. Permits
+// this process holds stay held until it releases them or the segment's
+// last handle in it is closed, when they are its dead process's.
+func (s *Semaphore) Close() error {
+	if s.own {
+		return s.seg.Close()
+	}
+	return nil
+}
 
 // Slot is the process slot this process holds in m's segment (0 to
-// MaxProcs-1). Records that keep per-process data next to a Mutex index
+// MaxProcs-1). Records that keep per-process data next to a mutex index
 // it by Slot.
-func (m *Mutex) Slot() int { return m.a.slot.Index }
+func (m *mutex) Slot() int { return m.a.slot.Index }

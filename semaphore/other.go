@@ -5,6 +5,7 @@ package semaphore
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/shmkit/shmkit/shm"
 )
@@ -20,6 +21,12 @@ const (
 	MutexTag      = "semaphore.Mutex/1"
 	SemaphoreTag  = "semaphore.Semaphore/1"
 )
+
+// DefaultTurn is the turn a waiter lets a holder have (Linux only).
+const DefaultTurn = 20 * time.Microsecond
+
+// SetTurn sets the turn of this process's waiters (Linux only).
+func SetTurn(d time.Duration) time.Duration { return DefaultTurn }
 
 // Mutex is a robust inter-process mutex (Linux only).
 type Mutex struct{}
@@ -47,6 +54,9 @@ func (m *Mutex) TryLock() (bool, error)                         { return false, 
 func (m *Mutex) Unlock() error                                  { return errors.ErrUnsupported }
 func (m *Mutex) Consistent() error                              { return errors.ErrUnsupported }
 func (m *Mutex) Segment() *shm.Segment                          { return nil }
+func (m *Mutex) Slot() int                                      { return 0 }
+func (m *Mutex) Close() error                                   { return errors.ErrUnsupported }
+func (s *Semaphore) Close() error                               { return errors.ErrUnsupported }
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error { return errors.ErrUnsupported }
 func (s *Semaphore) TryAcquire(n int64) bool                    { return false }
 func (s *Semaphore) Release(n int64) error                      { return errors.ErrUnsupported }

@@ -2,5 +2,5 @@
 
 package semaphore
 
-func raceAcquire(*Mutex) {}
-func raceRelease(*Mutex) {}
+func raceAcquire(*mutex) {}
+func raceRelease(*mutex) {}

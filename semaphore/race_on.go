@@ -12,5 +12,5 @@ import (
 // address of its own, what sync.Mutex tells it internally: an unlock
 // happens before the lock that follows.
 
-func raceAcquire(m *Mutex) { runtime.RaceAcquire(unsafe.Pointer(&m.raceSync)) }
-func raceRelease(m *Mutex) { runtime.RaceReleaseMerge(unsafe.Pointer(&m.raceSync)) }
+func raceAcquire(m *mutex) { runtime.RaceAcquire(unsafe.Pointer(&m.raceSync)) }
+func raceRelease(m *mutex) { runtime.RaceReleaseMerge(unsafe.Pointer(&m.raceSync)) }

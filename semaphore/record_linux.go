@@ -39,9 +39,10 @@ var _ [MutexSize - 2624]struct{}        // doc.go's table
 var _ [2624 - MutexSize]struct{}
 
 // The futex word, in the kernel's robust format. The owner field holds a
-// thread id, the owner id of the process holding the lock, or one of the
-// reserved values above any thread id (the kernel's PID_MAX_LIMIT is
-// 2^22), which no thread's exit ever matches.
+// thread id, the owner id of the process holding the lock, or a value no
+// thread id takes (thread ids are below the kernel's PID_MAX_LIMIT, 2^22),
+// which no thread's exit ever matches: a seized word (see seize), or one
+// of the reserved values.
 const (
 	waitersBit   = 1 << 31   // FUTEX_WAITERS: someone may sleep on the word
 	ownerDiedBit = 1 << 30   // FUTEX_OWNER_DIED: the last owner died holding it
@@ -49,10 +50,24 @@ const (
 
 	notRecoverable = tidMask     // nobody may lock it again
 	handedOff      = tidMask - 1 // granted to the waiter the hand-off word names
-	resolvingClean = tidMask - 2 // a dead bias holder's lock being freed
-	resolvingDirty = tidMask - 3 // the same, for a holder that died inside
-	maxOwnerID     = tidMask - 4 // the largest thread id a word can hold
+	maxOwnerID     = 1<<22 - 3   // the largest owner id: seized values stay below handedOff
+
+	// A seized word: seizedBit, the seizer's slot and the owner id it
+	// found.
+	seizedBit     = 1 << 29
+	seizedShift   = 22
+	seizedTidMask = 1<<seizedShift - 1
 )
+
+// isSeized reports whether a word's owner field is a seized word's.
+func isSeized(owner uint32) bool { return owner&seizedBit != 0 && owner < handedOff }
+
+// isGarbage reports whether a word's owner field is nothing this package
+// writes: no thread id, no seized or reserved value. It is a dead owner's.
+func isGarbage(owner uint32) bool { return owner > maxOwnerID && owner&seizedBit == 0 }
+
+func seizer(owner uint32) int         { return int(owner>>seizedShift) & (MaxProcs - 1) }
+func seizedOwner(owner uint32) uint32 { return owner & seizedTidMask }
 
 // The hand-off word: slot+1 of the starving waiter, and grantedBit once the
 // holder granted it the lock.
@@ -68,12 +83,12 @@ func biasRevoker(b uint64) int { return int(b>>8&slotMask) - 1 }
 // entry is the owner-id entry of process slot i in m's record: the owner
 // id (thread id) of the process that attached the record from slot i, and
 // inCSBit while it is inside a critical section entered through its bias.
-func (m *Mutex) entry(i int) *atomic.Uint32 { return u32(m.rec, offEntries+4*i) }
+func (m *mutex) entry(i int) *atomic.Uint32 { return u32(m.rec, offEntries+4*i) }
 
 // gen is the slot generation of the process that wrote entry i: entry i,
 // and every slot+1 of i in the record's words, name the process that
 // claimed slot i in that generation (shm.Slot), and no later one.
-func (m *Mutex) gen(i int) *atomic.Uint64 { return u64(m.rec, offGens+8*i) }
+func (m *mutex) gen(i int) *atomic.Uint64 { return u64(m.rec, offGens+8*i) }
 
 // nodeOffset is where the robust-list node of slot sits in a record; the
 // list of that slot index has futex_offset -nodeOffset(slot).
@@ -89,7 +104,7 @@ type attachment struct {
 	list *robustList
 
 	mu      sync.Mutex
-	mutexes map[int]*Mutex // by offset: one Mutex per record per process
+	mutexes map[int]*mutex // by offset: one per record per process
 }
 
 // attachments are keyed by the address of the segment's data: a process
@@ -122,7 +137,7 @@ func attach(seg *shm.Segment) (*attachment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", seg.Path(), err)
 	}
-	a := &attachment{seg: seg, slot: slot, list: list, mutexes: make(map[int]*Mutex)}
+	a := &attachment{seg: seg, slot: slot, list: list, mutexes: make(map[int]*mutex)}
 	if attachments.m == nil {
 		attachments.m = make(map[*byte]*attachment)
 	}
@@ -157,7 +172,7 @@ func (a *attachment) detach() {
 // live reports whether the process that wrote entry i of m's record still
 // holds its slot. When the answer cannot be had, it says yes: a waiter
 // keeps waiting rather than take a lock from a live owner.
-func (m *Mutex) live(i int) bool {
+func (m *mutex) live(i int) bool {
 	if i < 0 || i >= MaxProcs {
 		return false
 	}
@@ -176,7 +191,7 @@ func (m *Mutex) live(i int) bool {
 // no live process that attached this record has that id, so whoever left
 // it in the word is dead. Live processes of one segment are of one PID
 // namespace (shm refuses others), so their thread ids differ.
-func (m *Mutex) ownerSlot(id uint32) int {
+func (m *mutex) ownerSlot(id uint32) int {
 	if id == m.tid {
 		return m.a.slot.Index
 	}

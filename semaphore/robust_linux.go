@@ -79,8 +79,8 @@ func listFor(slot int) (*robustList, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	if l.tid&^tidMask != 0 || l.tid == notRecoverable {
-		return nil, fmt.Errorf("semaphore: thread id %d does not fit the futex word's 30 bits", l.tid)
+	if l.tid > maxOwnerID {
+		return nil, fmt.Errorf("semaphore: thread id %d is above %d, the largest owner id a futex word holds here", l.tid, maxOwnerID)
 	}
 	if lists.m == nil {
 		lists.m = make(map[int]*robustList)

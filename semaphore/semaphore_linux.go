@@ -43,7 +43,9 @@ var _ [4736 - SemaphoreSize]struct{}
 // A Semaphore is safe for concurrent use by many goroutines of many
 // processes; it must not be used after its segment is closed.
 type Semaphore struct {
-	mu       *Mutex
+	mu       *mutex
+	seg      *shm.Segment // the handle it was made with
+	own      bool         // OpenSemaphore made seg: Close closes it
 	rec      []byte
 	capacity int64
 	avail    *atomic.Int64
@@ -88,12 +90,13 @@ func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
 			return nil, fmt.Errorf("%s: %w: slot %d holds %d permits of %d", seg.Path(), ErrCorrupt, i, h, capacity)
 		}
 	}
-	mu, err := NewMutex(seg, off)
+	mu, err := newMutex(seg, off, false)
 	if err != nil {
 		return nil, err
 	}
 	s := &Semaphore{
 		mu:       mu,
+		seg:      seg,
 		rec:      rec,
 		capacity: capacity,
 		avail:    i64(rec, offAvail),

@@ -256,7 +256,7 @@ func newRecoverer(ctx context.Context, lock string) (*recoverer, error) {
 		}
 		return m.Unlock()
 	}
-	r.close = func() { m.Segment().Close(); shm.Remove(r.store) }
+	r.close = func() { m.Close(); shm.Remove(r.store) }
 	return r, nil
 }
 

@@ -43,7 +43,7 @@ func run() error {
 		return err
 	}
 	defer shm.Remove(name)
-	defer m.Segment().Close()
+	defer m.Close()
 
 	owner := &forkexec.Process{Entry: "owner", Daemon: true}
 	if err := owner.Start(); err != nil {

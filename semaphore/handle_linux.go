@@ -1,0 +1,117 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/shmkit/shmkit/shm"
+)
+
+// Mutex is a robust mutual-exclusion lock that lives in a shared-memory
+// segment and is shared by every process that maps it. If its owner dies
+// (SIGKILL at any instruction, a crash, an exit), the next process to lock
+// it gets the lock together with ErrOwnerDead.
+//
+// A Mutex is owned by a process, not by a goroutine: like sync.Mutex, any
+// goroutine of the owning process may unlock it, and a process is one
+// owner however many Mutexes it opens on one record (they share the
+// record's state in the process, as they share its mapping); Unlock from
+// another process returns ErrNotOwner. It is safe for concurrent use by
+// many goroutines of many processes. Once closed (Close), its methods
+// return an error wrapping shm.ErrClosed. Closing the segment's last handle
+// in this process while the process holds the lock abandons the lock: the
+// next locker gets ErrOwnerDead.
+type Mutex struct {
+	m      *mutex
+	seg    *shm.Segment // the handle it was made with
+	own    bool         // OpenMutex made seg: Close closes it
+	closed atomic.Bool
+}
+
+// Lock locks m, waiting as long as it takes. See LockContext.
+func (m *Mutex) Lock() error { return m.LockContext(context.Background()) }
+
+// LockContext locks m. On success it returns nil, or ErrOwnerDead if the
+// previous owner died holding it: then the caller holds the lock and must
+// repair the protected state and call Consistent before Unlock. It returns
+// ErrNotRecoverable, without the lock, once the mutex was unlocked
+// inconsistent. If ctx is done first it returns ctx.Err() and leaves the
+// mutex as it was (it may have set the waiters bit, which costs an unlocker
+// one wake-up). As with POSIX's timed locks, a lock that can be taken at
+// once (TryLock) is taken even if ctx is done already.
+//
+// Ignoring its error is a bug: ErrOwnerDead means the protected state may
+// be half updated and must be repaired before Consistent, or the next
+// Unlock makes the lock unusable for every process; ErrNotRecoverable and
+// ctx's error come without the lock.
+func (m *Mutex) LockContext(ctx context.Context) error {
+	if m.closed.Load() {
+		return m.errClosed()
+	}
+	return m.m.LockContext(ctx)
+}
+
+// TryLock locks m if it is free, without waiting. It returns (true, nil)
+// or (true, ErrOwnerDead) when it took the lock, (false, nil) when it is
+// held, and (false, ErrNotRecoverable). It does not probe whether the
+// holder of a plain lock is alive; LockContext does. A lock biased to a
+// process that is between critical sections is free: TryLock revokes the
+// bias and takes it.
+func (m *Mutex) TryLock() (bool, error) {
+	if m.closed.Load() {
+		return false, m.errClosed()
+	}
+	return m.m.TryLock()
+}
+
+// Unlock unlocks m and wakes one sleeper if there is one. It returns
+// ErrNotOwner if this process does not hold m. If m is inconsistent (this
+// owner got ErrOwnerDead and did not call Consistent), Unlock releases it
+// as not recoverable: every later lock in every process fails with
+// ErrNotRecoverable, and Unlock says so.
+func (m *Mutex) Unlock() error {
+	if m.closed.Load() {
+		return m.errClosed()
+	}
+	return m.m.Unlock()
+}
+
+// Consistent marks the state protected by m as repaired after a lock call
+// returned ErrOwnerDead; m then works normally again. The caller must hold
+// m (ErrNotOwner otherwise). On a consistent mutex it does nothing.
+func (m *Mutex) Consistent() error {
+	if m.closed.Load() {
+		return m.errClosed()
+	}
+	return m.m.Consistent()
+}
+
+// Segment is the segment m lives in: the handle it was made with.
+func (m *Mutex) Segment() *shm.Segment { return m.seg }
+
+// Slot is the process slot this process holds in m's segment (0 to
+// MaxProcs-1). Records that keep per-process data next to a Mutex index
+// it by Slot.
+func (m *Mutex) Slot() int { return m.m.Slot() }
+
+// Close closes m: its methods return shm.ErrClosed from then on. If m was
+// opened by OpenMutex, Close closes its segment handle too; for one made
+// by NewMutex, the caller closes its own. A lock this process holds stays
+// held (by the process) until it is unlocked through another Mutex on the
+// record or the segment's last handle in this process is closed.
+func (m *Mutex) Close() error {
+	if !m.closed.CompareAndSwap(false, true) {
+		return m.errClosed()
+	}
+	if m.own {
+		return m.seg.Close()
+	}
+	return nil
+}
+
+func (m *Mutex) errClosed() error {
+	return fmt.Errorf("%s: mutex at %d: %w", m.seg.Path(), m.m.off, shm.ErrClosed)
+}

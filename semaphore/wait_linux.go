@@ -1,0 +1,163 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Waiting, and turns.
+//
+// A contended lock is taken in turns: the process that has it keeps it
+// while others wait (its critical sections run back to back, with the
+// lock's cache lines in its cache, through its bias if it has one), and a
+// waiter that has waited a turn asks for it: a hand-off (a plain lock) or
+// a revocation (a biased one), which the holder answers at its next
+// unlock or lock, in about a microsecond when it runs. A turn is the
+// throughput against the wait: a hand-over costs a few microseconds of
+// nobody buying, and a process arriving at a random moment waits a
+// fraction of a turn. SetTurn sets it; DefaultTurn is where `bench
+// latency -turn` found the two balanced on a 2-core VM (the curve is in
+// docs/runs/latency-turns.txt).
+//
+// While it waits its turn a waiter does not touch the lock's cache lines
+// (that would slow the holder down) and does not sleep in Go's timers (an
+// idle Go process's timer sleeps last a millisecond at least): it yields
+// its CPU (sched_yield), to the holder if they share one, and looks at
+// the clock. A yield that gave the CPU away means it shares one with a
+// busy process, which would run out its time slice: it sleeps the rest of
+// its wait in nanosleep, whose timer wakes it. A waiter with nothing to
+// wait for but an unlock (a long critical section, a hand-off asked for,
+// or another waiter next) sleeps on the futex.
+
+// DefaultTurn is the turn a waiter lets the holder have before it asks
+// for the lock.
+const DefaultTurn = 20 * time.Microsecond
+
+var turn atomic.Int64
+
+func init() { turn.Store(int64(DefaultTurn)) }
+
+// SetTurn sets the turn of this process's waiters, from 1µs to 10ms (a
+// shorter turn: shorter waits, more hand-overs, less throughput under
+// contention; see the package doc's # Mutex fairness), and returns the
+// previous one. Each process sets its own: it is how long its waiters
+// wait before they ask.
+func SetTurn(d time.Duration) time.Duration {
+	d = min(max(d, time.Microsecond), 10*time.Millisecond)
+	return time.Duration(turn.Swap(int64(d)))
+}
+
+// turnNs is this process's turn: SetTurn's, or crowdedTurn while its
+// CPU is crowded.
+func turnNs() int64 {
+	if crowded() {
+		return max(turn.Load(), int64(crowdedTurn))
+	}
+	return turn.Load()
+}
+
+// Crowded CPUs. With more runnable processes than CPUs, a waiter that
+// yields its CPU gives it away for a while (another process's time slice:
+// milliseconds), and short turns only multiply the switches: every waiter
+// takes its turn at the scheduler's pace anyway. So waiters keep a score
+// of their yields: one that gave the CPU away (took longer than
+// crowdedYield) adds crowdedLong, one that did not takes one off. While
+// the score is above crowdedScore, which a lone slow yield (an interrupt,
+// a kernel thread) does not reach, this process is crowded: its turns
+// last crowdedTurn at least, and it sleeps out its waits instead of
+// yielding.
+const (
+	crowdedYield = int64(20 * time.Microsecond) // a yield this long gave the CPU away
+	crowdedLong  = 8
+	crowdedScore = 16
+	crowdedTurn  = time.Millisecond
+)
+
+var crowdScore atomic.Int64
+
+func crowded() bool { return crowdScore.Load() > crowdedScore }
+
+// noteYield scores a yield that took d ns.
+func noteYield(d int64) {
+	if d > crowdedYield {
+		if crowdScore.Add(crowdedLong) > 4*crowdedScore {
+			crowdScore.Store(4 * crowdedScore)
+		}
+	} else if crowdScore.Load() > 0 {
+		crowdScore.Add(-1)
+	}
+}
+
+// yield gives this thread's CPU to another runnable thread, if one waits
+// for it, and returns at once otherwise (about 0.6 µs on the VM measured).
+func yield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+
+// waitUntil waits until CLOCK_MONOTONIC reaches deadline (monoNow's
+// clock), or ctx is done, yielding its CPU meanwhile; on a crowded CPU it
+// sleeps instead. It touches no shared memory.
+func waitUntil(ctx context.Context, deadline int64) error {
+	lost := false
+	for {
+		now := monoNow()
+		if now >= deadline {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if deadline-now >= int64(minSleep) && (lost || crowded()) {
+			if err := sleepUntil(ctx, deadline); err != nil {
+				return err
+			}
+			crowdScore.Add(-crowdedLong) // asleep, it learns nothing: cool down
+			return nil
+		}
+		yield()
+		d := monoNow() - now
+		noteYield(d)
+		// A yield that gave the CPU away shares it with a busy process
+		// (the holder, perhaps), which runs to the end of its time slice
+		// unless something wakes: sleep the rest, and let the timer's
+		// wake-up take the CPU back.
+		lost = lost || d > crowdedYield
+	}
+}
+
+// minSleep is the shortest wait worth a sleep rather than yields: a
+// nanosleep lasts 50-80µs at least on the VMs measured.
+const minSleep = 50 * time.Microsecond
+
+// sleepUntil sleeps in nanosleep(2), with its thread's timer slack at a
+// microsecond, until deadline or ctx is done (looked at every ms).
+func sleepUntil(ctx context.Context, deadline int64) error {
+	unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		left := deadline - monoNow()
+		if left <= 0 {
+			return nil
+		}
+		ts := unix.NsecToTimespec(min(left, int64(time.Millisecond)))
+		unix.Nanosleep(&ts, nil)
+	}
+}
+
+// nap sleeps for about d: precisely for the short ones, which
+// time.Sleep rounds up to a millisecond in an idle Go process. Under
+// 50µs it yields until the time is up; longer, it sleeps in nanosleep(2)
+// with its thread's timer slack at a microsecond. It returns early with
+// ctx's error.
+func nap(ctx context.Context, d time.Duration) error {
+	deadline := monoNow() + int64(d)
+	if d < minSleep {
+		return waitUntil(ctx, deadline)
+	}
+	return sleepUntil(ctx, deadline)
+}
