@@ -29,3 +29,31 @@ func BenchmarkTickets(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLatency is bench latency as a benchmark: b.N tickets sold by N
+// buyer processes that time every buy. It reports what a buyer felt: the
+// mean wait of a buyer arriving at a random moment (wait-µs), the gap
+// p99.9 and the longest gap, the share of the time in gaps over 100 µs,
+// and the rate of the timed sale (slower than BenchmarkTickets' by a clock
+// read per buy).
+func BenchmarkLatency(b *testing.B) {
+	for _, kind := range latencyBackends() {
+		for _, procs := range []int{1, 2, 4, 8} {
+			b.Run(fmt.Sprintf("backend=%s/procs=%d", kind, procs), func(b *testing.B) {
+				r, h, err := sellGaps(b.Context(), kind, procs, int64(b.N), true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r.Oversold != 0 || r.Lost != 0 {
+					b.Fatalf("%+v", r)
+				}
+				b.ReportMetric(h.MeanWait()/1e3, "wait-µs")
+				b.ReportMetric(float64(h.Quantile(0.999)), "p99.9-ns")
+				b.ReportMetric(float64(h.Max)/1e3, "max-µs")
+				b.ReportMetric(100*h.ShareOver(), "%>100µs")
+				b.ReportMetric(r.OpsPerSec, "ops/s")
+				b.ReportMetric(0, "ns/op") // the clock is the run's, not b's
+			})
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/crobust"
+	"github.com/shmkit/shmkit/internal/gaphist"
 	"github.com/shmkit/shmkit/shm"
 )
 
@@ -57,7 +58,10 @@ func removeC(name string) error { return shm.Remove(name) }
 // sellC sells in C until tickets are sold: glibc's robust mutex around an
 // increment, or a bare CAS. The loop runs in one C call, so cgo's cost is
 // paid once per buyer, not per ticket.
-func sellC(kind, name string, tickets int64) (int64, error) {
+//
+// With h, each buyer also records the gaps between its increments (bench
+// latency), reading the clock once per increment as the Go buyers do.
+func sellC(kind, name string, tickets int64, h *gaphist.Hist) (int64, error) {
 	seg, err := openC(name)
 	if err != nil {
 		return 0, err
@@ -65,14 +69,23 @@ func sellC(kind, name string, tickets int64) (int64, error) {
 	defer seg.Close()
 	ctr := seg.Data()[cOffCtr : cOffCtr+8]
 	if kind == cCAS {
+		if h != nil {
+			return crobust.CASContendTimed(ctr, tickets, h)
+		}
 		return crobust.CASContend(ctr, tickets)
 	}
 	m, err := crobust.At(seg.Data())
 	if err != nil {
 		return 0, err
 	}
+	if h != nil {
+		return m.ContendTimed(ctr, tickets, h)
+	}
 	return m.Contend(ctr, tickets)
 }
+
+// cClockCost is the cost of one clock read in C's timed loops, ns.
+func cClockCost() float64 { return crobust.ClockCost() }
 
 func soldC(name string) (int64, error) {
 	seg, err := openC(name)

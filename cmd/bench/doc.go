@@ -8,6 +8,7 @@
 //	go run ./cmd/bench -json               # one JSON object per run on stdout
 //	go run ./cmd/bench -out docs/charts    # results.json and throughput.svg
 //	go run ./cmd/bench chaos -kills 1000   # SIGKILL buyers mid-purchase, churn slots, verify
+//	go run ./cmd/bench latency             # what a waiting buyer feels: gaps between its buys
 //	go run ./cmd/bench recover -n 300      # owner-death takeover latency
 //	go run ./cmd/bench spawn -n 300        # Start+Join latency of a child
 //	go run ./cmd/bench replot docs/charts  # redraw throughput.svg from results.json
@@ -55,6 +56,28 @@
 // oversold, lost, double_sold, not_recoverable, slot_claims, foreign and
 // foreign_refused; recover and spawn have n, p50_us,
 // p99_us, max_us. Scripts rely on these names.
+//
+// # Latency
+//
+// Throughput per buy hides stalls: a lock that lets each process have it
+// for milliseconds at a time sells as fast as one that takes turns every
+// microsecond, but a process that arrives at a random moment waits a
+// thousand times longer. bench latency sells with -procs buyers through
+// each backend twice, untimed (ops/s) and with each buyer reading the
+// clock after every buy (timed), and reports the gaps between a buyer's
+// consecutive buys, all buyers together, from a histogram with eight
+// buckets per power of two (internal/gaphist): p50, p99, p99.9 and the
+// longest; the mean wait of a buyer arriving at a random moment (ΣG²/2ΣG:
+// a random moment falls in a long gap in proportion to its length); the
+// gap below which 99% of the time falls (time p99); and the share of the
+// time spent in gaps over 100µs. Every gap includes one clock read, whose
+// cost (clock) is reported: Go's monotonic clock for the Go backends,
+// clock_gettime in C's timed loops for c-robust and c-cas, which run in
+// the same invocation, at each process count in turn. -turn sets the shm
+// locks' turn (semaphore.SetTurn) in every buyer, to draw the curve of
+// wait against throughput. JSON fields: backend, procs, turn_us, tickets,
+// gap_p50_ns, gap_p99_ns, gap_p999_ns, gap_max_ns, mean_wait_us,
+// time_p99_us, share_over_100us, ops_per_sec, timed_ops_per_sec, clock_ns.
 //
 // # Chaos
 //

@@ -35,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return runRecover(args[1:], stdout, stderr)
 		case "spawn":
 			return runSpawn(args[1:], stdout, stderr)
+		case "latency":
+			return runLatencyGaps(args[1:], stdout, stderr)
 		case "replot":
 			return runReplot(args[1:], stdout, stderr)
 		}

@@ -314,3 +314,34 @@ func TestRecoverWaiterFailsEarly(t *testing.T) {
 		t.Fatalf("once = %v, want the waiter's error", err)
 	}
 }
+
+// TestLatencyGaps: bench latency -json prints one object per backend and
+// process count, with the fields scripts rely on, and numbers that hang
+// together.
+func TestLatencyGaps(t *testing.T) {
+	stdout, _, err := runArgs(t, "latency", "-json", "-backends", "shm-mutex,shm-lockfree", "-procs", "1,2", "-tickets", "200000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want 4:\n%s", len(lines), stdout)
+	}
+	for _, line := range lines {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		for _, f := range []string{"backend", "procs", "gap_p50_ns", "gap_p99_ns", "gap_p999_ns", "gap_max_ns", "mean_wait_us", "time_p99_us", "share_over_100us", "ops_per_sec", "timed_ops_per_sec", "clock_ns"} {
+			if _, ok := obj[f]; !ok {
+				t.Errorf("no field %q in %s", f, line)
+			}
+		}
+		var g GapResult
+		json.Unmarshal([]byte(line), &g)
+		if g.GapP50ns > g.GapP99ns || g.GapP99ns > g.GapP999ns || g.GapP999ns > g.GapMaxns || g.MeanWaitUs <= 0 ||
+			g.ShareOver100us < 0 || g.ShareOver100us > 1 || g.OpsPerSec <= 0 || g.TimedOpsPerSec <= 0 || g.ClockNs <= 0 {
+			t.Errorf("numbers that do not hang together: %+v", g)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/internal/gaphist"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
 
@@ -20,16 +21,19 @@ func init() {
 	forkexec.Register("buyer", buyerEntry)
 }
 
-// buyerEntry: args kind, store, control, index, tickets. It opens the
-// store, says it is ready, waits at the barrier, sells until sold out and
-// stores its results in its control slot. Opening (a process slot, a
-// robust thread, a connection) and faulting in the shared pages come
-// before the barrier: they are setup, like spawning, not the sale.
+// buyerEntry: args kind, store, control, index, tickets [, gaps]. It
+// opens the store, says it is ready, waits at the barrier, sells until
+// sold out and stores its results in its control slot, and with a gaps
+// segment its histogram of the gaps between its buys there. Opening (a
+// process slot, a robust thread, a connection) and faulting in the shared
+// pages come before the barrier: they are setup, like spawning, not the
+// sale.
 func buyerEntry(args []string) error {
-	if len(args) != 5 {
-		return fmt.Errorf("buyer: want kind, store, control, index, tickets; got %q", args)
+	if len(args) != 5 && len(args) != 6 {
+		return fmt.Errorf("buyer: want kind, store, control, index, tickets [, gaps]; got %q", args)
 	}
 	kind, store := args[0], args[1]
+	setTurnFromEnv()
 	i, err := strconv.Atoi(args[3])
 	if err != nil {
 		return err
@@ -43,7 +47,16 @@ func buyerEntry(args []string) error {
 		return err
 	}
 	bought, torn, done, broken := ctl.slot(i)
-	sellAll, closeStore, err := openSale(context.Background(), kind, store, tickets)
+	var h *gaphist.Hist
+	var gaps *gapsSegment
+	if len(args) == 6 {
+		if gaps, err = openGaps(args[5]); err != nil {
+			return err
+		}
+		defer gaps.close()
+		h = new(gaphist.Hist)
+	}
+	sellAll, closeStore, err := openSale(context.Background(), kind, store, tickets, h)
 	if err != nil {
 		return err
 	}
@@ -52,6 +65,9 @@ func buyerEntry(args []string) error {
 	n, t, err := sellAll()
 	ctl.finished(i).Store(monoNow())
 	closeStore()
+	if gaps != nil {
+		gaps.store(i, h)
+	}
 	bought.Store(n)
 	torn.Store(t)
 	if errors.Is(err, jsonfile.ErrBroken) {
@@ -94,18 +110,25 @@ type Result struct {
 
 // sell runs one sale: procs buyer processes, tickets tickets, through
 // kind. Spawning happens before the barrier and is not timed.
-func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result, err error) {
+func sell(ctx context.Context, kind string, procs int, tickets int64) (Result, error) {
+	r, _, err := sellGaps(ctx, kind, procs, tickets, false)
+	return r, err
+}
+
+// sellGaps is sell; with gaps, every buyer also records the gaps between
+// its buys, and sellGaps returns their histograms merged.
+func sellGaps(ctx context.Context, kind string, procs int, tickets int64, gaps bool) (r Result, hist gaphist.Hist, err error) {
 	if procs < 1 || procs > maxBuyers {
-		return r, fmt.Errorf("bench: %d buyers: want 1 to %d", procs, maxBuyers)
+		return r, hist, fmt.Errorf("bench: %d buyers: want 1 to %d", procs, maxBuyers)
 	}
 	dir, err := os.MkdirTemp("", "shmkit-bench-")
 	if err != nil {
-		return r, err
+		return r, hist, err
 	}
 	defer os.RemoveAll(dir)
 	store, err := createStore(ctx, kind, dir, tickets)
 	if err != nil {
-		return r, err
+		return r, hist, err
 	}
 	defer func() {
 		if rerr := removeStore(kind, store); err == nil && rerr != nil {
@@ -114,9 +137,16 @@ func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result,
 	}()
 	ctl, err := newControl()
 	if err != nil {
-		return r, err
+		return r, hist, err
 	}
 	defer ctl.remove()
+	var gapSeg *gapsSegment
+	if gaps {
+		if gapSeg, err = newGaps(procs); err != nil {
+			return r, hist, err
+		}
+		defer gapSeg.remove()
+	}
 
 	ps := make([]*forkexec.Process, procs)
 	defer func() { // on an early return, no buyer outlives the run
@@ -134,14 +164,17 @@ func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result,
 			Name:   fmt.Sprintf("buyer-%d", i),
 			Daemon: true,
 		}
+		if gapSeg != nil {
+			ps[i].Args = append(ps[i].Args, gapSeg.name())
+		}
 		if err := ps[i].Start(); err != nil {
-			return r, err
+			return r, hist, err
 		}
 	}
 	for ctl.ready().Load() < int64(procs) {
 		for _, p := range ps {
 			if !p.IsAlive() {
-				return r, fmt.Errorf("bench: %s buyer %s died before the start: %w", kind, p.Name, p.Join(ctx))
+				return r, hist, fmt.Errorf("bench: %s buyer %s died before the start: %w", kind, p.Name, p.Join(ctx))
 			}
 		}
 		time.Sleep(100 * time.Microsecond)
@@ -150,7 +183,7 @@ func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result,
 	ctl.start().Store(1)
 	for _, p := range ps {
 		if err := p.Join(ctx); err != nil {
-			return r, fmt.Errorf("bench: %s buyer %s: %w", kind, p.Name, err)
+			return r, hist, fmt.Errorf("bench: %s buyer %s: %w", kind, p.Name, err)
 		}
 	}
 	var end int64
@@ -164,7 +197,7 @@ func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result,
 	for i := range procs {
 		b, t, done, broken := ctl.slot(i)
 		if done.Load() != 1 {
-			return r, fmt.Errorf("bench: %s buyer %d exited without its results", kind, i)
+			return r, hist, fmt.Errorf("bench: %s buyer %d exited without its results", kind, i)
 		}
 		r.Broken = r.Broken || broken.Load() == 1
 		r.PerBuyer = append(r.PerBuyer, b.Load())
@@ -173,13 +206,22 @@ func sell(ctx context.Context, kind string, procs int, tickets int64) (r Result,
 	}
 	v, err := verify(ctx, kind, store, tickets, bought)
 	if err != nil {
-		return r, err
+		return r, hist, err
 	}
 	r.Sold, r.Remaining, r.Oversold, r.Lost = v.sold, v.remaining, v.oversold, v.lost
 	r.Broken = r.Broken || v.broken
 	r.OpsPerSec = float64(bought) / elapsed.Seconds()
 	r.MinShare, r.MaxShare = shares(r.PerBuyer)
-	return r, nil
+	if gapSeg != nil {
+		for i := range procs {
+			h, err := gapSeg.load(i)
+			if err != nil {
+				return r, hist, fmt.Errorf("bench: %s buyer %d: %w", kind, i, err)
+			}
+			hist.Merge(h)
+		}
+	}
+	return r, hist, nil
 }
 
 // shares are the lowest and highest of the buyers' sales over the fair

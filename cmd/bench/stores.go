@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/gaphist"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
@@ -82,11 +84,12 @@ func removeStore(kind, name string) error {
 // JSON store, the torn reads it survived; and a func that closes the
 // store. A store that can fault in its shared pages ahead of use (a shm
 // Counter: a ledger byte per ticket) does so here, so the sale measures
-// the lock, not the first touch of each page.
-func openSale(ctx context.Context, kind, name string, tickets int64) (sell func() (bought, torn int64, err error), closeStore func(), err error) {
+// the lock, not the first touch of each page. With h, the loop records
+// the gap between consecutive buys in it (bench latency).
+func openSale(ctx context.Context, kind, name string, tickets int64, h *gaphist.Hist) (sell func() (bought, torn int64, err error), closeStore func(), err error) {
 	if isC(kind) {
 		sell = func() (int64, int64, error) {
-			n, err := sellC(kind, name, tickets)
+			n, err := sellC(kind, name, tickets, h)
 			return n, 0, err
 		}
 		return sell, func() {}, nil
@@ -97,6 +100,9 @@ func openSale(ctx context.Context, kind, name string, tickets int64) (sell func(
 	}
 	if p, ok := st.(interface{ Populate() error }); ok {
 		_ = p.Populate() // best effort: without it, the sale takes the faults
+	}
+	if h != nil {
+		return func() (int64, int64, error) { return sellTimed(ctx, st, h) }, func() { st.Close() }, nil
 	}
 	return func() (int64, int64, error) { return sellAll(ctx, st) }, func() { st.Close() }, nil
 }
@@ -119,6 +125,28 @@ func sellAll(ctx context.Context, st ticketshm.Store) (bought, torn int64, err e
 			// A writer between its truncate and its write: read
 			// again. A file torn for good is ErrBroken, which ends
 			// the sale below.
+		default:
+			return bought, 0, err
+		}
+	}
+}
+
+// sellTimed is sellAll recording the gap between consecutive buys into h:
+// one read of the monotonic clock per buy, as C's timed loops do.
+func sellTimed(ctx context.Context, st ticketshm.Store, h *gaphist.Hist) (bought, torn int64, err error) {
+	base := time.Now()
+	last := uint64(time.Since(base))
+	for {
+		_, err := st.Buy(ctx)
+		switch {
+		case err == nil:
+			bought++
+			now := uint64(time.Since(base))
+			h.Add(now - last)
+			last = now
+		case errors.Is(err, ticketshm.ErrSoldOut):
+			return bought, 0, nil
+		case errors.Is(err, jsonfile.ErrTorn):
 		default:
 			return bought, 0, err
 		}

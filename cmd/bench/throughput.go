@@ -57,19 +57,12 @@ func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
 	if *backendList != "" {
 		list = *backendList
 	}
-	for _, b := range strings.Split(list, ",") {
-		b = strings.TrimSpace(b)
-		if !known(b) {
-			return f, usageError(fs, "unknown backend %q (known: %s)", b, strings.Join(backends(), ", "))
-		}
-		f.backends = append(f.backends, b)
+	var err error
+	if f.backends, err = parseBackends(fs, list); err != nil {
+		return f, err
 	}
-	for _, s := range strings.Split(*procList, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 || n > maxBuyers {
-			return f, usageError(fs, "-procs %q: want whole numbers from 1 to %d", s, maxBuyers)
-		}
-		f.procs = append(f.procs, n)
+	if f.procs, err = parseProcs(fs, *procList); err != nil {
+		return f, err
 	}
 	if *tickets < 0 || (*tickets == 0 && isSet(fs, "tickets")) || *tickets > maxTickets {
 		return f, usageError(fs, "-tickets %d: want 1 to %d", *tickets, maxTickets)
@@ -84,6 +77,32 @@ func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
 		}
 	}
 	return f, nil
+}
+
+// parseBackends parses a -backends list.
+func parseBackends(fs *flag.FlagSet, list string) ([]string, error) {
+	var out []string
+	for _, b := range strings.Split(list, ",") {
+		b = strings.TrimSpace(b)
+		if !known(b) {
+			return nil, usageError(fs, "unknown backend %q (known: %s)", b, strings.Join(backends(), ", "))
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// parseProcs parses a -procs list.
+func parseProcs(fs *flag.FlagSet, list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 || n > maxBuyers {
+			return nil, usageError(fs, "-procs %q: want whole numbers from 1 to %d", s, maxBuyers)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func runThroughput(args []string, stdout, stderr io.Writer) error {

@@ -69,6 +69,79 @@ static int cr_takeover(void *m) {
 	return pthread_mutex_unlock((pthread_mutex_t *)m);
 }
 
+// Gap histograms (internal/gaphist's layout): the timed loops below record
+// the gap between consecutive successful increments, CLOCK_MONOTONIC, as
+// shmkit's Go buyers do, so both pay the same clock.
+#include <time.h>
+#define GH_BUCKETS (8 + 61 * 8)
+#define GH_OVER 100000
+struct gaphist {
+	uint64_t count, sum;
+	double sumsq;
+	uint64_t max, over, reserved;
+	uint64_t bucket[GH_BUCKETS];
+};
+
+static uint64_t gh_now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void gh_add(struct gaphist *h, uint64_t g) {
+	h->count++;
+	h->sum += g;
+	h->sumsq += (double)g * (double)g;
+	if (g > h->max) h->max = g;
+	if (g > GH_OVER) h->over += g;
+	int i;
+	if (g < 8) {
+		i = (int)g;
+	} else {
+		int e = 63 - __builtin_clzll(g);
+		i = 8 + (e - 3) * 8 + (int)((g >> (e - 3)) & 7);
+	}
+	h->bucket[i]++;
+}
+
+// cr_contend, timing each increment into *h (zeroed by the caller).
+static int cr_contend_timed(void *m, int64_t *ctr, int64_t limit, int64_t *mine, struct gaphist *h) {
+	uint64_t last = gh_now();
+	for (;;) {
+		int r = pthread_mutex_lock((pthread_mutex_t *)m);
+		if (r == EOWNERDEAD) r = pthread_mutex_consistent((pthread_mutex_t *)m);
+		if (r) return r;
+		if (*ctr >= limit) return pthread_mutex_unlock((pthread_mutex_t *)m);
+		(*ctr)++;
+		(*mine)++;
+		if ((r = pthread_mutex_unlock((pthread_mutex_t *)m))) return r;
+		uint64_t now = gh_now();
+		gh_add(h, now - last);
+		last = now;
+	}
+}
+
+// cr_cas_contend, timing each increment into *h.
+static void cr_cas_contend_timed(int64_t *ctr, int64_t limit, int64_t *mine, struct gaphist *h) {
+	uint64_t last = gh_now();
+	int64_t v = __atomic_load_n(ctr, __ATOMIC_RELAXED);
+	while (v < limit) {
+		if (__atomic_compare_exchange_n(ctr, &v, v + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+			(*mine)++, v++;
+			uint64_t now = gh_now();
+			gh_add(h, now - last);
+			last = now;
+		}
+	}
+}
+
+// The cost of one clock read, averaged over n.
+static double gh_clock_cost(long n) {
+	uint64_t t0 = gh_now();
+	for (long i = 0; i < n; i++) gh_now(); // a call into the vDSO: not optimized away
+	return (double)(gh_now() - t0) / (double)n;
+}
+
 // The same with no lock at all: one CAS per increment.
 static void cr_cas_contend(int64_t *ctr, int64_t limit, int64_t *mine) {
 	int64_t v = __atomic_load_n(ctr, __ATOMIC_RELAXED);
@@ -85,6 +158,8 @@ import (
 	"fmt"
 	"syscall"
 	"unsafe"
+
+	"github.com/shmkit/shmkit/internal/gaphist"
 )
 
 // Size is sizeof(pthread_mutex_t); records reserve 64 bytes for it.
@@ -166,6 +241,51 @@ func CASContend(ctr []byte, limit int64) (int64, error) {
 	var mine C.int64_t
 	C.cr_cas_contend(p, C.int64_t(limit), &mine)
 	return int64(mine), nil
+}
+
+// ContendTimed is Contend that records the gap between this caller's
+// increments into h (which it zeroes first), in C, on CLOCK_MONOTONIC.
+func (m Mutex) ContendTimed(ctr []byte, limit int64, h *gaphist.Hist) (int64, error) {
+	p, err := counter(ctr)
+	if err != nil {
+		return 0, err
+	}
+	var mine C.int64_t
+	ch := new(C.struct_gaphist) // C memory: a Go pointer must not point at Go pointers; this one holds none
+	r := C.cr_contend_timed(m.p, p, C.int64_t(limit), &mine, ch)
+	fromC(h, ch)
+	return int64(mine), errno(r)
+}
+
+// CASContendTimed is CASContend that records the gap between this
+// caller's increments into h, as ContendTimed does.
+func CASContendTimed(ctr []byte, limit int64, h *gaphist.Hist) (int64, error) {
+	p, err := counter(ctr)
+	if err != nil {
+		return 0, err
+	}
+	var mine C.int64_t
+	ch := new(C.struct_gaphist)
+	C.cr_cas_contend_timed(p, C.int64_t(limit), &mine, ch)
+	fromC(h, ch)
+	return int64(mine), nil
+}
+
+// ClockCost is the cost of C's clock_gettime(CLOCK_MONOTONIC), ns, the
+// clock the timed loops read once per increment.
+func ClockCost() float64 { return float64(C.gh_clock_cost(1_000_000)) }
+
+var _ [unsafe.Sizeof(C.struct_gaphist{}) - unsafe.Sizeof(gaphist.Hist{})]struct{} // same layout
+var _ [unsafe.Sizeof(gaphist.Hist{}) - unsafe.Sizeof(C.struct_gaphist{})]struct{}
+
+// fromC copies a C histogram into h; the layouts are the same (checked
+// above, field by field below).
+func fromC(h *gaphist.Hist, c *C.struct_gaphist) {
+	h.Count, h.Sum, h.SumSq = uint64(c.count), uint64(c.sum), float64(c.sumsq)
+	h.Max, h.Over = uint64(c.max), uint64(c.over)
+	for i := range h.Bucket {
+		h.Bucket[i] = uint64(c.bucket[i])
+	}
 }
 
 // counter checks that b can hold an aligned int64; the pointer is into a
