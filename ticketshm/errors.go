@@ -1,6 +1,10 @@
 package ticketshm
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/shmkit/shmkit/shm"
+)
 
 // Errors returned by this package, wrapped with the segment's path; test
 // them with errors.Is.
@@ -16,6 +20,11 @@ var (
 	// ErrModeMismatch is returned when an existing Counter was created in
 	// another Mode than the one asked for.
 	ErrModeMismatch = errors.New("ticketshm: counter mode mismatch")
+
+	// ErrClosed is returned by a Store's methods after its Close. It is
+	// shm.ErrClosed, so one test covers every store and the segments
+	// underneath.
+	ErrClosed = shm.ErrClosed
 
 	// ErrCorrupt is returned when the counter's words are impossible
 	// (remaining above total, unknown mode, a ticket owned by no slot).

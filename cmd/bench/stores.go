@@ -182,7 +182,7 @@ func verify(ctx context.Context, kind, name string, tickets, bought int64) (verd
 		}
 		defer st.Close()
 		rem, err := st.Remaining(ctx)
-		if errors.Is(err, jsonfile.ErrTorn) && kind == backend.JSONNoLock {
+		if errors.Is(err, jsonfile.ErrFormat) && kind == backend.JSONNoLock {
 			// Torn for good: the count is gone. Every sale is
 			// unaccounted for; report it, do not fail the run.
 			return verdict{sold: bought, remaining: -1, oversold: max(0, bought-tickets), broken: true}, nil

@@ -94,6 +94,18 @@ func Children() []string {
 	return out
 }
 
+// childEnv is the environment of a child running entry. A -race child
+// would sleep a second at exit (the race runtime's atexit_sleep_ms, which
+// lets other goroutines' reports land): the tests start hundreds of
+// children, and each reports its races before exiting anyway.
+func childEnv(entry string) []string {
+	gorace := "atexit_sleep_ms=0"
+	if old := os.Getenv("GORACE"); old != "" {
+		gorace = old + " " + gorace
+	}
+	return append(os.Environ(), envEntry+"="+entry, "GORACE="+gorace)
+}
+
 // quitChildren sends SIGQUIT to every child of this process.
 func quitChildren() {
 	for _, c := range Children() {
@@ -150,7 +162,7 @@ func StartInNewPIDNamespace(t testing.TB, entry string, args ...string) *Proc {
 func CanUnsharePID() bool {
 	canUnshare.Do(func() {
 		cmd := exec.Command("/proc/self/exe")
-		cmd.Env = append(os.Environ(), envEntry+"="+probeEntry)
+		cmd.Env = childEnv(probeEntry)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 		canUnshare.ok = cmd.Run() == nil
 	})
@@ -173,7 +185,7 @@ func StartWith(t testing.TB, cloneflags uintptr, entry string, args ...string) *
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), envEntry+"="+entry)
+	cmd.Env = childEnv(entry)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Cloneflags: cloneflags}
 	stdout, err := cmd.StdoutPipe()
@@ -200,6 +212,33 @@ func StartWith(t testing.TB, cloneflags uintptr, entry string, args ...string) *
 		p.Wait()
 	})
 	return p
+}
+
+// RunUnder runs the named entry as a child under a wrapper command (such
+// as strace -f -e inject=pwrite64:error=ENOSPC), waits for it and returns
+// what it printed on stdout. The child's exit status is an error only if
+// the wrapper or the child fails to run at all: the entry reports its
+// outcome on stdout.
+func RunUnder(t testing.TB, wrapper []string, entry string, args ...string) string {
+	t.Helper()
+	if registered[entry] == nil {
+		t.Fatalf("testproc: entry %q not registered in TestMain", entry)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := append(append(append([]string(nil), wrapper[1:]...), exe), args...)
+	cmd := exec.Command(wrapper[0], argv...)
+	cmd.Env = childEnv(entry)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("testproc: run %s under %s: %v", entry, wrapper[0], err)
+	}
+	return string(out)
 }
 
 // Pid is the child's process id.
@@ -332,6 +371,22 @@ func NeedRoot(t testing.TB) {
 		t.Fatal("testproc: this test needs root, and SHMKIT_REQUIRE_NAMESPACES is set")
 	}
 	t.Skip("testproc: this test needs root")
+}
+
+// NeedTool returns the path of the command name, which a test needs (such
+// as strace, for fault injection). Without it the test is skipped, or
+// fails when SHMKIT_REQUIRE_TOOLS is set (CI sets it, and installs them).
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("SHMKIT_REQUIRE_TOOLS") != "" {
+		t.Fatalf("testproc: this test needs %s, and SHMKIT_REQUIRE_TOOLS is set", name)
+	}
+	t.Skipf("testproc: this test needs %s", name)
+	return ""
 }
 
 // TinyTmpfs mounts a tmpfs of size bytes on a new directory for the test

@@ -4,10 +4,12 @@ package jsonfile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -47,42 +49,76 @@ func TestSeedFormat(t *testing.T) {
 	if _, err := s.Buy(ctx); !errors.Is(err, ticketshm.ErrSoldOut) {
 		t.Fatalf("Buy when empty: %v", err)
 	}
+	if err := Create(path, 12); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != `{"count": 12}` {
+		t.Fatalf("after Create, file holds %q, want what json.dump writes", b)
+	}
 }
 
+// TestBadFiles: a file that is not {"count": N} is an error with a
+// sentinel. Under flock it is ErrFormat, permanent, whatever the damage:
+// no writer holds the lock half way, so waiting cannot heal it, and a
+// buyer that retried ErrTorn would spin forever. Without the lock, a file
+// that is not one JSON value may be a writer half way: ErrTorn.
 func TestBadFiles(t *testing.T) {
 	for _, tc := range []struct {
-		content string
-		want    error
+		content        string
+		flock, unlockd error
 	}{
-		{`{"count": 5}`, nil},
-		{"{\n  \"count\": 5\n}\n", nil},
-		{`{"other": 1, "count": 5}`, nil},
-		{``, ErrTorn},
-		{`{"count": 5`, ErrTorn},
-		{`{"count": 5}}`, ErrTorn},
-		{`not json`, ErrTorn},
-		{`{"count": -1}`, ErrFormat},
-		{`{"count": 1.5}`, ErrFormat},
-		{`{"count": "5"}`, ErrFormat},
-		{`{"count": 99999999999999999999}`, ErrFormat},
-		{`{"tickets": 5}`, ErrFormat},
-		{`[5]`, ErrFormat},
+		{`{"count": 5}`, nil, nil},
+		{"{\n  \"count\": 5\n}\n", nil, nil},
+		{`{"other": 1, "count": 5}`, nil, nil},
+		{`{"count": 3, "count": 5}`, nil, nil}, // the last wins, as in json.load
+		{`{"inner": {"count": 3}, "count": 5}`, nil, nil},
+		{``, ErrFormat, ErrTorn},
+		{`{"count": 5`, ErrFormat, ErrTorn},
+		{`{"count": 5}}`, ErrFormat, ErrTorn},
+		{`05`, ErrFormat, ErrTorn},
+		{"\ufeff{\"count\": 5}", ErrFormat, ErrTorn}, // a UTF-8 BOM
+		{`{"count": 05}`, ErrFormat, ErrTorn},
+		{`not json`, ErrFormat, ErrTorn},
+		{`{"count": -1}`, ErrFormat, ErrFormat},
+		{`{"count": -0}`, ErrFormat, ErrFormat},
+		{`{"count": 1.5}`, ErrFormat, ErrFormat},
+		{`{"count": 5e0}`, ErrFormat, ErrFormat},
+		{`{"count": "5"}`, ErrFormat, ErrFormat},
+		{`{"count": 99999999999999999999}`, ErrFormat, ErrFormat},
+		{`{"tickets": 5}`, ErrFormat, ErrFormat},
+		{`{"inner": {"count": 5}}`, ErrFormat, ErrFormat},
+		{`[5]`, ErrFormat, ErrFormat},
 	} {
-		path := dbFile(t, tc.content)
-		for _, open := range []func(string) (ticketshm.Store, error){
-			func(p string) (ticketshm.Store, error) { return OpenFlock(p) },
-			func(p string) (ticketshm.Store, error) { return OpenUnlocked(p) },
+		for _, o := range []struct {
+			name string
+			open func(string) (ticketshm.Store, error)
+			want error
+		}{
+			{"flock", func(p string) (ticketshm.Store, error) { return OpenFlock(p) }, tc.flock},
+			{"unlocked", func(p string) (ticketshm.Store, error) { return OpenUnlocked(p) }, tc.unlockd},
 		} {
-			s, err := open(path)
+			path := dbFile(t, tc.content)
+			s, err := o.open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			n, err := s.Remaining(context.Background())
-			if !errors.Is(err, tc.want) {
-				t.Errorf("%q: Remaining = %d, %v; want %v", tc.content, n, err, tc.want)
+			if !errors.Is(err, o.want) || (o.want == ErrFormat && errors.Is(err, ErrTorn)) {
+				t.Errorf("%s %q: Remaining = %d, %v; want %v", o.name, tc.content, n, err, o.want)
 			}
-			if tc.want == nil && n != 5 {
-				t.Errorf("%q: Remaining = %d, want 5", tc.content, n)
+			if o.want == nil && n != 5 {
+				t.Errorf("%s %q: Remaining = %d, want 5", o.name, tc.content, n)
+			}
+			if o.name == "flock" {
+				_, err := s.Buy(context.Background())
+				if !errors.Is(err, o.want) || errors.Is(err, ErrTorn) {
+					t.Errorf("%s %q: Buy: %v; want %v", o.name, tc.content, err, o.want)
+				}
+				if o.want != nil {
+					if b, _ := os.ReadFile(path); string(b) != tc.content {
+						t.Errorf("%s %q: a failed Buy changed the file to %q", o.name, tc.content, b)
+					}
+				}
 			}
 			s.Close()
 		}
@@ -160,7 +196,9 @@ func TestTornForGood(t *testing.T) {
 	}
 }
 
-// TestFlockBuyAllocs: the flock store's buy allocates nothing once warm.
+// TestFlockBuyAllocs: the flock store's buy allocates once when warm: the
+// NUL-terminated path stat(2) needs to see whether the name still names
+// the open file. Parsing and formatting allocate nothing.
 func TestFlockBuyAllocs(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.txt")
 	Create(path, 1_000_000)
@@ -170,30 +208,49 @@ func TestFlockBuyAllocs(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	if n := testing.AllocsPerRun(100, func() { s.Buy(ctx) }); n != 0 {
-		t.Fatalf("%v allocations per Buy, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { s.Buy(ctx) }); n != 1 {
+		t.Fatalf("%v allocations per Buy, want 1", n)
 	}
 }
 
 // FuzzParseCount: any file content gives a count or ErrTorn/ErrFormat,
-// never a panic; an accepted count is what the file says.
+// never a panic; an accepted count is what the file says, its span holds
+// exactly its digits, and a decrement written over the span leaves a file
+// that parses to one less, at the same place.
 func FuzzParseCount(f *testing.F) {
-	for _, s := range []string{`{"count": 5}`, `{"count":0}`, ``, `{"count": -1}`, `{"count": 1e3}`, ` { "count" : 12 } `} {
+	for _, s := range []string{`{"count": 5}`, `{"count":0}`, ``, `{"count": -1}`, `{"count": 1e3}`, ` { "count" : 12 } `,
+		`{"a": [1, {"count": 2}], "count": 10, "z": "count"}`, `{"count": 1, "count": 20}`, "\ufeff{\"count\": 5}", `{"c\u006funt": 7}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := parseCount(b)
+		c, err := parseCount(b)
 		if err != nil {
 			if !errors.Is(err, ErrTorn) && !errors.Is(err, ErrFormat) {
 				t.Fatalf("error without a sentinel: %v", err)
 			}
 			return
 		}
-		if n < 0 {
-			t.Fatalf("negative count %d accepted", n)
+		if c.n < 0 {
+			t.Fatalf("negative count %d accepted", c.n)
 		}
-		if again, err := parseCount(appendCount(nil, n)); err != nil || again != n {
-			t.Fatalf("round trip of %d: %d, %v", n, again, err)
+		if got := string(b[c.start:c.end]); got != strconv.FormatInt(c.n, 10) {
+			t.Fatalf("span %d:%d holds %q, count is %d", c.start, c.end, got, c.n)
+		}
+		var doc struct{ Count int64 }
+		if err := json.Unmarshal(b, &doc); err != nil || doc.Count != c.n {
+			t.Fatalf("encoding/json reads %d, %v; parseCount %d", doc.Count, err, c.n)
+		}
+		if again, err := parseCount(appendCount(nil, c.n)); err != nil || again.n != c.n {
+			t.Fatalf("round trip of %d: %d, %v", c.n, again.n, err)
+		}
+		if c.n == 0 {
+			return
+		}
+		next := append([]byte(nil), b...)
+		copy(next[c.start:c.end], appendPadded(nil, c.n-1, c.end-c.start))
+		d, err := parseCount(next)
+		if err != nil || d.n != c.n-1 || d.end != c.end {
+			t.Fatalf("after the in-place decrement of %q: %q parses to %+v, %v", b, next, d, err)
 		}
 	})
 }
