@@ -408,3 +408,160 @@ func TestNewPIDNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedStart (issue 16, item 8): a Start whose exec fails (here an
+// argument longer than the kernel takes: E2BIG) leaves the Process as it
+// was: not alive, not joinable, not killable, unnamed, and startable.
+// Before the fix it was a ghost: IsAlive true, Join blocked forever, Kill
+// panicked on a nil process.
+func TestFailedStart(t *testing.T) {
+	p := &Process{Entry: "exit", Args: []string{"0", strings.Repeat("x", 256<<10)}}
+	done := p.Done()
+	if err := p.Start(); !errors.Is(err, syscall.E2BIG) {
+		t.Fatalf("Start with a 256 KiB argument: %v, want E2BIG", err)
+	}
+	if p.IsAlive() || p.Pid() != 0 || p.Name != "" {
+		t.Fatalf("after a failed Start: alive %v, pid %d, name %q", p.IsAlive(), p.Pid(), p.Name)
+	}
+	if _, ok := p.ExitCode(); ok {
+		t.Fatal("exit code after a failed Start")
+	}
+	if err := p.Join(context.Background()); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Join after a failed Start: %v", err)
+	}
+	if err := p.Kill(); !errors.Is(err, ErrNotStarted) {
+		t.Fatalf("Kill after a failed Start: %v", err)
+	}
+	select {
+	case <-done:
+		t.Fatal("Done closed by a failed Start")
+	default:
+	}
+	p.Args = []string{"0"}
+	start(t, p)
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done // the channel Done gave before Start is the one Start closed
+	if !strings.HasPrefix(p.Name, "Process-") {
+		t.Fatalf("name %q", p.Name)
+	}
+}
+
+// TestJoinExitedExpiredCtx (issue 16, item 9): Join of a child that has
+// exited reports its status even with a ctx that is done already; before
+// the fix select chose DeadlineExceeded about half the time.
+func TestJoinExitedExpiredCtx(t *testing.T) {
+	ok := start(t, &Process{Entry: "exit", Args: []string{"0"}})
+	bad := start(t, &Process{Entry: "exit", Args: []string{"3"}})
+	<-ok.Done()
+	<-bad.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 200 {
+		if err := ok.Join(ctx); err != nil {
+			t.Fatalf("Join of an exited child with a done ctx: %v", err)
+		}
+		var ee *ExitError
+		if err := bad.Join(ctx); !errors.As(err, &ee) || ee.Code != 3 {
+			t.Fatalf("Join of a failed child with a done ctx: %v", err)
+		}
+	}
+}
+
+// TestSetDaemon (issue 16, item 11): Daemon can be set until Start, and
+// SetDaemon refuses afterwards instead of being ignored.
+func TestSetDaemon(t *testing.T) {
+	out := newLines()
+	p := &Process{Entry: "info", Stdout: out}
+	if err := p.SetDaemon(true); err != nil {
+		t.Fatal(err)
+	}
+	start(t, p)
+	if err := p.SetDaemon(false); !errors.Is(err, ErrStarted) {
+		t.Fatalf("SetDaemon after Start: %v, want ErrStarted", err)
+	}
+	p.Join(context.Background())
+	if got := out.wait(t, strconv.Itoa(p.Pid())); !strings.HasSuffix(got, " true true") {
+		t.Fatalf("child says %q: not a daemon", got)
+	}
+}
+
+func init() {
+	// replaced-parent: a parent whose binary the test deletes or
+	// replaces; it starts an "info" child when told to (a line on
+	// stdin) and reports what the child printed.
+	Register("replaced-parent", func([]string) error {
+		fmt.Println("ready")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		var out strings.Builder
+		p := &Process{Entry: "hello", Stdout: &out}
+		if err := p.Start(); err != nil {
+			fmt.Println("start:", err)
+			return nil
+		}
+		err := p.Join(context.Background())
+		fmt.Printf("child: %q %v\n", strings.TrimSpace(out.String()), err)
+		return nil
+	})
+	Register("hello", func([]string) error {
+		fmt.Println("hello from the parent's binary")
+		return nil
+	})
+}
+
+// TestReplacedBinary (issue 16, item 10): a parent whose binary is deleted
+// or replaced while it runs, as a deploy does, still starts children of
+// its own binary. Before the fix Start re-executed the path: ENOENT after
+// a delete, and the new program after a replace.
+func TestReplacedBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"deleted", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			bin := filepath.Join(dir, "app")
+			copyFile(t, exe, bin)
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(), envEntry+"=replaced-parent", envName+"=app")
+			stdin, _ := cmd.StdinPipe()
+			out := newLines()
+			cmd.Stdout, cmd.Stderr = out, os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			defer cmd.Process.Kill()
+			out.wait(t, "ready")
+			os.Remove(bin)
+			if how == "replaced" {
+				script := filepath.Join(dir, "new")
+				os.WriteFile(script, []byte("#!/bin/sh\necho the new binary ran\n"), 0o755)
+				if err := os.Rename(script, bin); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stdin.Write([]byte("go\n"))
+			if got, want := out.wait(t, "child:"), `child: "hello from the parent's binary" <nil>`; got != want {
+				t.Fatalf("after the binary was %s: %s, want %s (start: %q)", how, got, want, out.all)
+			}
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -44,4 +44,8 @@ func (p *Process) Terminate() error               { return ErrNotStarted }
 func (p *Process) Kill() error                    { return ErrNotStarted }
 func (p *Process) Pid() int                       { return 0 }
 func (p *Process) ExitCode() (int, bool)          { return 0, false }
-func (p *Process) Done() <-chan struct{}          { return nil }
+func (p *Process) Done() <-chan struct{}          { return make(chan struct{}) }
+func (p *Process) SetDaemon(daemon bool) error {
+	p.Daemon = daemon
+	return nil
+}

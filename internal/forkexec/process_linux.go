@@ -20,9 +20,11 @@ import (
 )
 
 // Process is a child process running a registered entry, like Python's
-// multiprocessing.Process. Set its fields, then call Start. A Process
-// cannot be started twice. Its methods are safe for concurrent use once it
-// has started.
+// multiprocessing.Process. Set its fields, then call Start: Start reads
+// them once, and changing them afterwards has no effect on the child
+// (SetDaemon says so with ErrStarted, as Python's daemon setter raises). A
+// Process cannot be started twice; a Start that fails leaves it as it was,
+// to be started again. Its methods are safe for concurrent use.
 type Process struct {
 	// Entry is the registered name of the function the child runs
 	// (Python's target).
@@ -53,11 +55,11 @@ type Process struct {
 	// value: the parent's namespace.
 	NewPIDNamespace bool
 
-	started atomic.Bool
-	cmd     *exec.Cmd
-	done    chan struct{} // closed once the child is reaped
-	code    int           // exit status or -signal; valid after done
-	mu      sync.Mutex    // guards signalling against reaping
+	mu     sync.Mutex    // guards the fields below, and signalling against reaping
+	cmd    *exec.Cmd     // nil until a Start succeeds
+	daemon bool          // Daemon as Start read it
+	done   chan struct{} // made by Start or Done, closed once the child is reaped
+	code   int           // exit status or -signal; valid once done is closed
 }
 
 var (
@@ -69,7 +71,12 @@ var (
 
 // Start starts the child. It fails with ErrStarted, ErrUnknownEntry,
 // ErrDaemonChildren (in a daemon), ErrNoMain (main does not call Main) or
-// the exec error.
+// the exec error (wrapped: errors.Is(err, syscall.E2BIG) for arguments too
+// long, for one). After a failed Start the Process is as it was before.
+//
+// The child runs the very binary this process runs (/proc/self/exe), even
+// if the file it was started from has since been deleted or replaced, as a
+// deploy does: its entries are the parent's.
 func (p *Process) Start() error {
 	switch {
 	case self.Daemon:
@@ -78,7 +85,10 @@ func (p *Process) Start() error {
 		return ErrNoMain
 	case lookup(p.Entry) == nil:
 		return fmt.Errorf("%w: %q", ErrUnknownEntry, p.Entry)
-	case !p.started.CompareAndSwap(false, true):
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
 		return ErrStarted
 	}
 	n := strconv.FormatInt(childSeq.Add(1), 10)
@@ -86,14 +96,14 @@ func (p *Process) Start() error {
 	if identity != "" {
 		id = identity + ":" + n
 	}
-	if p.Name == "" {
-		p.Name = "Process-" + id
+	name := p.Name
+	if name == "" {
+		name = "Process-" + id
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("forkexec: %w", err)
-	}
-	cmd := exec.Command(exe, p.Args...)
+	// /proc/self/exe, not os.Executable's path: the kernel resolves the
+	// link to the running binary's inode, which lives on as long as this
+	// process runs it, deleted or renamed over.
+	cmd := exec.Command(selfExe, p.Args...)
 	cmd.Args[0] = os.Args[0]
 	daemon := "0"
 	if p.Daemon {
@@ -107,7 +117,7 @@ func (p *Process) Start() error {
 		parent = "0"
 	}
 	cmd.Env = append(os.Environ(),
-		envEntry+"="+p.Entry, envName+"="+p.Name, envIdentity+"="+id,
+		envEntry+"="+p.Entry, envName+"="+name, envIdentity+"="+id,
 		envDaemon+"="+daemon, envParent+"="+parent)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = orDefault(p.Stdout, os.Stdout), orDefault(p.Stderr, os.Stderr)
@@ -121,14 +131,32 @@ func (p *Process) Start() error {
 	if p.NewPIDNamespace {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	}
-	p.cmd, p.done = cmd, make(chan struct{})
 	if err := spawn(cmd, p.Daemon); err != nil {
-		return fmt.Errorf("forkexec: start %s: %w", p.Name, err)
+		return fmt.Errorf("forkexec: start %s: %w", name, err)
+	}
+	p.Name, p.cmd, p.daemon = name, cmd, p.Daemon
+	if p.done == nil {
+		p.done = make(chan struct{})
 	}
 	activeMu.Lock()
 	active[p] = true
 	activeMu.Unlock()
-	go p.reap()
+	go p.reap(cmd, p.done)
+	return nil
+}
+
+// selfExe names the running binary; a variable so that tests can see it.
+var selfExe = "/proc/self/exe"
+
+// SetDaemon sets Daemon before Start; after Start it returns ErrStarted,
+// as Python's daemon setter raises: a running child's kind cannot change.
+func (p *Process) SetDaemon(daemon bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return ErrStarted
+	}
+	p.Daemon = daemon
 	return nil
 }
 
@@ -140,11 +168,11 @@ func orDefault(w io.Writer, def *os.File) io.Writer {
 }
 
 // reap waits for the child as soon as it exits, so no zombie lingers.
-func (p *Process) reap() {
-	p.cmd.Wait()
+func (p *Process) reap(cmd *exec.Cmd, done chan struct{}) {
+	cmd.Wait()
 	p.mu.Lock()
-	p.code = exitCode(p.cmd.ProcessState)
-	close(p.done)
+	p.code = exitCode(cmd.ProcessState)
+	close(done)
 	p.mu.Unlock()
 	activeMu.Lock()
 	delete(active, p)
@@ -158,31 +186,49 @@ func exitCode(st *os.ProcessState) int {
 	return st.ExitCode()
 }
 
+// started returns the child's command and done channel, or nil before a
+// successful Start.
+func (p *Process) started() (*exec.Cmd, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.done
+}
+
 // Join waits for the child to exit. It returns nil for status 0, an
 // *ExitError otherwise, or ctx.Err() if ctx is done first, leaving the
 // child running (Python's join(timeout) that returns with the child alive).
+// A child that has exited is reported even if ctx is done already.
 func (p *Process) Join(ctx context.Context) error {
-	if !p.started.Load() || p.done == nil {
+	cmd, done := p.started()
+	if cmd == nil {
 		return ErrNotStarted
 	}
 	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-done:
+	default:
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	if p.code != 0 {
-		return &ExitError{Name: p.Name, Pid: p.cmd.Process.Pid, Code: p.code}
+	p.mu.Lock()
+	code := p.code
+	p.mu.Unlock()
+	if code != 0 {
+		return &ExitError{Name: p.Name, Pid: cmd.Process.Pid, Code: code}
 	}
 	return nil
 }
 
 // IsAlive reports whether the child has started and not yet exited.
 func (p *Process) IsAlive() bool {
-	if !p.started.Load() || p.done == nil {
+	cmd, done := p.started()
+	if cmd == nil {
 		return false
 	}
 	select {
-	case <-p.done:
+	case <-done:
 		return false
 	default:
 		return true
@@ -196,13 +242,13 @@ func (p *Process) Terminate() error { return p.signal(syscall.SIGTERM) }
 func (p *Process) Kill() error { return p.signal(syscall.SIGKILL) }
 
 func (p *Process) signal(sig syscall.Signal) error {
-	if !p.started.Load() || p.done == nil {
-		return ErrNotStarted
-	}
 	// Holding mu keeps reap from closing done in between: the pid cannot
 	// be reaped (and reused) while we signal it.
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return ErrNotStarted
+	}
 	select {
 	case <-p.done:
 		return nil
@@ -216,16 +262,18 @@ func (p *Process) signal(sig syscall.Signal) error {
 
 // Pid is the child's process id, 0 before Start.
 func (p *Process) Pid() int {
-	if !p.started.Load() || p.cmd == nil || p.cmd.Process == nil {
-		return 0
+	if cmd, _ := p.started(); cmd != nil {
+		return cmd.Process.Pid
 	}
-	return p.cmd.Process.Pid
+	return 0
 }
 
 // ExitCode is the child's exit status, or -signal if a signal killed it;
 // ok is false while it runs or before Start (Python's None).
 func (p *Process) ExitCode() (code int, ok bool) {
-	if !p.started.Load() || p.done == nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
 		return 0, false
 	}
 	select {
@@ -236,8 +284,17 @@ func (p *Process) ExitCode() (code int, ok bool) {
 	}
 }
 
-// Done is closed when the child has exited and been reaped.
-func (p *Process) Done() <-chan struct{} { return p.done }
+// Done is closed when the child has exited and been reaped. Before Start
+// it is the channel Start will use: a receive waits for a child that is
+// yet to start and exit.
+func (p *Process) Done() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		p.done = make(chan struct{})
+	}
+	return p.done
+}
 
 // gracePeriod is how long shutdown waits after SIGTERM before SIGKILL.
 const gracePeriod = 2 * time.Second
@@ -248,7 +305,7 @@ func shutdown() {
 	activeMu.Lock()
 	var daemons, others []*Process
 	for p := range active {
-		if p.Daemon {
+		if p.daemon {
 			daemons = append(daemons, p)
 		} else {
 			others = append(others, p)
