@@ -524,8 +524,9 @@ func (h *BiasedMutex) release() {
 
 // stepHook, when set (tests only), is called at steps of a revocation and
 // of seizing and taking words ("claimed", "fenced", "seizing", "seized",
-// "taken", "take-handed-off"), so that a test can stop or kill the process
-// there.
+// "seize-undone", "undoing" a dead seizer's word, "taken",
+// "take-handed-off"), so that a
+// test can stop or kill the process there.
 var stepHook func(step string)
 
 // biasedWait is lockSlow's step when the word, v, is held by a live

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -63,6 +64,10 @@ type mutex struct {
 	// local serialises this process's goroutines in the slow path, so a
 	// process never parks more than one OS thread on the futex.
 	local chan struct{}
+
+	// seizeMu makes this process's seizes of the word take turns (see
+	// seize).
+	seizeMu sync.Mutex
 
 	// biased is the BiasedMutex that is this record's only user in this
 	// process, if any; plain, whether NewMutex handed it out. Guarded by
@@ -199,6 +204,18 @@ func checkRecord(rec []byte) error {
 // lock.
 func (m *mutex) join() {
 	s := m.a.slot.Index
+	for {
+		// A word seized by our slot index is our dead predecessor's
+		// seizure (nobody else seizes as slot s, and we have not yet):
+		// undo it first, as anyone who finds a seizer dead does. Once
+		// our generation is in the record, the seized value would name
+		// a live seizer, us, and nobody would ever undo it; and below,
+		// undoRevoke would wait for it.
+		v := m.word.Load()
+		if !isSeized(v&tidMask) || seizer(v&tidMask) != s || m.undoSeized(v) {
+			break
+		}
+	}
 	for {
 		b := m.bias.Load()
 		switch {
@@ -395,6 +412,12 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			}
 			continue
 		}
+		if asked != 0 && m.handoff.Load()&^grantedBit != m.me {
+			// Our request is gone: dropped by a stale taker of an
+			// orphaned grant, or by an Unlock that judged us dead
+			// while we were stopped. Ask again.
+			asked = 0
+		}
 		t := turnNs()
 		switch {
 		case owner == handedOff:
@@ -516,22 +539,48 @@ func (m *mutex) take(v uint32, slept bool) (bool, error) {
 // seize CASes the word from v (an owner id in the owner field) to the
 // seized value, asks valid, and sets the word to to (with v's waiters
 // bit) if valid says yes, or back to v. It reports whether it committed.
+//
+// The seized value names its seizer by slot index only, and a slot index
+// is reused: a later seizer of the same owner id from the same slot makes
+// the same value. So a third party that judged an earlier seizer dead and
+// was stopped before its undo can undo a live seizure. The seizer
+// therefore commits, and undoes, with a CAS from its seized value: a
+// stale undo costs it this attempt (the word is back at v, as if it had
+// never seized), never the exclusion. Within this process seizes of the
+// record take turns (seizeMu), so two goroutines never make one value.
 func (m *mutex) seize(v uint32, valid func() bool, to uint32) bool {
 	sv := seizedBit | uint32(m.a.slot.Index)<<seizedShift | v&seizedTidMask | v&^tidMask
+	m.seizeMu.Lock()
+	defer m.seizeMu.Unlock()
 	hook("seizing")
 	if !m.word.CompareAndSwap(v, sv) {
 		return false
 	}
 	hook("seized")
 	if valid() {
-		m.word.Store(to | v&waitersBit) // only the seizer changes a seized word
-		return true
+		if m.word.CompareAndSwap(sv, to|v&waitersBit) {
+			return true
+		}
+		hook("seize-undone") // by a stale third party: try again
+		return false
 	}
-	m.word.Store(v)
-	if v&waitersBit != 0 {
+	if m.word.CompareAndSwap(sv, v) && v&waitersBit != 0 {
 		wake(m.word, math.MaxInt32) // the owner may have slept on the seized value
 	}
 	return false
+}
+
+// undoSeized puts back the owner id of v, a word seized by a process that
+// died before it decided, and reports whether it did.
+func (m *mutex) undoSeized(v uint32) bool {
+	hook("undoing")
+	if !m.word.CompareAndSwap(v, seizedOwner(v&tidMask)|v&^tidMask) {
+		return false
+	}
+	if v&waitersBit != 0 {
+		wake(m.word, math.MaxInt32)
+	}
+	return true
 }
 
 // ours reports whether v is this process's owner id, seized by someone
@@ -546,9 +595,7 @@ func (m *mutex) ours(v uint32) bool {
 func (m *mutex) awaitSeized(ctx context.Context, v uint32) error {
 	for start := monoNow(); m.word.Load() == v; {
 		if s := seizer(v & tidMask); s != m.a.slot.Index && !m.live(s) {
-			if m.word.CompareAndSwap(v, seizedOwner(v&tidMask)|v&^tidMask) && v&waitersBit != 0 {
-				wake(m.word, math.MaxInt32)
-			}
+			m.undoSeized(v)
 			return nil
 		}
 		var err error
@@ -752,7 +799,11 @@ func (m *mutex) unlockSlow() error {
 			return m.notOwner(v)
 		}
 		if v&ownerDiedBit != 0 {
-			m.word.Store(notRecoverable)
+			// A CAS, not a store: a seizer may have seized v since
+			// we read it (then we wait for it, above, and try again).
+			if !m.word.CompareAndSwap(v, notRecoverable) {
+				continue
+			}
 			wake(m.word, math.MaxInt32)
 			return m.errorf(ErrNotRecoverable)
 		}

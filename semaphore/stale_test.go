@@ -47,9 +47,10 @@ func stopSelf() {
 }
 
 // stopAtEntry: args record, step. Lock the record (a plain Mutex); at that
-// step (stepHook), say "stopped <step>" and stop; once continued and the
-// lock call has returned, mark itself inside and say
-// "got <result> <alone|VIOLATION...>"; hold until killed.
+// step (stepHook), say "stopped <step>" and stop; once continued, say
+// "step <name>" at every later step; once the lock call has returned,
+// mark itself inside and say "got <result> <alone|VIOLATION...>"; hold
+// until killed.
 func stopAtEntry(args []string) int {
 	_, m, err := openLocker(args[0], false)
 	if err != nil {
@@ -57,10 +58,13 @@ func stopAtEntry(args []string) int {
 	}
 	stopped := false
 	stepHook = func(step string) {
-		if step == args[1] && !stopped {
+		switch {
+		case step == args[1] && !stopped:
 			stopped = true
 			fmt.Println("stopped", step)
 			stopSelf()
+		case stopped:
+			fmt.Println("step", step)
 		}
 	}
 	fmt.Println("locking")

@@ -4,6 +4,7 @@ package semaphore
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +94,17 @@ func noteYield(d int64) {
 	}
 }
 
+// coolDown takes crowdedLong off the score after a sleep, down to 0: a
+// score far below 0 would hide a crowded CPU for as many yields.
+func coolDown() {
+	for {
+		c := crowdScore.Load()
+		if c <= 0 || crowdScore.CompareAndSwap(c, max(c-crowdedLong, 0)) {
+			return
+		}
+	}
+}
+
 // yield gives this thread's CPU to another runnable thread, if one waits
 // for it, and returns at once otherwise (about 0.6 µs on the VM measured).
 func yield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
@@ -114,7 +126,7 @@ func waitUntil(ctx context.Context, deadline int64) error {
 			if err := sleepUntil(ctx, deadline); err != nil {
 				return err
 			}
-			crowdScore.Add(-crowdedLong) // asleep, it learns nothing: cool down
+			coolDown() // asleep, it learns nothing
 			return nil
 		}
 		yield()
@@ -133,9 +145,16 @@ func waitUntil(ctx context.Context, deadline int64) error {
 const minSleep = 50 * time.Microsecond
 
 // sleepUntil sleeps in nanosleep(2), with its thread's timer slack at a
-// microsecond, until deadline or ctx is done (looked at every ms).
+// microsecond, until deadline or ctx is done (looked at every ms). The
+// thread's slack is put back afterwards: the thread goes on to run other
+// goroutines, whose timers are none of the lock's business.
 func sleepUntil(ctx context.Context, deadline int64) error {
-	unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if slack, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0); err == nil && slack != 1000 {
+		unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+		defer unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(slack), 0, 0, 0)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -260,6 +260,13 @@ func (p *Proc) ExpectPrefix(prefix string) string {
 	return strings.TrimPrefix(line, prefix)
 }
 
+// ExpectMatch waits for a line that match accepts, skipping others, and
+// returns it; it fails the test if the child exits first.
+func (p *Proc) ExpectMatch(match func(string) bool) string {
+	p.t.Helper()
+	return p.expect("a matching line", match)
+}
+
 func (p *Proc) expect(want string, match func(string) bool) string {
 	p.t.Helper()
 	timeout := time.After(60 * time.Second)

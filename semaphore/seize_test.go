@@ -1,0 +1,196 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+)
+
+// The tests below were written by an adversarial review of the seize
+// protocol (the second), which reproduced each failure with real processes
+// on the code before the fix: a seized value names its seizer by slot
+// index only, and slot indexes are reused.
+
+// guard bounds a lock call that must succeed: a hang, not a time limit
+// that a slow machine could trip.
+const guard = 30 * time.Second
+
+// deadOwnerWord leaves the owner id of a dead process in seg's word, as
+// the exit race leaves it (the owner died between its store and its robust
+// thread's exit), and returns the id.
+func deadOwnerWord(t *testing.T, name string, seg interface{ Data() []byte }) uint32 {
+	t.Helper()
+	d := testproc.Start(t, "attach", name, "-1", "mutex")
+	_, dtid := parseID(t, d.ExpectPrefix("id "))
+	d.Kill()
+	d.Wait()
+	binary.LittleEndian.PutUint32(seg.Data()[offWord:], dtid)
+	return dtid
+}
+
+// TestDeadSeizerSlotReused: a seizer S dies with the word seized; N claims
+// S's slot index and attaches the record before anyone undid the seizure.
+// Before the fix the seized word then named a live seizer (N's generation
+// was in S's slot) and N never undid a seizure naming its own slot: nobody
+// got the lock again while N lived. Now N's join undoes it.
+func TestDeadSeizerSlotReused(t *testing.T) {
+	name, seg := newTestSegment(t)
+	deadOwnerWord(t, name, seg)
+	s := testproc.Start(t, "stop-at", name, "seized")
+	s.Expect("stopped seized")
+	waitStopped(t, s)
+	w := word(seg)
+	if !isSeized(w & tidMask) {
+		t.Fatalf("word %#x not seized", w)
+	}
+	ss := seizer(w & tidMask)
+	s.Kill()
+	s.Wait()
+	n := testproc.Start(t, "attach", name, fmt.Sprint(ss), "mutex", filepath.Join(t.TempDir(), "never"))
+	if got := n.ExpectPrefix("slot "); !strings.HasPrefix(got, fmt.Sprint(ss)+" ") {
+		t.Fatalf("N got slot %q, want %d", got, ss)
+	}
+	n.Expect("joined")
+	if w := word(seg); isSeized(w & tidMask) {
+		t.Fatalf("after N joined in the dead seizer's slot the word is still seized: %#x", w)
+	}
+	m, err := NewMutex(seg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	if err := m.LockContext(ctx); err != ErrOwnerDead {
+		t.Fatalf("Lock of a dead owner's word: %v, want ErrOwnerDead", err)
+	}
+	m.Consistent()
+	m.Unlock()
+}
+
+// TestDeadRevokerSlotReused: the same with nothing written by hand: a
+// revoker S is killed with the biased holder P's word seized; P is killed;
+// M claims P's slot (its join judges P), N claims S's. Before the fix the
+// word stayed seized for as long as N lived; and N's own NewMutex could
+// hang in join, waiting on a seizure that named its slot.
+func TestDeadRevokerSlotReused(t *testing.T) {
+	needBias(t)
+	for _, killHolder := range []bool{true, false} {
+		t.Run(fmt.Sprint("holder killed ", killHolder), func(t *testing.T) {
+			name, seg := newTestSegment(t)
+			p := testproc.Start(t, "bias-hold", name, "between")
+			pslot, _ := parseID(t, p.ExpectPrefix("id "))
+			p.Expect("biased true")
+			p.Expect("between")
+			s := testproc.Start(t, "stop-at", name, "seized")
+			s.Expect("stopped seized")
+			waitStopped(t, s)
+			ss := seizer(word(seg) & tidMask)
+			s.Kill()
+			s.Wait()
+			if killHolder {
+				p.Kill()
+				p.Wait()
+				mm := testproc.Start(t, "attach", name, fmt.Sprint(pslot), "mutex")
+				mm.Expect("joined")
+			}
+			n := testproc.Start(t, "attach", name, fmt.Sprint(ss), "mutex", filepath.Join(t.TempDir(), "never"))
+			if got := n.ExpectPrefix("slot "); !strings.HasPrefix(got, fmt.Sprint(ss)+" ") {
+				t.Fatalf("N got slot %q, want %d", got, ss)
+			}
+			n.Expect("joined") // before the fix: never, with the holder alive
+			if w := word(seg); isSeized(w & tidMask) {
+				t.Fatalf("after N joined in the dead seizer's slot the word is still seized: %#x", w)
+			}
+			m, err := NewMutex(seg, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), guard)
+			defer cancel()
+			// P was between its critical sections, dead or alive: the
+			// lock comes clean.
+			if err := m.LockContext(ctx); err != nil {
+				t.Fatalf("Lock: %v", err)
+			}
+			m.Unlock()
+		})
+	}
+}
+
+// TestStaleSeizeUndo: Y judges a seizer S dead and is stopped just before
+// its undo; the undo is done by another (our TryLock); N claims S's slot
+// and seizes the same owner id, which makes the very value S's seizure
+// was; Y's stale undo lands on N's live seizure, and Y takes the lock.
+// Before the fix N, resuming, committed with a plain store over Y's lock:
+// two holders. Now N's commit is a CAS from its seized value, which fails:
+// N tries again, and waits for Y.
+func TestStaleSeizeUndo(t *testing.T) {
+	name, seg, m := newTestMutex(t)
+	deadOwnerWord(t, name, seg)
+	s := testproc.Start(t, "stop-at", name, "seized")
+	s.Expect("stopped seized")
+	waitStopped(t, s)
+	sv := word(seg)
+	y := testproc.Start(t, "stop-at", name, "undoing")
+	y.Expect("locking")
+	s.Kill() // Y finds S dead and stops at its undo
+	s.Wait()
+	y.Expect("stopped undoing")
+	waitStopped(t, y)
+	if ok, err := m.TryLock(); ok || err != nil { // undoes S's seizure
+		t.Fatalf("TryLock = %v, %v; want false, nil", ok, err)
+	}
+	if w := word(seg); isSeized(w & tidMask) {
+		t.Fatalf("TryLock left the dead seizer's word seized: %#x", w)
+	}
+	n := testproc.Start(t, "stop-at", name, "seized")
+	n.Expect("stopped seized")
+	waitStopped(t, n)
+	if w := word(seg); w != sv {
+		t.Fatalf("N seized %#x, S had %#x: not the value this test needs", w, sv)
+	}
+	y.Signal(syscall.SIGCONT) // its stale undo undoes N's live seizure
+	if got := y.ExpectPrefix("got "); got != "ownerdead alone" {
+		t.Fatalf("Y got %q", got)
+	}
+	n.Signal(syscall.SIGCONT)
+	if got := n.ExpectMatch(func(l string) bool { return l == "step seize-undone" || strings.HasPrefix(l, "got ") }); got != "step seize-undone" {
+		t.Fatalf("N, whose seizure Y undid, said %q while Y holds the lock", got)
+	}
+	view(seg, offHolder).Store(0) // Y's mark: it dies inside, below
+	y.Kill()                      // now N may have it
+	y.Wait()
+	if got := n.ExpectPrefix("got "); got != "ownerdead alone" {
+		t.Fatalf("N got %q", got)
+	}
+}
+
+// TestLostRequestAskedAgain: a waiter whose hand-off request disappears
+// (a stale taker of an orphaned grant cleared it, or an Unlock judged the
+// waiter dead while it was stopped) asks again. Before the fix it stayed a
+// plain futex sleeper for the rest of its lock call.
+func TestLostRequestAskedAgain(t *testing.T) {
+	name, seg, m := newTestMutex(t)
+	if err := m.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	w := testproc.Start(t, "lock-report", name, "consistent")
+	w.Expect("waiting")
+	var asked uint32
+	waitHandoff(t, seg, func(h uint32) bool { asked = h; return h != 0 })
+	binary.LittleEndian.PutUint32(seg.Data()[offHandoff:], 0) // lost
+	waitHandoff(t, seg, func(h uint32) bool { return h == asked })
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	w.Expect("got ok")
+}
