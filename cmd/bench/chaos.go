@@ -163,7 +163,7 @@ type ChaosResult struct {
 	Seconds        float64 `json:"seconds"`
 }
 
-func runChaos(args []string, stdout, stderr io.Writer) error {
+func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench chaos", "bench chaos [-kills K] [-backend shm-mutex|shm-lockfree] [-procs N] [-tickets N] [-churn=false] [-foreign=false] [-json]", stderr)
 	kills := fs.Int("kills", 1000, "SIGKILLs to deliver")
 	kind := fs.String("backend", backend.ShmMutex, "shm-mutex or shm-lockfree")
@@ -185,7 +185,7 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	case *tickets <= 0 || *tickets > maxTickets:
 		return usageError(fs, "-tickets %d: want 1 to %d", *tickets, maxTickets)
 	}
-	res, err := chaos(context.Background(), chaosConfig{*kind, *procs, *kills, *tickets, *churn, *foreign}, newProgress(stderr, *kills, "killing"))
+	res, err := chaos(ctx, chaosConfig{*kind, *procs, *kills, *tickets, *churn, *foreign}, newProgress(stderr, *kills, "killing"))
 	if err != nil {
 		return err
 	}
@@ -347,6 +347,9 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 	}
 	idleRounds := 0 // counters sold out with no kill in between
 	for res.Kills < cfg.kills {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 		if anyExited(ps) {
 			// Sold out (or a buyer failed, which reap counts):

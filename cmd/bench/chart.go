@@ -32,7 +32,14 @@ const (
 // chart draws ops/s against buyer processes, one line per backend, both
 // axes on a log scale (the backends differ by orders of magnitude; the
 // process counts double), as SVG.
-func chart(rs []Result) ([]byte, error) {
+func chart(rs []Result) (svg []byte, err error) {
+	defer func() {
+		// gonum/plot panics on data it cannot scale; a chart is not
+		// worth a crash after a run whose results are already saved.
+		if r := recover(); r != nil {
+			svg, err = nil, fmt.Errorf("bench: cannot draw the chart: %v", r)
+		}
+	}()
 	c := vgsvg.New(chartWidth, chartHeight)
 	if err := drawChart(draw.New(c), rs); err != nil {
 		return nil, err
@@ -66,8 +73,11 @@ func drawChart(dc draw.Canvas, rs []Result) error {
 	lines := map[string]plotter.XYs{}
 	procs := map[int]bool{}
 	lo, hi := math.Inf(1), 0.0
+	pmin, pmax := math.Inf(1), 0.0
+	zero := 0
 	for _, r := range rs {
-		if r.OpsPerSec <= 0 {
+		if r.OpsPerSec <= 0 || r.Procs <= 0 {
+			zero++ // a log scale has no 0: left out, and said so below
 			continue
 		}
 		if _, ok := lines[r.Backend]; !ok {
@@ -76,13 +86,23 @@ func drawChart(dc draw.Canvas, rs []Result) error {
 		lines[r.Backend] = append(lines[r.Backend], plotter.XY{X: float64(r.Procs), Y: r.OpsPerSec})
 		procs[r.Procs] = true
 		lo, hi = min(lo, r.OpsPerSec), max(hi, r.OpsPerSec)
+		pmin, pmax = min(pmin, float64(r.Procs)), max(pmax, float64(r.Procs))
 	}
 	if len(order) == 0 {
-		return fmt.Errorf("bench: nothing to chart")
+		return fmt.Errorf("bench: nothing to chart: no run sold a ticket (%d results, every rate 0)", len(rs))
+	}
+	if zero > 0 {
+		p.Title.Text += fmt.Sprintf(" — %d runs at 0/s not shown", zero)
 	}
 	p.X.Tick.Marker = procTicks(procs)
 	p.Y.Tick.Marker = rateTicks(lo, hi)
+	// Explicit ranges, padded: one process count, or rates within one
+	// power of ten, would leave an axis of zero width (gonum panics).
+	p.X.Min, p.X.Max = pmin/1.25, pmax*1.25
 	p.Y.Min, p.Y.Max = math.Pow(10, math.Floor(math.Log10(lo))), math.Pow(10, math.Ceil(math.Log10(hi)))
+	if p.Y.Max <= p.Y.Min {
+		p.Y.Max = p.Y.Min * 10
+	}
 
 	legend := plot.NewLegend()
 	for i, b := range order {

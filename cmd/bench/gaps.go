@@ -129,7 +129,7 @@ type GapResult struct {
 	Lost     int64   `json:"lost"`
 }
 
-func runLatencyGaps(args []string, stdout, stderr io.Writer) error {
+func runLatencyGaps(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench latency", "bench latency [-backends LIST] [-procs LIST] [-tickets N] [-turn D] [-json]", stderr)
 	list := fs.String("backends", strings.Join(latencyBackends(), ","), "backends to run, comma-separated")
 	procsFlag := fs.String("procs", "1,2,4,8", "buyer processes per run, comma-separated")
@@ -156,7 +156,6 @@ func runLatencyGaps(args []string, stdout, stderr io.Writer) error {
 	if *tickets < 0 || *tickets > maxTickets {
 		return usageError(fs, "-tickets %d: want 0 (auto) to %d", *tickets, maxTickets)
 	}
-	ctx := context.Background()
 	bar := newProgress(stderr, len(kinds)*len(procs), "measuring")
 	var rs []GapResult
 	for _, p := range procs {

@@ -65,7 +65,7 @@ func printLatency(w io.Writer, asJSON bool, l Latency) error {
 	return err
 }
 
-func runSpawn(args []string, stdout, stderr io.Writer) error {
+func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench spawn", "bench spawn [-n N] [-json]", stderr)
 	n := fs.Int("n", 200, "children to start and join, one at a time")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
@@ -78,6 +78,9 @@ func runSpawn(args []string, stdout, stderr io.Writer) error {
 	bar := newProgress(stderr, *n, "spawning")
 	ds := make([]time.Duration, 0, *n)
 	for range *n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		t0 := time.Now()
 		p := &forkexec.Process{Entry: "noop"}
 		if err := p.Start(); err != nil {
@@ -128,7 +131,7 @@ func holderEntry(args []string) error {
 // cRobustName is c-robust's name whether or not cgo is on.
 const cRobustName = "c-robust"
 
-func runRecover(args []string, stdout, stderr io.Writer) error {
+func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench recover", "bench recover [-n N] [-json]", stderr)
 	n := fs.Int("n", 200, "owner deaths to recover from, per lock")
 	asJSON := fs.Bool("json", false, "print one JSON object per lock")
@@ -138,7 +141,6 @@ func runRecover(args []string, stdout, stderr io.Writer) error {
 	if *n <= 0 {
 		return usageError(fs, "-n %d: want at least 1", *n)
 	}
-	ctx := context.Background()
 	ctl, err := newControl()
 	if err != nil {
 		return err
@@ -167,6 +169,9 @@ func runRecover(args []string, stdout, stderr io.Writer) error {
 	bar := newProgress(stderr, *n*len(rs), "killing owners")
 	ds := make([][]time.Duration, len(rs))
 	for i := range *n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		for j := range rs {
 			r := rs[(i+j)%len(rs)] // and take turns going first
 			d, err := r.once(ctx, ctl)

@@ -3,11 +3,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/shmkit/shmkit/internal/forkexec"
 )
@@ -17,31 +22,69 @@ var errUsage = errors.New("bench: bad usage")
 
 func main() {
 	forkexec.Main(func() error {
-		err := run(os.Args[1:], os.Stdout, os.Stderr)
-		if errors.Is(err, errUsage) {
-			return forkexec.Exit(2)
-		}
-		return err
+		return runInterruptible(os.Args[1:], os.Stdout, os.Stderr)
 	})
 }
 
+// runInterruptible is run under SIGINT and SIGTERM: either cancels the
+// run's context, and every command then stops its buyers, removes what it
+// made (segments, temporary files and directories, a redis-server it
+// started) and returns; the process exits 130 or 143, as a shell reports
+// a process killed by the signal. A terminal's Ctrl-C also reaches the
+// buyers (one process group): a buyer killed by it counts as the
+// interruption too.
+func runInterruptible(args []string, stdout, stderr io.Writer) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(interrupted{s.(syscall.Signal)})
+		case <-ctx.Done():
+		}
+	}()
+	err := run(ctx, args, stdout, stderr)
+	if errors.Is(err, errUsage) {
+		return forkexec.Exit(2)
+	}
+	var in interrupted
+	var ee *forkexec.ExitError
+	switch {
+	case errors.As(context.Cause(ctx), &in):
+	case errors.As(err, &ee) && (ee.Code == -int(syscall.SIGINT) || ee.Code == -int(syscall.SIGTERM)):
+		in = interrupted{syscall.Signal(-ee.Code)}
+	default:
+		return err
+	}
+	fmt.Fprintf(stderr, "\nbench: interrupted by %s; removed what the run made\n", unix.SignalName(in.sig))
+	return forkexec.Exit(128 + int(in.sig))
+}
+
+// interrupted is the cause of a run's context cancelled by a signal.
+type interrupted struct{ sig syscall.Signal }
+
+func (i interrupted) Error() string { return "bench: interrupted by " + unix.SignalName(i.sig) }
+
 // run is the whole command, for main and the tests.
-func run(args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "chaos":
-			return runChaos(args[1:], stdout, stderr)
+			return runChaos(ctx, args[1:], stdout, stderr)
 		case "recover":
-			return runRecover(args[1:], stdout, stderr)
+			return runRecover(ctx, args[1:], stdout, stderr)
 		case "spawn":
-			return runSpawn(args[1:], stdout, stderr)
+			return runSpawn(ctx, args[1:], stdout, stderr)
 		case "latency":
-			return runLatencyGaps(args[1:], stdout, stderr)
+			return runLatencyGaps(ctx, args[1:], stdout, stderr)
 		case "replot":
 			return runReplot(args[1:], stdout, stderr)
 		}
 	}
-	return runThroughput(args, stdout, stderr)
+	return runThroughput(ctx, args, stdout, stderr)
 }
 
 // newFlags makes a flag set that reports errors as errUsage and prints

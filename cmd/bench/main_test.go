@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "bench: children left behind: %s\n", strings.Join(left, "; "))
 			code = 1
 		}
+		if built.bin != "" {
+			os.RemoveAll(filepath.Dir(built.bin))
+		}
 		if left, _ := filepath.Glob(fmt.Sprintf("/dev/shm/shmkit.bench.%d.*", os.Getpid())); len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "bench: segments left behind: %v\n", left)
 			code = 1
@@ -39,7 +43,7 @@ func TestMain(m *testing.M) {
 func runArgs(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := run(args, &stdout, &stderr)
+	err := run(context.Background(), args, &stdout, &stderr)
 	return stdout.String(), stderr.String(), err
 }
 

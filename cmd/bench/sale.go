@@ -172,6 +172,9 @@ func sellGaps(ctx context.Context, kind string, procs int, tickets int64, gaps b
 		}
 	}
 	for ctl.ready().Load() < int64(procs) {
+		if err := ctx.Err(); err != nil {
+			return r, hist, err
+		}
 		for _, p := range ps {
 			if !p.IsAlive() {
 				return r, hist, fmt.Errorf("bench: %s buyer %s died before the start: %w", kind, p.Name, p.Join(ctx))

@@ -105,14 +105,13 @@ func parseProcs(fs *flag.FlagSet, list string) ([]int, error) {
 	return out, nil
 }
 
-func runThroughput(args []string, stdout, stderr io.Writer) error {
+func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseThroughput(args, stderr)
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
 	if slices.Contains(f.backends, backend.Redis) {
-		stop, err := useRedis(f.redis)
+		stop, err := useRedis(ctx, f.redis)
 		if err != nil {
 			return err
 		}
@@ -253,8 +252,12 @@ func median(xs []float64) float64 {
 
 // useRedis points the redis backend at addr, or at a redis-server it
 // starts on a free loopback port (stopped by the returned func).
-func useRedis(addr string) (stop func(), err error) {
+func useRedis(ctx context.Context, addr string) (stop func(), err error) {
 	if addr != "" {
+		// Asked now, not after every other backend has run.
+		if err := backend.PingRedis(ctx, addr); err != nil {
+			return nil, fmt.Errorf("bench: -redis %s: %w", addr, err)
+		}
 		redisAddr = addr
 		return func() {}, nil
 	}
@@ -337,19 +340,21 @@ func checkWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// writeOut writes results.json and throughput.svg, each through a
-// temporary file and a rename: a failure leaves no half-written file.
+// writeOut writes results.json and then throughput.svg, each through a
+// temporary file and a rename: a failure leaves no half-written file, and
+// a chart that cannot be drawn does not cost the results.
 func writeOut(dir string, rs []Result) error {
 	js, err := json.MarshalIndent(rs, "", "  ")
 	if err != nil {
 		return err
 	}
-	svg, err := chart(rs)
-	if err != nil {
+	results := filepath.Join(dir, "results.json")
+	if err := writeAtomic(results, append(js, '\n')); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(dir, "results.json"), append(js, '\n')); err != nil {
-		return err
+	svg, err := chart(rs)
+	if err != nil {
+		return fmt.Errorf("%w (the results are in %s)", err, results)
 	}
 	return writeAtomic(filepath.Join(dir, "throughput.svg"), svg)
 }

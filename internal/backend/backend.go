@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -130,6 +131,16 @@ func redisClient(name string) (*redis.Client, string, error) {
 		return nil, "", fmt.Errorf("backend: redis store %q: want host:port/key", name)
 	}
 	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1}), key, nil
+}
+
+// PingRedis checks that a Redis server answers at addr (host:port), within
+// a few seconds.
+func PingRedis(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	return rdb.Ping(ctx).Err()
 }
 
 // Remove deletes the store's file, segment or key.
