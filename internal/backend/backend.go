@@ -122,9 +122,9 @@ func RedisAudit(ctx context.Context, name string) (redisstore.Audit, error) {
 	return redisstore.AuditCounter(ctx, rdb, key)
 }
 
-// redisClient splits "host:port/key" and makes a client for it. A failed
-// purchase is reported, not retried (MaxRetries -1): a retry after a lost
-// reply could buy twice.
+// redisClient splits "host:port/key" and makes a client for it. go-redis
+// does not retry (MaxRetries -1): redisstore's Buy retries a purchase
+// itself, exactly once, and says when it gives up.
 func redisClient(name string) (*redis.Client, string, error) {
 	addr, key, ok := strings.Cut(name, "/")
 	if !ok || addr == "" || key == "" {

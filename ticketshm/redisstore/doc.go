@@ -12,36 +12,56 @@
 //
 // New takes a go-redis client rather than an address: one client (its
 // pool, authentication, TLS, timeouts and retry policy) serves every Store
-// of a process, and the caller decides how to reach the server. The tests
-// and the bench use redis.NewClient(&redis.Options{Addr: addr,
-// MaxRetries: -1}).
+// of a process, and the caller decides how to reach the server. Its
+// retries are safe (see below); the bench turns them off (MaxRetries: -1)
+// and lets Buy retry.
 //
 // # Layout
 //
 // The counter is one Redis hash at key:
 //
-//	field       value
-//	total       tickets the counter was made with
-//	remaining   tickets left: Buy decrements it
-//	sold:<id>   tickets sold to buyer id (the ledger)
+//	field         value
+//	total         tickets the counter was made with, 1 to 2^53
+//	remaining     tickets left: Buy decrements it
+//	sold:<id>     tickets sold to buyer id (the ledger)
+//	last:<store>  "<n> <ticket>": the last purchase of one Store (its
+//	              number n) and the ticket it bought
 //
 // Buy is one Lua script, atomic on the server: if remaining > 0 it
-// decrements remaining and increments sold:<id>, and returns the ticket
-// number total-remaining+1. Two buyers never get the same number and
-// remaining never goes below zero, however many clients race. Audit checks
-// that the ledger and remaining add up to total.
+// decrements remaining, increments sold:<id> and records the purchase in
+// last:<store>, and returns the ticket number total-remaining+1. Two
+// buyers never get the same number and remaining never goes below zero,
+// however many clients race. Audit checks that the ledger and remaining
+// add up to total. The script needs Redis 7 (its #!lua flags make the
+// server refuse it whole when out of memory, never half run).
 //
-// # Failures
+// Counts are checked before anything is written: a total or remaining
+// that is not a whole number from 0 to 2^53 (Lua counts in doubles, exact
+// to 2^53), or remaining above total, is ErrCorrupt, and nothing is sold.
 //
-// A buyer killed mid-purchase either ran the script or did not: the server
-// has no half-done purchase to repair. A Buy whose connection breaks after
-// it was sent (a server restart, a network fault) returns an error wrapping
-// ErrUncertain: the purchase may have happened, and the ledger says
-// whether. (go-redis retries a command after a network error unless
-// Options.MaxRetries is -1; a retried purchase that had run is a second
-// ticket for the same buyer, counted in the ledger like any other.) With
-// appendfsync always, a purchase whose reply arrived
-// survives a server crash. An unreachable server gives ErrUnavailable; a
-// key holding another type, ErrWrongType; a missing counter, ErrNoCounter;
-// a context that ends first, its error.
+// # Failures, and exactly once
+//
+// A purchase has an id: its Store's random id and a number. A retry of
+// the same purchase, after a connection broke or the server restarted
+// mid-call, finds the Store's last purchase recorded with its ticket and
+// returns that ticket instead of selling another. So Buy retries freely
+// (while its context allows, or DefaultRetry), and go-redis's own retries
+// are harmless too. When Buy gives up it tells which it was: nothing sold
+// (ErrUnavailable: no attempt reached the server; ctx's error before
+// anything was sent), or not known (*UncertainError, wrapping
+// ErrUncertain, naming the purchase): then the purchase stays pending on
+// its Store and the next Buy settles it first, returning its ticket if it
+// was sold. With appendfsync always, a purchase whose reply arrived
+// survives a server crash; one that was lost with the crash is made again
+// by the retry.
+//
+// A buyer killed mid-purchase either ran the script or did not: the
+// server has no half-done purchase to repair; a ticket it bought and
+// never received counts as sold to it in the ledger. NOAUTH and WRONGPASS
+// are ErrAuth; a key holding another type, ErrWrongType; a missing
+// counter, ErrNoCounter.
+//
+// A Store is safe for concurrent use; its calls take turns, one purchase
+// in flight at a time. After Close its methods return an error wrapping
+// ticketshm.ErrClosed.
 package redisstore

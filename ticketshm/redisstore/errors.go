@@ -1,6 +1,11 @@
 package redisstore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/shmkit/shmkit/ticketshm"
+)
 
 // Errors returned by this package, wrapped with the key; test them with
 // errors.Is.
@@ -13,15 +18,52 @@ var (
 	// type, or a hash that is not a ticket counter.
 	ErrWrongType = errors.New("redisstore: key holds something else than a ticket counter")
 
-	// ErrUnavailable is returned when the server cannot be reached: the
-	// request was not sent, nothing changed.
+	// ErrCorrupt is returned when the counter's fields are impossible:
+	// a total or remaining that is not a whole number from 0 to 2^53
+	// (a float, an exponent, a sign, leading zeros), or remaining above
+	// total. Nothing is sold from such a counter. It is ticketshm's
+	// ErrCorrupt, so one test covers every store.
+	ErrCorrupt = ticketshm.ErrCorrupt
+
+	// ErrAuth is returned when the server refuses the client: NOAUTH (a
+	// password is required) or WRONGPASS. Nothing was sold.
+	ErrAuth = errors.New("redisstore: the Redis server refused the client's credentials")
+
+	// ErrUnavailable is returned when the server could not be reached
+	// while Buy retried, and no attempt of the purchase reached it:
+	// nothing changed.
 	ErrUnavailable = errors.New("redisstore: Redis server unavailable")
 
-	// ErrUncertain is returned when the connection failed after a purchase
-	// was sent: it may or may not have happened. Audit (the ledger) knows.
-	ErrUncertain = errors.New("redisstore: purchase outcome unknown (connection lost after sending)")
+	// ErrUncertain is wrapped by *UncertainError: a purchase may or may
+	// not have happened. The next Buy on the same Store settles it.
+	ErrUncertain = errors.New("redisstore: purchase outcome unknown")
 
 	// ErrExists is returned by Init when a counter with another total
 	// exists at the key and replace is false.
 	ErrExists = errors.New("redisstore: a counter with another total exists at this key (pass replace to overwrite)")
+
+	// ErrTooLarge is returned by Init for a total above MaxTotal.
+	ErrTooLarge = errors.New("redisstore: more tickets than a Redis script counts exactly (2^53)")
 )
+
+// UncertainError is returned by Buy when a purchase was sent and no
+// answer came back before the Store gave up retrying it (its context
+// ended, or the server stayed away longer than the Store's retry time):
+// the server may have sold a ticket for it. The purchase stays pending on
+// its Store: the next Buy there sends the same purchase again and returns
+// its ticket if it was sold, or buys one now if it was not; the server
+// keeps the Store's last purchase for that. Dropping the Store instead
+// leaves a ticket sold that no caller received, which Audit counts as
+// sold.
+type UncertainError struct {
+	Key      string
+	Purchase string // the purchase id: the Store's id and its purchase number
+	Err      error  // the last failure
+}
+
+func (e *UncertainError) Error() string {
+	return fmt.Sprintf("%s: %v: purchase %s: %v; the Store's next Buy settles it", e.Key, ErrUncertain, e.Purchase, e.Err)
+}
+
+// Unwrap returns ErrUncertain and the last failure.
+func (e *UncertainError) Unwrap() []error { return []error{ErrUncertain, e.Err} }
