@@ -190,6 +190,7 @@ type BiasedMutex struct {
 	bias    *uint64 // the record's bias word
 	want    uint64  // the bias word as we made it: biased to us, nobody revoking
 	canBias bool
+	closed  atomic.Bool
 
 	biased bool      // the bias word named us when we last looked
 	state  biasState // how this handle holds the lock
@@ -295,7 +296,23 @@ func (h *BiasedMutex) UnlockFast() bool {
 	return true
 }
 
+// usable is Mutex.usable for h: checked on every path but the fast ones,
+// which cannot be taken once h is closed or its segment gone (both give
+// up the bias first).
+func (h *BiasedMutex) usable() error {
+	switch {
+	case h.m == nil:
+		return errZero("BiasedMutex", "NewBiasedMutex")
+	case h.closed.Load() || h.m.a.gone.Load():
+		return h.m.wrap(shm.ErrClosed)
+	}
+	return nil
+}
+
 func (h *BiasedMutex) lockSlow(ctx context.Context) error {
+	if err := h.usable(); err != nil {
+		return err
+	}
 	h.finishUnlock() // in case UnlockFast's caller did not call Unlock
 	if h.state != free {
 		return h.m.wrap(fmt.Errorf("%w: locked twice through one BiasedMutex", ErrInUse))
@@ -322,6 +339,9 @@ func (h *BiasedMutex) lockSlow(ctx context.Context) error {
 // TryLock locks h if it is free (or biased to this process), without
 // waiting. Its results are Mutex.TryLock's.
 func (h *BiasedMutex) TryLock() (bool, error) {
+	if err := h.usable(); err != nil {
+		return false, err
+	}
 	h.finishUnlock()
 	if h.state != free {
 		return false, nil
@@ -423,6 +443,9 @@ func (h *BiasedMutex) finishUnlock() {
 }
 
 func (h *BiasedMutex) unlockSlow() error {
+	if err := h.usable(); err != nil {
+		return err
+	}
 	m := h.m
 	if h.state == wakeDue {
 		h.finishUnlock()
@@ -471,6 +494,9 @@ func (h *BiasedMutex) lostBias() {
 // Consistent marks the state protected by h as repaired after a lock call
 // returned ErrOwnerDead, as Mutex.Consistent.
 func (h *BiasedMutex) Consistent() error {
+	if err := h.usable(); err != nil {
+		return err
+	}
 	switch h.state {
 	case fast:
 		return nil // taken through the bias: nobody died
@@ -481,13 +507,23 @@ func (h *BiasedMutex) Consistent() error {
 }
 
 // Slot is the process slot this process holds in h's segment.
-func (h *BiasedMutex) Slot() int { return h.m.Slot() }
+func (h *BiasedMutex) Slot() int {
+	if h.m == nil {
+		return -1
+	}
+	return h.m.Slot()
+}
 
 // Close gives up h: a bias it holds goes (the lock is released as by
 // Unlock), and the record may be attached again in this process, by
-// NewBiasedMutex or NewMutex. h must not be locked (ErrInUse) and must not
-// be used after. The segment stays open.
+// NewBiasedMutex or NewMutex. h must not be locked (ErrInUse); its
+// methods return an error wrapping shm.ErrClosed after, as they do once
+// the segment's last handle in this process is closed. The segment stays
+// open.
 func (h *BiasedMutex) Close() error {
+	if err := h.usable(); err != nil {
+		return err
+	}
 	a := h.m.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -499,6 +535,7 @@ func (h *BiasedMutex) Close() error {
 		h.release()
 		h.m.biased = nil
 	}
+	h.closed.Store(true)
 	return nil
 }
 
@@ -517,7 +554,9 @@ func (h *BiasedMutex) release() {
 	if h.biased && h.state == free && h.m.bias.CompareAndSwap(h.want, nextBias(h.want, -1, -1, 0)) {
 		h.m.Unlock()
 	}
-	h.biased = false
+	// A lock held here at the segment's close is abandoned (leave): no
+	// fast path may touch the record again, and Unlock says ErrClosed.
+	h.biased, h.state = false, free
 }
 
 // The other side: lockers that find the lock biased.

@@ -21,9 +21,13 @@ import (
 // record's state in the process, as they share its mapping); Unlock from
 // another process returns ErrNotOwner. It is safe for concurrent use by
 // many goroutines of many processes. Once closed (Close), its methods
-// return an error wrapping shm.ErrClosed. Closing the segment's last handle
-// in this process while the process holds the lock abandons the lock: the
-// next locker gets ErrOwnerDead.
+// return an error wrapping shm.ErrClosed, and so do they once the
+// segment's last handle in this process is closed (the memory is gone);
+// so does a zero Mutex. Closing the segment's last handle in this process
+// while the process holds the lock abandons the lock: the next locker gets
+// ErrOwnerDead. A Close must not race calls in flight on the same Mutex
+// in other goroutines (or the segment's last Close, calls on any handle
+// of it): those must have returned first.
 type Mutex struct {
 	m      *mutex
 	seg    *shm.Segment // the handle it was made with
@@ -48,8 +52,8 @@ func (m *Mutex) Lock() error { return m.LockContext(context.Background()) }
 // Unlock makes the lock unusable for every process; ErrNotRecoverable and
 // ctx's error come without the lock.
 func (m *Mutex) LockContext(ctx context.Context) error {
-	if m.closed.Load() {
-		return m.errClosed()
+	if err := m.usable(); err != nil {
+		return err
 	}
 	return m.m.LockContext(ctx)
 }
@@ -61,8 +65,8 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 // process that is between critical sections is free: TryLock revokes the
 // bias and takes it.
 func (m *Mutex) TryLock() (bool, error) {
-	if m.closed.Load() {
-		return false, m.errClosed()
+	if err := m.usable(); err != nil {
+		return false, err
 	}
 	return m.m.TryLock()
 }
@@ -73,8 +77,8 @@ func (m *Mutex) TryLock() (bool, error) {
 // as not recoverable: every later lock in every process fails with
 // ErrNotRecoverable, and Unlock says so.
 func (m *Mutex) Unlock() error {
-	if m.closed.Load() {
-		return m.errClosed()
+	if err := m.usable(); err != nil {
+		return err
 	}
 	return m.m.Unlock()
 }
@@ -83,8 +87,8 @@ func (m *Mutex) Unlock() error {
 // returned ErrOwnerDead; m then works normally again. The caller must hold
 // m (ErrNotOwner otherwise). On a consistent mutex it does nothing.
 func (m *Mutex) Consistent() error {
-	if m.closed.Load() {
-		return m.errClosed()
+	if err := m.usable(); err != nil {
+		return err
 	}
 	return m.m.Consistent()
 }
@@ -93,9 +97,14 @@ func (m *Mutex) Consistent() error {
 func (m *Mutex) Segment() *shm.Segment { return m.seg }
 
 // Slot is the process slot this process holds in m's segment (0 to
-// MaxProcs-1). Records that keep per-process data next to a Mutex index
-// it by Slot.
-func (m *Mutex) Slot() int { return m.m.Slot() }
+// MaxProcs-1), or -1 for a zero Mutex. Records that keep per-process data
+// next to a Mutex index it by Slot.
+func (m *Mutex) Slot() int {
+	if m.m == nil {
+		return -1
+	}
+	return m.m.Slot()
+}
 
 // Close closes m: its methods return shm.ErrClosed from then on. If m was
 // opened by OpenMutex, Close closes its segment handle too; for one made
@@ -103,6 +112,9 @@ func (m *Mutex) Slot() int { return m.m.Slot() }
 // held (by the process) until it is unlocked through another Mutex on the
 // record or the segment's last handle in this process is closed.
 func (m *Mutex) Close() error {
+	if m.m == nil {
+		return errZero("Mutex", "OpenMutex or NewMutex")
+	}
 	if !m.closed.CompareAndSwap(false, true) {
 		return m.errClosed()
 	}
@@ -110,6 +122,26 @@ func (m *Mutex) Close() error {
 		return m.seg.Close()
 	}
 	return nil
+}
+
+// usable returns the error of a call that must not touch the record: on
+// a zero Mutex, a closed one, or one whose segment's last handle in this
+// process was closed (its memory is unmapped). Two loads on the way in.
+func (m *Mutex) usable() error {
+	switch {
+	case m.m == nil:
+		return errZero("Mutex", "OpenMutex or NewMutex")
+	case m.closed.Load() || m.m.a.gone.Load():
+		return m.errClosed()
+	}
+	return nil
+}
+
+// errZero is the error of a call on a zero handle: it is not attached to
+// any record. It wraps shm.ErrClosed: a zero handle is as unusable as a
+// closed one.
+func errZero(what, makers string) error {
+	return fmt.Errorf("semaphore: a zero %s (make one with %s): %w", what, makers, shm.ErrClosed)
 }
 
 func (m *Mutex) errClosed() error {

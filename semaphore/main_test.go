@@ -454,6 +454,10 @@ func holdUntilEntry(args []string) int {
 // "timeouts <n>": the futex sleeps on the word that ended by their slice,
 // not by a wake.
 func takeTurnsEntry(args []string) int {
+	// A slice far longer than any wake-up takes, even on a machine
+	// loaded well past its cores (CI runs packages side by side): a
+	// sleep that runs out is a wake-up that never came, not a late one.
+	waitSlice = 5 * time.Second
 	_, m, err := openLocker(args[0], args[1] == "biased")
 	if err != nil {
 		return fail(err)

@@ -38,13 +38,13 @@ import (
 // No strict FIFO: with more processes than cores, a queue lock hands the
 // lock to a process that is not running and everyone waits for the
 // scheduler.
-const (
+var (
 	// waitSlice bounds one futex sleep. The kernel wakes a sleeper when
 	// the owner unlocks or dies; the slice covers the one case it cannot,
 	// an owner killed between releasing the word and waking, and a word
 	// owned by a process the kernel never knew (garbage): a waiter that
 	// sees the word unchanged for a slice checks that the owner is alive.
-	waitSlice = 10 * time.Millisecond
+	waitSlice = 10 * time.Millisecond // a variable for the tests only
 )
 
 // mutex is a Mutex record as this process uses it: one per record per

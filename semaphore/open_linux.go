@@ -53,11 +53,19 @@ func OpenSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error
 // Segment is the segment s lives in: the handle it was made with.
 func (s *Semaphore) Segment() *shm.Segment { return s.seg }
 
-// Close closes the segment if the Semaphore was opened by OpenSemaphore;
-// for one made by NewSemaphore, the caller closes its own segment. Permits
-// this process holds stay held until it releases them or the segment's
-// last handle in it is closed, when they are its dead process's.
+// Close closes s, and its segment handle if it was opened by
+// OpenSemaphore; for one made by NewSemaphore, the caller closes its own
+// segment. Its methods fail with shm.ErrClosed after. Permits this process
+// holds stay held until it releases them through another Semaphore on the
+// record or the segment's last handle in it is closed, when they are its
+// dead process's.
 func (s *Semaphore) Close() error {
+	if s.mu == nil {
+		return errZero("Semaphore", "OpenSemaphore or NewSemaphore")
+	}
+	if !s.closed.CompareAndSwap(false, true) {
+		return s.mu.wrap(shm.ErrClosed)
+	}
 	if s.own {
 		return s.seg.Close()
 	}

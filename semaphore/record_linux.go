@@ -105,6 +105,11 @@ type attachment struct {
 
 	mu      sync.Mutex
 	mutexes map[int]*mutex // by offset: one per record per process
+
+	// gone is set when the segment's last handle in this process closes,
+	// before the memory is unmapped: every handle's call checks it first
+	// and returns ErrClosed instead of touching memory that is gone.
+	gone atomic.Bool
 }
 
 // attachments are keyed by the address of the segment's data: a process
@@ -143,6 +148,7 @@ func attach(seg *shm.Segment) (*attachment, error) {
 	}
 	attachments.m[key] = a
 	seg.OnClose(func() {
+		a.gone.Store(true)
 		attachments.mu.Lock()
 		delete(attachments.m, key)
 		attachments.mu.Unlock()

@@ -43,6 +43,7 @@ var _ [4736 - SemaphoreSize]struct{}
 // A Semaphore is safe for concurrent use by many goroutines of many
 // processes; it must not be used after its segment is closed.
 type Semaphore struct {
+	closed   atomic.Bool
 	mu       *mutex
 	seg      *shm.Segment // the handle it was made with
 	own      bool         // OpenSemaphore made seg: Close closes it
@@ -210,6 +211,9 @@ func (s *Semaphore) reclaim() int64 {
 // record's mutex) and leaves the semaphore unchanged. It panics if n is
 // negative or larger than the semaphore's capacity.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	s.checkN(n)
 	var stopWake func() bool
 	defer func() {
@@ -218,6 +222,9 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 		}
 	}()
 	for reclaim := false; ; reclaim = true {
+		if err := s.usable(); err != nil {
+			return err
+		}
 		seq := s.seq.Load()
 		ok, err := s.try(ctx, n, reclaim)
 		if ok || err != nil {
@@ -236,6 +243,9 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 // TryAcquire acquires n permits without waiting for a Release, and reports
 // whether it did. On failure it leaves the semaphore unchanged.
 func (s *Semaphore) TryAcquire(n int64) bool {
+	if s.usable() != nil {
+		return false
+	}
 	s.checkN(n)
 	ok, _ := s.try(context.Background(), n, true)
 	return ok
@@ -259,6 +269,9 @@ func (s *Semaphore) try(ctx context.Context, n int64, reclaim bool) (ok bool, er
 // process holds fewer than n, like x/sync/semaphore. Unlike it, Release
 // returns an error: the one of the record's mutex, if it cannot be locked.
 func (s *Semaphore) Release(n int64) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
 	if n < 0 {
 		panic("semaphore: Release of a negative count")
 	}
@@ -284,6 +297,9 @@ func (s *Semaphore) Release(n int64) error {
 
 // Held is the number of permits this process holds.
 func (s *Semaphore) Held() int64 {
+	if s.usable() != nil {
+		return 0
+	}
 	if s.holder(s.slot.Index).Load() != s.slot.Gen {
 		return 0
 	}
@@ -292,7 +308,26 @@ func (s *Semaphore) Held() int64 {
 
 // Available is the number of free permits. It may be stale by the time it
 // is used, and does not count permits of dead holders not yet reclaimed.
-func (s *Semaphore) Available() int64 { return s.avail.Load() }
+func (s *Semaphore) Available() int64 {
+	if s.usable() != nil {
+		return 0
+	}
+	return s.avail.Load()
+}
+
+// usable is Mutex.usable for s: a zero Semaphore, a closed one, or one
+// whose segment's last handle in this process was closed fails with an
+// error wrapping shm.ErrClosed (and Held, Available and TryAcquire say 0
+// and false).
+func (s *Semaphore) usable() error {
+	switch {
+	case s.mu == nil:
+		return errZero("Semaphore", "OpenSemaphore or NewSemaphore")
+	case s.closed.Load() || s.mu.a.gone.Load():
+		return s.mu.wrap(shm.ErrClosed)
+	}
+	return nil
+}
 
 // Capacity is the number of permits the semaphore was made with.
 func (s *Semaphore) Capacity() int64 { return s.capacity }

@@ -22,7 +22,7 @@ import (
 // share nothing. It is a snapshot: the file may change right after Check
 // returns; Guard covers a truncation.
 func (s *Segment) Check() error {
-	if s.closed.Load() {
+	if s.dead() {
 		return fmt.Errorf("%s: %w", s.path, ErrClosed)
 	}
 	n, err := fileSize(s.m.f)
@@ -53,6 +53,9 @@ func (s *Segment) Check() error {
 // After a fault, the memory fn was updating may be half written: treat the
 // segment as lost and recreate it.
 func (s *Segment) Guard(fn func()) (err error) {
+	if s.dead() {
+		return s.errClosed()
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		r := recover()

@@ -444,8 +444,17 @@ func (m *mapping) stateWord() *atomic.Uint32 {
 // unmap releases the mapping but leaves f open (the caller owns it).
 func (m *mapping) unmap() { m.mem.Unmap() }
 
-// errClosed is the error of a call on a closed handle.
-func (s *Segment) errClosed() error { return fmt.Errorf("%s: %w", s.path, ErrClosed) }
+// dead reports whether s is closed or a zero Segment: either way there is
+// no memory behind it for this handle.
+func (s *Segment) dead() bool { return s.m == nil || s.closed.Load() }
+
+// errClosed is the error of a call on a closed (or zero) handle.
+func (s *Segment) errClosed() error {
+	if s.m == nil {
+		return fmt.Errorf("shm: a zero Segment (make one with Open, OpenOrCreate or Create): %w", ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", s.path, ErrClosed)
+}
 
 // Close closes this handle. When it is the last open handle on its
 // segment in this process, the registered OnClose hooks run, the segment
@@ -456,7 +465,7 @@ func (s *Segment) Close() error {
 	if s.pinned {
 		return fmt.Errorf("%s: shm: Close of a Pinned handle: it closes with the segment's last handle", s.path)
 	}
-	if !s.closed.CompareAndSwap(false, true) {
+	if s.m == nil || !s.closed.CompareAndSwap(false, true) {
 		return s.errClosed()
 	}
 	m := s.m
@@ -495,6 +504,9 @@ func (s *Segment) Close() error {
 // registered first. Packages that give the kernel addresses inside a
 // segment (robust futex lists) use it to take them back.
 func (s *Segment) OnClose(fn func()) {
+	if s.m == nil {
+		return
+	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
 	s.m.hooks = append(s.m.hooks, fn)
@@ -506,6 +518,9 @@ func (s *Segment) OnClose(fn func()) {
 // Packages that keep state per mapping (package semaphore's process slot
 // and robust list) hold it, and drop it in an OnClose hook.
 func (s *Segment) Pinned() *Segment {
+	if s.m == nil {
+		return s
+	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
 	if s.m.pinned == nil {
@@ -518,18 +533,40 @@ func (s *Segment) Pinned() *Segment {
 func (s *Segment) Path() string { return s.path }
 
 // Tag is the segment's type tag.
-func (s *Segment) Tag() string { return s.m.tag }
+func (s *Segment) Tag() string {
+	if s.m == nil {
+		return ""
+	}
+	return s.m.tag
+}
 
 // Size is the size of the data region in bytes.
-func (s *Segment) Size() int { return len(s.m.data) }
+func (s *Segment) Size() int {
+	if s.m == nil {
+		return 0
+	}
+	return len(s.m.data)
+}
 
-// Data is the data region. Plain reads and writes of it race with other
-// processes; use the atomic views or a lock. It must not be used after Close.
-func (s *Segment) Data() []byte { return s.m.data }
+// Data is the data region, nil once s is closed. Plain reads and writes of
+// it race with other processes; use the atomic views or a lock. A slice
+// (or view) taken before Close must not be used after: the memory may be
+// unmapped (when s was the segment's last handle in this process), and
+// touching it then is a fault no recover catches.
+func (s *Segment) Data() []byte {
+	if s.dead() {
+		return nil
+	}
+	return s.m.data
+}
 
 // Inits is how many times an initialization of this segment has begun: 1
-// unless an initializer died or failed and a later opener redid it.
+// unless an initializer died or failed and a later opener redid it. 0 on
+// a closed handle.
 func (s *Segment) Inits() uint64 {
+	if s.dead() {
+		return 0
+	}
 	return binary.LittleEndian.Uint64(s.m.mem[offInits:])
 }
 
@@ -537,7 +574,12 @@ func (s *Segment) Inits() uint64 {
 // in this process. It is owned by the Segment: do not close it, and do not
 // take or release byte-range locks through it below 2^62 (the slot locks
 // live there).
-func (s *Segment) File() *os.File { return s.m.f }
+func (s *Segment) File() *os.File {
+	if s.dead() {
+		return nil
+	}
+	return s.m.f
+}
 
 // Remove deletes the segment's file. Processes that have it open keep their
 // mapping; new opens will not find it. Remove refuses anything but a
@@ -566,7 +608,7 @@ func Remove(name string) error {
 // benchmark calls it before its clock starts. On an older kernel it
 // returns an error and nothing else happens.
 func (s *Segment) Populate() error {
-	if s.closed.Load() {
+	if s.dead() {
 		return s.errClosed()
 	}
 	if err := unix.Madvise(s.m.mem, unix.MADV_POPULATE_WRITE); err != nil {

@@ -423,3 +423,38 @@ func TestCheckReplaced(t *testing.T) {
 	v, _ := a.Uint64(0)
 	v.Add(1) // its mapping is still its own
 }
+
+// TestZeroAndClosed (issue 16, item 7): a zero Segment and a closed one
+// answer every method with ErrClosed or a zero value, never a fault: Data
+// is nil once closed, so a slice taken after Close cannot reach unmapped
+// memory.
+func TestZeroAndClosed(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "seg")
+	open, err := OpenOrCreate(context.Background(), name, 64, "t/1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open.Close()
+	for what, s := range map[string]*Segment{"zero": {}, "closed": open} {
+		if s.Data() != nil || s.File() != nil || s.Inits() != 0 || s.SlotGen(0) != 0 {
+			t.Errorf("%s: Data %v, File %v, Inits %d, SlotGen %d; want nothing", what, s.Data(), s.File(), s.Inits(), s.SlotGen(0))
+		}
+		_, slot := s.Slot(context.Background())
+		_, alive := s.Alive(Slot{})
+		_, slots := s.Slots()
+		_, view := s.Uint64(0)
+		for call, err := range map[string]error{
+			"Close": s.Close(), "Check": s.Check(), "Populate": s.Populate(), "Guard": s.Guard(func() {}),
+			"Slot": slot, "Alive": alive, "Slots": slots, "Uint64": view,
+		} {
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("%s Segment: %s: %v, want ErrClosed", what, call, err)
+			}
+		}
+	}
+	var z Segment
+	z.OnClose(func() {})
+	if z.Tag() != "" || z.Size() != 0 || z.Pinned() == nil {
+		t.Error("zero Segment: Tag, Size or Pinned")
+	}
+}

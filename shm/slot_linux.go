@@ -77,7 +77,7 @@ var pidNamespace = sync.OnceValues(func() (uint64, error) {
 // processes, and with ErrNamespace when a live process of another PID
 // namespace holds one. Waiting for another claimer stops when ctx is done.
 func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
-	if s.closed.Load() {
+	if s.dead() {
 		return Slot{}, s.errClosed()
 	}
 	m := s.m
@@ -174,7 +174,7 @@ func seq(n int) []int {
 // the generation) it is true of a dead Slot: callers that wait for a death
 // see it soon after.
 func (s *Segment) Alive(sl Slot) (bool, error) {
-	if s.closed.Load() {
+	if s.dead() {
 		return false, s.errClosed()
 	}
 	if sl.Index < 0 || sl.Index >= MaxSlots {
@@ -201,7 +201,7 @@ func (s *Segment) Alive(sl Slot) (bool, error) {
 // SlotGen is slot i's current generation: the Gen of its last claim, 0 if
 // it was never claimed.
 func (s *Segment) SlotGen(i int) uint64 {
-	if i < 0 || i >= MaxSlots {
+	if i < 0 || i >= MaxSlots || s.dead() {
 		return 0
 	}
 	return s.m.slotEntry(i).gen.Load()
@@ -220,7 +220,7 @@ type SlotInfo struct {
 // Slots describes every slot that was ever claimed, live or not. Reading
 // them changes nothing.
 func (s *Segment) Slots() ([]SlotInfo, error) {
-	if s.closed.Load() {
+	if s.dead() {
 		return nil, s.errClosed()
 	}
 	var out []SlotInfo

@@ -20,7 +20,7 @@ import (
 // Close unmaps the region, which the Segment's doc forbids using after.
 func (s *Segment) at(off, size int) (unsafe.Pointer, error) {
 	switch {
-	case s.closed.Load():
+	case s.dead():
 		return nil, fmt.Errorf("%s: %w", s.path, ErrClosed)
 	case off < 0 || off > len(s.m.data)-size:
 		return nil, fmt.Errorf("%s: %w: %d-byte view at offset %d, data region is %d bytes", s.path, ErrOutOfRange, size, off, len(s.m.data))

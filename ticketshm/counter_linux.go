@@ -38,8 +38,11 @@ var _ [68224 - offOwners]struct{}
 // OpenCounter and Open return the same *Counter for a segment this
 // process has open already, and Close must be called once per open; the
 // last one closes it. Like every Store it is used by one goroutine at a
-// time (the race detector reports two at once).
+// time (the race detector reports two at once). After the last Close its
+// methods return an error wrapping ErrClosed, as a zero Counter's do; a
+// Close must not race a call in flight.
 type Counter struct {
+	open      atomic.Bool // from a successful open to the last Close
 	seg       *shm.Segment
 	mu        *semaphore.BiasedMutex
 	mode      Mode
@@ -150,6 +153,7 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	}
 	counters.m[key] = c
 	c.refs = 1
+	c.open.Store(true)
 	return c, nil
 }
 
@@ -220,6 +224,9 @@ func newCounter(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 // paths are written out here rather than in functions of their own: at a
 // few nanoseconds per buy, a call is a tenth of one.
 func (c *Counter) Buy(ctx context.Context) (int64, error) {
+	if !c.open.Load() { // a plain load on amd64: free
+		return 0, c.errClosed()
+	}
 	if c.mode == LockFree {
 		// CAS first, on the count this buyer last left: alone, it
 		// is right and no load is needed; contended, it fails, and
@@ -344,7 +351,20 @@ func (c *Counter) badCount(r int64) error {
 }
 
 // Remaining reports how many tickets are left: one atomic load.
-func (c *Counter) Remaining(context.Context) (int64, error) { return c.remaining.Load(), nil }
+func (c *Counter) Remaining(context.Context) (int64, error) {
+	if !c.open.Load() {
+		return 0, c.errClosed()
+	}
+	return c.remaining.Load(), nil
+}
+
+// errClosed is the error of a call on a closed or zero Counter.
+func (c *Counter) errClosed() error {
+	if c.seg == nil {
+		return fmt.Errorf("ticketshm: a zero Counter (make one with OpenCounter or Open): %w", ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", c.seg.Path(), ErrClosed)
+}
 
 // lock takes the record's Mutex; if the previous holder died, it repairs
 // the counter first.
@@ -400,6 +420,9 @@ func (c *Counter) repair() {
 // DoubleSold. A lock-free sale takes its ticket with one CAS of one word,
 // which cannot succeed twice; there Sales is 0.
 func (c *Counter) Audit() (Audit, error) {
+	if !c.open.Load() {
+		return Audit{}, c.errClosed()
+	}
 	var a Audit
 	var serr error
 	err := c.locked(context.Background(), func() {
@@ -458,7 +481,12 @@ func (c *Counter) Total() int64 { return c.total }
 // Populate faults in every page of the counter's segment in this process
 // (see shm.Segment.Populate): the ledger has a byte per ticket, and each
 // untouched page of it costs the buy that reaches it a page fault.
-func (c *Counter) Populate() error { return c.seg.Populate() }
+func (c *Counter) Populate() error {
+	if !c.open.Load() {
+		return c.errClosed()
+	}
+	return c.seg.Populate()
+}
 
 // Slot is this process's slot in the counter's ledger.
 func (c *Counter) Slot() int { return c.slot }
@@ -470,12 +498,13 @@ func (c *Counter) Close() error {
 	counters.mu.Lock()
 	if c.refs == 0 {
 		counters.mu.Unlock()
-		return fmt.Errorf("%s: %w", c.seg.Path(), shm.ErrClosed)
+		return c.errClosed()
 	}
 	c.refs--
 	last := c.refs == 0
 	if last {
 		delete(counters.m, unsafe.SliceData(c.seg.Data()))
+		c.open.Store(false)
 	}
 	counters.mu.Unlock()
 	if !last {
