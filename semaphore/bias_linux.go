@@ -563,7 +563,7 @@ func (h *BiasedMutex) release() {
 
 // stepHook, when set (tests only), is called at steps of a revocation and
 // of seizing and taking words ("claimed", "fenced", "seizing", "seized",
-// "seize-undone", "undoing" a dead seizer's word, "taken",
+// "seize-undone", "undoing" a dead seizer's word, "settling", "taken",
 // "take-handed-off"), so that a
 // test can stop or kill the process there.
 var stepHook func(step string)

@@ -273,20 +273,7 @@ func (m *mutex) leave() {
 			break
 		}
 	}
-	for {
-		v := m.word.Load()
-		if m.ours(v) {
-			m.awaitSeized(context.Background(), v)
-			continue
-		}
-		if v&tidMask != m.tid {
-			return
-		}
-		if m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit) {
-			wake(m.word, 1)
-			return
-		}
-	}
+	m.abandon()
 }
 
 // LockContext: see Mutex.LockContext.
@@ -632,6 +619,7 @@ func (m *mutex) awaitSeized(ctx context.Context, v uint32) error {
 // between had not returned from its lock call, so the next taker, which
 // finds the same records, decides the same.
 func (m *mutex) settle(dead bool) (dirty bool) {
+	hook("settling")
 	dirty = dead && m.handoff.Load()&grantedBit == 0
 	for {
 		b := m.bias.Load()
@@ -655,8 +643,17 @@ func (m *mutex) settle(dead bool) (dirty bool) {
 		m.handoff.CompareAndSwap(h, 0) // void once the word is held
 	}
 	for dirty {
+		// The word holds our id, but a seizer that read the same id
+		// before it was ours (a dead process's, reused) may hold it
+		// seized a moment: wait it out, as Unlock does, and mark only
+		// our own value. Marking the seized value would leave the
+		// seizer unable to commit or undo: seized for good.
 		v := m.word.Load()
-		if m.word.CompareAndSwap(v, v|ownerDiedBit) {
+		if m.ours(v) {
+			m.awaitSeized(context.Background(), v)
+			continue
+		}
+		if v&tidMask != m.tid || m.word.CompareAndSwap(v, v|ownerDiedBit) {
 			break
 		}
 	}
@@ -696,12 +693,15 @@ func (m *mutex) ask() bool {
 }
 
 // withdraw takes back our hand-off request. If it was granted meanwhile,
-// we take the word handed to us and unlock it, as a holder would.
+// we take the word handed to us and unlock it, as a holder would; but
+// only while the grant stands: once it is gone (a taker of orphaned
+// grants took the word, which clears it), whatever the word holds is
+// someone else's business, and withdraw returns.
 func (m *mutex) withdraw() {
 	if m.handoff.CompareAndSwap(m.me, 0) || m.handoff.Load() != m.me|grantedBit {
 		return
 	}
-	for {
+	for spins := 0; m.handoff.Load() == m.me|grantedBit; spins++ {
 		v := m.word.Load()
 		switch owner := v & tidMask; {
 		case owner == handedOff:
@@ -709,17 +709,54 @@ func (m *mutex) withdraw() {
 				m.Unlock()
 				return
 			}
-		case owner == 0 || v&ownerDiedBit != 0 || m.ownerSlot(owner) < 0:
-			// The granter died between its two steps: the grant says
-			// it was outside its critical section.
-			if took, _ := m.take(v, false); took {
-				m.Unlock()
+		case owner == notRecoverable:
+			m.handoff.CompareAndSwap(m.me|grantedBit, 0) // moot
+			return
+		case owner == 0 || isGarbage(owner) || (!isSeized(owner) && m.ownerSlot(owner) < 0):
+			// The granter died between its two steps: the grant
+			// says it was outside its critical section, and take
+			// finds it so while the grant stands.
+			took, err := m.take(v, false)
+			if !took {
+				continue
+			}
+			if err == ErrOwnerDead {
+				// The grant went between our look and take: this
+				// lock is a dead holder's, to be repaired by a
+				// caller who asked for it. Leave it as we found
+				// it: OWNER_DIED, for the next locker.
+				m.abandon()
 				return
 			}
-		case m.handoff.Load() != m.me|grantedBit:
-			return // someone took it as an orphan
+			m.Unlock()
+			return
 		default:
-			yield() // the granter is between its two steps
+			// The granter is between its two steps, or a seizer is
+			// making sure of its id: a moment.
+			if spins < 100 {
+				yield()
+			} else {
+				nap(context.Background(), 100*time.Microsecond)
+			}
+		}
+	}
+}
+
+// abandon lets go of the word, held by us, as a dead owner's: OWNER_DIED
+// with no owner, so the next taker repairs (leave does the same at close).
+func (m *mutex) abandon() {
+	for {
+		v := m.word.Load()
+		if m.ours(v) {
+			m.awaitSeized(context.Background(), v)
+			continue
+		}
+		if v&tidMask != m.tid {
+			return
+		}
+		if m.word.CompareAndSwap(v, v&waitersBit|ownerDiedBit) {
+			wake(m.word, 1)
+			return
 		}
 	}
 }

@@ -46,21 +46,29 @@ func stopSelf() {
 	runtime.UnlockOSThread()
 }
 
-// stopAtEntry: args record, step. Lock the record (a plain Mutex); at that
-// step (stepHook), say "stopped <step>" and stop; once continued, say
-// "step <name>" at every later step; once the lock call has returned,
+// stopAtEntry: args record, steps [, barrier]. Say "id <slot> <owner
+// id>"; wait for the barrier file if given; lock the record (a plain
+// Mutex), stopping at each of the steps (comma-separated, in that order;
+// stepHook) after saying "stopped <step>"; once continued past the first,
+// say "step <name>" at every other step; once the lock call has returned,
 // mark itself inside and say "got <result> <alone|VIOLATION...>"; hold
 // until killed.
 func stopAtEntry(args []string) int {
-	_, m, err := openLocker(args[0], false)
+	_, l, err := openLocker(args[0], false)
 	if err != nil {
 		return fail(err)
 	}
+	m := l.(*Mutex)
+	fmt.Println("id", m.Slot(), m.m.tid)
+	if len(args) > 2 {
+		waitForFile(args[2])
+	}
+	stops := strings.Split(args[1], ",")
 	stopped := false
 	stepHook = func(step string) {
 		switch {
-		case step == args[1] && !stopped:
-			stopped = true
+		case len(stops) > 0 && step == stops[0]:
+			stops, stopped = stops[1:], true
 			fmt.Println("stopped", step)
 			stopSelf()
 		case stopped:
