@@ -271,18 +271,12 @@ func TestStaleRevoker(t *testing.T) {
 	}
 }
 
-// TestStaleOrphanTaker: a waiter W is granted the lock and killed before it
-// takes it; a locker L, finding the grant orphaned, is stopped just before
-// it takes the handed-off word. Meanwhile the word is taken, and handed
-// off anew to a live waiter Y (stopped, so it does not take it at once):
-// the word holds the same value again. L goes on and takes it; then it is
-// killed inside its critical section. The next locker gets ErrOwnerDead.
-// (Before, L freed the word under Y's grant, took it as free, and the
-// standing grant made L's death look harmless: nil, and the repair lost.)
-func TestStaleOrphanTaker(t *testing.T) {
-	name, seg, m := newTestMutex(t)
-	dir := t.TempDir()
-	b1, b2 := filepath.Join(dir, "b1"), filepath.Join(dir, "b2")
+// orphanTaker makes a grant orphaned (a waiter W is granted the lock and
+// killed before it takes it) and returns a locker L that found it and is
+// stopped just before it takes the handed-off word.
+func orphanTaker(t *testing.T, name string, seg interface{ Data() []byte }) *testproc.Proc {
+	t.Helper()
+	b1 := filepath.Join(t.TempDir(), "b1")
 	x := testproc.Start(t, "hold-until", name, b1)
 	x.Expect("locked ok")
 	w := testproc.Start(t, "lock-report", name, "consistent")
@@ -300,6 +294,21 @@ func TestStaleOrphanTaker(t *testing.T) {
 	l := testproc.Start(t, "stop-at", name, "take-handed-off")
 	l.Expect("stopped take-handed-off")
 	waitStopped(t, l)
+	return l
+}
+
+// TestStaleOrphanTaker: a waiter W is granted the lock and killed before it
+// takes it; a locker L, finding the grant orphaned, is stopped just before
+// it takes the handed-off word. Meanwhile the word is taken, and handed
+// off anew to a live waiter Y (stopped, so it does not take it at once):
+// the word holds the same value again. L goes on and takes it; then it is
+// killed inside its critical section. The next locker gets ErrOwnerDead.
+// (Before, L freed the word under Y's grant, took it as free, and the
+// standing grant made L's death look harmless: nil, and the repair lost.)
+func TestStaleOrphanTaker(t *testing.T) {
+	name, seg, m := newTestMutex(t)
+	b2 := filepath.Join(t.TempDir(), "b2")
+	l := orphanTaker(t, name, seg)
 
 	// Our turn: take the orphan, let Y ask, stop Y, unlock: granted to Y.
 	if err := m.Lock(); err != nil {

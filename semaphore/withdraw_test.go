@@ -185,25 +185,7 @@ func TestWithdrawKeepsRepair(t *testing.T) {
 	for _, sub := range []string{"ownerdead", "notrecoverable"} {
 		t.Run(sub, func(t *testing.T) {
 			name, seg, m := newTestMutex(t)
-			dir := t.TempDir()
-			b1 := filepath.Join(dir, "b1")
-			x := testproc.Start(t, "hold-until", name, b1)
-			x.Expect("locked ok")
-			w0 := testproc.Start(t, "lock-report", name, "consistent")
-			w0.Expect("waiting")
-			waitHandoff(t, seg, func(h uint32) bool { return h != 0 })
-			w0.Signal(syscall.SIGSTOP)
-			waitStopped(t, w0)
-			os.WriteFile(b1, nil, 0o600)
-			x.Expect("unlocked") // granted to W0
-			w0.Kill()
-			w0.Wait()
-			if word(seg)&tidMask != handedOff {
-				t.Fatalf("word %#x after the hand-off, want it handed off", word(seg))
-			}
-			l := testproc.Start(t, "stop-at", name, "take-handed-off")
-			l.Expect("stopped take-handed-off")
-			waitStopped(t, l)
+			l := orphanTaker(t, name, seg)
 			lsaw := word(seg)
 
 			if err := m.Lock(); err != nil { // the orphan

@@ -177,17 +177,8 @@ var canUnshare struct {
 // StartWith is Start with clone flags for the child (syscall.CLONE_*).
 func StartWith(t testing.TB, cloneflags uintptr, entry string, args ...string) *Proc {
 	t.Helper()
-	if registered[entry] == nil {
-		t.Fatalf("testproc: entry %q not registered in TestMain", entry)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = childEnv(entry)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Cloneflags: cloneflags}
+	cmd := command(t, nil, entry, args)
+	cmd.SysProcAttr.Cloneflags = cloneflags
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -214,12 +205,9 @@ func StartWith(t testing.TB, cloneflags uintptr, entry string, args ...string) *
 	return p
 }
 
-// RunUnder runs the named entry as a child under a wrapper command (such
-// as strace -f -e inject=pwrite64:error=ENOSPC), waits for it and returns
-// what it printed on stdout. The child's exit status is an error only if
-// the wrapper or the child fails to run at all: the entry reports its
-// outcome on stdout.
-func RunUnder(t testing.TB, wrapper []string, entry string, args ...string) string {
+// command is the command that runs entry with args in a child (this test
+// binary again), under wrapper if any.
+func command(t testing.TB, wrapper []string, entry string, args []string) *exec.Cmd {
 	t.Helper()
 	if registered[entry] == nil {
 		t.Fatalf("testproc: entry %q not registered in TestMain", entry)
@@ -228,12 +216,25 @@ func RunUnder(t testing.TB, wrapper []string, entry string, args ...string) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := append(append(append([]string(nil), wrapper[1:]...), exe), args...)
-	cmd := exec.Command(wrapper[0], argv...)
+	argv := append([]string{exe}, args...)
+	if len(wrapper) > 0 {
+		argv = append(append([]string(nil), wrapper...), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = childEnv(entry)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.Output()
+	return cmd
+}
+
+// RunUnder runs the named entry as a child under a wrapper command (such
+// as strace -f -e inject=pwrite64:error=ENOSPC), waits for it and returns
+// what it printed on stdout. The child's exit status is an error only if
+// the wrapper or the child fails to run at all: the entry reports its
+// outcome on stdout.
+func RunUnder(t testing.TB, wrapper []string, entry string, args ...string) string {
+	t.Helper()
+	out, err := command(t, wrapper, entry, args).Output()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("testproc: run %s under %s: %v", entry, wrapper[0], err)
