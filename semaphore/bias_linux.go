@@ -540,7 +540,12 @@ func (h *BiasedMutex) Close() error {
 }
 
 // Segment is the segment h lives in.
-func (h *BiasedMutex) Segment() *shm.Segment { return h.m.a.seg }
+func (h *BiasedMutex) Segment() *shm.Segment {
+	if h.m == nil {
+		return nil
+	}
+	return h.m.a.seg
+}
 
 // Biased reports whether the lock was biased to this process when h last
 // looked (at its last lock or unlock).
@@ -576,16 +581,20 @@ var stepHook func(step string)
 func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64) (bool, error) {
 	h, r := biasHolder(b), biasRevoker(b)
 	owner := v & tidMask
-	if m.ownerSlot(owner) < 0 {
+	os := m.ownerSlot(owner)
+	if os < 0 {
 		// The word's owner is dead: the holder, killed before its
 		// robust thread's exit could mark the word (or a revoker or
 		// taker after it), or garbage. Take it over; settle judges.
 		return m.take(v, false)
 	}
 	switch t := turnNs(); {
-	case biasVerdict(b) != 0, owner != m.entry(h).Load()&tidMask:
+	case biasVerdict(b) != 0, os != h:
 		// A judged death, or the word left the holder: the live
-		// process holding the word clears the bias next.
+		// process holding the word clears the bias next. That
+		// process may have the holder's thread id (the holder died
+		// and its id was handed on): the word's owner is the holder
+		// only if the holder's slot is the live one with that id.
 	case r >= 0 && r != m.a.slot.Index && !m.live(r):
 		m.undoRevoke(b)
 		return false, nil
@@ -597,7 +606,13 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 	default:
 		return m.revoke(ctx, v, b, true)
 	}
-	return false, nap(ctx, time.Microsecond)
+	switch {
+	case waited < int64(time.Millisecond):
+		return false, nap(ctx, time.Microsecond) // a yield: it is a moment
+	case waited < int64(10*time.Millisecond):
+		return false, nap(ctx, 100*time.Microsecond)
+	}
+	return false, nap(ctx, time.Millisecond) // someone was stopped, or descheduled
 }
 
 // undoRevoke clears the claim of a dead revoker, found in b: if the word is
@@ -706,16 +721,25 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bo
 	hook("fenced") // by the holder's ack or by the membarrier
 	// The holder is out of its critical section and sees our claim if it
 	// tries again, or it is dead. Take the word from it.
+	//
+	// The word must still be the holder's: the id in it may now be
+	// another process's, which got the holder's thread id after the
+	// holder died and took the word (before its settle clears the bias
+	// word, our claim stands). So the holder's slot must be the live one
+	// with that id, checked again under the seizure.
 	stands := func() bool { cur := m.bias.Load(); return cur == claim || cur == ack }
+	holds := func() bool { return m.ownerSlot(v0&tidMask) == h }
+	valid := func() bool { return stands() && holds() }
 	for {
 		v := m.word.Load()
-		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 {
-			// It died since (the kernel marked the word), or the word
-			// is seized: the next look deals with it.
+		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 || !holds() {
+			// It died since (the kernel marked the word, or its id
+			// went on to another process), or the word is seized:
+			// the next look deals with it.
 			giveUp()
 			return false, nil
 		}
-		if m.seize(v, stands, m.tid) {
+		if m.seize(v, valid, m.tid) {
 			break
 		}
 		if !stands() {

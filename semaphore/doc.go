@@ -95,6 +95,12 @@
 //     handed to a new process, unless that process attached this record,
 //     and one that attaches finds its own id in the word only as a dead
 //     process's, which it marks OWNER_DIED before it writes its entry.
+//   - A bias word names its holder by slot; the word's owner id is that
+//     holder's only while the holder's slot is the live one with that id.
+//     A holder that died leaves its id to be handed on: a process with
+//     the same id, in another slot, may hold the word before its settle
+//     clears the bias word. Revokers and TryLock check the slot, not the
+//     id, and check it again under their seizure.
 //   - Processes of one segment are of one PID namespace (shm refuses a
 //     claim while another namespace's process holds a slot), so two live
 //     processes never share an owner id, and the kernel's walk at one's
@@ -172,9 +178,11 @@
 // TestTIDReuseBias, TestNamespaceMutex, TestRevokerKeepsOwnerDead,
 // TestSlotReuseBetween, TestOtherRecordSlotReuse, TestCloseWhileHeld and
 // TestSemaphoreIdentity force each reuse; TestRevokerDeath and the kill
-// storms kill at every step; the TestStale* and TestDead*SlotReused tests
-// stop processes at each step of a seizure (stepHook) and resume them
-// after the ids and slots they decided on have changed hands.
+// storms kill at every step; the TestStale*, TestDead*SlotReused,
+// Test*TIDReuse, TestSettleWaitsForSeizure and TestWithdrawKeepsRepair
+// tests stop processes at each step of a seizure, a revocation and a
+// settlement (stepHook) and resume them after the ids and slots they
+// decided on have changed hands.
 //
 // # Layout
 //

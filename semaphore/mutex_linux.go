@@ -321,11 +321,16 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		if stopWake != nil {
 			stopWake()
 		}
-		if asked != 0 && err != nil && err != ErrOwnerDead {
+		if asked != 0 && err != nil && err != ErrOwnerDead && !m.a.gone.Load() {
 			m.withdraw()
 		}
 	}()
 	for {
+		if m.a.gone.Load() {
+			// The segment's last handle closed while we waited (a
+			// misuse: see Mutex.Close): its memory is going.
+			return m.wrap(shm.ErrClosed)
+		}
 		v := m.word.Load()
 		owner := v & tidMask
 		switch {
@@ -336,6 +341,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 				return err
 			}
 			continue
+
 		case owner == handedOff:
 			h := m.handoff.Load()
 			if h == m.me|grantedBit || h&grantedBit == 0 || !m.live(int(h&slotMask)-1) {
@@ -797,7 +803,11 @@ func (m *mutex) TryLock() (bool, error) {
 		if h < 0 || biasVerdict(b) != 0 || biasRevoker(b) >= 0 || owner != m.entry(h).Load()&tidMask {
 			return false, nil
 		}
-		if !m.live(h) {
+		if os := m.ownerSlot(owner); os >= 0 && os != h {
+			// A live process with the dead holder's thread id holds
+			// the word: it clears the bias when it settles.
+			return false, nil
+		} else if os < 0 {
 			// A biased holder killed before its robust thread's exit
 			// could mark the word: take it over.
 			took, err := m.take(v, false)

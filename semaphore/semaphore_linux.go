@@ -339,6 +339,9 @@ func (s *Semaphore) checkN(n int64) {
 }
 
 func (s *Semaphore) wakeAll() {
+	if s.mu.a.gone.Load() {
+		return // run by a context's AfterFunc after the segment closed
+	}
 	s.seq.Add(1)
 	wake(s.seq, math.MaxInt32)
 }
