@@ -569,6 +569,7 @@ func (h *BiasedMutex) release() {
 // stepHook, when set (tests only), is called at steps of a revocation and
 // of seizing and taking words ("claimed", "fenced", "seizing", "seized",
 // "seize-undone", "undoing" a dead seizer's word, "settling", "taken",
+// "owner-slot" (between ownerSlot's two loads of a slot),
 // "take-handed-off"), so that a
 // test can stop or kill the process there.
 var stepHook func(step string)
@@ -729,7 +730,10 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bo
 	// with that id, checked again under the seizure.
 	stands := func() bool { cur := m.bias.Load(); return cur == claim || cur == ack }
 	holds := func() bool { return m.ownerSlot(v0&tidMask) == h }
-	valid := func() bool { return stands() && holds() }
+	// holds first: a joiner in the holder's slot changes the bias word
+	// (its verdict) before its entry and generation, so once holds has
+	// seen the new generation, stands sees the verdict.
+	valid := func() bool { return holds() && stands() }
 	for {
 		v := m.word.Load()
 		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 || !holds() {

@@ -185,7 +185,12 @@ func (m *mutex) live(i int) bool {
 	if i == m.a.slot.Index {
 		return true // our own entry: we attached (callers never ask of an old one)
 	}
-	g := m.gen(i).Load()
+	return m.liveGen(i, m.gen(i).Load())
+}
+
+// liveGen reports whether slot i is still held by the process whose
+// generation is g (0: none yet).
+func (m *mutex) liveGen(i int, g uint64) bool {
 	if g == 0 {
 		return false
 	}
@@ -202,7 +207,22 @@ func (m *mutex) ownerSlot(id uint32) int {
 		return m.a.slot.Index
 	}
 	for i := range MaxProcs {
-		if m.entry(i).Load()&tidMask == id && m.live(i) {
+		// The generation first, then the entry: join writes the entry
+		// first, so an entry read after its generation is that
+		// generation's process's (or a later one's, whose generation
+		// then fails the liveness check). Read the other way round, a
+		// dead process's id could pair with a new joiner's live
+		// generation, and a revoker would take the word from the live
+		// process that now has that id.
+		if i == m.a.slot.Index {
+			continue // our own id is m.tid, answered above
+		}
+		g := m.gen(i).Load()
+		if g == 0 {
+			continue
+		}
+		hook("owner-slot") // between the two loads: the tests stop here
+		if m.entry(i).Load()&tidMask == id && m.liveGen(i, g) {
 			return i
 		}
 	}

@@ -233,3 +233,76 @@ func TestWaiterNapsOnStoppedRevoker(t *testing.T) {
 	}
 	r.Signal(syscall.SIGCONT)
 }
+
+// TestOwnerSlotTorn (from the seventh adversarial review): ownerSlot read
+// a slot's entry and then its generation, while join writes the entry and
+// then the generation; a reader stopped between the two could pair a dead
+// holder's id with a new joiner's live generation, and a revoker's check
+// under its seizure then took the word from the live process that had the
+// dead holder's id (two holders). Now ownerSlot reads the generation
+// first, and the revoker checks the slot before its claim.
+//
+//  1. P (slot 0, thread id T) is biased and idle; a revoker R claims,
+//     and stops at "seizing".
+//  2. P is killed; F holds slot 0 (without attaching the record) while N,
+//     thread id T, joins in slot 2, locks and stops at "settling".
+//  3. F exits; R seizes T and stops between ownerSlot's loads of slot 0.
+//  4. Q claims slot 0 and joins: verdict, entry, generation.
+//  5. R goes on: it must not take N's word.
+func TestOwnerSlotTorn(t *testing.T) {
+	needBias(t)
+	testproc.NeedRoot(t)
+	name, seg := newTestSegment(t)
+	p := testproc.Start(t, "bias-hold", name, "between")
+	pslot, ptid := parseID(t, p.ExpectPrefix("id "))
+	p.Expect("biased true")
+	p.Expect("between")
+	r := testproc.Start(t, "stop-at", name, "seizing,owner-slot")
+	r.Expect("stopped seizing")
+	waitStopped(t, r)
+	p.Kill()
+	p.Wait()
+	f := testproc.Start(t, "attach", name, strconv.Itoa(pslot), "none")
+	if got := f.ExpectPrefix("slot "); !strings.HasPrefix(got, strconv.Itoa(pslot)+" ") {
+		t.Fatalf("F got slot %q, want %d", got, pslot)
+	}
+	f.Expect("joined")
+	barrier := filepath.Join(t.TempDir(), "go")
+	n, nslot := startWithTID(t, ptid, int(ptid)-p.Pid(), "stop-at", name, "settling", barrier)
+	if nslot == pslot {
+		t.Fatalf("N took P's slot %d", pslot)
+	}
+	os.WriteFile(barrier, nil, 0o600)
+	n.Expect("stopped settling")
+	waitStopped(t, n)
+	f.Kill()
+	f.Wait()
+	r.Signal(syscall.SIGCONT)
+	r.Expect("stopped owner-slot")
+	waitStopped(t, r)
+	if w := word(seg); !isSeized(w&tidMask) || seizedOwner(w&tidMask) != ptid {
+		t.Fatalf("word %#x: want R's seizure of N's id %d", w, ptid)
+	}
+	q := testproc.Start(t, "attach", name, strconv.Itoa(pslot), "mutex")
+	q.Expect("joined")
+	r.Signal(syscall.SIGCONT)
+	for i := 0; isSeized(word(seg) & tidMask); i++ { // R decides
+		if i > 60000 {
+			t.Fatalf("the word stays seized: %#x", word(seg))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if w := word(seg); w&tidMask != ptid {
+		t.Fatalf("R took the word from N, which holds it: word %#x; R said %q", w, r.Output())
+	}
+	n.Signal(syscall.SIGCONT)
+	if got := n.ExpectPrefix("got "); got != "ok alone" {
+		t.Fatalf("N got %q", got)
+	}
+	view(seg, offHolder).Store(0) // N dies inside, below
+	n.Kill()
+	n.Wait()
+	if got := r.ExpectPrefix("got "); got != "ownerdead alone" {
+		t.Fatalf("R got %q", got)
+	}
+}
