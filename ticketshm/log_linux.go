@@ -42,11 +42,13 @@ import (
 //
 //   - committed entries are the slot's tickets: they go into the ledger;
 //   - entries[count], if it names a ticket that was taken (remaining < r)
-//     and that no ledger byte or live log owns, is a buy killed between
-//     its CAS and its commit. Either the dead buyer took it, or a live
-//     buyer took it and has not committed yet; either way the ticket is
-//     sold once, so the dead slot gets it if the ledger byte is still 0
-//     (a 32-bit CAS), and the live buyer's flush later overwrites it.
+//     and that no ledger byte owns, is a buy killed between its CAS and
+//     its commit. Either the dead buyer took it, or a live buyer took it
+//     (committed in its log or not yet); either way the ticket is sold
+//     once, so the dead slot gets it if the ledger byte is still 0 (a
+//     32-bit CAS), and a live buyer's flush later overwrites it. Live
+//     logs are not asked: read while their buyers write them, they can
+//     tear, and a torn read that named the ticket lost it.
 //
 // A stale entries[count] (a ticket committed and flushed before) is owned
 // in the ledger and left alone.
@@ -196,7 +198,6 @@ var settleHook func(slot int)
 // in Audit. Runs under the Mutex. A log that cannot have been written by
 // a buyer is ErrCorrupt.
 func (c *Counter) settleDead() error {
-	var live map[int64]int
 	for s := range semaphore.MaxProcs {
 		if settleHook != nil {
 			settleHook(s)
@@ -227,12 +228,15 @@ func (c *Counter) settleDead() error {
 			c.owners[c.total-r] = byte(s + 1)
 		}
 		if t, ok := l.pending(c.total); ok && t <= c.total-rem {
-			if live == nil {
-				live = c.liveLogs()
-			}
-			if _, owned := live[t]; !owned {
-				c.claim(t, s)
-			}
+			// Claimed if its ledger byte is 0, whoever else may have
+			// it in a log: a live buyer's committed ticket is written
+			// over by its flush (or by its own settlement), and Audit
+			// counts a live log's commit before a settled guess. Asking
+			// the live logs here instead could not be done safely: a
+			// live log changes while it is read (a flush, a new
+			// intent), and a torn read that named the ticket as a live
+			// one's lost it for good (the fifth review's finding).
+			c.claim(t, s)
 		}
 		l.clearCount()
 		for i := range logCap {

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 		"settle-stop": settleStopEntry,
 		"claim-slot":  claimSlotEntry,
 		"open-report": openReportEntry,
+		"intend":      intendEntry,
 	})
 }
 
@@ -286,6 +287,20 @@ func openReportEntry(args []string) int {
 	}
 	c.Close()
 	fmt.Println("sold", n)
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// intendEntry: args name. Opens the lock-free Counter, writes the intent
+// of a buy (its log's next entry) without the CAS, says "intended <r>
+// <slot>", and waits to be killed.
+func intendEntry(args []string) int {
+	c, err := ticketshm.Open(args[0], ticketshm.LockFree)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("intended", ticketshm.Intend(c), c.Slot())
 	time.Sleep(time.Hour)
 	return 0
 }
