@@ -128,3 +128,24 @@ func TestUseAfterClose(t *testing.T) {
 		closedErr(t, "second Close", s.Close())
 	})
 }
+
+// TestAcquireWakerAfterClose (from the eighth adversarial review): the
+// callback that wakes Acquire's sleepers when its context ends runs in a
+// goroutine of its own, which can run after Acquire returned and the
+// caller closed the segment. It must not touch the mapping: before, it
+// bumped the release sequence with a store, and faulted (the review
+// forced it with gdb). Here it runs on an unmapped segment.
+func TestAcquireWakerAfterClose(t *testing.T) {
+	name := tempName(t)
+	seg, err := openTest(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSemaphore(seg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waker := s.ctxWaker()
+	seg.Close() // the last handle: unmapped
+	waker()     // a fault here kills the test binary
+}

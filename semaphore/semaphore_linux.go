@@ -234,7 +234,7 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 			return err
 		}
 		if stopWake == nil && ctx.Done() != nil {
-			stopWake = context.AfterFunc(ctx, s.wakeAll)
+			stopWake = context.AfterFunc(ctx, s.ctxWaker())
 		}
 		wait(s.seq, seq, waitSlice)
 	}
@@ -252,15 +252,22 @@ func (s *Semaphore) TryAcquire(n int64) bool {
 }
 
 func (s *Semaphore) try(ctx context.Context, n int64, reclaim bool) (ok bool, err error) {
+	others := false // permits reclaimed beyond ours: other waiters may go
+	defer func() {
+		if others {
+			s.wakeAll()
+		}
+	}()
 	err = s.locked(ctx, func() {
 		if s.avail.Load() < n && reclaim {
-			s.reclaim()
+			others = s.reclaim() > 0
 		}
 		if s.avail.Load() >= n {
 			s.mine().Add(n)
 			s.avail.Add(-n)
 			ok = true
 		}
+		others = others && s.avail.Load() > 0
 	})
 	return ok, err
 }
@@ -338,10 +345,18 @@ func (s *Semaphore) checkN(n int64) {
 	}
 }
 
+// ctxWaker is the callback that wakes Acquire's sleepers when its
+// context ends. Only the futex wake, a system call: the callback runs in
+// a goroutine of its own that may outlive Acquire, and a store into the
+// mapping after the caller closed the segment would fault (the eighth
+// review's finding); a wake on an unmapped address is EFAULT. A wake that
+// comes before the sleep costs a slice at most.
+func (s *Semaphore) ctxWaker() func() {
+	word := s.seq
+	return func() { wake(word, math.MaxInt32) }
+}
+
 func (s *Semaphore) wakeAll() {
-	if s.mu.a.gone.Load() {
-		return // run by a context's AfterFunc after the segment closed
-	}
 	s.seq.Add(1)
 	wake(s.seq, math.MaxInt32)
 }
