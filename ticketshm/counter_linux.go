@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/shmkit/shmkit/internal/ctxlock"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -33,16 +34,28 @@ var _ [68224 - offOwners]struct{}
 // Every buy is all-or-nothing: a buyer killed at any instruction never
 // makes a ticket vanish or sells one twice, and Audit proves it.
 //
-// A Counter is a Store shared by many processes. A process has one slot
-// in the segment however many times it opens it, and one Counter:
-// OpenCounter and Open return the same *Counter for a segment this
-// process has open already, and Close must be called once per open; the
-// last one closes it. Like every Store it is used by one goroutine at a
-// time (the race detector reports two at once). After the last Close its
-// methods return an error wrapping ErrClosed, as a zero Counter's do; a
-// Close must not race a call in flight.
+// A Counter is a Store shared by many processes, and safe for concurrent
+// use by many goroutines of each: share one *Counter as one shares a
+// *sql.DB. A process has one slot in the segment however many times it
+// opens it, and one Counter: OpenCounter and Open return the same
+// *Counter for a segment this process has open already, and Close must be
+// called once per open; the last one closes it, after the calls in
+// flight. After that its methods return an error wrapping ErrClosed, as a
+// zero Counter's do.
+//
+// A process's goroutines buy one at a time (the ledger's log and the
+// lock's bias are the process's): each call takes an in-process lock, a
+// sync.Mutex's price (2-3 ns a buy in BenchmarkBuyOneGoroutine, on the
+// machine of docs/runs; 8 goroutines sharing a Counter bought faster than
+// 8 sharing an int64 under a sync.Mutex, BenchmarkBuySharedCounter). A
+// goroutine that
+// buys in a loop and shares the Counter with nobody meanwhile can take
+// that lock once for the whole loop: see Buyer.
 type Counter struct {
-	open      atomic.Bool // from a successful open to the last Close
+	// local serialises this process's goroutines: it guards open, log,
+	// guess and rng, and every use of mu and the mapping.
+	local     ctxlock.Mutex
+	open      bool // from a successful open to the last Close
 	seg       *shm.Segment
 	mu        *semaphore.BiasedMutex
 	mode      Mode
@@ -153,7 +166,7 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	}
 	counters.m[key] = c
 	c.refs = 1
-	c.open.Store(true)
+	c.open = true
 	return c, nil
 }
 
@@ -224,8 +237,25 @@ func newCounter(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 // paths are written out here rather than in functions of their own: at a
 // few nanoseconds per buy, a call is a tenth of one.
 func (c *Counter) Buy(ctx context.Context) (int64, error) {
-	if !c.open.Load() { // a plain load on amd64: free
+	if err := c.local.Lock(ctx); err != nil {
+		return 0, c.errWaiting(err)
+	}
+	if !c.open {
+		c.local.Unlock()
 		return 0, c.errClosed()
+	}
+	b := Buyer{c: c}
+	t, err := b.Buy(ctx)
+	c.local.Unlock()
+	return t, err
+}
+
+// Buy is Counter.Buy. The body of both is here, so that a Buyer's buy is
+// one call (see Counter.Buy's doc).
+func (b *Buyer) Buy(ctx context.Context) (int64, error) {
+	c := b.c
+	if c == nil {
+		return 0, errBuyerClosed()
 	}
 	if c.mode == LockFree {
 		// CAS first, on the count this buyer last left: alone, it
@@ -351,11 +381,25 @@ func (c *Counter) badCount(r int64) error {
 }
 
 // Remaining reports how many tickets are left: one atomic load.
-func (c *Counter) Remaining(context.Context) (int64, error) {
-	if !c.open.Load() {
+func (c *Counter) Remaining(ctx context.Context) (int64, error) {
+	if err := c.local.Lock(ctx); err != nil {
+		return 0, c.errWaiting(err)
+	}
+	defer c.local.Unlock()
+	if !c.open {
 		return 0, c.errClosed()
 	}
 	return c.remaining.Load(), nil
+}
+
+// errWaiting is the error of a call whose ctx ended while another
+// goroutine of this process had the Counter.
+func (c *Counter) errWaiting(err error) error {
+	name := "ticketshm: a zero Counter"
+	if c.seg != nil {
+		name = c.seg.Path()
+	}
+	return fmt.Errorf("%s: waiting for this process's other buyer: %w", name, err)
 }
 
 // errClosed is the error of a call on a closed or zero Counter.
@@ -420,7 +464,11 @@ func (c *Counter) repair() {
 // DoubleSold. A lock-free sale takes its ticket with one CAS of one word,
 // which cannot succeed twice; there Sales is 0.
 func (c *Counter) Audit() (Audit, error) {
-	if !c.open.Load() {
+	if err := c.local.Lock(context.Background()); err != nil {
+		return Audit{}, err
+	}
+	defer c.local.Unlock()
+	if !c.open {
 		return Audit{}, c.errClosed()
 	}
 	var a Audit
@@ -482,7 +530,11 @@ func (c *Counter) Total() int64 { return c.total }
 // (see shm.Segment.Populate): the ledger has a byte per ticket, and each
 // untouched page of it costs the buy that reaches it a page fault.
 func (c *Counter) Populate() error {
-	if !c.open.Load() {
+	if err := c.local.Lock(context.Background()); err != nil {
+		return err
+	}
+	defer c.local.Unlock()
+	if !c.open {
 		return c.errClosed()
 	}
 	return c.seg.Populate()
@@ -491,9 +543,10 @@ func (c *Counter) Populate() error {
 // Slot is this process's slot in the counter's ledger.
 func (c *Counter) Slot() int { return c.slot }
 
-// Close ends one open of the counter. The last writes this process's
-// lock-free buys into the ledger and unmaps the counter. The segment
-// stays; shm.Remove deletes it.
+// Close ends one open of the counter. The last waits for the calls in
+// flight (and an open Buyer's Close), writes this process's lock-free
+// buys into the ledger and unmaps the counter. The segment stays;
+// shm.Remove deletes it.
 func (c *Counter) Close() error {
 	counters.mu.Lock()
 	if c.refs == 0 {
@@ -503,13 +556,17 @@ func (c *Counter) Close() error {
 	c.refs--
 	last := c.refs == 0
 	if last {
+		// Out of the map first: an open from now on makes a new
+		// Counter, which waits for this one's flush under the Mutex.
 		delete(counters.m, unsafe.SliceData(c.seg.Data()))
-		c.open.Store(false)
 	}
 	counters.mu.Unlock()
 	if !last {
 		return nil
 	}
+	_ = c.local.Lock(context.Background()) // never fails: no deadline
+	defer c.local.Unlock()
+	c.open = false
 	if c.mode == LockFree {
 		c.flush()
 	}

@@ -31,3 +31,14 @@ func (c *Counter) Total() int64                             { return 0 }
 func (c *Counter) Slot() int                                { return 0 }
 func (c *Counter) Close() error                             { return errors.ErrUnsupported }
 func (c *Counter) Populate() error                          { return errors.ErrUnsupported }
+
+// Buyer is a Counter held by one goroutine (Linux only).
+type Buyer struct{}
+
+var _ Store = (*Buyer)(nil)
+
+// Buyer fails with errors.ErrUnsupported: Counter is Linux only.
+func (c *Counter) Buyer(context.Context) (*Buyer, error)  { return nil, errors.ErrUnsupported }
+func (b *Buyer) Buy(context.Context) (int64, error)       { return 0, errors.ErrUnsupported }
+func (b *Buyer) Remaining(context.Context) (int64, error) { return 0, errors.ErrUnsupported }
+func (b *Buyer) Close() error                             { return errors.ErrUnsupported }

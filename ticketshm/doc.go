@@ -69,8 +69,9 @@
 //
 // Linux only. At most 128 processes buy from one Counter at once (the
 // segment's process slots), all of one PID namespace (shm.ErrNamespace
-// otherwise). A process has one Counter per segment, used by one goroutine
-// at a time. Audit reads the whole ledger. While a lock-free buyer lives,
+// otherwise). A process has one Counter per segment (one slot, however many
+// goroutines share it or open it again), safe for concurrent use; its
+// goroutines' buys take turns on an in-process lock. Audit reads the whole ledger. While a lock-free buyer lives,
 // up to 61 of its tickets are in its log and not in the ledger: Audit
 // reads the live logs too, but a raw look at the ledger bytes does not
 // see them.

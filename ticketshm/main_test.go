@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 		"claim-slot":  claimSlotEntry,
 		"open-report": openReportEntry,
 		"intend":      intendEntry,
+		"goroutines":  goroutinesEntry,
 	})
 }
 

@@ -6,8 +6,9 @@ import "context"
 // memory with a lock or without, the course notes' JSON file with flock or
 // without, later Redis). The bench and the lessons use only Store.
 //
-// A Store is used by one goroutine at a time; open one per goroutine (each
-// process opens its own).
+// Every Store of this module is safe for concurrent use by many
+// goroutines unless its doc says otherwise (a Buyer is one goroutine's),
+// and each process opens its own.
 type Store interface {
 	// Remaining reports how many tickets are left. It may be stale by the
 	// time it returns.

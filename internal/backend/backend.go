@@ -81,7 +81,18 @@ func Create(ctx context.Context, kind, name string, total int64) error {
 func Open(ctx context.Context, kind, name string) (ticketshm.Store, error) {
 	switch kind {
 	case ShmMutex, ShmLockFree:
-		return ticketshm.Open(name, mode(kind))
+		c, err := ticketshm.Open(name, mode(kind))
+		if err != nil {
+			return nil, err
+		}
+		// The bench's buyers are one goroutine each: a Buyer takes the
+		// Counter's in-process lock once, not per buy.
+		b, err := c.Buyer(ctx)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return counterBuyer{b, c}, nil
 	case JSONFlock:
 		return jsonfile.OpenFlock(name)
 	case JSONNoLock:
@@ -157,4 +168,19 @@ func Remove(kind, name string) error {
 		return removeFile(name)
 	}
 	return shm.Remove(name)
+}
+
+// counterBuyer is a Counter held by its Buyer for the store's life; Close
+// releases both.
+type counterBuyer struct {
+	*ticketshm.Buyer
+	c *ticketshm.Counter
+}
+
+func (s counterBuyer) Close() error {
+	err := s.Buyer.Close()
+	if cerr := s.c.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,12 +191,22 @@ func StartWith(t testing.TB, cloneflags uintptr, entry string, args ...string) *
 	go func() {
 		defer close(p.readDone)
 		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
+		sc.Buffer(nil, 64<<20) // a child may print every ticket it sold on one line
+		add := func(line string) {
 			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
+			p.lines = append(p.lines, line)
 			close(p.changed)
 			p.changed = make(chan struct{})
 			p.mu.Unlock()
+		}
+		for sc.Scan() {
+			add(sc.Text())
+		}
+		if err := sc.Err(); err != nil {
+			// Keep draining: a child blocked on a full pipe would hang
+			// the test instead of failing it.
+			add("testproc: reading the child's output: " + err.Error())
+			io.Copy(io.Discard, stdout)
 		}
 	}()
 	t.Cleanup(func() {
