@@ -48,9 +48,8 @@ var _ [68224 - offOwners]struct{}
 // sync.Mutex's price (2-3 ns a buy in BenchmarkBuyOneGoroutine, on the
 // machine of docs/runs; 8 goroutines sharing a Counter bought faster than
 // 8 sharing an int64 under a sync.Mutex, BenchmarkBuySharedCounter). A
-// goroutine that
-// buys in a loop and shares the Counter with nobody meanwhile can take
-// that lock once for the whole loop: see Buyer.
+// goroutine that buys in a loop and shares the Counter with nobody
+// meanwhile can take that lock once for the whole loop: see Buyer.
 type Counter struct {
 	// local serialises this process's goroutines: it guards open, log,
 	// guess and rng, and every use of mu and the mapping.
