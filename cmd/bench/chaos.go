@@ -13,17 +13,17 @@ import (
 	"time"
 
 	"github.com/shmkit/shmkit/internal/backend"
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 )
 
 func init() {
-	forkexec.Register("chaos-buyer", chaosBuyerEntry)
-	forkexec.Register("chaos-hopper", chaosHopperEntry)
-	forkexec.Register("chaos-squatter", chaosSquatterEntry)
-	forkexec.Register("chaos-foreign", chaosForeignEntry)
+	process.Register("chaos-buyer", chaosBuyerEntry)
+	process.Register("chaos-hopper", chaosHopperEntry)
+	process.Register("chaos-squatter", chaosSquatterEntry)
+	process.Register("chaos-foreign", chaosForeignEntry)
 }
 
 // Exit statuses of chaos children other than 0 (done) and 1 (an error).
@@ -54,7 +54,7 @@ func chaosBuyerEntry(args []string) error {
 			return nil
 		case errors.Is(err, semaphore.ErrNotRecoverable):
 			fmt.Fprintln(os.Stderr, err)
-			return forkexec.Exit(exitNotRecoverable)
+			return process.Exit(exitNotRecoverable)
 		case err != nil:
 			return err
 		}
@@ -89,7 +89,7 @@ func chaosHopperEntry(args []string) error {
 				return st.Close()
 			case errors.Is(err, semaphore.ErrNotRecoverable):
 				fmt.Fprintln(os.Stderr, err)
-				return forkexec.Exit(exitNotRecoverable)
+				return process.Exit(exitNotRecoverable)
 			case err != nil:
 				return err
 			}
@@ -134,7 +134,7 @@ func chaosForeignEntry(args []string) error {
 		return fmt.Errorf("chaos-foreign: want kind, store, control; got %q", args)
 	}
 	if _, err := backend.Open(context.Background(), args[0], args[1]); errors.Is(err, shm.ErrNamespace) {
-		return forkexec.Exit(exitRefused)
+		return process.Exit(exitRefused)
 	}
 	return chaosBuyerEntry(args)
 }
@@ -225,8 +225,8 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 		return res, err
 	}
 	defer ctl.remove()
-	ps := make([]*forkexec.Process, cfg.procs)
-	var squatter *forkexec.Process
+	ps := make([]*process.Process, cfg.procs)
+	var squatter *process.Process
 	defer func() {
 		for _, p := range append(ps, squatter) {
 			if p != nil {
@@ -251,7 +251,7 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 		if cfg.churn && i == 0 {
 			entry = "chaos-hopper"
 		}
-		ps[i] = &forkexec.Process{Entry: entry, Args: []string{cfg.kind, store, ctl.name()}, Daemon: true}
+		ps[i] = &process.Process{Entry: entry, Args: []string{cfg.kind, store, ctl.name()}, Daemon: true}
 		_, err := ctl.startReady(ps[i]) // one that dies at once is counted by reap
 		return err
 	}
@@ -265,7 +265,7 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 			squatter.Kill()
 			squatter.Join(ctx)
 		}
-		squatter = &forkexec.Process{Entry: "chaos-squatter", Args: []string{store, ctl.name()}, Daemon: true}
+		squatter = &process.Process{Entry: "chaos-squatter", Args: []string{store, ctl.name()}, Daemon: true}
 		_, err := ctl.startReady(squatter)
 		return err
 	}
@@ -283,7 +283,7 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 	// foreigner starts a buyer in a PID namespace of its own, which must
 	// be refused while the others buy.
 	foreigner := func() error {
-		p := &forkexec.Process{Entry: "chaos-foreign", Args: []string{cfg.kind, store, ctl.name()}, Daemon: true, NewPIDNamespace: true}
+		p := &process.Process{Entry: "chaos-foreign", Args: []string{cfg.kind, store, ctl.name()}, Daemon: true, NewPIDNamespace: true}
 		if err := p.Start(); err != nil {
 			return err
 		}
@@ -402,7 +402,7 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 
 // anyExited reports whether a buyer has ended by itself (sold out, or an
 // error that reap will count).
-func anyExited(ps []*forkexec.Process) bool {
+func anyExited(ps []*process.Process) bool {
 	for _, p := range ps {
 		if !p.IsAlive() {
 			return true

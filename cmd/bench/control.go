@@ -9,7 +9,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/shm"
 	"golang.org/x/sys/unix"
 )
@@ -121,7 +121,7 @@ func (c *control) name() string { return c.seg.Path() }
 // startReady starts p, a child that adds one to the ready count once it
 // is set up, and waits for that. It reports whether p got there (false:
 // p exited first; Join says how).
-func (c *control) startReady(p *forkexec.Process) (bool, error) {
+func (c *control) startReady(p *process.Process) (bool, error) {
 	want := c.ready().Load() + 1
 	if err := p.Start(); err != nil {
 		return false, err

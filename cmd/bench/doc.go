@@ -15,7 +15,7 @@
 //
 // # Throughput
 //
-// Every buyer is a real process (internal/forkexec) that opens the store
+// Every buyer is a real process (process) that opens the store
 // (and faults in a shm Counter's pages: its ledger has a byte per ticket)
 // and waits at a start barrier in a control segment; the clock starts when
 // all are ready and stops at the last buyer's last buy (each records the

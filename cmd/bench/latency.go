@@ -14,14 +14,14 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 )
 
 func init() {
-	forkexec.Register("noop", func([]string) error { return nil })
-	forkexec.Register("holder", holderEntry)
+	process.Register("noop", func([]string) error { return nil })
+	process.Register("holder", holderEntry)
 }
 
 // Latency is the JSON of bench recover and bench spawn.
@@ -82,7 +82,7 @@ func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		t0 := time.Now()
-		p := &forkexec.Process{Entry: "noop"}
+		p := &process.Process{Entry: "noop"}
 		if err := p.Start(); err != nil {
 			return err
 		}
@@ -269,7 +269,7 @@ func newRecoverer(ctx context.Context, lock string) (*recoverer, error) {
 // return of a waiter that was asleep on it, with the owner's death
 // reported (ErrOwnerDead, EOWNERDEAD).
 func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, error) {
-	p := &forkexec.Process{Entry: "holder", Args: []string{r.lock, r.store, ctl.name()}, Daemon: true}
+	p := &process.Process{Entry: "holder", Args: []string{r.lock, r.store, ctl.name()}, Daemon: true}
 	if ok, err := ctl.startReady(p); err != nil {
 		return 0, err
 	} else if !ok {

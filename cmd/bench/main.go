@@ -14,14 +14,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 )
 
 // errUsage marks a bad command line: the usage was printed, exit 2.
 var errUsage = errors.New("bench: bad usage")
 
 func main() {
-	forkexec.Main(func() error {
+	process.Main(func() error {
 		return runInterruptible(os.Args[1:], os.Stdout, os.Stderr)
 	})
 }
@@ -48,10 +48,10 @@ func runInterruptible(args []string, stdout, stderr io.Writer) error {
 	}()
 	err := run(ctx, args, stdout, stderr)
 	if errors.Is(err, errUsage) {
-		return forkexec.Exit(2)
+		return process.Exit(2)
 	}
 	var in interrupted
-	var ee *forkexec.ExitError
+	var ee *process.ExitError
 	switch {
 	case errors.As(context.Cause(ctx), &in):
 	case errors.As(err, &ee) && (ee.Code == -int(syscall.SIGINT) || ee.Code == -int(syscall.SIGTERM)):
@@ -60,7 +60,7 @@ func runInterruptible(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "\nbench: interrupted by %s; removed what the run made\n", unix.SignalName(in.sig))
-	return forkexec.Exit(128 + int(in.sig))
+	return process.Exit(128 + int(in.sig))
 }
 
 // interrupted is the cause of a run's context cancelled by a signal.

@@ -17,12 +17,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/process"
 )
 
 func TestMain(m *testing.M) {
-	forkexec.Main(func() error {
+	process.Main(func() error {
 		code := m.Run()
 		if left := testproc.Children(); len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "bench: children left behind: %s\n", strings.Join(left, "; "))
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "bench: segments left behind: %v\n", left)
 			code = 1
 		}
-		return forkexec.Exit(code)
+		return process.Exit(code)
 	})
 }
 

@@ -12,13 +12,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
 	"github.com/shmkit/shmkit/internal/gaphist"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
 
 func init() {
-	forkexec.Register("buyer", buyerEntry)
+	process.Register("buyer", buyerEntry)
 }
 
 // buyerEntry: args kind, store, control, index, tickets [, gaps]. It
@@ -148,7 +148,7 @@ func sellGaps(ctx context.Context, kind string, procs int, tickets int64, gaps b
 		defer gapSeg.remove()
 	}
 
-	ps := make([]*forkexec.Process, procs)
+	ps := make([]*process.Process, procs)
 	defer func() { // on an early return, no buyer outlives the run
 		for _, p := range ps {
 			if p != nil && p.IsAlive() {
@@ -158,7 +158,7 @@ func sellGaps(ctx context.Context, kind string, procs int, tickets int64, gaps b
 		}
 	}()
 	for i := range ps {
-		ps[i] = &forkexec.Process{
+		ps[i] = &process.Process{
 			Entry:  "buyer",
 			Args:   []string{kind, store, ctl.name(), strconv.Itoa(i), strconv.FormatInt(tickets, 10)},
 			Name:   fmt.Sprintf("buyer-%d", i),

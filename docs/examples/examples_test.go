@@ -23,7 +23,7 @@ var want = map[string][]string{
 		`^after kill, exitcode: -9$`, `^a child that exits 3, exitcode: 3$`},
 	"daemon": {`^heartbeat: a daemon cannot have children`, `^heartbeat: alive$`, `^worker: step 3$`, `^main: the worker is done`},
 	"zombies": {`^zombie: os/exec child not waited for, state: Z$`, `^zombie: after Wait, state: gone$`,
-		`^forkexec: exited child, state: gone$`, `^orphan: its parent exited; new parent is us: true$`, `^orphan: reaped by the subreaper, exit code 0`},
+		`^process: exited child, state: gone$`, `^orphan: its parent exited; new parent is us: true$`, `^orphan: reaped by the subreaper, exit code 0`},
 	"ticketgrab": {`^no lock: 2000 tickets, \d+ sold, db.txt now .*: oversold or torn$`, `^flock: 2000 tickets, 2000 sold, db.txt now \{"count":    0\}$`},
 	"segment": {`^4 processes x 1000 atomic adds: 4000$`, `^header: path /dev/shm/shmkit.lesson7.visits, tag "lesson7.Visits/1", version 2, 64 data bytes, state ready$`,
 		`^a JSON file is refused: true$`, `^another type is refused: true$`},

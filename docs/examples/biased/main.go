@@ -12,7 +12,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -33,7 +33,7 @@ func open() (*shm.Segment, error) {
 func init() {
 	// owner: lock and unlock a million times through a BiasedMutex, then
 	// stay between critical sections ("between") or inside one ("inside").
-	forkexec.Register("owner", func(args []string) error {
+	process.Register("owner", func(args []string) error {
 		seg, err := open()
 		if err != nil {
 			return err
@@ -71,7 +71,7 @@ func init() {
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
 	seg, err := open()
@@ -88,9 +88,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	start := func(where string) (*forkexec.Process, error) {
+	start := func(where string) (*process.Process, error) {
 		ready.Store(0)
-		p := &forkexec.Process{Entry: "owner", Args: []string{where}, Daemon: true}
+		p := &process.Process{Entry: "owner", Args: []string{where}, Daemon: true}
 		if err := p.Start(); err != nil {
 			return nil, err
 		}

@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 )
 
 func init() {
-	forkexec.Register("heartbeat", func([]string) error {
-		p := &forkexec.Process{Entry: "worker"}
-		if err := p.Start(); errors.Is(err, forkexec.ErrDaemonChildren) {
+	process.Register("heartbeat", func([]string) error {
+		p := &process.Process{Entry: "worker"}
+		if err := p.Start(); errors.Is(err, process.ErrDaemonChildren) {
 			fmt.Println("heartbeat: a daemon cannot have children:", err)
 		}
 		for {
@@ -23,7 +23,7 @@ func init() {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	forkexec.Register("worker", func([]string) error {
+	process.Register("worker", func([]string) error {
 		for i := range 3 {
 			fmt.Println("worker: step", i+1)
 			time.Sleep(400 * time.Millisecond) // time for heartbeats, even on a busy machine
@@ -32,12 +32,12 @@ func init() {
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
-	hb := &forkexec.Process{Entry: "heartbeat", Daemon: true}
-	w := &forkexec.Process{Entry: "worker"}
-	for _, p := range []*forkexec.Process{hb, w} {
+	hb := &process.Process{Entry: "heartbeat", Daemon: true}
+	w := &process.Process{Entry: "worker"}
+	for _, p := range []*process.Process{hb, w} {
 		if err := p.Start(); err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/shm"
 )
 
@@ -15,7 +15,7 @@ var tickets = 10 // every process starts with its own copy
 const segName = "lesson2.shared"
 
 func init() {
-	forkexec.Register("child", func([]string) error {
+	process.Register("child", func([]string) error {
 		tickets = 0 // only this process's copy
 		fmt.Println("child: tickets =", tickets)
 
@@ -33,7 +33,7 @@ func init() {
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
 	seg, err := shm.Create(segName, 8, "lesson2/1", func(s *shm.Segment) error {
@@ -49,7 +49,7 @@ func run() error {
 	defer shm.Remove(segName)
 	defer seg.Close()
 
-	p := &forkexec.Process{Entry: "child"}
+	p := &process.Process{Entry: "child"}
 	if err := p.Start(); err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 )
@@ -16,7 +16,7 @@ import (
 const tickets = 2_000_000
 
 func init() {
-	forkexec.Register("buyer", func(args []string) error {
+	process.Register("buyer", func(args []string) error {
 		c, err := ticketshm.Open(args[0], 0)
 		if err != nil {
 			return err
@@ -32,7 +32,7 @@ func init() {
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
@@ -42,9 +42,9 @@ func run() error {
 			return err
 		}
 		start := time.Now()
-		var ps []*forkexec.Process
+		var ps []*process.Process
 		for range 4 {
-			p := &forkexec.Process{Entry: "buyer", Args: []string{name}}
+			p := &process.Process{Entry: "buyer", Args: []string{name}}
 			if err := p.Start(); err != nil {
 				return err
 			}

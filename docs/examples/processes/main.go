@@ -8,14 +8,14 @@ import (
 	"os"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 )
 
 // Entries are registered at init: a child is this program re-executed
 // with the entry's name, like Python's "spawn" start method.
 func init() {
-	forkexec.Register("cook", func(args []string) error {
-		me := forkexec.Current()
+	process.Register("cook", func(args []string) error {
+		me := process.Current()
 		fmt.Printf("%s: cooking %s (pid %d, parent %d)\n", me.Name, args[0], me.Pid, me.PPid)
 		time.Sleep(200 * time.Millisecond)
 		return nil
@@ -23,23 +23,23 @@ func init() {
 }
 
 func main() {
-	forkexec.Main(run)
+	process.Main(run)
 }
 
 func run() error {
-	me := forkexec.Current()
+	me := process.Current()
 	fmt.Printf("%s: pid %d\n", me.Name, me.Pid)
 
-	cook := &forkexec.Process{Entry: "cook", Args: []string{"rice"}}                 // named Process-1
-	wash := &forkexec.Process{Entry: "cook", Args: []string{"soup"}, Name: "souper"} // named by us
+	cook := &process.Process{Entry: "cook", Args: []string{"rice"}}                 // named Process-1
+	wash := &process.Process{Entry: "cook", Args: []string{"soup"}, Name: "souper"} // named by us
 	fmt.Println("before start, is_alive:", cook.IsAlive())
-	for _, p := range []*forkexec.Process{cook, wash} {
+	for _, p := range []*process.Process{cook, wash} {
 		if err := p.Start(); err != nil {
 			return err
 		}
 	}
 	fmt.Println("after start, is_alive:", cook.IsAlive(), "name:", cook.Name)
-	for _, p := range []*forkexec.Process{cook, wash} {
+	for _, p := range []*process.Process{cook, wash} {
 		if err := p.Join(context.Background()); err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -19,7 +19,7 @@ import (
 const name = "lesson8.lock"
 
 func init() {
-	forkexec.Register("owner", func([]string) error {
+	process.Register("owner", func([]string) error {
 		m, err := semaphore.OpenMutex(context.Background(), name)
 		if err != nil {
 			return err
@@ -35,7 +35,7 @@ func init() {
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
 	m, err := semaphore.OpenMutex(context.Background(), name)
@@ -45,7 +45,7 @@ func run() error {
 	defer shm.Remove(name)
 	defer m.Close()
 
-	owner := &forkexec.Process{Entry: "owner", Daemon: true}
+	owner := &process.Process{Entry: "owner", Daemon: true}
 	if err := owner.Start(); err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/shm"
 )
 
@@ -19,7 +19,7 @@ const (
 )
 
 func init() {
-	forkexec.Register("visitor", func([]string) error {
+	process.Register("visitor", func([]string) error {
 		seg, err := shm.Open(name, tag)
 		if err != nil {
 			return err
@@ -36,7 +36,7 @@ func init() {
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
 	seg, err := shm.OpenOrCreate(context.Background(), name, 64, tag, nil)
@@ -46,9 +46,9 @@ func run() error {
 	defer shm.Remove(name)
 	defer seg.Close()
 
-	var ps []*forkexec.Process
+	var ps []*process.Process
 	for range 4 {
-		p := &forkexec.Process{Entry: "visitor"}
+		p := &process.Process{Entry: "visitor"}
 		if err := p.Start(); err != nil {
 			return err
 		}

@@ -8,23 +8,23 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 )
 
 func init() {
-	forkexec.Register("sleeper", func([]string) error {
+	process.Register("sleeper", func([]string) error {
 		time.Sleep(time.Hour)
 		return nil
 	})
-	forkexec.Register("fails", func([]string) error {
-		return forkexec.Exit(3)
+	process.Register("fails", func([]string) error {
+		return process.Exit(3)
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
-	p := &forkexec.Process{Entry: "sleeper"}
+	p := &process.Process{Entry: "sleeper"}
 	if err := p.Start(); err != nil {
 		return err
 	}
@@ -35,12 +35,12 @@ func run() error {
 	fmt.Println("join with a deadline:", err, "| still alive:", p.IsAlive())
 
 	p.Terminate() // SIGTERM
-	var exit *forkexec.ExitError
+	var exit *process.ExitError
 	if err := p.Join(context.Background()); errors.As(err, &exit) {
 		fmt.Println("after terminate, exitcode:", exit.Code)
 	}
 
-	q := &forkexec.Process{Entry: "sleeper"}
+	q := &process.Process{Entry: "sleeper"}
 	if err := q.Start(); err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func run() error {
 	code, _ := q.ExitCode()
 	fmt.Println("after kill, exitcode:", code)
 
-	r := &forkexec.Process{Entry: "fails"}
+	r := &process.Process{Entry: "fails"}
 	if err := r.Start(); err != nil {
 		return err
 	}

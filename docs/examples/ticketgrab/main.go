@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
@@ -20,7 +20,7 @@ const tickets = 2000
 
 func init() {
 	// buyer: args mode, path. Prints how many tickets it bought.
-	forkexec.Register("buyer", func(args []string) error {
+	process.Register("buyer", func(args []string) error {
 		var st ticketshm.Store
 		var err error
 		if args[0] == "flock" {
@@ -51,7 +51,7 @@ func init() {
 	})
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 // sale runs 8 buyers on a fresh db.txt and returns the tickets they
 // bought in all.
@@ -60,10 +60,10 @@ func sale(mode, path string) (int, error) {
 		return 0, err
 	}
 	outs := make([]*numbers, 8)
-	ps := make([]*forkexec.Process, 8)
+	ps := make([]*process.Process, 8)
 	for i := range ps {
 		outs[i] = new(numbers)
-		ps[i] = &forkexec.Process{Entry: "buyer", Args: []string{mode, path}, Stdout: outs[i]}
+		ps[i] = &process.Process{Entry: "buyer", Args: []string{mode, path}, Stdout: outs[i]}
 		if err := ps[i].Start(); err != nil {
 			return 0, err
 		}

@@ -1,5 +1,5 @@
 // Command zombies is lesson 5: a child that exited and was not waited for
-// is a zombie (state Z in /proc); forkexec reaps every child it starts;
+// is a zombie (state Z in /proc); package process reaps every child it starts;
 // an orphan is reparented, here to us, a subreaper.
 package main
 
@@ -12,14 +12,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shmkit/shmkit/internal/forkexec"
+	"github.com/shmkit/shmkit/process"
 )
 
 func init() {
-	forkexec.Register("quick", func([]string) error { return nil })
+	process.Register("quick", func([]string) error { return nil })
 	// parent starts a grandchild and exits without waiting for it.
-	forkexec.Register("parent", func([]string) error {
-		g := &forkexec.Process{Entry: "grandchild"}
+	process.Register("parent", func([]string) error {
+		g := &process.Process{Entry: "grandchild"}
 		if err := g.Start(); err != nil {
 			return err
 		}
@@ -27,7 +27,7 @@ func init() {
 		os.Exit(0) // skip Main's join: leave it behind, an orphan
 		return nil
 	})
-	forkexec.Register("grandchild", func([]string) error {
+	process.Register("grandchild", func([]string) error {
 		time.Sleep(300 * time.Millisecond)
 		return nil
 	})
@@ -53,7 +53,7 @@ func ppid(pid int) int {
 	return n
 }
 
-func main() { forkexec.Main(run) }
+func main() { process.Main(run) }
 
 func run() error {
 	// 1. A zombie: os/exec without Wait.
@@ -68,20 +68,20 @@ func run() error {
 	cmd.Wait()
 	fmt.Println("zombie: after Wait, state:", state(cmd.Process.Pid))
 
-	// 2. forkexec reaps as soon as the child exits.
-	p := &forkexec.Process{Entry: "quick"}
+	// 2. package process reaps as soon as the child exits.
+	p := &process.Process{Entry: "quick"}
 	if err := p.Start(); err != nil {
 		return err
 	}
 	<-p.Done()
-	fmt.Println("forkexec: exited child, state:", state(p.Pid()))
+	fmt.Println("process: exited child, state:", state(p.Pid()))
 
 	// 3. An orphan: its parent exits first; a subreaper adopts it.
-	if err := forkexec.SetSubreaper(); err != nil {
+	if err := process.SetSubreaper(); err != nil {
 		return err
 	}
 	var out strings.Builder
-	parent := &forkexec.Process{Entry: "parent", Stdout: &out}
+	parent := &process.Process{Entry: "parent", Stdout: &out}
 	if err := parent.Start(); err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func run() error {
 	}
 	gc, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(out.String(), "orphan: the grandchild is")))
 	fmt.Println("orphan: its parent exited; new parent is us:", ppid(gc) == os.Getpid())
-	code, err := forkexec.ReapOrphan(gc)
+	code, err := process.ReapOrphan(gc)
 	fmt.Println("orphan: reaped by the subreaper, exit code", code, err)
 	return nil
 }

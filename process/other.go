@@ -1,6 +1,6 @@
 //go:build !linux
 
-package forkexec
+package process
 
 import (
 	"context"
@@ -49,3 +49,16 @@ func (p *Process) SetDaemon(daemon bool) error {
 	p.Daemon = daemon
 	return nil
 }
+
+type ParentProcess struct{}
+
+func ActiveChildren() []*Process                        { return nil }
+func Parent() *ParentProcess                            { return nil }
+func (p *ParentProcess) Pid() int                       { return 0 }
+func (p *ParentProcess) Name() string                   { return "" }
+func (p *ParentProcess) Done() <-chan struct{}          { return make(chan struct{}) }
+func (p *ParentProcess) IsAlive() bool                  { return false }
+func (p *ParentProcess) Join(ctx context.Context) error { return errors.ErrUnsupported }
+func (p *ParentProcess) String() string                 { return "<_ParentProcess>" }
+func (p *Process) Interrupt() error                     { return ErrNotStarted }
+func (p *Process) String() string                       { return "<Process name='" + p.Name + "' initial>" }

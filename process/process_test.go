@@ -1,6 +1,6 @@
 //go:build linux
 
-package forkexec
+package process
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	Main(func() error {
 		code := m.Run()
 		if left := testproc.Children(); len(left) > 0 {
-			fmt.Fprintf(os.Stderr, "forkexec: children left behind: %s\n", strings.Join(left, "; "))
+			fmt.Fprintf(os.Stderr, "process: children left behind: %s\n", strings.Join(left, "; "))
 			code = 1
 		}
 		return Exit(code)

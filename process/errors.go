@@ -1,4 +1,4 @@
-package forkexec
+package process
 
 import (
 	"errors"
@@ -9,24 +9,24 @@ import (
 var (
 	// ErrStarted is returned by Start on a Process that was started
 	// before, and by SetDaemon after Start.
-	ErrStarted = errors.New("forkexec: process already started")
+	ErrStarted = errors.New("process: process already started")
 
 	// ErrNotStarted is returned by Join, Terminate and Kill before Start.
-	ErrNotStarted = errors.New("forkexec: process not started")
+	ErrNotStarted = errors.New("process: process not started")
 
 	// ErrDaemonChildren is returned by Start in a daemon process: a daemon
 	// is killed with its parent and could not reap its own children
 	// (Python raises AssertionError: "daemonic processes are not allowed
 	// to have children").
-	ErrDaemonChildren = errors.New("forkexec: daemonic processes are not allowed to have children")
+	ErrDaemonChildren = errors.New("process: daemonic processes are not allowed to have children")
 
 	// ErrUnknownEntry is returned by Start for an entry name that was not
 	// registered.
-	ErrUnknownEntry = errors.New("forkexec: unknown entry; Register it in an init function")
+	ErrUnknownEntry = errors.New("process: unknown entry; Register it in an init function")
 
 	// ErrNoMain is returned by Start when the program's main does not run
 	// through Main: the child would run the parent's main again.
-	ErrNoMain = errors.New("forkexec: Start needs the program's main to call forkexec.Main")
+	ErrNoMain = errors.New("process: Start needs the program's main to call process.Main")
 )
 
 // ExitError is returned by Join when the child did not exit with status 0.
@@ -38,9 +38,9 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	if e.Code < 0 {
-		return fmt.Sprintf("forkexec: %s (pid %d) killed by signal %d", e.Name, e.Pid, -e.Code)
+		return fmt.Sprintf("process: %s (pid %d) killed by signal %d", e.Name, e.Pid, -e.Code)
 	}
-	return fmt.Sprintf("forkexec: %s (pid %d) exited with status %d", e.Name, e.Pid, e.Code)
+	return fmt.Sprintf("process: %s (pid %d) exited with status %d", e.Name, e.Pid, e.Code)
 }
 
 // exitCoder is an error that asks Main for a particular exit status.

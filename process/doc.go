@@ -1,4 +1,4 @@
-// Package forkexec is Python's multiprocessing.Process for Go: start a
+// Package process is Python's multiprocessing.Process for Go: start a
 // function in a child process, join it, ask whether it is alive, terminate
 // or kill it, read its exit code, and have daemon children die with their
 // parent.
@@ -12,12 +12,12 @@
 // Main:
 //
 //	func init() {
-//		forkexec.Register("worker", func(args []string) error { ... })
+//		process.Register("worker", func(args []string) error { ... })
 //	}
 //
 //	func main() {
-//		forkexec.Main(func() error {
-//			p := &forkexec.Process{Entry: "worker", Args: []string{"7"}}
+//		process.Main(func() error {
+//			p := &process.Process{Entry: "worker", Args: []string{"7"}}
 //			if err := p.Start(); err != nil {
 //				return err
 //			}
@@ -29,11 +29,18 @@
 // have their initial values, and a change in the child is not seen by the
 // parent. Share state through package shm instead.
 //
-// Python → forkexec: Process(target=f, args=a, name=n, daemon=d) →
+// Python → process: Process(target=f, args=a, name=n, daemon=d) →
 // &Process{Entry: "f", Args: a, Name: n, Daemon: d}; start() → Start;
 // join(timeout) → Join(ctx); is_alive() → IsAlive; terminate() → Terminate
-// (SIGTERM); kill() → Kill (SIGKILL); exitcode → ExitCode (-15, -9 for
-// signals, as Python); pid → Pid; current_process() → Current.
+// (SIGTERM); kill() → Kill (SIGKILL); interrupt() → Interrupt (SIGINT);
+// exitcode → ExitCode (-15, -9 for signals, as Python); pid → Pid;
+// repr(p) → String ("<Process name='Process-1' pid=4101 parent=4100
+// stopped exitcode=-SIGTERM>", Python 3.12's words); current_process() →
+// Current; parent_process() → Parent (nil in the main program; Join waits
+// for the parent's death); active_children() → ActiveChildren.
+//
+// The package was internal/forkexec; it is public so that programs outside
+// this module can start worker processes the way the lessons do.
 //
 // # Daemons, zombies and orphans
 //
@@ -60,4 +67,4 @@
 // a child started with an unknown entry name exits with status 2 instead of
 // running main again, so a mistake cannot become a fork bomb. Entries get
 // strings, not Go values; pass more through a file or a shm segment.
-package forkexec
+package process

@@ -1,6 +1,6 @@
 //go:build linux
 
-package forkexec
+package process
 
 import (
 	"context"

@@ -1,6 +1,6 @@
 //go:build linux
 
-package forkexec
+package process
 
 import (
 	"errors"
@@ -16,11 +16,12 @@ import (
 // removes these variables before it runs the entry, so that programs the
 // entry executes do not see them.
 const (
-	envEntry    = "SHMKIT_FORKEXEC_ENTRY"
-	envName     = "SHMKIT_FORKEXEC_NAME"
-	envIdentity = "SHMKIT_FORKEXEC_IDENTITY"
-	envDaemon   = "SHMKIT_FORKEXEC_DAEMON"
-	envParent   = "SHMKIT_FORKEXEC_PARENT"
+	envEntry    = "SHMKIT_PROCESS_ENTRY"
+	envName     = "SHMKIT_PROCESS_NAME"
+	envIdentity = "SHMKIT_PROCESS_IDENTITY"
+	envDaemon   = "SHMKIT_PROCESS_DAEMON"
+	envParent   = "SHMKIT_PROCESS_PARENT"
+	envPName    = "SHMKIT_PROCESS_PARENT_NAME"
 )
 
 // Entry is a child's body: it gets the Process's Args. A returned error
@@ -44,10 +45,10 @@ func Register(name string, fn Entry) {
 	entriesMu.Lock()
 	defer entriesMu.Unlock()
 	if name == "" || fn == nil {
-		panic("forkexec: Register with an empty name or nil function")
+		panic("process: Register with an empty name or nil function")
 	}
 	if _, dup := entries[name]; dup {
-		panic("forkexec: Register called twice for " + name)
+		panic("process: Register called twice for " + name)
 	}
 	entries[name] = fn
 }
@@ -60,7 +61,7 @@ func lookup(name string) Entry {
 
 // Main runs the program. Wrap main's body in it:
 //
-//	func main() { forkexec.Main(run) }
+//	func main() { process.Main(run) }
 //
 // In a child started by Start, Main runs the registered entry instead of
 // run and exits with its status; an unknown entry name exits with status 2
@@ -86,7 +87,8 @@ func runChild(entry string) int {
 	}
 	identity = os.Getenv(envIdentity)
 	parent, _ := strconv.Atoi(os.Getenv(envParent))
-	for _, v := range []string{envEntry, envName, envIdentity, envDaemon, envParent} {
+	parentInfo = &ParentProcess{pid: parent, name: os.Getenv(envPName)}
+	for _, v := range []string{envEntry, envName, envIdentity, envDaemon, envParent, envPName} {
 		os.Unsetenv(v)
 	}
 	if self.Daemon && os.Getppid() != parent {
@@ -96,14 +98,14 @@ func runChild(entry string) int {
 	}
 	fn := lookup(entry)
 	if fn == nil {
-		fmt.Fprintf(os.Stderr, "forkexec: child %s: %v: %q\n", self.Name, ErrUnknownEntry, entry)
+		fmt.Fprintf(os.Stderr, "process: child %s: %v: %q\n", self.Name, ErrUnknownEntry, entry)
 		return 2
 	}
 	code := 2
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				fmt.Fprintf(os.Stderr, "forkexec: child %s panicked: %v\n%s", self.Name, r, debug.Stack())
+				fmt.Fprintf(os.Stderr, "process: child %s panicked: %v\n%s", self.Name, r, debug.Stack())
 				code = 2
 			}
 		}()
@@ -132,7 +134,7 @@ type Info struct {
 	PPid   int
 	Name   string // "MainProcess" in the program that called Main
 	Daemon bool
-	Child  bool // started by forkexec.Start
+	Child  bool // started by process.Start
 }
 
 // Current describes this process, like multiprocessing.current_process.

@@ -1,6 +1,6 @@
 //go:build linux
 
-package forkexec
+package process
 
 import (
 	"context"
@@ -60,6 +60,7 @@ type Process struct {
 	daemon bool          // Daemon as Start read it
 	done   chan struct{} // made by Start or Done, closed once the child is reaped
 	code   int           // exit status or -signal; valid once done is closed
+	seq    int64         // order of Start, for ActiveChildren
 }
 
 var (
@@ -91,7 +92,8 @@ func (p *Process) Start() error {
 	if p.cmd != nil {
 		return ErrStarted
 	}
-	n := strconv.FormatInt(childSeq.Add(1), 10)
+	seq := childSeq.Add(1)
+	n := strconv.FormatInt(seq, 10)
 	id := n
 	if identity != "" {
 		id = identity + ":" + n
@@ -118,7 +120,7 @@ func (p *Process) Start() error {
 	}
 	cmd.Env = append(os.Environ(),
 		envEntry+"="+p.Entry, envName+"="+name, envIdentity+"="+id,
-		envDaemon+"="+daemon, envParent+"="+parent)
+		envDaemon+"="+daemon, envParent+"="+parent, envPName+"="+self.Name)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = orDefault(p.Stdout, os.Stdout), orDefault(p.Stderr, os.Stderr)
 	// With a Stdout or Stderr that is not a file, a grandchild could keep
@@ -132,9 +134,9 @@ func (p *Process) Start() error {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	}
 	if err := spawn(cmd, p.Daemon); err != nil {
-		return fmt.Errorf("forkexec: start %s: %w", name, err)
+		return fmt.Errorf("process: start %s: %w", name, err)
 	}
-	p.Name, p.cmd, p.daemon = name, cmd, p.Daemon
+	p.Name, p.cmd, p.daemon, p.seq = name, cmd, p.Daemon, seq
 	if p.done == nil {
 		p.done = make(chan struct{})
 	}
@@ -241,6 +243,10 @@ func (p *Process) Terminate() error { return p.signal(syscall.SIGTERM) }
 // Kill sends SIGKILL. On a child that has exited it does nothing.
 func (p *Process) Kill() error { return p.signal(syscall.SIGKILL) }
 
+// Interrupt sends SIGINT, what Ctrl-C sends (Python 3.14's interrupt()).
+// On a child that has exited it does nothing.
+func (p *Process) Interrupt() error { return p.signal(syscall.SIGINT) }
+
 func (p *Process) signal(sig syscall.Signal) error {
 	// Holding mu keeps reap from closing done in between: the pid cannot
 	// be reaped (and reused) while we signal it.
@@ -255,7 +261,7 @@ func (p *Process) signal(sig syscall.Signal) error {
 	default:
 	}
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("forkexec: signal %s: %w", p.Name, err)
+		return fmt.Errorf("process: signal %s: %w", p.Name, err)
 	}
 	return nil
 }
