@@ -41,6 +41,11 @@ var (
 	// time) or use a Mutex.
 	ErrInUse = errors.New("semaphore: record already in use by this process")
 
+	// ErrHeld is returned by Reset on a mutex that is held, or free but
+	// waiting for its next locker to repair what a dead owner left: a
+	// reset would let that state be used unrepaired.
+	ErrHeld = errors.New("semaphore: mutex held or awaiting repair; Reset only re-initialises a not-recoverable mutex")
+
 	// ErrTooMany is returned when a process attaches more mutexes than the
 	// kernel's robust list can track (2048 per process slot).
 	ErrTooMany = errors.New("semaphore: too many mutexes attached")

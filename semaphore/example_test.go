@@ -12,26 +12,28 @@ import (
 	"github.com/shmkit/shmkit/shm"
 )
 
-// Every process that opens "example.lock" shares the Mutex; the one that
-// locks it after an owner died repairs the state first.
-func ExampleMutex() {
+// Every process that opens "example.lock" shares the Mutex. Do locks it,
+// runs the function and unlocks; the function is told when the previous
+// owner died holding the lock, and repairs what it protects first. The
+// segment outlives the program, as a lock other processes use must: it is
+// not removed here (shmctl rm removes it once no process has it open).
+func ExampleMutex_Do() {
 	m, err := semaphore.OpenMutex(context.Background(), "example.lock")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer shm.Remove("example.lock")
 	defer m.Close()
 
-	err = m.Lock()
-	if errors.Is(err, semaphore.ErrOwnerDead) {
-		// repair what the lock protects, then:
-		err = m.Consistent()
-	}
+	err = m.Do(context.Background(), func(ownerDied bool) error {
+		if ownerDied {
+			// Repair what the lock protects here. Returning nil marks
+			// it consistent; an error leaves the lock not recoverable.
+			log.Print("repairing what a dead owner left")
+		}
+		fmt.Println("locked")
+		return nil
+	})
 	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("locked")
-	if err := m.Unlock(); err != nil {
 		log.Fatal(err)
 	}
 	// Output: locked

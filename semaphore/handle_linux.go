@@ -15,6 +15,11 @@ import (
 // (SIGKILL at any instruction, a crash, an exit), the next process to lock
 // it gets the lock together with ErrOwnerDead.
 //
+// Do is the way to use it: it locks, tells its function whether a dead
+// owner's state needs repair, marks the repair done and always unlocks.
+// Lock, TryLock, Unlock and Consistent are the parts Do is made of (POSIX's
+// names for them); Locker adapts a Mutex to sync.Locker.
+//
 // A Mutex is owned by a process, not by a goroutine: like sync.Mutex, any
 // goroutine of the owning process may unlock it, and a process is one
 // owner however many Mutexes it opens on one record (they share the

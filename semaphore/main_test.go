@@ -479,3 +479,9 @@ func takeTurnsEntry(args []string) int {
 	fmt.Println("timeouts", wordTimeouts.Load())
 	return 0
 }
+
+func init() {
+	// ExampleMutex_Do leaves its lock, as a program should; the test
+	// binary removes it.
+	testproc.AfterRun(func() { shm.Remove("example.lock") })
+}

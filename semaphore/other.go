@@ -5,6 +5,7 @@ package semaphore
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/shmkit/shmkit/shm"
@@ -73,3 +74,9 @@ func (h *BiasedMutex) Biased() bool                             { return false }
 func (h *BiasedMutex) Slot() int                                { return 0 }
 func (h *BiasedMutex) Close() error                             { return errors.ErrUnsupported }
 func (h *BiasedMutex) Segment() *shm.Segment                    { return nil }
+
+func (m *Mutex) Do(ctx context.Context, fn func(ownerDied bool) error) error {
+	return errors.ErrUnsupported
+}
+func (m *Mutex) Reset() error        { return errors.ErrUnsupported }
+func (m *Mutex) Locker() sync.Locker { panic("semaphore: Mutex is Linux only") }

@@ -30,7 +30,10 @@ var want = map[string][]string{
 	"biased": {`^owner: 1000000 lock\+unlock pairs, biased to this process: true$`, `^main: owner idle; Lock revokes its bias: <nil> \| Unlock: <nil>$`,
 		`^main: owner inside; LockContext waits: context deadline exceeded$`, `^main: owner killed inside; Lock returned ErrOwnerDead: true$`,
 		`^main: owner killed between; Lock: <nil> \| Unlock: <nil>$`},
-	"robust": {`^main: Lock returned ErrOwnerDead: true$`, `^main: Consistent, Unlock; Lock again: <nil> \| Unlock: <nil>$`, `killed by signal 9$`},
+	"robust": {`^main: Lock returned ErrOwnerDead: true$`, `^main: Consistent, Unlock; Lock again: <nil> \| Unlock: <nil>$`, `killed by signal 9$`,
+		`^main: Do: ownerDied true; returned <nil>$`, `^main: Do: ownerDied false; returned <nil>$`,
+		`^main: Do: ownerDied true; returned the repair's error: true \| not recoverable: true$`,
+		`^main: the next Do returns ErrNotRecoverable: true \| Reset: <nil>$`},
 	"lockfree": {`^locked   : 4 buyers sold 2000000 of 2000000, lost 0, oversold 0, audit ok: true`,
 		`^lock-free: 4 buyers sold 2000000 of 2000000, lost 0, oversold 0, audit ok: true`},
 }

@@ -58,6 +58,9 @@ func Main(m *testing.M, entries map[string]Entry) {
 		os.Exit(fn(os.Args[1:]))
 	}
 	code := m.Run()
+	for _, fn := range afterRun {
+		fn()
+	}
 	if left := Children(); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "testproc: %d child processes left behind: %s\n", len(left), strings.Join(left, "; "))
 		if code == 0 {
@@ -66,6 +69,14 @@ func Main(m *testing.M, entries map[string]Entry) {
 	}
 	os.Exit(code)
 }
+
+var afterRun []func()
+
+// AfterRun registers fn to run after every test and example of the binary
+// (from an init function or TestMain, before Main): for examples that
+// leave what a real program would leave, such as a lock segment that other
+// processes may still use.
+func AfterRun(fn func()) { afterRun = append(afterRun, fn) }
 
 // Children lists the live or zombie children of this process as
 // "pid state comm" strings, read from /proc.

@@ -1,7 +1,9 @@
 // Command robust is lesson 8: a process takes a robust Mutex and is
 // SIGKILLed holding it; the next locker gets the lock with ErrOwnerDead,
 // repairs, calls Consistent, and the mutex works again. Without
-// Consistent it would be ErrNotRecoverable for everyone.
+// Consistent it would be ErrNotRecoverable for everyone. Then the same
+// with Mutex.Do, the form to write: a repair that succeeds, one that
+// fails, and Reset.
 package main
 
 import (
@@ -45,20 +47,10 @@ func run() error {
 	defer shm.Remove(name)
 	defer m.Close()
 
-	owner := &process.Process{Entry: "owner", Daemon: true}
-	if err := owner.Start(); err != nil {
+	owner, err := killHolder(m)
+	if err != nil {
 		return err
 	}
-	for { // wait until the owner holds the lock
-		if ok, _ := m.TryLock(); !ok {
-			break
-		}
-		m.Unlock()
-		time.Sleep(time.Millisecond)
-	}
-	fmt.Println("main: the lock is held; killing its owner")
-	owner.Kill()
-
 	err = m.Lock() // returns as soon as the kernel marks the owner dead
 	fmt.Println("main: Lock returned ErrOwnerDead:", errors.Is(err, semaphore.ErrOwnerDead))
 	// ... repair what the lock protects, then:
@@ -71,5 +63,64 @@ func run() error {
 	fmt.Println("main: Consistent, Unlock; Lock again:", m.Lock(), "| Unlock:", m.Unlock())
 	err = owner.Join(context.Background())
 	fmt.Println("main: the owner's end:", err)
+
+	// The same, written as it should be: Do locks, tells the function
+	// whether to repair, marks it consistent when it returns nil, and
+	// always unlocks.
+	ctx := context.Background()
+	repair := func(fail error) func(bool) error {
+		return func(ownerDied bool) error {
+			fmt.Print("main: Do: ownerDied ", ownerDied, "; ")
+			if ownerDied {
+				return fail // the repair's outcome
+			}
+			return nil
+		}
+	}
+	if err := killAndJoin(m); err != nil {
+		return err
+	}
+	fmt.Println("returned", m.Do(ctx, repair(nil)))
+	fmt.Println("returned", m.Do(ctx, repair(nil)))
+
+	// A repair that fails leaves the lock not recoverable, for every
+	// process, until someone who knows the state is sound resets it.
+	if err := killAndJoin(m); err != nil {
+		return err
+	}
+	diskFull := errors.New("disk full")
+	err = m.Do(ctx, repair(diskFull))
+	fmt.Println("returned the repair's error:", errors.Is(err, diskFull), "| not recoverable:", errors.Is(err, semaphore.ErrNotRecoverable))
+	err = m.Do(ctx, repair(nil))
+	fmt.Println("main: the next Do returns ErrNotRecoverable:", errors.Is(err, semaphore.ErrNotRecoverable), "| Reset:", m.Reset())
+	fmt.Println("returned", m.Do(ctx, repair(nil)))
+	return nil
+}
+
+// killHolder starts an owner, waits until it holds m, and SIGKILLs it.
+func killHolder(m *semaphore.Mutex) (*process.Process, error) {
+	owner := &process.Process{Entry: "owner", Daemon: true}
+	if err := owner.Start(); err != nil {
+		return nil, err
+	}
+	for { // wait until the owner holds the lock
+		if ok, _ := m.TryLock(); !ok {
+			break
+		}
+		m.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("main: the lock is held; killing its owner")
+	owner.Kill()
+	return owner, nil
+}
+
+// killAndJoin is killHolder, then the owner's end, which is known.
+func killAndJoin(m *semaphore.Mutex) error {
+	owner, err := killHolder(m)
+	if err != nil {
+		return err
+	}
+	owner.Join(context.Background()) // killed by signal 9
 	return nil
 }
