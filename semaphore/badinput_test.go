@@ -38,7 +38,7 @@ func TestWrongSegmentType(t *testing.T) {
 	if _, err := OpenMutex(context.Background(), name); !errors.Is(err, shm.ErrTypeMismatch) {
 		t.Fatalf("OpenMutex on another type: %v, want shm.ErrTypeMismatch", err)
 	}
-	if _, err := OpenSemaphore(context.Background(), name, 1); !errors.Is(err, shm.ErrTypeMismatch) {
+	if _, err := OpenSemaphore(context.Background(), name); !errors.Is(err, shm.ErrTypeMismatch) {
 		t.Fatalf("OpenSemaphore on another type: %v, want shm.ErrTypeMismatch", err)
 	}
 	// Zeros are no Semaphore.

@@ -4,7 +4,7 @@
 //
 // # Basics
 //
-//	m, err := semaphore.OpenMutex(ctx, "orders") // /dev/shm/shmkit.orders
+//	m, err := semaphore.OpenOrCreateMutex(ctx, "orders") // /dev/shm/shmkit.orders
 //	err = m.Lock()
 //	if errors.Is(err, semaphore.ErrOwnerDead) {
 //		repair()           // the previous owner died mid-update

@@ -41,6 +41,10 @@ var (
 	// time) or use a Mutex.
 	ErrInUse = errors.New("semaphore: record already in use by this process")
 
+	// ErrCapacityMismatch is returned by OpenOrCreateSemaphore when the
+	// existing Semaphore was made with another number of permits.
+	ErrCapacityMismatch = errors.New("semaphore: semaphore capacity mismatch")
+
 	// ErrHeld is returned by Reset on a mutex that is held, or free but
 	// waiting for its next locker to repair what a dead owner left: a
 	// reset would let that state be used unrepaired.

@@ -18,7 +18,7 @@ import (
 // segment outlives the program, as a lock other processes use must: it is
 // not removed here (shmctl rm removes it once no process has it open).
 func ExampleMutex_Do() {
-	m, err := semaphore.OpenMutex(context.Background(), "example.lock")
+	m, err := semaphore.OpenOrCreateMutex(context.Background(), "example.lock")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func ExampleMutex_Do() {
 // At most two holders across all processes; a holder that dies gives its
 // permits back.
 func ExampleSemaphore() {
-	s, err := semaphore.OpenSemaphore(context.Background(), "example.sem", 2)
+	s, err := semaphore.OpenOrCreateSemaphore(context.Background(), "example.sem", 2)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -377,7 +377,7 @@ func TestLockContextDone(t *testing.T) {
 // unlock, and its Lock waited for its own process forever.)
 func TestTwoOpensOneOwner(t *testing.T) {
 	name := tempName(t)
-	a, err := OpenMutex(context.Background(), name)
+	a, err := CreateMutex(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

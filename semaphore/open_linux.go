@@ -4,6 +4,7 @@ package semaphore
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/shmkit/shmkit/shm"
 )
@@ -14,12 +15,31 @@ const (
 	SemaphoreTag = "semaphore.Semaphore/2"
 )
 
-// OpenMutex opens the segment name holding one Mutex, creating it if need
-// be (see shm.OpenOrCreate). A segment of another type is refused with
-// shm.ErrTypeMismatch. The Mutex owns its handle on the segment: Close it
-// when done.
+// OpenMutex opens the existing segment name holding one Mutex. It fails
+// with an error matching fs.ErrNotExist if there is none, and
+// shm.ErrTypeMismatch for a segment of another type. The Mutex owns its
+// handle on the segment: Close it when done.
 func OpenMutex(ctx context.Context, name string) (*Mutex, error) {
+	seg, err := shm.Open(name, MutexTag)
+	return ownMutex(seg, err)
+}
+
+// CreateMutex makes the segment name holding one Mutex and opens it. It
+// fails with an error matching fs.ErrExist if the name is taken.
+func CreateMutex(ctx context.Context, name string) (*Mutex, error) {
+	seg, err := shm.Create(name, MutexSize, MutexTag, nil)
+	return ownMutex(seg, err)
+}
+
+// OpenOrCreateMutex opens the segment name holding one Mutex, making it
+// if there is none (see shm.OpenOrCreate: of many processes that call it
+// at once, one makes it and the others wait, until ctx is done).
+func OpenOrCreateMutex(ctx context.Context, name string) (*Mutex, error) {
 	seg, err := shm.OpenOrCreate(ctx, name, MutexSize, MutexTag, nil)
+	return ownMutex(seg, err)
+}
+
+func ownMutex(seg *shm.Segment, err error) (*Mutex, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -32,16 +52,51 @@ func OpenMutex(ctx context.Context, name string) (*Mutex, error) {
 	return m, nil
 }
 
-// OpenSemaphore opens the segment name holding one Semaphore, creating it
-// with n permits if need be; an existing one keeps its own count.
-func OpenSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
+// OpenSemaphore opens the existing segment name holding one Semaphore,
+// with the capacity it was made with (Capacity). It fails with an error
+// matching fs.ErrNotExist if there is none.
+func OpenSemaphore(ctx context.Context, name string) (*Semaphore, error) {
+	seg, err := shm.Open(name, SemaphoreTag)
+	return ownSemaphore(seg, err, 0)
+}
+
+// CreateSemaphore makes the segment name holding one Semaphore of n
+// permits and opens it. It fails with an error matching fs.ErrExist if the
+// name is taken.
+func CreateSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
+	if err := checkCapacity(n); err != nil {
+		return nil, err
+	}
+	seg, err := shm.Create(name, SemaphoreSize, SemaphoreTag, func(seg *shm.Segment) error {
+		return InitSemaphore(seg, 0, n)
+	})
+	return ownSemaphore(seg, err, n)
+}
+
+// OpenOrCreateSemaphore opens the segment name holding one Semaphore,
+// making it with n permits if there is none. An existing one keeps its
+// count, and must have been made with n permits (ErrCapacityMismatch).
+func OpenOrCreateSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
+	if err := checkCapacity(n); err != nil {
+		return nil, err
+	}
 	seg, err := shm.OpenOrCreate(ctx, name, SemaphoreSize, SemaphoreTag, func(seg *shm.Segment) error {
 		return InitSemaphore(seg, 0, n)
 	})
+	return ownSemaphore(seg, err, n)
+}
+
+// ownSemaphore makes the Semaphore of an open segment, which must hold n
+// permits unless n is 0.
+func ownSemaphore(seg *shm.Segment, err error, n int64) (*Semaphore, error) {
 	if err != nil {
 		return nil, err
 	}
 	s, err := NewSemaphore(seg, 0)
+	if err == nil && n != 0 && s.Capacity() != n {
+		err = fmt.Errorf("%s: %w: it has %d permits, want %d", seg.Path(), ErrCapacityMismatch, s.Capacity(), n)
+		s.Close()
+	}
 	if err != nil {
 		seg.Close()
 		return nil, err
@@ -76,3 +131,10 @@ func (s *Semaphore) Close() error {
 // MaxProcs-1). Records that keep per-process data next to a mutex index
 // it by Slot.
 func (m *mutex) Slot() int { return m.a.slot.Index }
+
+func checkCapacity(n int64) error {
+	if n <= 0 {
+		return fmt.Errorf("semaphore: a semaphore of %d permits: want at least 1", n)
+	}
+	return nil
+}

@@ -46,7 +46,17 @@ func NewBiasedMutex(seg *shm.Segment, off int) (*BiasedMutex, error) {
 }
 func InitSemaphore(seg *shm.Segment, off int, n int64) error     { return errors.ErrUnsupported }
 func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) { return nil, errors.ErrUnsupported }
-func OpenSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
+func OpenSemaphore(ctx context.Context, name string) (*Semaphore, error) {
+	return nil, errors.ErrUnsupported
+}
+func CreateSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
+	return nil, errors.ErrUnsupported
+}
+func OpenOrCreateSemaphore(ctx context.Context, name string, n int64) (*Semaphore, error) {
+	return nil, errors.ErrUnsupported
+}
+func CreateMutex(ctx context.Context, name string) (*Mutex, error) { return nil, errors.ErrUnsupported }
+func OpenOrCreateMutex(ctx context.Context, name string) (*Mutex, error) {
 	return nil, errors.ErrUnsupported
 }
 func (m *Mutex) Lock() error                                    { return errors.ErrUnsupported }

@@ -20,11 +20,11 @@ func TestCounterUseAfterClose(t *testing.T) {
 	name := "ticketshm.test.close." + t.Name()
 	t.Cleanup(func() { shm.Remove(name) })
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
-		c, err := ticketshm.OpenCounter(ctx, name, 100, mode)
+		c, err := ticketshm.OpenOrCreate(ctx, name, 100, mode)
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := ticketshm.Open(name, 0) // the same Counter, a second open
+		again, err := ticketshm.Open(context.Background(), name) // the same Counter, a second open
 		if err != nil {
 			t.Fatal(err)
 		}

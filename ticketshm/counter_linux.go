@@ -37,7 +37,7 @@ var _ [68224 - offOwners]struct{}
 // A Counter is a Store shared by many processes, and safe for concurrent
 // use by many goroutines of each: share one *Counter as one shares a
 // *sql.DB. A process has one slot in the segment however many times it
-// opens it, and one Counter: OpenCounter and Open return the same
+// opens it, and one Counter: Open, Create and OpenOrCreate return the same
 // *Counter for a segment this process has open already, and Close must be
 // called once per open; the last one closes it, after the calls in
 // flight. After that its methods return an error wrapping ErrClosed, as a
@@ -80,49 +80,89 @@ var counters struct {
 
 var _ Store = (*Counter)(nil)
 
-// OpenCounter opens the Counter segment name, creating it with total
-// tickets in mode if it does not exist. An existing Counter keeps its
-// count; its total must match (shm.ErrSizeMismatch) and so must its mode
-// unless mode is 0 (ErrModeMismatch). A segment of another type fails with
-// shm.ErrTypeMismatch, a Counter of another layout version with
-// ErrLayoutVersion.
-func OpenCounter(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
-	if total <= 0 || total >= MaxTickets {
-		return nil, fmt.Errorf("ticketshm: %d tickets: want 1 to %d", total, MaxTickets-1)
-	}
-	create := mode
-	if create == 0 {
-		create = Locked
-	}
-	if create != Locked && create != LockFree {
-		return nil, fmt.Errorf("ticketshm: unknown mode %d", uint32(mode))
-	}
-	seg, err := shm.OpenOrCreate(ctx, name, offOwners+int(total), Tag, func(s *shm.Segment) error {
-		d := s.Data()
-		i64(d, offTotal).Store(total)
-		i64(d, offRemaining).Store(total)
-		(*atomic.Uint32)(unsafe.Pointer(&d[offMode])).Store(uint32(create))
-		return nil
-	})
-	if err != nil {
-		return nil, versionError(name, err)
-	}
-	c, err := attach(seg, total, mode)
-	if err != nil {
-		seg.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// Open opens an existing Counter segment, in whatever mode it was created
-// if mode is 0.
-func Open(name string, mode Mode) (*Counter, error) {
+// Open opens the existing Counter segment name, in whatever Mode and with
+// however many tickets it was made (Mode, Total). It fails with an error
+// matching fs.ErrNotExist if there is none. Opening claims this process's
+// slot and settles what dead buyers left under the Counter's lock, so it
+// waits for the lock's holder, until ctx is done.
+func Open(ctx context.Context, name string) (*Counter, error) {
 	seg, err := shm.Open(name, Tag)
 	if err != nil {
 		return nil, versionError(name, err)
 	}
-	c, err := attach(seg, int64(seg.Size()-offOwners), mode)
+	return attachOrClose(ctx, seg, int64(seg.Size()-offOwners), 0)
+}
+
+// Create makes the Counter segment name with total tickets in mode
+// (Locked if mode is 0) and opens it. It fails with an error matching
+// fs.ErrExist if the name is taken.
+func Create(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
+	mode, err := checkNew(total, mode)
+	if err != nil {
+		return nil, err
+	}
+	seg, err := shm.Create(name, offOwners+int(total), Tag, initCounter(total, mode))
+	if err != nil {
+		return nil, err
+	}
+	return attachOrClose(ctx, seg, total, mode)
+}
+
+// OpenOrCreate opens the Counter segment name, making it with total
+// tickets in mode (Locked if mode is 0) if there is none. An existing
+// Counter keeps its count, sold out or not (Remaining tells; Create or
+// shm.Remove start a new sale); its total must be total
+// (ErrTotalMismatch) and its mode mode, unless mode is 0
+// (ErrModeMismatch). A segment of another type fails with
+// shm.ErrTypeMismatch, a Counter of another layout version with
+// ErrLayoutVersion.
+func OpenOrCreate(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
+	create, err := checkNew(total, mode)
+	if err != nil {
+		return nil, err
+	}
+	seg, err := shm.OpenOrCreate(ctx, name, offOwners+int(total), Tag, initCounter(total, create))
+	if errors.Is(err, shm.ErrSizeMismatch) {
+		// Say it in tickets: the data size is the ledger's.
+		if old, oerr := shm.Open(name, Tag); oerr == nil {
+			have, path := int64(old.Size()-offOwners), old.Path()
+			old.Close()
+			return nil, fmt.Errorf("%s: %w: it has %d tickets, want %d", path, ErrTotalMismatch, have, total)
+		}
+	}
+	if err != nil {
+		return nil, versionError(name, err)
+	}
+	return attachOrClose(ctx, seg, total, mode)
+}
+
+// checkNew checks the arguments of a Counter to make, and returns the
+// mode it is made in.
+func checkNew(total int64, mode Mode) (Mode, error) {
+	if total <= 0 || total >= MaxTickets {
+		return 0, fmt.Errorf("ticketshm: %d tickets: want 1 to %d", total, MaxTickets-1)
+	}
+	if mode == 0 {
+		mode = Locked
+	}
+	if mode != Locked && mode != LockFree {
+		return 0, fmt.Errorf("ticketshm: unknown mode %d", uint32(mode))
+	}
+	return mode, nil
+}
+
+func initCounter(total int64, mode Mode) shm.InitFunc {
+	return func(s *shm.Segment) error {
+		d := s.Data()
+		i64(d, offTotal).Store(total)
+		i64(d, offRemaining).Store(total)
+		(*atomic.Uint32)(unsafe.Pointer(&d[offMode])).Store(uint32(mode))
+		return nil
+	}
+}
+
+func attachOrClose(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+	c, err := attach(ctx, seg, total, mode)
 	if err != nil {
 		seg.Close()
 		return nil, err
@@ -141,14 +181,14 @@ func versionError(name string, err error) error {
 	return err
 }
 
-func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	counters.mu.Lock()
 	defer counters.mu.Unlock()
 	key := unsafe.SliceData(seg.Data())
 	if c := counters.m[key]; c != nil {
 		switch {
 		case c.total != total:
-			return nil, fmt.Errorf("%s: %w: total %d, want %d", seg.Path(), ErrCorrupt, c.total, total)
+			return nil, fmt.Errorf("%s: %w: it has %d tickets, want %d", seg.Path(), ErrTotalMismatch, c.total, total)
 		case mode != 0 && c.mode != mode:
 			return nil, fmt.Errorf("%s: %w: counter is %v, want %v", seg.Path(), ErrModeMismatch, c.mode, mode)
 		}
@@ -156,7 +196,7 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 		seg.Close() // the mapping stays, with c's handle
 		return c, nil
 	}
-	c, err := newCounter(seg, total, mode)
+	c, err := newCounter(ctx, seg, total, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +209,7 @@ func attach(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	return c, nil
 }
 
-func newCounter(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	d := seg.Data()
 	if len(d) <= offOwners {
 		return nil, fmt.Errorf("%s: %w: %d data bytes, a Counter has more than %d", seg.Path(), ErrCorrupt, len(d), offOwners)
@@ -199,7 +239,7 @@ func newCounter(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.id, err = seg.Slot(context.Background()); err != nil {
+	if c.id, err = seg.Slot(ctx); err != nil {
 		return nil, err
 	}
 	c.mu, c.slot = mu, c.id.Index
@@ -209,7 +249,7 @@ func newCounter(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	// A dead process that had our slot may have left buys in its log;
 	// settle them (and every other dead slot's) before the area is ours.
 	var serr error
-	if err := c.locked(context.Background(), func() {
+	if err := c.locked(ctx, func() {
 		if serr = c.settleDead(); serr == nil {
 			c.areaOf(c.slot).gen.Store(c.id.Gen)
 		}
@@ -404,7 +444,7 @@ func (c *Counter) errWaiting(err error) error {
 // errClosed is the error of a call on a closed or zero Counter.
 func (c *Counter) errClosed() error {
 	if c.seg == nil {
-		return fmt.Errorf("ticketshm: a zero Counter (make one with OpenCounter or Open): %w", ErrClosed)
+		return fmt.Errorf("ticketshm: a zero Counter (make one with Open, Create or OpenOrCreate): %w", ErrClosed)
 	}
 	return fmt.Errorf("%s: %w", c.seg.Path(), ErrClosed)
 }

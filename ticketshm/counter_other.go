@@ -15,13 +15,18 @@ type Counter struct{}
 
 var _ Store = (*Counter)(nil)
 
-// OpenCounter fails with errors.ErrUnsupported: Counter is Linux only.
-func OpenCounter(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
+// Open fails with errors.ErrUnsupported: Counter is Linux only.
+func Open(ctx context.Context, name string) (*Counter, error) { return nil, errors.ErrUnsupported }
+
+// Create fails with errors.ErrUnsupported: Counter is Linux only.
+func Create(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
 	return nil, errors.ErrUnsupported
 }
 
-// Open fails with errors.ErrUnsupported: Counter is Linux only.
-func Open(name string, mode Mode) (*Counter, error) { return nil, errors.ErrUnsupported }
+// OpenOrCreate fails with errors.ErrUnsupported: Counter is Linux only.
+func OpenOrCreate(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
+	return nil, errors.ErrUnsupported
+}
 
 func (c *Counter) Buy(context.Context) (int64, error)       { return 0, errors.ErrUnsupported }
 func (c *Counter) Remaining(context.Context) (int64, error) { return 0, errors.ErrUnsupported }

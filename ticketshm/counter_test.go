@@ -66,7 +66,7 @@ func sale(t *testing.T, kind string, total int64, procs int) (tickets []int64, t
 		}
 	}
 	if !backend.IsJSON(kind) {
-		c, err := ticketshm.Open(name, 0)
+		c, err := ticketshm.Open(context.Background(), name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +168,7 @@ func killRound(t *testing.T, kind string, total int64, kills int) (int, int64) {
 	if err := backend.Create(ctx, kind, name, total); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ticketshm.Open(name, 0)
+	c, err := ticketshm.Open(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestDeathMidBuy(t *testing.T) {
 			p.Expect("mid")
 			p.Kill()
 			p.Wait()
-			c, err := ticketshm.Open(name, 0) // attaching settles a dead lock-free buy
+			c, err := ticketshm.Open(context.Background(), name) // attaching settles a dead lock-free buy
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +296,7 @@ func TestBuyLog(t *testing.T) {
 				p.Kill()
 				p.Wait()
 			}
-			c, err := ticketshm.Open(name, 0)
+			c, err := ticketshm.Open(context.Background(), name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,19 +351,19 @@ func TestSoldOut(t *testing.T) {
 func TestCounterBadInput(t *testing.T) {
 	ctx := context.Background()
 	name := storeName(t, backend.ShmMutex)
-	c, err := ticketshm.OpenCounter(ctx, name, 100, ticketshm.Locked)
+	c, err := ticketshm.OpenOrCreate(ctx, name, 100, ticketshm.Locked)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := ticketshm.OpenCounter(ctx, name, 100, ticketshm.LockFree); !errors.Is(err, ticketshm.ErrModeMismatch) {
+	if _, err := ticketshm.OpenOrCreate(ctx, name, 100, ticketshm.LockFree); !errors.Is(err, ticketshm.ErrModeMismatch) {
 		t.Errorf("other mode: %v, want ErrModeMismatch", err)
 	}
-	if _, err := ticketshm.OpenCounter(ctx, name, 99, ticketshm.Locked); !errors.Is(err, shm.ErrSizeMismatch) {
+	if _, err := ticketshm.OpenOrCreate(ctx, name, 99, ticketshm.Locked); !errors.Is(err, ticketshm.ErrTotalMismatch) {
 		t.Errorf("other total: %v, want shm.ErrSizeMismatch", err)
 	}
 	for _, total := range []int64{0, -1, ticketshm.MaxTickets} {
-		if _, err := ticketshm.OpenCounter(ctx, storeName(t, backend.ShmMutex), total, ticketshm.Locked); err == nil {
+		if _, err := ticketshm.OpenOrCreate(ctx, storeName(t, backend.ShmMutex), total, ticketshm.Locked); err == nil {
 			t.Errorf("OpenCounter with %d tickets succeeded", total)
 		}
 	}
@@ -374,7 +374,7 @@ func TestCounterBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := ticketshm.Open(other, 0); !errors.Is(err, shm.ErrTypeMismatch) || errors.Is(err, ticketshm.ErrLayoutVersion) {
+	if _, err := ticketshm.Open(context.Background(), other); !errors.Is(err, shm.ErrTypeMismatch) || errors.Is(err, ticketshm.ErrLayoutVersion) {
 		t.Errorf("another type: %v, want shm.ErrTypeMismatch", err)
 	}
 	newer := storeName(t, backend.ShmMutex)
@@ -383,7 +383,7 @@ func TestCounterBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := ticketshm.Open(newer, 0); !errors.Is(err, ticketshm.ErrLayoutVersion) {
+	if _, err := ticketshm.Open(context.Background(), newer); !errors.Is(err, ticketshm.ErrLayoutVersion) {
 		t.Errorf("newer layout: %v, want ErrLayoutVersion", err)
 	}
 
@@ -394,7 +394,7 @@ func TestCounterBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := ticketshm.Open(tiny, 0); !errors.Is(err, ticketshm.ErrCorrupt) {
+	if _, err := ticketshm.Open(context.Background(), tiny); !errors.Is(err, ticketshm.ErrCorrupt) {
 		t.Errorf("a tiny segment: %v, want ErrCorrupt", err)
 	}
 
@@ -417,7 +417,7 @@ func TestCounterBadInput(t *testing.T) {
 		{"a logged buy of an untaken ticket", ticketshm.LockFree, log5, 1}, // entry 0 is 0
 	} {
 		bad := storeName(t, backend.ShmMutex)
-		c, err := ticketshm.OpenCounter(ctx, bad, 10, tc.mode)
+		c, err := ticketshm.OpenOrCreate(ctx, bad, 10, tc.mode)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,7 +428,7 @@ func TestCounterBadInput(t *testing.T) {
 		}
 		seg.Data()[tc.off] = tc.val
 		seg.Close()
-		if _, err := ticketshm.Open(bad, 0); !errors.Is(err, ticketshm.ErrCorrupt) {
+		if _, err := ticketshm.Open(context.Background(), bad); !errors.Is(err, ticketshm.ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", tc.name, err)
 		}
 	}
@@ -442,7 +442,7 @@ func TestCorruptedWhileOpen(t *testing.T) {
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
 		t.Run(mode.String(), func(t *testing.T) {
 			name := storeName(t, backend.ShmMutex)
-			c, err := ticketshm.OpenCounter(ctx, name, 10, mode)
+			c, err := ticketshm.OpenOrCreate(ctx, name, 10, mode)
 			if err != nil {
 				t.Fatal(err)
 			}

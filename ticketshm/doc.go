@@ -6,7 +6,7 @@
 //
 // # Basics
 //
-//	c, err := ticketshm.OpenCounter(ctx, "tickets", 100, ticketshm.LockFree)
+//	c, err := ticketshm.OpenOrCreate(ctx, "tickets", 100, ticketshm.LockFree)
 //	t, err := c.Buy(ctx) // ticket number, or ErrSoldOut
 //	a, err := c.Audit()  // a.OK(): sold + remaining == total, nothing lost or sold twice
 //

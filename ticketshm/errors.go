@@ -17,6 +17,10 @@ var (
 	// recreate the segment.
 	ErrLayoutVersion = errors.New("ticketshm: counter layout version not supported")
 
+	// ErrTotalMismatch is returned by OpenOrCreate when an existing
+	// Counter holds another number of tickets than the one asked for.
+	ErrTotalMismatch = errors.New("ticketshm: counter total mismatch")
+
 	// ErrModeMismatch is returned when an existing Counter was created in
 	// another Mode than the one asked for.
 	ErrModeMismatch = errors.New("ticketshm: counter mode mismatch")

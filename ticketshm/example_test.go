@@ -15,7 +15,7 @@ import (
 // tickets; Audit checks the books.
 func ExampleCounter() {
 	ctx := context.Background()
-	c, err := ticketshm.OpenCounter(ctx, "example.tickets", 100, ticketshm.LockFree)
+	c, err := ticketshm.OpenOrCreate(ctx, "example.tickets", 100, ticketshm.LockFree)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func FuzzOpenCounter(f *testing.F) {
 			t.Fatal(err)
 		}
 		seg.Close()
-		c, err := ticketshm.Open(name, 0)
+		c, err := ticketshm.Open(context.Background(), name)
 		if err != nil {
 			if !errors.Is(err, ticketshm.ErrCorrupt) && !errors.Is(err, semaphore.ErrCorrupt) {
 				t.Fatalf("Open: error without a sentinel: %v", err)

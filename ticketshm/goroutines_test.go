@@ -31,7 +31,7 @@ func TestSharedCounter(t *testing.T) {
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
 		t.Run(mode.String(), func(t *testing.T) {
 			name := storeName(t, "shm-mutex")
-			c, err := ticketshm.OpenCounter(context.Background(), name, total, mode)
+			c, err := ticketshm.OpenOrCreate(context.Background(), name, total, mode)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +100,7 @@ func goroutinesEntry(args []string) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := ticketshm.Open(name, 0)
+			c, err := ticketshm.Open(context.Background(), name)
 			ready <- struct{}{}
 			if err != nil {
 				mu.Lock()
@@ -173,7 +173,7 @@ func TestCloseRacesCalls(t *testing.T) {
 			ctx := context.Background()
 			name := storeName(t, "shm-mutex")
 			for round := range 20 {
-				c, err := ticketshm.OpenCounter(ctx, name, 1_000_000, mode)
+				c, err := ticketshm.OpenOrCreate(ctx, name, 1_000_000, mode)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -215,7 +215,7 @@ func TestCloseRacesCalls(t *testing.T) {
 					t.Fatal(err)
 				}
 				wg.Wait()
-				c, err = ticketshm.Open(name, 0)
+				c, err = ticketshm.Open(context.Background(), name)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -245,7 +245,7 @@ func TestCloseRacesCalls(t *testing.T) {
 func TestBuyerRules(t *testing.T) {
 	ctx := context.Background()
 	name := storeName(t, "shm-mutex")
-	c, err := ticketshm.OpenCounter(ctx, name, 100, ticketshm.LockFree)
+	c, err := ticketshm.OpenOrCreate(ctx, name, 100, ticketshm.LockFree)
 	if err != nil {
 		t.Fatal(err)
 	}

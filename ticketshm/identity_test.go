@@ -26,7 +26,7 @@ import (
 // ticket in flight was dropped as never taken, and lost.)
 func TestSettleRace(t *testing.T) {
 	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenCounter(context.Background(), name, 1000, ticketshm.LockFree)
+	c, err := ticketshm.OpenOrCreate(context.Background(), name, 1000, ticketshm.LockFree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestSettleRace(t *testing.T) {
 // lost, for as long as the new process lived.)
 func TestDeadLogSlotReused(t *testing.T) {
 	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenCounter(context.Background(), name, 100, ticketshm.LockFree)
+	c, err := ticketshm.OpenOrCreate(context.Background(), name, 100, ticketshm.LockFree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestDeadLogSlotReused(t *testing.T) {
 func TestDoubleSaleAudit(t *testing.T) {
 	ctx := context.Background()
 	name := storeName(t, backend.ShmMutex)
-	c, err := ticketshm.OpenCounter(ctx, name, 10, ticketshm.Locked)
+	c, err := ticketshm.OpenOrCreate(ctx, name, 10, ticketshm.Locked)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestNamespaceCounter(t *testing.T) {
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
 		t.Run(mode.String(), func(t *testing.T) {
 			name := storeName(t, backend.ShmMutex)
-			c, err := ticketshm.OpenCounter(context.Background(), name, 200000, mode)
+			c, err := ticketshm.OpenOrCreate(context.Background(), name, 200000, mode)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +152,7 @@ func TestNamespaceCounter(t *testing.T) {
 			b.ExpectPrefix("sold ")
 			b.Kill()
 			b.Wait()
-			c, err = ticketshm.Open(name, 0)
+			c, err = ticketshm.Open(context.Background(), name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +198,7 @@ func TestSlotChurn(t *testing.T) {
 				idle.Kill()
 				idle.Wait()
 			}
-			c, err := ticketshm.Open(name, 0)
+			c, err := ticketshm.Open(context.Background(), name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,7 +224,7 @@ func TestSlotChurn(t *testing.T) {
 func TestDeadIntentClaimed(t *testing.T) {
 	ctx := context.Background()
 	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenCounter(ctx, name, 1000, ticketshm.LockFree)
+	c, err := ticketshm.OpenOrCreate(ctx, name, 1000, ticketshm.LockFree)
 	if err != nil {
 		t.Fatal(err)
 	}

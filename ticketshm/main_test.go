@@ -133,7 +133,10 @@ func midEntry(args []string) int {
 	if args[1] == "lock-free" {
 		mode = ticketshm.LockFree
 	}
-	c, err := ticketshm.Open(args[0], mode)
+	c, err := ticketshm.Open(context.Background(), args[0])
+	if err == nil && c.Mode() != mode {
+		err = fmt.Errorf("counter is %v, want %v", c.Mode(), mode)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -154,7 +157,7 @@ func logEntry(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	c, err := ticketshm.Open(args[0], ticketshm.LockFree)
+	c, err := ticketshm.Open(context.Background(), args[0])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -182,7 +185,7 @@ func logEntry(args []string) int {
 func logStagesEntry(args []string) int {
 	n1, _ := strconv.Atoi(args[1])
 	n2, _ := strconv.Atoi(args[3])
-	c, err := ticketshm.Open(args[0], ticketshm.LockFree)
+	c, err := ticketshm.Open(context.Background(), args[0])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -228,7 +231,7 @@ func settleStopEntry(args []string) int {
 			waitForFile(args[2])
 		}
 	})
-	c, err := ticketshm.Open(args[0], 0)
+	c, err := ticketshm.Open(context.Background(), args[0])
 	if err != nil {
 		fmt.Println("error", err)
 		time.Sleep(time.Hour)
@@ -268,7 +271,7 @@ func claimSlotEntry(args []string) int {
 // then buys until sold out ("sold <n>"), or prints "error <err>"; then
 // waits to be killed.
 func openReportEntry(args []string) int {
-	c, err := ticketshm.Open(args[0], 0)
+	c, err := ticketshm.Open(context.Background(), args[0])
 	if err != nil {
 		fmt.Println("error", err)
 		time.Sleep(time.Hour)
@@ -296,7 +299,7 @@ func openReportEntry(args []string) int {
 // of a buy (its log's next entry) without the CAS, says "intended <r>
 // <slot>", and waits to be killed.
 func intendEntry(args []string) int {
-	c, err := ticketshm.Open(args[0], ticketshm.LockFree)
+	c, err := ticketshm.Open(context.Background(), args[0])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -22,7 +22,7 @@ import (
 // benchBuyerEntry: args kind, name, barrier. Buys until sold out and
 // prints how many it bought.
 func benchBuyerEntry(args []string) int {
-	st, err := backend.Open(context.Background(), args[0], args[1])
+	st, err := backend.OpenBuyer(context.Background(), args[0], args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -79,7 +79,7 @@ func BenchmarkBuyOneGoroutine(b *testing.B) {
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
 		for _, how := range []string{"counter", "buyer"} {
 			b.Run("mode="+mode.String()+"/how="+how, func(b *testing.B) {
-				c, err := ticketshm.OpenCounter(context.Background(), storeName(b, backend.ShmMutex), int64(b.N)+1, mode)
+				c, err := ticketshm.OpenOrCreate(context.Background(), storeName(b, backend.ShmMutex), int64(b.N)+1, mode)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -133,7 +133,7 @@ func BenchmarkBuySharedCounter(b *testing.B) {
 				if how == "lock-free" {
 					mode = ticketshm.LockFree
 				}
-				c, err := ticketshm.OpenCounter(ctx, storeName(b, backend.ShmMutex), total, mode)
+				c, err := ticketshm.OpenOrCreate(ctx, storeName(b, backend.ShmMutex), total, mode)
 				if err != nil {
 					b.Fatal(err)
 				}

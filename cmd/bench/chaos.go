@@ -42,7 +42,7 @@ func chaosBuyerEntry(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := backend.Open(context.Background(), args[0], args[1])
+	st, err := backend.OpenBuyer(context.Background(), args[0], args[1])
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func chaosHopperEntry(args []string) error {
 	}
 	ready := false
 	for {
-		st, err := backend.Open(context.Background(), args[0], args[1])
+		st, err := backend.OpenBuyer(context.Background(), args[0], args[1])
 		if err != nil {
 			return err
 		}
@@ -300,7 +300,7 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 	}
 	// audit checks the counter once every buyer is gone.
 	audit := func() error {
-		c, err := ticketshm.Open(store, 0)
+		c, err := ticketshm.Open(context.Background(), store)
 		if err != nil {
 			return err
 		}

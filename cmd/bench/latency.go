@@ -242,7 +242,7 @@ func newRecoverer(ctx context.Context, lock string) (*recoverer, error) {
 		return r, nil
 	}
 	r.store = fmt.Sprintf("bench.%d.recover", os.Getpid())
-	m, err := semaphore.OpenMutex(ctx, r.store)
+	m, err := semaphore.CreateMutex(ctx, r.store)
 	if err != nil {
 		return nil, err
 	}

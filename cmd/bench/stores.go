@@ -94,7 +94,7 @@ func openSale(ctx context.Context, kind, name string, tickets int64, h *gaphist.
 		}
 		return sell, func() {}, nil
 	}
-	st, err := backend.Open(ctx, kind, name)
+	st, err := backend.OpenBuyer(ctx, kind, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -192,7 +192,7 @@ func verify(ctx context.Context, kind, name string, tickets, bought int64) (verd
 		}
 		return account(tickets, rem, bought), nil
 	}
-	c, err := ticketshm.Open(name, 0)
+	c, err := ticketshm.Open(context.Background(), name)
 	if err != nil {
 		return verdict{}, err
 	}

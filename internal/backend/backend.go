@@ -59,13 +59,13 @@ func Create(ctx context.Context, kind, name string, total int64) error {
 		if err := shm.Remove(name); err != nil && !errors.Is(err, shm.ErrInvalidName) && !isNotExist(err) {
 			return err
 		}
-		c, err := ticketshm.OpenCounter(ctx, name, total, mode(kind))
+		c, err := ticketshm.OpenOrCreate(ctx, name, total, mode(kind))
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	case JSONFlock, JSONNoLock:
-		return jsonfile.Create(name, total)
+		return jsonfile.Reset(name, total)
 	case Redis:
 		rdb, key, err := redisClient(name)
 		if err != nil {
@@ -81,18 +81,15 @@ func Create(ctx context.Context, kind, name string, total int64) error {
 func Open(ctx context.Context, kind, name string) (ticketshm.Store, error) {
 	switch kind {
 	case ShmMutex, ShmLockFree:
-		c, err := ticketshm.Open(name, mode(kind))
+		c, err := ticketshm.Open(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		// The bench's buyers are one goroutine each: a Buyer takes the
-		// Counter's in-process lock once, not per buy.
-		b, err := c.Buyer(ctx)
-		if err != nil {
+		if c.Mode() != mode(kind) {
 			c.Close()
-			return nil, err
+			return nil, fmt.Errorf("%s: %w: it is %v, the %s backend wants %v", name, ticketshm.ErrModeMismatch, c.Mode(), kind, mode(kind))
 		}
-		return counterBuyer{b, c}, nil
+		return c, nil
 	case JSONFlock:
 		return jsonfile.OpenFlock(name)
 	case JSONNoLock:
@@ -168,6 +165,27 @@ func Remove(kind, name string) error {
 		return removeFile(name)
 	}
 	return shm.Remove(name)
+}
+
+// OpenBuyer is Open for a process whose one goroutine buys in a loop, as
+// the bench's buyers do: a Counter comes held by a Buyer (its in-process
+// lock taken once, not per buy), so nothing else of this process may use
+// the Counter until the store's Close.
+func OpenBuyer(ctx context.Context, kind, name string) (ticketshm.Store, error) {
+	st, err := Open(ctx, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := st.(*ticketshm.Counter)
+	if !ok {
+		return st, nil
+	}
+	b, err := c.Buyer(ctx)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return counterBuyer{b, c}, nil
 }
 
 // counterBuyer is a Counter held by its Buyer for the store's life; Close

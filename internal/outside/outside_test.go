@@ -33,7 +33,7 @@ func init() { process.Register("worker", worker) }
 // out; each sale is also counted in a word guarded by the Mutex, with Do.
 func worker(args []string) error {
 	ctx := context.Background()
-	c, err := ticketshm.Open(args[0], 0)
+	c, err := ticketshm.Open(context.Background(), args[0])
 	if err != nil {
 		return err
 	}
@@ -90,16 +90,21 @@ func run() error {
 	for _, n := range names {
 		defer shm.Remove(n)
 	}
-	c, err := ticketshm.OpenCounter(ctx, names[0], 20000, ticketshm.Locked)
+	c, err := ticketshm.Create(ctx, names[0], 20000, ticketshm.Locked)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	seg, err := shm.OpenOrCreate(ctx, names[2], 8, "outside.Tally/1", nil)
+	seg, err := shm.Create(names[2], 8, "outside.Tally/1", nil)
 	if err != nil {
 		return err
 	}
 	defer seg.Close()
+	m, err := semaphore.CreateMutex(ctx, names[1])
+	if err != nil {
+		return err
+	}
+	defer m.Close()
 	var ps []*process.Process
 	for range 2 {
 		p := &process.Process{Entry: "worker", Args: names}

@@ -32,7 +32,7 @@
 // UnlockedStore keeps the notes' truncate-then-write: its torn reads are
 // the lesson.
 //
-// Create resets an existing file in place too, under LOCK_EX (the same
+// Reset resets an existing file in place too, under LOCK_EX (the same
 // inode, mode and owner; stores that have it open sell from the new count),
 // reserving the blocks of a longer file before it writes a byte; a missing
 // file is written under a temporary name and renamed into place.
@@ -52,7 +52,7 @@
 // against a buy's several): if another program renamed a new file over the
 // name, the store reopens and sells from the file everyone else sees; if
 // the name was removed, the call fails with fs.ErrNotExist. The comparison
-// is made under the flock, so a reset by Create (in place, under the lock)
+// is made under the flock, so a reset (Reset, in place, under the lock)
 // is never missed; a program that renames over the name without the lock
 // can still race a buy in flight, as it could race Python's.
 //
@@ -69,7 +69,7 @@
 // breaks the FlockStore's guarantee. A buy's write is a few bytes inside
 // one page, which the kernel copies whole; a count whose digits straddle a
 // 4 KiB page boundary (a file with kilobytes of other keys before it) could
-// be torn by a SIGKILL mid-copy. Create's write of a file longer than a
+// be torn by a SIGKILL mid-copy. Reset's write of a file longer than a
 // page is not atomic against SIGKILL either. For buyers that may die at any
 // instruction, use shared memory (ticketshm.Counter).
 package jsonfile

@@ -20,7 +20,7 @@ func ExampleFlockStore() {
 	dir, _ := os.MkdirTemp("", "jsonfile")
 	defer os.RemoveAll(dir)
 	db := filepath.Join(dir, "db.txt")
-	if err := jsonfile.Create(db, 2); err != nil {
+	if err := jsonfile.Reset(db, 2); err != nil {
 		log.Fatal(err)
 	}
 	s, err := jsonfile.OpenFlock(db)

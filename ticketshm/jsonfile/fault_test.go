@@ -90,7 +90,7 @@ func TestFailedWriteKeepsCount(t *testing.T) {
 				t.Fatalf("json.load reads %d, want 100", n)
 			}
 			if got := strace(t, "pwrite64", errno, "create", path, "7"); got != "err "+errno {
-				t.Fatalf("Create with %s injected into its write reported %q", errno, got)
+				t.Fatalf("Reset with %s injected into its write reported %q", errno, got)
 			}
 			if b, _ := os.ReadFile(path); string(b) != content {
 				t.Fatalf("after a failed reset the file holds %q, want %q", b, content)
@@ -98,7 +98,7 @@ func TestFailedWriteKeepsCount(t *testing.T) {
 			// A reset to a longer count reserves its blocks first.
 			short := dbFile(t, `{"count": 5}`)
 			if got := strace(t, "fallocate", errno, "create", short, "1000000000000"); got != "err "+errno {
-				t.Fatalf("Create with %s injected into fallocate reported %q", errno, got)
+				t.Fatalf("Reset with %s injected into fallocate reported %q", errno, got)
 			}
 			if n := jsonLoad(t, short); n != 5 {
 				t.Fatalf("after a failed reset json.load reads %d, want 5", n)
@@ -120,7 +120,7 @@ func TestFailedWriteKeepsCount(t *testing.T) {
 func TestFullTmpfs(t *testing.T) {
 	dir := testproc.TinyTmpfs(t, 64<<10)
 	path := filepath.Join(dir, "db.txt")
-	if err := Create(path, 300); err != nil {
+	if err := Reset(path, 300); err != nil {
 		t.Fatal(err)
 	}
 	testproc.Fill(t, dir)
@@ -135,15 +135,15 @@ func TestFullTmpfs(t *testing.T) {
 			t.Fatalf("Buy on a full tmpfs = %d, %v; want %d", n, err, want)
 		}
 	}
-	if err := Create(path, 42); err != nil {
+	if err := Reset(path, 42); err != nil {
 		t.Fatalf("reset on a full tmpfs: %v", err)
 	}
 	if n := jsonLoad(t, path); n != 42 {
 		t.Fatalf("json.load reads %d after the reset, want 42", n)
 	}
 	other := filepath.Join(dir, "other.txt")
-	if err := Create(other, 5); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("Create of a new file on a full tmpfs: %v, want ENOSPC", err)
+	if err := Reset(other, 5); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Reset of a new file on a full tmpfs: %v, want ENOSPC", err)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -153,14 +153,14 @@ func TestFullTmpfs(t *testing.T) {
 	}
 }
 
-// TestResetWhileOpen (issue 16, item 3): Create on an existing file resets
+// TestResetWhileOpen (issue 16, item 3): Reset on an existing file resets
 // it in place (same inode, mode kept), so open stores sell from the new
 // count; a file renamed over the name by another program is followed; a
 // removed name is fs.ErrNotExist. Before the fix, an open store kept
-// selling from the unlinked old file: 99, 98, 97 after Create(db, 5).
+// selling from the unlinked old file: 99, 98, 97 after Reset(db, 5).
 func TestResetWhileOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.txt")
-	if err := Create(path, 100); err != nil {
+	if err := Reset(path, 100); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(path, 0o640); err != nil {
@@ -181,20 +181,20 @@ func TestResetWhileOpen(t *testing.T) {
 	if n, err := s.Buy(ctx); n != 100 || err != nil {
 		t.Fatalf("Buy = %d, %v", n, err)
 	}
-	if err := Create(path, 5); err != nil {
+	if err := Reset(path, 5); err != nil {
 		t.Fatal(err)
 	}
 	if got := inode(t, path); got != ino {
-		t.Errorf("Create replaced the file (inode %d, was %d)", got, ino)
+		t.Errorf("Reset replaced the file (inode %d, was %d)", got, ino)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
-		t.Errorf("Create changed the mode to %v", fi.Mode().Perm())
+		t.Errorf("Reset changed the mode to %v", fi.Mode().Perm())
 	}
 	if n, err := s.Buy(ctx); n != 5 || err != nil {
-		t.Fatalf("after Create(5) the open store sold %d, %v; want 5", n, err)
+		t.Fatalf("after Reset(5) the open store sold %d, %v; want 5", n, err)
 	}
 	if n, err := u.Buy(ctx); n != 4 || err != nil {
-		t.Fatalf("after Create(5) the open unlocked store sold %d, %v; want 4", n, err)
+		t.Fatalf("after Reset(5) the open unlocked store sold %d, %v; want 4", n, err)
 	}
 
 	// Another program writes a new file and renames it over the name.
@@ -224,7 +224,7 @@ func TestResetWhileOpen(t *testing.T) {
 func TestConcurrentBuys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.txt")
 	const tickets = 2000
-	if err := Create(path, tickets); err != nil {
+	if err := Reset(path, tickets); err != nil {
 		t.Fatal(err)
 	}
 	s, err := OpenFlock(path)
@@ -267,7 +267,7 @@ func TestConcurrentBuys(t *testing.T) {
 // a second Close, returns ErrClosed; a Close racing calls waits for them.
 func TestUseAfterClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.txt")
-	if err := Create(path, 1_000_000); err != nil {
+	if err := Reset(path, 1_000_000); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

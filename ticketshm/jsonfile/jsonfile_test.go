@@ -27,7 +27,7 @@ func dbFile(t *testing.T, content string) string {
 
 func TestSeedFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.txt")
-	if err := Create(path, 3); err != nil {
+	if err := Reset(path, 3); err != nil {
 		t.Fatal(err)
 	}
 	s, err := OpenFlock(path)
@@ -49,11 +49,11 @@ func TestSeedFormat(t *testing.T) {
 	if _, err := s.Buy(ctx); !errors.Is(err, ticketshm.ErrSoldOut) {
 		t.Fatalf("Buy when empty: %v", err)
 	}
-	if err := Create(path, 12); err != nil {
+	if err := Reset(path, 12); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != `{"count": 12}` {
-		t.Fatalf("after Create, file holds %q, want what json.dump writes", b)
+		t.Fatalf("after Reset, file holds %q, want what json.dump writes", b)
 	}
 }
 
@@ -126,7 +126,7 @@ func TestBadFiles(t *testing.T) {
 	if _, err := OpenFlock(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
 	}
-	if err := Create(filepath.Join(t.TempDir(), "x"), -1); err == nil {
+	if err := Reset(filepath.Join(t.TempDir(), "x"), -1); err == nil {
 		t.Error("Create with a negative count succeeded")
 	}
 }
@@ -201,7 +201,7 @@ func TestTornForGood(t *testing.T) {
 // the open file. Parsing and formatting allocate nothing.
 func TestFlockBuyAllocs(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.txt")
-	Create(path, 1_000_000)
+	Reset(path, 1_000_000)
 	s, err := OpenFlock(path)
 	if err != nil {
 		t.Fatal(err)

@@ -50,10 +50,10 @@ func buyEntry(args []string) int {
 	return 0
 }
 
-// createEntry: Create(args[0], args[1]).
+// createEntry: Reset(args[0], args[1]).
 func createEntry(args []string) int {
 	var n int64
 	fmt.Sscan(args[1], &n)
-	report(n, Create(args[0], n))
+	report(n, Reset(args[0], n))
 	return 0
 }

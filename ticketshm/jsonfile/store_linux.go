@@ -24,7 +24,8 @@ import (
 // than a buy, is someone else's loop, not a sale.
 const maxReopens = 100
 
-// Create makes the db file at path hold {"count": count}.
+// Reset makes the db file at path hold {"count": count}, whether it exists
+// or not (the notes' json.dump(dic, open("db.txt", "w"))).
 //
 // An existing file is reset in place, under its flock(LOCK_EX): the same
 // inode, so stores that have it open sell from the new count; its mode and
@@ -32,7 +33,7 @@ const maxReopens = 100
 // disk fails the reset (ENOSPC) and leaves the old count. A missing file
 // is written to a temporary name and renamed into place (mode 0666 less
 // the umask, as Python's open), so no reader ever sees it half written.
-func Create(path string, count int64) error {
+func Reset(path string, count int64) error {
 	if count < 0 {
 		return fmt.Errorf("jsonfile: create %s: negative count %d", path, count)
 	}
@@ -280,7 +281,8 @@ type FlockStore struct{ file }
 
 var _ ticketshm.Store = (*FlockStore)(nil)
 
-// OpenFlock opens the db file at path, which Create made.
+// OpenFlock opens the db file at path, which Reset made. It fails with an error
+// matching fs.ErrNotExist if there is none.
 func OpenFlock(path string) (*FlockStore, error) {
 	s := new(FlockStore)
 	if err := s.open(path); err != nil {
@@ -371,7 +373,8 @@ const (
 
 var _ ticketshm.Store = (*UnlockedStore)(nil)
 
-// OpenUnlocked opens the db file at path, which Create made.
+// OpenUnlocked opens the db file at path, which Reset made. It fails with an error
+// matching fs.ErrNotExist if there is none.
 func OpenUnlocked(path string) (*UnlockedStore, error) {
 	s := new(UnlockedStore)
 	if err := s.open(path); err != nil {

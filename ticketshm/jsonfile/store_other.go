@@ -12,8 +12,8 @@ import (
 // The stores use flock(2) and positional I/O as on Linux, where shmkit
 // runs; elsewhere every entry point fails with errors.ErrUnsupported.
 
-// Create fails with errors.ErrUnsupported (Linux only).
-func Create(path string, count int64) error { return errors.ErrUnsupported }
+// Reset fails with errors.ErrUnsupported (Linux only).
+func Reset(path string, count int64) error { return errors.ErrUnsupported }
 
 // FlockStore is the flock-guarded store (Linux only).
 type FlockStore struct{}

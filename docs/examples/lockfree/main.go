@@ -17,7 +17,7 @@ const tickets = 2_000_000
 
 func init() {
 	process.Register("buyer", func(args []string) error {
-		c, err := ticketshm.Open(args[0], 0)
+		c, err := ticketshm.Open(context.Background(), args[0])
 		if err != nil {
 			return err
 		}
@@ -37,7 +37,7 @@ func main() { process.Main(run) }
 func run() error {
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
 		name := "lesson9." + mode.String()
-		c, err := ticketshm.OpenCounter(context.Background(), name, tickets, mode)
+		c, err := ticketshm.OpenOrCreate(context.Background(), name, tickets, mode)
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,7 @@ func init() {
 func main() { process.Main(run) }
 
 func run() error {
-	m, err := semaphore.OpenMutex(context.Background(), name)
+	m, err := semaphore.OpenOrCreateMutex(context.Background(), name)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func main() { process.Main(run) }
 // sale runs 8 buyers on a fresh db.txt and returns the tickets they
 // bought in all.
 func sale(mode, path string) (int, error) {
-	if err := jsonfile.Create(path, tickets); err != nil {
+	if err := jsonfile.Reset(path, tickets); err != nil {
 		return 0, err
 	}
 	outs := make([]*numbers, 8)
