@@ -317,31 +317,47 @@ func (b *Buyer) Buy(ctx context.Context) (int64, error) {
 			return 0, err
 		}
 	}
-	// remaining is read and written with plain loads and stores:
-	// atomic.Int64.Store is an XCHG on amd64, a locked instruction (about
-	// 9 ns on the Xeon this was measured on, more than the rest of the
-	// buy). The lock orders them for the next holder; Remaining's
-	// lock-free readers load an aligned word, which a plain store never
-	// tears.
-	r := *c.count
+	// remaining is read with an atomic load (a plain MOV on amd64) and
+	// written with a plain store: atomic.Int64.Store is an XCHG on amd64,
+	// a locked instruction (about 9 ns on the Xeon this was measured on,
+	// more than the rest of the buy). The lock orders them for the next
+	// holder; Remaining's lock-free readers load an aligned word, which a
+	// plain store never tears.
+	r := c.remaining.Load()
 	if r <= 0 || r > c.total {
 		return 0, c.unlockRefusing(r)
 	}
-	// The ledger first, then this slot's sales, then the count: a buyer
-	// killed before the count leaves a ticket with an owner and the old
-	// count, which repair completes. All are plain stores: the compiler
-	// keeps stores in program order, and every other process sees them
-	// once the buyer has unlocked or is dead.
 	t := c.total - r + 1
-	c.owners[t-1] = byte(c.slot + 1)
-	*c.sales = (*c.sales>>32+1)<<32 | uint64(t)
-	*c.count = r - 1
+	recordSale(&c.owners[t-1], byte(c.slot+1), c.sales, (atomic.LoadUint64(c.sales)>>32+1)<<32|uint64(t), c.count, r-1)
 	if !c.mu.UnlockFast() {
 		if err := c.mu.Unlock(); err != nil {
 			return 0, err
 		}
 	}
 	return t, nil
+}
+
+// recordSale writes a locked sale: the ledger byte first, then this
+// slot's sales word, then the count. A buyer killed before the count
+// leaves a ticket with an owner and the old count, which repair
+// completes; the order is the crash safety.
+//
+// They are plain stores, in one function the compiler inlines. What keeps
+// their order is the gc compiler, not the Go memory model (which says
+// nothing of memory shared with another process): gc threads every store
+// through one memory chain in program order and never reorders two
+// stores, and x86-64 makes stores visible in program order. The stores
+// before and after the critical section (the bias entry, in package
+// semaphore) are ordered against these by the atomic loads of the bias
+// word, which are links of the same chain. TestStoreOrder disassembles
+// this function as gc compiled it and fails if the stores are not in this
+// order. Other architectures take the non-biased path, where the lock's
+// CAS orders them for the next holder, and the order of a death there is
+// gc's too.
+func recordSale(owner *byte, slot byte, sales *uint64, s uint64, count *int64, r int64) {
+	*owner = slot
+	*sales = s
+	*count = r
 }
 
 // unlockRefusing unlocks a locked Buy that found r remaining: sold out,
