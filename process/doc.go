@@ -37,7 +37,9 @@
 // repr(p) → String ("<Process name='Process-1' pid=4101 parent=4100
 // stopped exitcode=-SIGTERM>", Python 3.12's words); current_process() →
 // Current; parent_process() → Parent (nil in the main program; Join waits
-// for the parent's death); active_children() → ActiveChildren.
+// for the parent's death); active_children() → ActiveChildren;
+// set_start_method("forkserver") → KeepWarm (children started ahead of
+// need, handed their entry at Start).
 //
 // The package was internal/forkexec; it is public so that programs outside
 // this module can start worker processes the way the lessons do.

@@ -73,32 +73,46 @@ func lookup(name string) Entry {
 func Main(run func() error) {
 	mainCalled.Store(true)
 	if entry, ok := os.LookupEnv(envEntry); ok {
-		os.Exit(runChild(entry))
+		parent, _ := strconv.Atoi(os.Getenv(envParent))
+		c := childSpec{
+			entry: entry, name: os.Getenv(envName), identity: os.Getenv(envIdentity),
+			daemon: os.Getenv(envDaemon) == "1", parent: parent, parentName: os.Getenv(envPName),
+			args: os.Args[1:],
+		}
+		for _, v := range []string{envEntry, envName, envIdentity, envDaemon, envParent, envPName} {
+			os.Unsetenv(v)
+		}
+		os.Exit(runChild(c))
+	}
+	if _, ok := os.LookupEnv(envWarm); ok {
+		os.Unsetenv(envWarm)
+		os.Exit(runWarm())
 	}
 	os.Exit(finish(run()))
 }
 
-func runChild(entry string) int {
-	self = Info{
-		Pid:    os.Getpid(),
-		Name:   os.Getenv(envName),
-		Daemon: os.Getenv(envDaemon) == "1",
-		Child:  true,
-	}
-	identity = os.Getenv(envIdentity)
-	parent, _ := strconv.Atoi(os.Getenv(envParent))
-	parentInfo = &ParentProcess{pid: parent, name: os.Getenv(envPName)}
-	for _, v := range []string{envEntry, envName, envIdentity, envDaemon, envParent, envPName} {
-		os.Unsetenv(v)
-	}
-	if self.Daemon && os.Getppid() != parent {
+// childSpec is what a child is told: by its environment and arguments
+// when Start execs it, over a pipe when it was started warm (KeepWarm).
+type childSpec struct {
+	entry, name, identity string
+	daemon                bool
+	parent                int
+	parentName            string
+	args                  []string
+}
+
+func runChild(c childSpec) int {
+	self = Info{Pid: os.Getpid(), Name: c.name, Daemon: c.daemon, Child: true}
+	identity = c.identity
+	parentInfo = &ParentProcess{pid: c.parent, name: c.parentName}
+	if self.Daemon && os.Getppid() != c.parent {
 		// The parent died before Pdeathsig was armed: a daemon
 		// outlives nobody.
 		return 1
 	}
-	fn := lookup(entry)
+	fn := lookup(c.entry)
 	if fn == nil {
-		fmt.Fprintf(os.Stderr, "process: child %s: %v: %q\n", self.Name, ErrUnknownEntry, entry)
+		fmt.Fprintf(os.Stderr, "process: child %s: %v: %q\n", self.Name, ErrUnknownEntry, c.entry)
 		return 2
 	}
 	code := 2
@@ -109,7 +123,7 @@ func runChild(entry string) int {
 				code = 2
 			}
 		}()
-		code = finish(fn(os.Args[1:]))
+		code = finish(fn(c.args))
 	}()
 	return code
 }

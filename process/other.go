@@ -62,3 +62,5 @@ func (p *ParentProcess) Join(ctx context.Context) error { return errors.ErrUnsup
 func (p *ParentProcess) String() string                 { return "<_ParentProcess>" }
 func (p *Process) Interrupt() error                     { return ErrNotStarted }
 func (p *Process) String() string                       { return "<Process name='" + p.Name + "' initial>" }
+
+func KeepWarm(n int) error { return errors.ErrUnsupported }

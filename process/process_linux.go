@@ -102,6 +102,18 @@ func (p *Process) Start() error {
 	if name == "" {
 		name = "Process-" + id
 	}
+	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace {
+		spec := wireSpec{Entry: p.Entry, Name: name, Identity: id, Daemon: p.Daemon,
+			Parent: os.Getpid(), ParentName: self.Name, Args: p.Args}
+		if c := takeWarm(spec); c != nil {
+			p.record(name, c.cmd, seq)
+			go func() {
+				<-c.exited
+				p.reaped(c.cmd, p.done)
+			}()
+			return nil
+		}
+	}
 	// /proc/self/exe, not os.Executable's path: the kernel resolves the
 	// link to the running binary's inode, which lives on as long as this
 	// process runs it, deleted or renamed over.
@@ -136,6 +148,13 @@ func (p *Process) Start() error {
 	if err := spawn(cmd, p.Daemon); err != nil {
 		return fmt.Errorf("process: start %s: %w", name, err)
 	}
+	p.record(name, cmd, seq)
+	go p.reap(cmd, p.done)
+	return nil
+}
+
+// record records a started child. Called with p.mu held.
+func (p *Process) record(name string, cmd *exec.Cmd, seq int64) {
 	p.Name, p.cmd, p.daemon, p.seq = name, cmd, p.Daemon, seq
 	if p.done == nil {
 		p.done = make(chan struct{})
@@ -143,8 +162,6 @@ func (p *Process) Start() error {
 	activeMu.Lock()
 	active[p] = true
 	activeMu.Unlock()
-	go p.reap(cmd, p.done)
-	return nil
 }
 
 // selfExe names the running binary; a variable so that tests can see it.
@@ -172,6 +189,11 @@ func orDefault(w io.Writer, def *os.File) io.Writer {
 // reap waits for the child as soon as it exits, so no zombie lingers.
 func (p *Process) reap(cmd *exec.Cmd, done chan struct{}) {
 	cmd.Wait()
+	p.reaped(cmd, done)
+}
+
+// reaped records the exit of a child that cmd.Wait has reaped.
+func (p *Process) reaped(cmd *exec.Cmd, done chan struct{}) {
 	p.mu.Lock()
 	p.code = exitCode(cmd.ProcessState)
 	close(done)
@@ -308,6 +330,7 @@ const gracePeriod = 2 * time.Second
 // shutdown terminates daemon children and joins the others, as Python does
 // at interpreter exit.
 func shutdown() {
+	KeepWarm(0) // in a daemon: ErrDaemonChildren, and no warm children
 	activeMu.Lock()
 	var daemons, others []*Process
 	for p := range active {

@@ -66,14 +66,28 @@ func printLatency(w io.Writer, asJSON bool, l Latency) error {
 }
 
 func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench spawn", "bench spawn [-n N] [-json]", stderr)
+	fs := newFlags("bench spawn", "bench spawn [-n N] [-warm W] [-json]", stderr)
 	n := fs.Int("n", 200, "children to start and join, one at a time")
+	warmN := fs.Int("warm", 0, "children to keep started ahead of need (process.KeepWarm); 0 starts each cold")
+	pause := fs.Duration("pause", 0, "wait between children (lets the warm ones be replaced)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *n <= 0 {
 		return usageError(fs, "-n %d: want at least 1", *n)
+	}
+	if *warmN < 0 {
+		return usageError(fs, "-warm %d: want 0 or more", *warmN)
+	}
+	what := "spawn"
+	if *warmN > 0 {
+		if err := process.KeepWarm(*warmN); err != nil {
+			return err
+		}
+		defer process.KeepWarm(0)
+		what = fmt.Sprintf("spawn warm=%d", *warmN)
+		time.Sleep(100 * time.Millisecond) // let the first ones start
 	}
 	bar := newProgress(stderr, *n, "spawning")
 	ds := make([]time.Duration, 0, *n)
@@ -91,9 +105,10 @@ func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ds = append(ds, time.Since(t0))
 		bar.Add(1)
+		time.Sleep(*pause)
 	}
 	bar.Finish()
-	return printLatency(stdout, *asJSON, summarize("spawn", "", ds))
+	return printLatency(stdout, *asJSON, summarize(what, "", ds))
 }
 
 // holderEntry: args kind, store, control. Takes the lock, says so in the

@@ -1,12 +1,12 @@
 """Start+join latency of a no-op child with Python's multiprocessing, per
-start method: the yardstick for forkexec (lesson 1).
+start method: the yardstick for package process (lesson 1).
 
     python3 docs/python/startjoin.py
 """
 import multiprocessing as mp, time, statistics
 def noop(): pass
 if __name__ == '__main__':
-    for method in ("fork", "spawn"):
+    for method in ("fork", "forkserver", "spawn"):
         ctx = mp.get_context(method)
         ds = []
         for _ in range(100 if method == "fork" else 30):

@@ -1,0 +1,215 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func init() {
+	Register("args-info", func(args []string) error {
+		c, p := Current(), Parent()
+		fmt.Printf("args %q name %s daemon %v child %v parent %d %s\n", args, c.Name, c.Daemon, c.Child, p.Pid(), p.Name())
+		return nil
+	})
+	// warm-tree: args file. Keeps one child warm, starts a non-daemon
+	// sleeper and a daemon sleeper from it, prints their pids and waits
+	// to be killed.
+	Register("warm-tree", func(args []string) error {
+		if err := KeepWarm(2); err != nil {
+			return err
+		}
+		idle := waitIdle(2)
+		n := &Process{Entry: "sleep"}
+		d := &Process{Entry: "sleep", Daemon: true}
+		if err := n.Start(); err != nil {
+			return err
+		}
+		if err := d.Start(); err != nil {
+			return err
+		}
+		refills := waitIdle(2)
+		fmt.Println("pids", n.Pid(), d.Pid(), slices.Contains(idle, n.Pid()) && slices.Contains(idle, d.Pid()), refills[0], refills[1])
+		time.Sleep(time.Hour)
+		return nil
+	})
+}
+
+// waitIdle waits until n warm children are idle and returns their pids.
+func waitIdle(n int) []int {
+	for {
+		warm.mu.Lock()
+		var pids []int
+		for _, c := range warm.idle {
+			pids = append(pids, c.cmd.Process.Pid)
+		}
+		warm.mu.Unlock()
+		if len(pids) >= n {
+			return pids
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestKeepWarm: a Start takes an idle warm child, which runs the entry
+// with its arguments, name and parent as a cold child would and is
+// replaced; a Process with its own Stdout starts cold; an idle child
+// killed while waiting is passed over; KeepWarm(0) leaves no child.
+func TestKeepWarm(t *testing.T) {
+	if err := KeepWarm(-1); err == nil {
+		t.Fatal("KeepWarm(-1): nil")
+	}
+	if err := KeepWarm(2); err != nil {
+		t.Fatal(err)
+	}
+	defer KeepWarm(0)
+	idle := waitIdle(2)
+	out := newLines()
+	cold := start(t, &Process{Entry: "args-info", Args: []string{"x"}, Stdout: out})
+	if slices.Contains(idle, cold.Pid()) {
+		t.Fatal("a Process with its own Stdout took a warm child")
+	}
+	cold.Join(context.Background())
+
+	p := &Process{Entry: "args-info", Args: []string{"a b", "", "c"}, Name: "warmed", Daemon: true}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(idle, p.Pid()) {
+		t.Fatalf("Start did not take a warm child (pid %d, idle %v)", p.Pid(), idle)
+	}
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, ok := p.ExitCode(); !ok || code != 0 {
+		t.Fatalf("exit code %d, %v", code, ok)
+	}
+	if !strings.Contains(p.String(), "stopped exitcode=0 daemon") {
+		t.Fatalf("String: %s", p)
+	}
+	// Replaced: two idle again, the other one among them.
+	again := waitIdle(2)
+	if slices.Contains(again, p.Pid()) {
+		t.Fatal("the taken child is still idle")
+	}
+	// An idle child killed while it waits is passed over.
+	syscall.Kill(again[0], syscall.SIGKILL)
+	warm.mu.Lock()
+	var killed *warmChild
+	for _, c := range warm.idle {
+		if c.cmd.Process.Pid == again[0] {
+			killed = c
+		}
+	}
+	warm.mu.Unlock()
+	<-killed.exited
+	q := &Process{Entry: "exit", Args: []string{"7"}}
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var ee *ExitError
+	if err := q.Join(context.Background()); !errors.As(err, &ee) || ee.Code != 7 {
+		t.Fatalf("a Start after an idle child was killed: %v, want exit status 7", err)
+	}
+	if q.Pid() == again[0] {
+		t.Fatal("Start handed the entry to a dead child")
+	}
+	if err := KeepWarm(0); err != nil {
+		t.Fatal(err)
+	}
+	warm.mu.Lock()
+	left := len(warm.idle) + warm.inFlight
+	warm.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d warm children left after KeepWarm(0)", left)
+	}
+}
+
+// TestWarmChildOutput: a warm child's output goes where a cold child's
+// with a nil Stdout goes, the parent's stdout; its arguments arrive
+// intact. Run in a child of the test, whose stdout is a file.
+func TestWarmChildOutput(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, &Process{Entry: "warm-run", Stdout: f})
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b, _ := os.ReadFile(file)
+	want := fmt.Sprintf("args [\"a b\" \"\" \"c\"] name warmed daemon true child true parent %d %s\n", p.Pid(), p.Name)
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("output %q, want a line %q", b, want)
+	}
+}
+
+func init() {
+	// warm-run: keeps a child warm and runs args-info in it.
+	Register("warm-run", func([]string) error {
+		if err := KeepWarm(1); err != nil {
+			return err
+		}
+		idle := waitIdle(1)
+		p := &Process{Entry: "args-info", Args: []string{"a b", "", "c"}, Name: "warmed", Daemon: true}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		if !slices.Contains(idle, p.Pid()) {
+			return errors.New("not warm")
+		}
+		return p.Join(context.Background())
+	})
+}
+
+// TestWarmParentKilled: warm children given entries keep the rules of
+// cold ones when their parent is SIGKILLed: the daemon dies with it, the
+// other lives on as an orphan; the parent's idle warm children die too.
+func TestWarmParentKilled(t *testing.T) {
+	if err := SetSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	out := newLines()
+	p := start(t, &Process{Entry: "warm-tree", Stdout: out})
+	var orphan, daemon, idle1, idle2 int
+	var wasWarm bool
+	fmt.Sscanf(out.wait(t, "pids"), "pids %d %d %t %d %d", &orphan, &daemon, &wasWarm, &idle1, &idle2)
+	if !wasWarm {
+		t.Fatal("the children were not warm ones")
+	}
+	p.Kill()
+	p.Join(context.Background())
+	defer func() {
+		syscall.Kill(orphan, syscall.SIGKILL)
+		ReapOrphan(orphan)
+	}()
+	code, err := ReapOrphan(daemon)
+	if err != nil && !errors.Is(err, syscall.ECHILD) || err == nil && code != -9 {
+		t.Fatalf("daemon: status %d, %v; want killed with its parent", code, err)
+	}
+	if !alive(orphan) {
+		t.Fatal("the non-daemon warm child died with its parent")
+	}
+	syscall.Kill(orphan, syscall.SIGKILL)
+	if code, err := ReapOrphan(orphan); err != nil || code != -9 {
+		t.Fatalf("orphan: %d, %v", code, err)
+	}
+	// The idle warm children died with their parent (Pdeathsig), and
+	// came to us to be reaped, unless it did first.
+	for _, pid := range []int{idle1, idle2} {
+		if code, err := ReapOrphan(pid); err == nil && code != -9 || err != nil && !errors.Is(err, syscall.ECHILD) {
+			t.Fatalf("idle warm child %d: status %d, %v; want killed with its parent", pid, code, err)
+		}
+	}
+}
