@@ -22,7 +22,7 @@ import (
 // benchBuyerEntry: args kind, name, barrier. Buys until sold out and
 // prints how many it bought.
 func benchBuyerEntry(args []string) int {
-	st, err := backend.OpenBuyer(context.Background(), args[0], args[1])
+	st, _, err := backend.OpenBuyer(context.Background(), args[0], args[1], true)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

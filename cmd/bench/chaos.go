@@ -42,7 +42,7 @@ func chaosBuyerEntry(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := backend.OpenBuyer(context.Background(), args[0], args[1])
+	st, _, err := backend.OpenBuyer(context.Background(), args[0], args[1], false)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func chaosHopperEntry(args []string) error {
 	}
 	ready := false
 	for {
-		st, err := backend.OpenBuyer(context.Background(), args[0], args[1])
+		st, closeAll, err := backend.OpenBuyer(context.Background(), args[0], args[1], false)
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func chaosHopperEntry(args []string) error {
 			_, err := st.Buy(context.Background())
 			switch {
 			case errors.Is(err, ticketshm.ErrSoldOut):
-				return st.Close()
+				return closeAll()
 			case errors.Is(err, semaphore.ErrNotRecoverable):
 				fmt.Fprintln(os.Stderr, err)
 				return process.Exit(exitNotRecoverable)
@@ -94,7 +94,7 @@ func chaosHopperEntry(args []string) error {
 				return err
 			}
 		}
-		if err := st.Close(); err != nil {
+		if err := closeAll(); err != nil {
 			return err
 		}
 	}

@@ -94,17 +94,14 @@ func openSale(ctx context.Context, kind, name string, tickets int64, h *gaphist.
 		}
 		return sell, func() {}, nil
 	}
-	st, err := backend.OpenBuyer(ctx, kind, name)
+	st, closeAll, err := backend.OpenBuyer(ctx, kind, name, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	if p, ok := st.(interface{ Populate() error }); ok {
-		_ = p.Populate() // best effort: without it, the sale takes the faults
-	}
 	if h != nil {
-		return func() (int64, int64, error) { return sellTimed(ctx, st, h) }, func() { st.Close() }, nil
+		return func() (int64, int64, error) { return sellTimed(ctx, st, h) }, func() { closeAll() }, nil
 	}
-	return func() (int64, int64, error) { return sellAll(ctx, st) }, func() { st.Close() }, nil
+	return func() (int64, int64, error) { return sellAll(ctx, st) }, func() { closeAll() }, nil
 }
 
 // sellAll is a buyer's loop over an open store.

@@ -168,37 +168,33 @@ func Remove(kind, name string) error {
 }
 
 // OpenBuyer is Open for a process whose one goroutine buys in a loop, as
-// the bench's buyers do: a Counter comes held by a Buyer (its in-process
-// lock taken once, not per buy), so nothing else of this process may use
-// the Counter until the store's Close.
-func OpenBuyer(ctx context.Context, kind, name string) (ticketshm.Store, error) {
-	st, err := Open(ctx, kind, name)
+// the bench's buyers do: a Counter comes as its Buyer (the in-process lock
+// taken once, not per buy, and Buy one dynamic call, as on the Counter),
+// so nothing else of this process may use the Counter until closeAll.
+// With populate, a Counter's pages are faulted in first (Populate), so
+// that a sale measures the lock, not the first touch of each ledger page.
+func OpenBuyer(ctx context.Context, kind, name string, populate bool) (st ticketshm.Store, closeAll func() error, err error) {
+	st, err = Open(ctx, kind, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c, ok := st.(*ticketshm.Counter)
 	if !ok {
-		return st, nil
+		return st, st.Close, nil
+	}
+	if populate {
+		_ = c.Populate() // best effort: without it, the sale takes the faults
 	}
 	b, err := c.Buyer(ctx)
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return counterBuyer{b, c}, nil
-}
-
-// counterBuyer is a Counter held by its Buyer for the store's life; Close
-// releases both.
-type counterBuyer struct {
-	*ticketshm.Buyer
-	c *ticketshm.Counter
-}
-
-func (s counterBuyer) Close() error {
-	err := s.Buyer.Close()
-	if cerr := s.c.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return b, func() error {
+		err := b.Close()
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}, nil
 }
