@@ -69,6 +69,9 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 // holder of a plain lock is alive; LockContext does. A lock biased to a
 // process that is between critical sections is free: TryLock revokes the
 // bias and takes it.
+//
+// Ignoring its error costs what ignoring LockContext's does: with
+// (true, ErrOwnerDead) the caller holds a lock whose state needs repair.
 func (m *Mutex) TryLock() (bool, error) {
 	if err := m.usable(); err != nil {
 		return false, err
@@ -81,6 +84,10 @@ func (m *Mutex) TryLock() (bool, error) {
 // owner got ErrOwnerDead and did not call Consistent), Unlock releases it
 // as not recoverable: every later lock in every process fails with
 // ErrNotRecoverable, and Unlock says so.
+//
+// Ignoring its error hides that: ErrNotOwner means this process unlocked a
+// lock it did not hold (a bug in the caller's locking), ErrNotRecoverable
+// that the lock is now unusable until Reset.
 func (m *Mutex) Unlock() error {
 	if err := m.usable(); err != nil {
 		return err
@@ -91,6 +98,7 @@ func (m *Mutex) Unlock() error {
 // Consistent marks the state protected by m as repaired after a lock call
 // returned ErrOwnerDead; m then works normally again. The caller must hold
 // m (ErrNotOwner otherwise). On a consistent mutex it does nothing.
+// Ignoring its error means an Unlock that may make m not recoverable.
 func (m *Mutex) Consistent() error {
 	if err := m.usable(); err != nil {
 		return err

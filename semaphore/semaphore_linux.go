@@ -209,7 +209,8 @@ func (s *Semaphore) reclaim() int64 {
 // Acquire acquires n permits, waiting until they are available or ctx is
 // done. On success it returns nil; on failure ctx.Err() (or the error of the
 // record's mutex) and leaves the semaphore unchanged. It panics if n is
-// negative or larger than the semaphore's capacity.
+// negative or larger than the semaphore's capacity. Ignoring its error
+// means running without the permits: more holders than the capacity.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	if err := s.usable(); err != nil {
 		return err
