@@ -25,6 +25,9 @@ type ParentProcess struct {
 	err  error         // why its death cannot be watched, if it cannot
 }
 
+// pidfdOpen is unix.PidfdOpen; tests make it fail as an old kernel's would.
+var pidfdOpen = unix.PidfdOpen
+
 // parentInfo is set by Main in a child.
 var parentInfo *ParentProcess
 
@@ -49,14 +52,20 @@ func (p *ParentProcess) Done() <-chan struct{} {
 
 // IsAlive reports whether the parent is alive. In a child started in a
 // PID namespace of its own it reports false: the parent cannot be seen.
+// Where pidfds are missing it reports whether this process's parent is
+// still the one that started it.
 func (p *ParentProcess) IsAlive() bool {
 	p.watch()
-	return p.err == nil && !isClosed(p.done)
+	if p.err != nil {
+		return p.pid > 0 && os.Getppid() == p.pid
+	}
+	return !isClosed(p.done)
 }
 
 // Join waits until the parent has died, or ctx is done. In a child started
 // in a PID namespace of its own it fails at once with an error wrapping
-// errors.ErrUnsupported.
+// errors.ErrUnsupported; where the kernel has no pidfds (before 5.3, or a
+// seccomp filter refuses them), with pidfd_open's error.
 func (p *ParentProcess) Join(ctx context.Context) error {
 	p.watch()
 	if p.err != nil {
@@ -83,17 +92,26 @@ func (p *ParentProcess) watch() {
 			p.err = fmt.Errorf("process: the parent of a child in a PID namespace of its own cannot be watched: %w", errors.ErrUnsupported)
 			return
 		}
-		fd, err := unix.PidfdOpen(p.pid, 0)
-		// Opened while the parent was still ours: it is the parent.
-		// Otherwise the parent has died (this process was reparented
-		// when it did), whoever has its number now.
-		if err != nil || os.Getppid() != p.pid {
-			if err == nil {
-				unix.Close(fd)
-			}
+		fd, err := pidfdOpen(p.pid, 0)
+		switch {
+		case err == unix.ESRCH:
+			close(p.done) // no such process: the parent is gone
+			return
+		case err != nil:
+			// No pidfds here (a kernel before 5.3, a seccomp
+			// filter): death cannot be waited for. IsAlive still
+			// answers, from getppid.
+			p.err = fmt.Errorf("process: watching the parent (pid %d): %w", p.pid, os.NewSyscallError("pidfd_open", err))
+			return
+		case os.Getppid() != p.pid:
+			// Opened, but the parent had died before (this process
+			// was reparented when it did): whoever has its number
+			// now is not it.
+			unix.Close(fd)
 			close(p.done)
 			return
 		}
+		// Opened while the parent was still ours: it is the parent.
 		go func() {
 			defer unix.Close(fd)
 			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}

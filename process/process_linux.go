@@ -102,7 +102,10 @@ func (p *Process) Start() error {
 	if name == "" {
 		name = "Process-" + id
 	}
-	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace {
+	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace && warmAvailable() {
+		if err := checkExecArgs(p.Args); err != nil {
+			return fmt.Errorf("process: start %s: %w", name, &os.PathError{Op: "fork/exec", Path: selfExe, Err: err})
+		}
 		spec := wireSpec{Entry: p.Entry, Name: name, Identity: id, Daemon: p.Daemon,
 			Parent: os.Getpid(), ParentName: self.Name, Args: p.Args}
 		if c := takeWarm(spec); c != nil {

@@ -3,13 +3,16 @@
 package process
 
 import (
-	"encoding/json"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,12 +56,14 @@ func KeepWarm(n int) error {
 		warm.idle = warm.idle[:len(warm.idle)-1]
 	}
 	refillWarm()
+	if n == 0 {
+		for warm.inFlight > 0 { // children being started stop themselves
+			warm.started.Wait()
+		}
+	}
 	warm.mu.Unlock()
 	for _, w := range stop {
 		w.stop()
-	}
-	if n == 0 {
-		warm.starting.Wait() // children still being started stop themselves
 	}
 	return nil
 }
@@ -67,9 +72,11 @@ var warm struct {
 	mu       sync.Mutex
 	want     int
 	idle     []*warmChild
-	inFlight int
-	starting sync.WaitGroup
+	inFlight int        // children being started
+	started  *sync.Cond // signalled when inFlight goes down
 }
+
+func init() { warm.started = sync.NewCond(&warm.mu) }
 
 // warmChild is a child started ahead of need, waiting on its pipe.
 type warmChild struct {
@@ -83,12 +90,9 @@ type warmChild struct {
 func refillWarm() {
 	for len(warm.idle)+warm.inFlight < warm.want {
 		warm.inFlight++
-		warm.starting.Add(1)
 		go func() {
-			defer warm.starting.Done()
 			c, err := startWarm()
 			warm.mu.Lock()
-			warm.inFlight--
 			if err == nil && len(warm.idle) < warm.want {
 				warm.idle = append(warm.idle, c)
 				c = nil
@@ -97,6 +101,10 @@ func refillWarm() {
 			if c != nil {
 				c.stop()
 			}
+			warm.mu.Lock()
+			warm.inFlight--
+			warm.started.Broadcast()
+			warm.mu.Unlock()
 		}()
 	}
 }
@@ -110,6 +118,13 @@ func startWarm() (*warmChild, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socketpair", err)
+	}
+	// Ours non-blocking, so that os.File polls it and takes deadlines:
+	// a warm child that does not answer (stopped, say) is given up.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, os.NewSyscallError("fcntl", err)
 	}
 	w, r := os.NewFile(uintptr(fds[0]), "warm"), os.NewFile(uintptr(fds[1]), "warm-child")
 	cmd := exec.Command(selfExe)
@@ -132,11 +147,25 @@ func startWarm() (*warmChild, error) {
 	return c, nil
 }
 
-// stop closes the child's pipe, which makes an idle child exit, and waits
-// for it.
+// warmPatience is how long a warm child is given to answer or, asked to
+// stop, to exit, before it is killed: one that does not is stopped
+// (SIGSTOP) or starved, and a cold start is faster than waiting.
+const warmPatience = time.Second
+
+// stop closes the child's socket, which makes an idle child exit, and
+// waits for it; one that does not exit in warmPatience is killed.
 func (c *warmChild) stop() {
 	c.req.Close()
-	<-c.exited
+	c.awaitExit()
+}
+
+func (c *warmChild) awaitExit() {
+	select {
+	case <-c.exited:
+	case <-time.After(warmPatience):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
 }
 
 // takeWarm hands spec to an idle warm child and returns it, or nil when
@@ -156,7 +185,8 @@ func takeWarm(spec wireSpec) *warmChild {
 		// what the Process says (a non-daemon stops dying with us):
 		// when Start returns, a SIGKILL of this process treats the
 		// child as it would treat a cold one.
-		err := json.NewEncoder(c.req).Encode(spec)
+		c.req.SetDeadline(time.Now().Add(warmPatience))
+		_, err := c.req.Write(spec.marshal())
 		if err == nil {
 			var ack [1]byte
 			_, err = io.ReadFull(c.req, ack[:])
@@ -165,11 +195,13 @@ func takeWarm(spec wireSpec) *warmChild {
 		if err == nil {
 			return c
 		}
-		<-c.exited // it died idle (EPIPE, or no answer): try the next
+		// It died idle (EPIPE, or no answer), or does not answer in
+		// time: try the next.
+		c.awaitExit()
 	}
 }
 
-// wireSpec is childSpec on the pipe.
+// wireSpec is childSpec on the socket.
 type wireSpec struct {
 	Entry, Name, Identity string
 	Daemon                bool
@@ -178,15 +210,108 @@ type wireSpec struct {
 	Args                  []string
 }
 
+// marshal is the spec as the child reads it: a 4-byte length, then each
+// string as a uvarint length and its bytes, as they are (an argument
+// need not be UTF-8), the daemon flag as a byte and the parent's pid as
+// a uvarint.
+func (s wireSpec) marshal() []byte {
+	b := make([]byte, 4, 64)
+	str := func(v string) { b = append(binary.AppendUvarint(b, uint64(len(v))), v...) }
+	str(s.Entry)
+	str(s.Name)
+	str(s.Identity)
+	str(s.ParentName)
+	b = append(b, boolByte(s.Daemon))
+	b = binary.AppendUvarint(b, uint64(s.Parent))
+	b = binary.AppendUvarint(b, uint64(len(s.Args)))
+	for _, a := range s.Args {
+		str(a)
+	}
+	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// maxSpec bounds a spec a warm child accepts: more than exec would take.
+const maxSpec = 64 << 20
+
+func readSpec(r io.Reader) (wireSpec, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return wireSpec{}, err
+	}
+	size := binary.LittleEndian.Uint32(n[:])
+	if size > maxSpec {
+		return wireSpec{}, fmt.Errorf("a spec of %d bytes", size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return wireSpec{}, err
+	}
+	bad := errors.New("malformed spec")
+	uv := func() uint64 {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			panic(bad)
+		}
+		b = b[k:]
+		return v
+	}
+	str := func() string {
+		n := uv()
+		if n > uint64(len(b)) {
+			panic(bad)
+		}
+		v := string(b[:n])
+		b = b[n:]
+		return v
+	}
+	var s wireSpec
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = bad
+			}
+		}()
+		s.Entry, s.Name, s.Identity, s.ParentName = str(), str(), str(), str()
+		if len(b) == 0 {
+			return bad
+		}
+		s.Daemon, b = b[0] == 1, b[1:]
+		s.Parent = int(uv())
+		n := uv()
+		if n > uint64(len(b)) {
+			return bad
+		}
+		s.Args = make([]string, n)
+		for i := range s.Args {
+			s.Args[i] = str()
+		}
+		if len(b) != 0 {
+			return bad
+		}
+		return nil
+	}()
+	return s, err
+}
+
 // runWarm is a warm child's Main: it waits for its entry, then runs it
 // as Start's children do. A closed pipe (KeepWarm(0), or its parent gone)
 // ends it quietly.
 func runWarm() int {
 	f := os.NewFile(3, "warm")
-	var s wireSpec
-	if err := json.NewDecoder(f).Decode(&s); err != nil {
-		return 0
+	s, err := readSpec(f)
+	if err != nil {
+		return 0 // closed: KeepWarm(0) or the parent gone
 	}
+	// The entry sees the arguments where a cold child has them too.
+	os.Args = append([]string{os.Args[0]}, s.Args...)
 	if !s.Daemon {
 		// Started to die with its parent; given an entry that
 		// outlives it, as a cold non-daemon child does.
@@ -203,4 +328,44 @@ func runWarm() int {
 		entry: s.Entry, name: s.Name, identity: s.Identity, daemon: s.Daemon,
 		parent: s.Parent, parentName: s.ParentName, args: s.Args,
 	})
+}
+
+// checkExecArgs fails as execve would with these arguments (and this
+// process's environment), so that a Start does not succeed warm where it
+// would fail cold: a NUL byte (EINVAL, from Go's exec), an argument of
+// 128 KiB or more, or more than the kernel's limit in all (E2BIG: a
+// quarter of the stack limit, at most 6 MiB, at least 128 KiB).
+func checkExecArgs(args []string) error {
+	const maxArgStrlen = 32 * 4096
+	total := 0
+	for _, a := range args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return syscall.EINVAL
+		}
+		if len(a)+1 > maxArgStrlen {
+			return syscall.E2BIG
+		}
+		total += len(a) + 1 + 8
+	}
+	for _, e := range os.Environ() {
+		total += len(e) + 1 + 8
+	}
+	total += len(os.Args[0]) + 1 + len(envWarm) + 16
+	limit := uint64(maxArgStrlen)
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_STACK, &rl) == nil {
+		limit = max(min(rl.Cur/4, 6<<20), maxArgStrlen)
+	}
+	if uint64(total) > limit {
+		return syscall.E2BIG
+	}
+	return nil
+}
+
+// warmAvailable reports whether warm children are kept (a hint: takeWarm
+// may still find none).
+func warmAvailable() bool {
+	warm.mu.Lock()
+	defer warm.mu.Unlock()
+	return warm.want > 0
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,5 +212,121 @@ func TestWarmParentKilled(t *testing.T) {
 		if code, err := ReapOrphan(pid); err == nil && code != -9 || err != nil && !errors.Is(err, syscall.ECHILD) {
 			t.Fatalf("idle warm child %d: status %d, %v; want killed with its parent", pid, code, err)
 		}
+	}
+}
+
+func init() {
+	Register("args-echo", func(args []string) error {
+		fmt.Printf("args %q os.Args %q\n", args, os.Args[1:])
+		return nil
+	})
+	Register("parent-nopidfd", func([]string) error {
+		pidfdOpen = func(int, int) (int, error) { return -1, syscall.ENOSYS }
+		p := Parent()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := p.Join(ctx)
+		fmt.Println("alive", p.IsAlive(), "join-enosys", errors.Is(err, syscall.ENOSYS))
+		return nil
+	})
+}
+
+func init() {
+	// warm-args: args n. With n warm children, starts args-echo with
+	// awkward arguments, then with arguments exec refuses, and prints
+	// what Start said.
+	Register("warm-args", func(args []string) error {
+		n, _ := strconv.Atoi(args[0])
+		if err := KeepWarm(n); err != nil {
+			return err
+		}
+		var idle []int
+		if n > 0 {
+			idle = waitIdle(n)
+		}
+		p := &Process{Entry: "args-echo", Args: []string{"\xff\xfeabc", "", "a\nb", "é"}}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		if n > 0 && !slices.Contains(idle, p.Pid()) {
+			return errors.New("not warm")
+		}
+		if err := p.Join(context.Background()); err != nil {
+			return err
+		}
+		for _, bad := range []string{"a\x00b", strings.Repeat("x", 200<<10)} {
+			q := &Process{Entry: "args-echo", Args: []string{bad}}
+			err := q.Start()
+			fmt.Println("bad arg:", errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.E2BIG))
+		}
+		return nil
+	})
+}
+
+// TestWarmArgsAsCold (review): a warm child gets its arguments byte for
+// byte (JSON had replaced invalid UTF-8), in os.Args too, and arguments
+// exec refuses are refused warm as cold.
+func TestWarmArgsAsCold(t *testing.T) {
+	var outs []string
+	for _, n := range []string{"0", "1"} {
+		file := filepath.Join(t.TempDir(), "out")
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := start(t, &Process{Entry: "warm-args", Args: []string{n}, Stdout: f})
+		err = p.Join(context.Background())
+		f.Close()
+		b, _ := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("warm=%s: %v\n%s", n, err, b)
+		}
+		outs = append(outs, string(b))
+	}
+	args := []string{"\xff\xfeabc", "", "a\nb", "é"}
+	want := fmt.Sprintf("args %q os.Args %q\nbad arg: true false\nbad arg: false true\n", args, args)
+	for i, out := range outs {
+		if out != want {
+			t.Errorf("warm=%d printed\n%q\nwant\n%q", i, out, want)
+		}
+	}
+}
+
+// TestParentWithoutPidfd (review): where pidfd_open fails (a kernel
+// before 5.3, a seccomp filter), a live parent is still alive and Join
+// says why it cannot wait; before, the parent read as dead.
+func TestParentWithoutPidfd(t *testing.T) {
+	out := newLines()
+	p := start(t, &Process{Entry: "parent-nopidfd", Stdout: out})
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.wait(t, "alive"); got != "alive true join-enosys true" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestStoppedWarmChild (review): a warm child that does not answer
+// (SIGSTOPped) is given up after a while and killed; Start starts
+// another, and KeepWarm(0) returns.
+func TestStoppedWarmChild(t *testing.T) {
+	if err := KeepWarm(1); err != nil {
+		t.Fatal(err)
+	}
+	defer KeepWarm(0)
+	idle := waitIdle(1)
+	syscall.Kill(idle[0], syscall.SIGSTOP)
+	p := start(t, &Process{Entry: "exit", Args: []string{"0"}})
+	if p.Pid() == idle[0] {
+		t.Fatal("Start handed the entry to the stopped child")
+	}
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(1)
+	again := waitIdle(1)
+	syscall.Kill(again[0], syscall.SIGSTOP)
+	if err := KeepWarm(0); err != nil {
+		t.Fatal(err)
 	}
 }

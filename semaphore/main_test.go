@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 		"bias-reopen":  biasReopenEntry,
 		"hold-check":   holdCheckEntry,
 		"try-once":     tryOnceEntry,
+		"too-many":     tooManyEntry,
 	})
 }
 

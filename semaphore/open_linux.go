@@ -28,7 +28,11 @@ func OpenMutex(ctx context.Context, name string) (*Mutex, error) {
 // fails with an error matching fs.ErrExist if the name is taken.
 func CreateMutex(ctx context.Context, name string) (*Mutex, error) {
 	seg, err := shm.Create(name, MutexSize, MutexTag, nil)
-	return ownMutex(seg, err)
+	m, err := ownMutex(seg, err)
+	if err != nil && seg != nil {
+		shm.Remove(name) // made, then not usable: no name left taken
+	}
+	return m, err
 }
 
 // OpenOrCreateMutex opens the segment name holding one Mutex, making it
@@ -70,7 +74,11 @@ func CreateSemaphore(ctx context.Context, name string, n int64) (*Semaphore, err
 	seg, err := shm.Create(name, SemaphoreSize, SemaphoreTag, func(seg *shm.Segment) error {
 		return InitSemaphore(seg, 0, n)
 	})
-	return ownSemaphore(seg, err, n)
+	s, err := ownSemaphore(seg, err, n)
+	if err != nil && seg != nil {
+		shm.Remove(name) // made, then not usable: no name left taken
+	}
+	return s, err
 }
 
 // OpenOrCreateSemaphore opens the segment name holding one Semaphore,

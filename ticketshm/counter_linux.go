@@ -68,14 +68,24 @@ type Counter struct {
 	log       buyLog   // this slot's log of lock-free buys not yet in owners
 	guess     int64    // the remaining count the next lock-free CAS tries first
 	rng       uint64   // back-off's state
-	refs      int      // opens not yet closed; guarded by counters.mu
 }
 
 // counters are this process's Counters, one per mapped segment, keyed by
 // the address of its data (a process maps a segment once: package shm).
+// mu is held only to look at or change the map and the entries, never
+// while a Counter is made or closed: those wait for other processes.
 var counters struct {
 	mu sync.Mutex
-	m  map[*byte]*Counter
+	m  map[*byte]*counterEntry
+}
+
+// counterEntry is a Counter of this process, being opened, open or being
+// closed.
+type counterEntry struct {
+	c       *Counter      // nil while the first open makes it
+	refs    int           // opens not yet closed
+	closing bool          // the last Close is tearing it down
+	done    chan struct{} // while making or closing: closed when that is over
 }
 
 var _ Store = (*Counter)(nil)
@@ -105,7 +115,13 @@ func Create(ctx context.Context, name string, total int64, mode Mode) (*Counter,
 	if err != nil {
 		return nil, err
 	}
-	return attachOrClose(ctx, seg, total, mode)
+	c, err := attachOrClose(ctx, seg, total, mode)
+	if err != nil {
+		// Made and named, then not usable by us: leave no name behind
+		// for a retry to find taken.
+		shm.Remove(name)
+	}
+	return c, err
 }
 
 // OpenOrCreate opens the Counter segment name, making it with total
@@ -181,32 +197,58 @@ func versionError(name string, err error) error {
 	return err
 }
 
+// attach makes seg's Counter in this process, or takes another open of
+// the one it has. An open that finds the Counter being made, or being
+// closed by its last Close, waits for that (until ctx is done) and looks
+// again: it never makes a second Counter (and BiasedMutex) of one record.
 func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
-	counters.mu.Lock()
-	defer counters.mu.Unlock()
 	key := unsafe.SliceData(seg.Data())
-	if c := counters.m[key]; c != nil {
+	for {
+		counters.mu.Lock()
+		e := counters.m[key]
+		if e == nil {
+			e = &counterEntry{done: make(chan struct{})}
+			if counters.m == nil {
+				counters.m = make(map[*byte]*counterEntry)
+			}
+			counters.m[key] = e
+			counters.mu.Unlock()
+			c, err := newCounter(ctx, seg, total, mode)
+			counters.mu.Lock()
+			if err != nil {
+				delete(counters.m, key)
+			} else {
+				c.open = true
+				e.c, e.refs = c, 1
+			}
+			close(e.done)
+			e.done = nil
+			counters.mu.Unlock()
+			return c, err
+		}
+		if wait := e.done; wait != nil {
+			counters.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%s: waiting for this process's other open or close of the counter: %w", seg.Path(), context.Cause(ctx))
+			}
+		}
+		c := e.c
 		switch {
 		case c.total != total:
+			counters.mu.Unlock()
 			return nil, fmt.Errorf("%s: %w: it has %d tickets, want %d", seg.Path(), ErrTotalMismatch, c.total, total)
 		case mode != 0 && c.mode != mode:
+			counters.mu.Unlock()
 			return nil, fmt.Errorf("%s: %w: counter is %v, want %v", seg.Path(), ErrModeMismatch, c.mode, mode)
 		}
-		c.refs++
+		e.refs++
+		counters.mu.Unlock()
 		seg.Close() // the mapping stays, with c's handle
 		return c, nil
 	}
-	c, err := newCounter(ctx, seg, total, mode)
-	if err != nil {
-		return nil, err
-	}
-	if counters.m == nil {
-		counters.m = make(map[*byte]*Counter)
-	}
-	counters.m[key] = c
-	c.refs = 1
-	c.open = true
-	return c, nil
 }
 
 func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
@@ -603,22 +645,31 @@ func (c *Counter) Slot() int { return c.slot }
 // buys into the ledger and unmaps the counter. The segment stays;
 // shm.Remove deletes it.
 func (c *Counter) Close() error {
+	if c.seg == nil {
+		return c.errClosed()
+	}
+	key := unsafe.SliceData(c.seg.Data())
 	counters.mu.Lock()
-	if c.refs == 0 {
+	e := counters.m[key]
+	if e == nil || e.c != c || e.refs == 0 {
 		counters.mu.Unlock()
 		return c.errClosed()
 	}
-	c.refs--
-	last := c.refs == 0
-	if last {
-		// Out of the map first: an open from now on makes a new
-		// Counter, which waits for this one's flush under the Mutex.
-		delete(counters.m, unsafe.SliceData(c.seg.Data()))
-	}
-	counters.mu.Unlock()
-	if !last {
+	e.refs--
+	if e.refs > 0 {
+		counters.mu.Unlock()
 		return nil
 	}
+	// The last: an open from now on waits for the teardown, then makes a
+	// new Counter.
+	e.closing, e.done = true, make(chan struct{})
+	counters.mu.Unlock()
+	defer func() {
+		counters.mu.Lock()
+		delete(counters.m, key)
+		close(e.done)
+		counters.mu.Unlock()
+	}()
 	_ = c.local.Lock(context.Background()) // never fails: no deadline
 	defer c.local.Unlock()
 	c.open = false

@@ -61,3 +61,15 @@ func CASed(c *Counter, r int64) bool { return c.remaining.CompareAndSwap(r, r-1)
 // KeepForOrder keeps recordSale in the test binary as a function of its
 // own, for TestStoreOrder to disassemble.
 var KeepForOrder = []any{recordSale}
+
+// Closing reports whether the last Close of c has begun and not ended.
+func Closing(c *Counter) bool {
+	counters.mu.Lock()
+	defer counters.mu.Unlock()
+	for _, e := range counters.m {
+		if e.c == c {
+			return e.closing
+		}
+	}
+	return false
+}

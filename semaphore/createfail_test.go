@@ -1,0 +1,61 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"testing"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
+)
+
+// tooManyEntry: args prefix. Creates Mutex segments until the process
+// slot's robust list is full (ErrTooMany), then reports whether the
+// failed Create left its name behind and what a retry says; removes all.
+func tooManyEntry(args []string) int {
+	ctx := context.Background()
+	var made []*Mutex
+	defer func() {
+		for i, m := range made {
+			m.Close()
+			shm.Remove(fmt.Sprintf("%s.%d", args[0], i))
+		}
+	}()
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("%s.%d", args[0], i)
+		m, err := CreateMutex(ctx, name)
+		if err == nil {
+			made = append(made, m)
+			continue
+		}
+		if !errors.Is(err, ErrTooMany) {
+			return fail(err)
+		}
+		path, _ := shm.Path(name)
+		_, serr := os.Stat(path)
+		_, retry := CreateMutex(ctx, name)
+		_, serr2 := CreateSemaphore(ctx, name+".sem", 1)
+		path2, _ := shm.Path(name + ".sem")
+		_, serr3 := os.Stat(path2)
+		fmt.Println("toomany", i, errors.Is(serr, fs.ErrNotExist), errors.Is(retry, ErrTooMany), errors.Is(serr2, ErrTooMany), errors.Is(serr3, fs.ErrNotExist))
+		return 0
+	}
+}
+
+// TestCreateFailureLeavesNothing (review): a Create that made its segment
+// and then could not attach it (here: the robust list full) removes the
+// name, so that a retry fails for the same reason, not with fs.ErrExist.
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	prefix := fmt.Sprintf("semtest.toomany.%d", os.Getpid())
+	p := testproc.Start(t, "too-many", prefix)
+	line := p.ExpectPrefix("toomany")
+	p.MustExit()
+	if line != " 2048 true true true true" {
+		t.Fatalf("got %q; want the 2049th Create to fail with ErrTooMany, leaving no file, and its retry to say ErrTooMany again", "toomany"+line)
+	}
+}
