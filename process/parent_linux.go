@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,10 @@ type ParentProcess struct {
 	done chan struct{} // closed when the parent has died
 	err  error         // why its death cannot be watched, if it cannot
 }
+
+// parentPoll is how often the parent's death is looked for where no pidfd
+// can be had.
+const parentPoll = 100 * time.Millisecond
 
 // pidfdOpen is unix.PidfdOpen; tests make it fail as an old kernel's would.
 var pidfdOpen = unix.PidfdOpen
@@ -44,7 +49,9 @@ func (p *ParentProcess) Name() string { return p.name }
 
 // Done is closed when the parent has died. Its death is seen through a
 // pidfd, opened while the parent was still this process's parent, so a
-// later process with the same pid is never mistaken for it.
+// later process with the same pid is never mistaken for it; where no
+// pidfd can be had, by polling getppid every parentPoll (100 ms). In a
+// child in a PID namespace of its own it is never closed (see Join).
 func (p *ParentProcess) Done() <-chan struct{} {
 	p.watch()
 	return p.done
@@ -52,20 +59,22 @@ func (p *ParentProcess) Done() <-chan struct{} {
 
 // IsAlive reports whether the parent is alive. In a child started in a
 // PID namespace of its own it reports false: the parent cannot be seen.
-// Where pidfds are missing it reports whether this process's parent is
-// still the one that started it.
 func (p *ParentProcess) IsAlive() bool {
 	p.watch()
 	if p.err != nil {
-		return p.pid > 0 && os.Getppid() == p.pid
+		return false
+	}
+	if !isClosed(p.done) && os.Getppid() != p.pid {
+		return false // dead, and the watcher has yet to say so
 	}
 	return !isClosed(p.done)
 }
 
 // Join waits until the parent has died, or ctx is done. In a child started
 // in a PID namespace of its own it fails at once with an error wrapping
-// errors.ErrUnsupported; where the kernel has no pidfds (before 5.3, or a
-// seccomp filter refuses them), with pidfd_open's error.
+// errors.ErrUnsupported. Where pidfd_open fails (a kernel before 5.3, a
+// seccomp filter), the death is seen by polling getppid, within
+// parentPoll.
 func (p *ParentProcess) Join(ctx context.Context) error {
 	p.watch()
 	if p.err != nil {
@@ -98,10 +107,17 @@ func (p *ParentProcess) watch() {
 			close(p.done) // no such process: the parent is gone
 			return
 		case err != nil:
-			// No pidfds here (a kernel before 5.3, a seccomp
-			// filter): death cannot be waited for. IsAlive still
-			// answers, from getppid.
-			p.err = fmt.Errorf("process: watching the parent (pid %d): %w", p.pid, os.NewSyscallError("pidfd_open", err))
+			// No pidfd (a kernel before 5.3, a seccomp filter, no
+			// file descriptor left): watch getppid instead, which
+			// changes when the parent dies and this process is
+			// reparented. A poll, every parentPoll, for want of
+			// anything to wait on.
+			go func() {
+				for os.Getppid() == p.pid {
+					time.Sleep(parentPoll)
+				}
+				close(p.done)
+			}()
 			return
 		case os.Getppid() != p.pid:
 			// Opened, but the parent had died before (this process

@@ -102,10 +102,23 @@ func (p *Process) Start() error {
 	if name == "" {
 		name = "Process-" + id
 	}
+	daemon := "0"
+	if p.Daemon {
+		daemon = "1"
+	}
+	// The child checks that its parent is the one that started it. In a
+	// PID namespace of its own the parent is outside it and its pid reads
+	// 0 there, whether the parent lives or not: Pdeathsig alone covers it.
+	parent := strconv.Itoa(os.Getpid())
+	if p.NewPIDNamespace {
+		parent = "0"
+	}
+	env := []string{envEntry + "=" + p.Entry, envName + "=" + name, envIdentity + "=" + id,
+		envDaemon + "=" + daemon, envParent + "=" + parent, envPName + "=" + self.Name}
+	if err := checkExec(p.Args, env); err != nil {
+		return fmt.Errorf("process: start %s: %w", name, &os.PathError{Op: "fork/exec", Path: selfExe, Err: err})
+	}
 	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace && warmAvailable() {
-		if err := checkExecArgs(p.Args); err != nil {
-			return fmt.Errorf("process: start %s: %w", name, &os.PathError{Op: "fork/exec", Path: selfExe, Err: err})
-		}
 		spec := wireSpec{Entry: p.Entry, Name: name, Identity: id, Daemon: p.Daemon,
 			Parent: os.Getpid(), ParentName: self.Name, Args: p.Args}
 		if c := takeWarm(spec); c != nil {
@@ -122,20 +135,7 @@ func (p *Process) Start() error {
 	// process runs it, deleted or renamed over.
 	cmd := exec.Command(selfExe, p.Args...)
 	cmd.Args[0] = os.Args[0]
-	daemon := "0"
-	if p.Daemon {
-		daemon = "1"
-	}
-	// The child checks that its parent is the one that started it. In a
-	// PID namespace of its own the parent is outside it and its pid reads
-	// 0 there, whether the parent lives or not: Pdeathsig alone covers it.
-	parent := strconv.Itoa(os.Getpid())
-	if p.NewPIDNamespace {
-		parent = "0"
-	}
-	cmd.Env = append(os.Environ(),
-		envEntry+"="+p.Entry, envName+"="+name, envIdentity+"="+id,
-		envDaemon+"="+daemon, envParent+"="+parent, envPName+"="+self.Name)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = orDefault(p.Stdout, os.Stdout), orDefault(p.Stderr, os.Stderr)
 	// With a Stdout or Stderr that is not a file, a grandchild could keep

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,6 +43,9 @@ func init() {
 		return nil
 	})
 	Register("parent-gone", func(args []string) error {
+		if len(args) > 1 && args[1] == "nopidfd" {
+			pidfdOpen = func(int, int) (int, error) { return -1, syscall.ENOSYS }
+		}
 		p := Parent()
 		if !p.IsAlive() {
 			return errors.New("parent dead at start")
@@ -140,9 +144,17 @@ func TestParentDeath(t *testing.T) {
 	if err := SetSubreaper(); err != nil {
 		t.Fatal(err)
 	}
+	for _, how := range []string{"pidfd", "nopidfd"} {
+		t.Run(how, func(t *testing.T) { parentDeath(t, how) })
+	}
+}
+
+// parentDeath is TestParentDeath, with pidfd_open working or failing (a
+// kernel before 5.3: then getppid is polled).
+func parentDeath(t *testing.T, how string) {
 	file := filepath.Join(t.TempDir(), "gone")
 	out := newLines()
-	mid := start(t, &Process{Entry: "watch-parent", Name: "mid", Args: []string{file}, Stdout: out})
+	mid := start(t, &Process{Entry: "watch-parent", Name: "mid", Args: []string{file, how}, Stdout: out})
 	watcher, _ := strconv.Atoi(strings.Fields(out.wait(t, "watcher"))[1])
 	out.wait(t, "watching") // the watcher's stdout is mid's, which is ours
 	mid.Kill()

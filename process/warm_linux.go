@@ -182,22 +182,28 @@ func takeWarm(spec wireSpec) *warmChild {
 		refillWarm()
 		warm.mu.Unlock()
 		// The child answers once it has its entry and has made itself
-		// what the Process says (a non-daemon stops dying with us):
-		// when Start returns, a SIGKILL of this process treats the
-		// child as it would treat a cold one.
+		// what the Process says (a non-daemon stops dying with us),
+		// then waits for a go: when Start returns, a SIGKILL of this
+		// process treats the child as it would treat a cold one, and a
+		// child whose answer came too late never runs the entry (it
+		// reads no go, only the closed socket).
 		c.req.SetDeadline(time.Now().Add(warmPatience))
 		_, err := c.req.Write(spec.marshal())
 		if err == nil {
 			var ack [1]byte
 			_, err = io.ReadFull(c.req, ack[:])
 		}
+		if err == nil {
+			_, err = c.req.Write([]byte{1}) // go
+		}
 		c.req.Close()
 		if err == nil {
 			return c
 		}
-		// It died idle (EPIPE, or no answer), or does not answer in
-		// time: try the next.
-		c.awaitExit()
+		// It died idle (EPIPE), or did not answer in time (stopped,
+		// starved): it is no use; try the next.
+		c.cmd.Process.Kill()
+		<-c.exited
 	}
 }
 
@@ -305,6 +311,11 @@ func readSpec(r io.Reader) (wireSpec, error) {
 // as Start's children do. A closed pipe (KeepWarm(0), or its parent gone)
 // ends it quietly.
 func runWarm() int {
+	var st unix.Stat_t
+	if unix.Fstat(3, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		fmt.Fprintf(os.Stderr, "process: %s is set, but fd 3 is not a warm child's socket\n", envWarm)
+		return 2
+	}
 	f := os.NewFile(3, "warm")
 	s, err := readSpec(f)
 	if err != nil {
@@ -320,8 +331,12 @@ func runWarm() int {
 			return 2
 		}
 	}
+	var goByte [1]byte
 	if _, err := f.Write([]byte{1}); err != nil {
 		return 2 // the parent gave up on us
+	}
+	if _, err := io.ReadFull(f, goByte[:]); err != nil {
+		return 2 // our answer came too late: the parent starts another
 	}
 	f.Close()
 	return runChild(childSpec{
@@ -330,27 +345,26 @@ func runWarm() int {
 	})
 }
 
-// checkExecArgs fails as execve would with these arguments (and this
-// process's environment), so that a Start does not succeed warm where it
-// would fail cold: a NUL byte (EINVAL, from Go's exec), an argument of
-// 128 KiB or more, or more than the kernel's limit in all (E2BIG: a
-// quarter of the stack limit, at most 6 MiB, at least 128 KiB).
-func checkExecArgs(args []string) error {
+// checkExec fails as execve would for a child with these arguments and
+// environment variables (beside this process's environment), so that a
+// Start does not succeed warm where it would fail cold: a NUL byte
+// (EINVAL), a string of 128 KiB or more, or more than the kernel's limit
+// in all (E2BIG: a quarter of the stack limit, at most 6 MiB, at least
+// 128 KiB). Start checks it cold too, so both fail alike.
+func checkExec(args, env []string) error {
 	const maxArgStrlen = 32 * 4096
-	total := 0
-	for _, a := range args {
-		if strings.IndexByte(a, 0) >= 0 {
-			return syscall.EINVAL
+	total := len(selfExe) + 1
+	for _, list := range [][]string{{os.Args[0]}, args, env, os.Environ()} {
+		for _, a := range list {
+			if strings.IndexByte(a, 0) >= 0 {
+				return syscall.EINVAL
+			}
+			if len(a)+1 > maxArgStrlen {
+				return syscall.E2BIG
+			}
+			total += len(a) + 1 + 8
 		}
-		if len(a)+1 > maxArgStrlen {
-			return syscall.E2BIG
-		}
-		total += len(a) + 1 + 8
 	}
-	for _, e := range os.Environ() {
-		total += len(e) + 1 + 8
-	}
-	total += len(os.Args[0]) + 1 + len(envWarm) + 16
 	limit := uint64(maxArgStrlen)
 	var rl unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_STACK, &rl) == nil {

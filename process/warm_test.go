@@ -216,6 +216,15 @@ func TestWarmParentKilled(t *testing.T) {
 }
 
 func init() {
+	Register("record-pid", func(args []string) error {
+		f, err := os.OpenFile(args[0], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = fmt.Fprintln(f, os.Getpid())
+		return err
+	})
 	Register("args-echo", func(args []string) error {
 		fmt.Printf("args %q os.Args %q\n", args, os.Args[1:])
 		return nil
@@ -226,7 +235,7 @@ func init() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		err := p.Join(ctx)
-		fmt.Println("alive", p.IsAlive(), "join-enosys", errors.Is(err, syscall.ENOSYS))
+		fmt.Println("alive", p.IsAlive(), "join-waits", errors.Is(err, context.DeadlineExceeded))
 		return nil
 	})
 }
@@ -258,6 +267,9 @@ func init() {
 			q := &Process{Entry: "args-echo", Args: []string{bad}}
 			err := q.Start()
 			fmt.Println("bad arg:", errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.E2BIG))
+			q = &Process{Entry: "args-echo", Name: bad}
+			err = q.Start()
+			fmt.Println("bad name:", errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.E2BIG))
 		}
 		return nil
 	})
@@ -284,7 +296,7 @@ func TestWarmArgsAsCold(t *testing.T) {
 		outs = append(outs, string(b))
 	}
 	args := []string{"\xff\xfeabc", "", "a\nb", "é"}
-	want := fmt.Sprintf("args %q os.Args %q\nbad arg: true false\nbad arg: false true\n", args, args)
+	want := fmt.Sprintf("args %q os.Args %q\nbad arg: true false\nbad name: true false\nbad arg: false true\nbad name: false true\n", args, args)
 	for i, out := range outs {
 		if out != want {
 			t.Errorf("warm=%d printed\n%q\nwant\n%q", i, out, want)
@@ -294,14 +306,15 @@ func TestWarmArgsAsCold(t *testing.T) {
 
 // TestParentWithoutPidfd (review): where pidfd_open fails (a kernel
 // before 5.3, a seccomp filter), a live parent is still alive and Join
-// says why it cannot wait; before, the parent read as dead.
+// waits for it; before, the parent read as dead. (TestParentDeath/nopidfd
+// sees the death without a pidfd.)
 func TestParentWithoutPidfd(t *testing.T) {
 	out := newLines()
 	p := start(t, &Process{Entry: "parent-nopidfd", Stdout: out})
 	if err := p.Join(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.wait(t, "alive"); got != "alive true join-enosys true" {
+	if got := out.wait(t, "alive"); got != "alive true join-waits true" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -316,12 +329,17 @@ func TestStoppedWarmChild(t *testing.T) {
 	defer KeepWarm(0)
 	idle := waitIdle(1)
 	syscall.Kill(idle[0], syscall.SIGSTOP)
-	p := start(t, &Process{Entry: "exit", Args: []string{"0"}})
+	ran := filepath.Join(t.TempDir(), "ran")
+	p := start(t, &Process{Entry: "record-pid", Args: []string{ran}})
 	if p.Pid() == idle[0] {
 		t.Fatal("Start handed the entry to the stopped child")
 	}
+	syscall.Kill(idle[0], syscall.SIGCONT) // it was killed: nothing
 	if err := p.Join(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(ran); string(b) != fmt.Sprintln(p.Pid()) {
+		t.Fatalf("the entry ran in %q, want only in %d", b, p.Pid())
 	}
 	waitIdle(1)
 	again := waitIdle(1)

@@ -25,14 +25,15 @@ func OpenMutex(ctx context.Context, name string) (*Mutex, error) {
 }
 
 // CreateMutex makes the segment name holding one Mutex and opens it. It
-// fails with an error matching fs.ErrExist if the name is taken.
+// fails with an error matching fs.ErrExist if the name is taken. Once
+// made, the segment is named and other processes may open it: if this
+// process cannot attach it (its robust list full, no free process slot),
+// CreateMutex returns the error and leaves the segment to them.
 func CreateMutex(ctx context.Context, name string) (*Mutex, error) {
 	seg, err := shm.Create(name, MutexSize, MutexTag, nil)
-	m, err := ownMutex(seg, err)
-	if err != nil && seg != nil {
-		shm.Remove(name) // made, then not usable: no name left taken
-	}
-	return m, err
+	// Named from here on: if this process cannot attach it, the
+	// segment stays for the others that may have opened it.
+	return ownMutex(seg, err)
 }
 
 // OpenOrCreateMutex opens the segment name holding one Mutex, making it
@@ -74,11 +75,7 @@ func CreateSemaphore(ctx context.Context, name string, n int64) (*Semaphore, err
 	seg, err := shm.Create(name, SemaphoreSize, SemaphoreTag, func(seg *shm.Segment) error {
 		return InitSemaphore(seg, 0, n)
 	})
-	s, err := ownSemaphore(seg, err, n)
-	if err != nil && seg != nil {
-		shm.Remove(name) // made, then not usable: no name left taken
-	}
-	return s, err
+	return ownSemaphore(seg, err, n)
 }
 
 // OpenOrCreateSemaphore opens the segment name holding one Semaphore,

@@ -19,8 +19,9 @@ import (
 // cmd/bench's buyers, each a process with one goroutine, buy through one.
 //
 // The goroutine that holds a Buyer must not call the Counter's own methods
-// meanwhile: they wait for the Buyer's Close, which that goroutine would
-// never reach (Audit, Populate and Close wait without a deadline). A
+// meanwhile, nor open the Counter again: they wait for the Buyer's Close,
+// which that goroutine would never reach (Audit, Populate and Close wait
+// without a deadline, and an Open during the last Close waits for it). A
 // Buyer must not be copied.
 type Buyer struct {
 	_ noCopy

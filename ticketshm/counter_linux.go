@@ -105,7 +105,11 @@ func Open(ctx context.Context, name string) (*Counter, error) {
 
 // Create makes the Counter segment name with total tickets in mode
 // (Locked if mode is 0) and opens it. It fails with an error matching
-// fs.ErrExist if the name is taken.
+// fs.ErrExist if the name is taken. Once made, the segment is named and
+// other processes may open it: if this process then cannot attach it
+// (ctx done while another process holds its lock, no free process slot),
+// Create returns the error and leaves the segment to them; Open it, or
+// remove it (shm.Remove) once no process uses it.
 func Create(ctx context.Context, name string, total int64, mode Mode) (*Counter, error) {
 	mode, err := checkNew(total, mode)
 	if err != nil {
@@ -115,13 +119,11 @@ func Create(ctx context.Context, name string, total int64, mode Mode) (*Counter,
 	if err != nil {
 		return nil, err
 	}
-	c, err := attachOrClose(ctx, seg, total, mode)
-	if err != nil {
-		// Made and named, then not usable by us: leave no name behind
-		// for a retry to find taken.
-		shm.Remove(name)
-	}
-	return c, err
+	// Named from here on: other processes may open it. If this process
+	// cannot attach it (ctx done while one of them holds its lock, no
+	// free slot, this process's robust list full), the segment stays,
+	// theirs as much as ours: removing it by name could split a sale.
+	return attachOrClose(ctx, seg, total, mode)
 }
 
 // OpenOrCreate opens the Counter segment name, making it with total
@@ -281,6 +283,15 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	if err != nil {
 		return nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			// Or the record stays marked as this BiasedMutex's while
+			// the segment is mapped, and the next open fails with
+			// semaphore.ErrInUse.
+			mu.Close()
+		}
+	}()
 	if c.id, err = seg.Slot(ctx); err != nil {
 		return nil, err
 	}
@@ -301,6 +312,7 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	if serr != nil {
 		return nil, serr
 	}
+	ok = true
 	return c, nil
 }
 

@@ -73,3 +73,15 @@ func Closing(c *Counter) bool {
 	}
 	return false
 }
+
+// Making reports whether an open of some Counter is making it now.
+func Making() bool {
+	counters.mu.Lock()
+	defer counters.mu.Unlock()
+	for _, e := range counters.m {
+		if e.c == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
@@ -23,17 +24,18 @@ import (
 
 func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]testproc.Entry{
-		"buyer":       buyerEntry,
-		"buy-forever": buyForeverEntry,
-		"mid":         midEntry,
-		"log":         logEntry,
-		"bench-buyer": benchBuyerEntry,
-		"log-stages":  logStagesEntry,
-		"settle-stop": settleStopEntry,
-		"claim-slot":  claimSlotEntry,
-		"open-report": openReportEntry,
-		"intend":      intendEntry,
-		"goroutines":  goroutinesEntry,
+		"buyer":        buyerEntry,
+		"buy-forever":  buyForeverEntry,
+		"mid":          midEntry,
+		"log":          logEntry,
+		"bench-buyer":  benchBuyerEntry,
+		"log-stages":   logStagesEntry,
+		"settle-stop":  settleStopEntry,
+		"claim-slot":   claimSlotEntry,
+		"open-report":  openReportEntry,
+		"intend":       intendEntry,
+		"goroutines":   goroutinesEntry,
+		"hold-counter": holdCounterEntry,
 	})
 }
 
@@ -305,6 +307,25 @@ func intendEntry(args []string) int {
 		return 1
 	}
 	fmt.Println("intended", ticketshm.Intend(c), c.Slot())
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// holdCounterEntry: args name. Locks the Counter's Mutex, says
+// "holding" and waits to be killed.
+func holdCounterEntry(args []string) int {
+	seg, err := shm.Open(args[0], ticketshm.Tag)
+	if err == nil {
+		var m *semaphore.Mutex
+		if m, err = semaphore.NewMutex(seg, 0); err == nil {
+			err = m.Lock()
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("holding")
 	time.Sleep(time.Hour)
 	return 0
 }

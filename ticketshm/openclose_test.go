@@ -142,3 +142,49 @@ func TestOpenNotBlockedByAnother(t *testing.T) {
 		t.Fatalf("the waiting Open, once the holder died: %v", err)
 	}
 }
+
+// TestFailedOpenLetsTheNextMake (review, round 2): the open that makes a
+// Counter gives up (its ctx ends while another process holds the lock)
+// while a second open waits for it; the second then makes the Counter.
+// Before, the first left its BiasedMutex on the record and the second
+// failed with semaphore.ErrInUse.
+func TestFailedOpenLetsTheNextMake(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
+		x := storeName(t, "shm-mutex")
+		c, err := ticketshm.Create(ctx, x, 10, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		holder := testproc.Start(t, "hold-counter", x) // holds x's lock until killed
+		holder.Expect("holding")
+		first := make(chan error)
+		short, cancel := context.WithCancel(ctx)
+		go func() {
+			_, err := ticketshm.Open(short, x)
+			first <- err
+		}()
+		for !ticketshm.Making() {
+			time.Sleep(time.Millisecond)
+		}
+		second := make(chan error)
+		go func() {
+			c, err := ticketshm.Open(ctx, x)
+			if err == nil {
+				_, err = c.Buy(ctx)
+				c.Close()
+			}
+			second <- err
+		}()
+		cancel()
+		if err := <-first; !errors.Is(err, context.Canceled) {
+			t.Fatalf("%v: the first open: %v, want context.Canceled", mode, err)
+		}
+		holder.Kill()
+		holder.Wait()
+		if err := <-second; err != nil {
+			t.Fatalf("%v: the second open, after the first gave up: %v", mode, err)
+		}
+	}
+}
