@@ -3,12 +3,14 @@
 package process
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,12 +25,13 @@ const envWarm = "SHMKIT_PROCESS_WARM"
 
 // KeepWarm keeps n children started ahead of need, what Python's
 // forkserver start method is for: a Start then hands one of them its
-// entry over a pipe instead of executing the program anew, and another is
+// entry over a socket instead of executing the program anew, and another is
 // started in the background to take its place. Start+Join of a child that
-// does nothing took p50 3.0 ms cold and 0.45-0.61 ms warm on the machine
-// of docs/runs (docs/runs/spawn.txt; Python's fork: 1.7 ms). Start waits
+// does nothing took p50 3.0-3.7 ms cold and 0.45-0.88 ms warm on the
+// machine of docs/runs (docs/runs/spawn.txt; Python's fork: 1.7 ms). Start waits
 // for the warm child to say it has its entry, so that a SIGKILL of this
-// process right after Start treats it as it would a cold child.
+// process right after Start treats it as it would a cold child. A warm
+// child found stopped (SIGSTOP) is killed and passed over.
 //
 // A warm child is the program as it was when the child was started: its
 // environment and working directory are the parent's then, not at Start.
@@ -119,8 +122,8 @@ func startWarm() (*warmChild, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socketpair", err)
 	}
-	// Ours non-blocking, so that os.File polls it and takes deadlines:
-	// a warm child that does not answer (stopped, say) is given up.
+	// Ours non-blocking, so that os.File polls it: a Start waiting for
+	// an answer parks its goroutine, not a thread.
 	if err := unix.SetNonblock(fds[0], true); err != nil {
 		unix.Close(fds[0])
 		unix.Close(fds[1])
@@ -147,9 +150,9 @@ func startWarm() (*warmChild, error) {
 	return c, nil
 }
 
-// warmPatience is how long a warm child is given to answer or, asked to
-// stop, to exit, before it is killed: one that does not is stopped
-// (SIGSTOP) or starved, and a cold start is faster than waiting.
+// warmPatience is how long an idle warm child, asked to stop, is given to
+// exit before it is killed: one that does not is stopped (SIGSTOP) or
+// starved.
 const warmPatience = time.Second
 
 // stop closes the child's socket, which makes an idle child exit, and
@@ -181,28 +184,34 @@ func takeWarm(spec wireSpec) *warmChild {
 		warm.idle = warm.idle[1:]
 		refillWarm()
 		warm.mu.Unlock()
+		// A child that does not run (stopped: SIGSTOP, a debugger)
+		// would hold Start up: it is no use.
+		if stopped(c.cmd.Process.Pid) {
+			c.req.Close()
+			c.cmd.Process.Kill()
+			<-c.exited
+			continue
+		}
 		// The child answers once it has its entry and has made itself
 		// what the Process says (a non-daemon stops dying with us),
-		// then waits for a go: when Start returns, a SIGKILL of this
-		// process treats the child as it would treat a cold one, and a
-		// child whose answer came too late never runs the entry (it
-		// reads no go, only the closed socket).
-		c.req.SetDeadline(time.Now().Add(warmPatience))
+		// then runs it: when Start returns, a SIGKILL of this process
+		// treats the child as it would treat a cold one. Once the spec
+		// is sent the child is the Process's: its answer is waited for
+		// however long it takes (a child stopped after the look above
+		// holds Start until it is continued, as a cold child stopped
+		// at its start would hold its Process), so an entry never runs
+		// twice. No answer, only the socket's end, means the child
+		// died before it took the entry, which it never ran: the next
+		// is tried.
 		_, err := c.req.Write(spec.marshal())
 		if err == nil {
 			var ack [1]byte
 			_, err = io.ReadFull(c.req, ack[:])
 		}
-		if err == nil {
-			_, err = c.req.Write([]byte{1}) // go
-		}
 		c.req.Close()
 		if err == nil {
 			return c
 		}
-		// It died idle (EPIPE), or did not answer in time (stopped,
-		// starved): it is no use; try the next.
-		c.cmd.Process.Kill()
 		<-c.exited
 	}
 }
@@ -331,12 +340,8 @@ func runWarm() int {
 			return 2
 		}
 	}
-	var goByte [1]byte
 	if _, err := f.Write([]byte{1}); err != nil {
-		return 2 // the parent gave up on us
-	}
-	if _, err := io.ReadFull(f, goByte[:]); err != nil {
-		return 2 // our answer came too late: the parent starts another
+		return 2 // the parent is gone
 	}
 	f.Close()
 	return runChild(childSpec{
@@ -382,4 +387,15 @@ func warmAvailable() bool {
 	warm.mu.Lock()
 	defer warm.mu.Unlock()
 	return warm.want > 0
+}
+
+// stopped reports whether process pid is stopped (state T or t in
+// /proc/pid/stat): a read of a few hundred bytes, some microseconds.
+func stopped(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't')
 }
