@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -57,6 +58,19 @@ func lookup(name string) Entry {
 	entriesMu.Lock()
 	defer entriesMu.Unlock()
 	return entries[name]
+}
+
+func init() {
+	if _, ok := os.LookupEnv(envWarm); ok {
+		// A warm child clears the Pdeathsig it was started with
+		// before it runs a non-daemon entry, and the kernel keeps it
+		// per thread: the main thread (where init runs) has it, later
+		// threads do not. Main and runWarm stay on this thread until
+		// it is cleared, or a goroutine moved by the scheduler would
+		// clear another thread's and the entry would die with the
+		// parent.
+		runtime.LockOSThread()
+	}
 }
 
 // Main runs the program. Wrap main's body in it:

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,9 +66,11 @@ func KeepWarm(n int) error {
 		}
 	}
 	warm.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, w := range stop {
-		w.stop()
+		wg.Go(w.stop) // at once: each that does not exit is given warmPatience
 	}
+	wg.Wait()
 	return nil
 }
 
@@ -334,12 +337,19 @@ func runWarm() int {
 	os.Args = append([]string{os.Args[0]}, s.Args...)
 	if !s.Daemon {
 		// Started to die with its parent; given an entry that
-		// outlives it, as a cold non-daemon child does.
+		// outlives it, as a cold non-daemon child does. On the main
+		// thread, which init locked us to: that is the thread that
+		// has the Pdeathsig.
+		if unix.Gettid() != os.Getpid() {
+			fmt.Fprintln(os.Stderr, "process: warm child: not on the main thread, whose Pdeathsig must be cleared")
+			return 2
+		}
 		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
 			fmt.Fprintf(os.Stderr, "process: warm child: prctl: %v\n", err)
 			return 2
 		}
 	}
+	runtime.UnlockOSThread()
 	if _, err := f.Write([]byte{1}); err != nil {
 		return 2 // the parent is gone
 	}

@@ -21,7 +21,7 @@ const (
 // handle on the segment: Close it when done.
 func OpenMutex(ctx context.Context, name string) (*Mutex, error) {
 	seg, err := shm.Open(name, MutexTag)
-	return ownMutex(seg, err)
+	return ownMutex(ctx, seg, err)
 }
 
 // CreateMutex makes the segment name holding one Mutex and opens it. It
@@ -33,7 +33,7 @@ func CreateMutex(ctx context.Context, name string) (*Mutex, error) {
 	seg, err := shm.Create(name, MutexSize, MutexTag, nil)
 	// Named from here on: if this process cannot attach it, the
 	// segment stays for the others that may have opened it.
-	return ownMutex(seg, err)
+	return ownMutex(ctx, seg, err)
 }
 
 // OpenOrCreateMutex opens the segment name holding one Mutex, making it
@@ -41,11 +41,15 @@ func CreateMutex(ctx context.Context, name string) (*Mutex, error) {
 // at once, one makes it and the others wait, until ctx is done).
 func OpenOrCreateMutex(ctx context.Context, name string) (*Mutex, error) {
 	seg, err := shm.OpenOrCreate(ctx, name, MutexSize, MutexTag, nil)
-	return ownMutex(seg, err)
+	return ownMutex(ctx, seg, err)
 }
 
-func ownMutex(seg *shm.Segment, err error) (*Mutex, error) {
+func ownMutex(ctx context.Context, seg *shm.Segment, err error) (*Mutex, error) {
 	if err != nil {
+		return nil, err
+	}
+	if _, err := ClaimSlot(ctx, seg); err != nil {
+		seg.Close()
 		return nil, err
 	}
 	m, err := NewMutex(seg, 0)
@@ -62,7 +66,7 @@ func ownMutex(seg *shm.Segment, err error) (*Mutex, error) {
 // matching fs.ErrNotExist if there is none.
 func OpenSemaphore(ctx context.Context, name string) (*Semaphore, error) {
 	seg, err := shm.Open(name, SemaphoreTag)
-	return ownSemaphore(seg, err, 0)
+	return ownSemaphore(ctx, seg, err, 0)
 }
 
 // CreateSemaphore makes the segment name holding one Semaphore of n
@@ -75,7 +79,7 @@ func CreateSemaphore(ctx context.Context, name string, n int64) (*Semaphore, err
 	seg, err := shm.Create(name, SemaphoreSize, SemaphoreTag, func(seg *shm.Segment) error {
 		return InitSemaphore(seg, 0, n)
 	})
-	return ownSemaphore(seg, err, n)
+	return ownSemaphore(ctx, seg, err, n)
 }
 
 // OpenOrCreateSemaphore opens the segment name holding one Semaphore,
@@ -88,13 +92,17 @@ func OpenOrCreateSemaphore(ctx context.Context, name string, n int64) (*Semaphor
 	seg, err := shm.OpenOrCreate(ctx, name, SemaphoreSize, SemaphoreTag, func(seg *shm.Segment) error {
 		return InitSemaphore(seg, 0, n)
 	})
-	return ownSemaphore(seg, err, n)
+	return ownSemaphore(ctx, seg, err, n)
 }
 
 // ownSemaphore makes the Semaphore of an open segment, which must hold n
 // permits unless n is 0.
-func ownSemaphore(seg *shm.Segment, err error, n int64) (*Semaphore, error) {
+func ownSemaphore(ctx context.Context, seg *shm.Segment, err error, n int64) (*Semaphore, error) {
 	if err != nil {
+		return nil, err
+	}
+	if _, err := ClaimSlot(ctx, seg); err != nil {
+		seg.Close()
 		return nil, err
 	}
 	s, err := NewSemaphore(seg, 0)

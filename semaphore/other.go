@@ -90,3 +90,7 @@ func (m *Mutex) Do(ctx context.Context, fn func(ownerDied bool) error) error {
 }
 func (m *Mutex) Reset() error        { return errors.ErrUnsupported }
 func (m *Mutex) Locker() sync.Locker { panic("semaphore: Mutex is Linux only") }
+
+func ClaimSlot(ctx context.Context, seg *shm.Segment) (shm.Slot, error) {
+	return shm.Slot{}, errors.ErrUnsupported
+}

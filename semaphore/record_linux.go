@@ -120,6 +120,16 @@ var attachments struct {
 	m  map[*byte]*attachment
 }
 
+// ClaimSlot claims this process's slot in seg as NewMutex, NewBiasedMutex
+// and NewSemaphore do (preferring an index this process already runs a
+// robust-list thread for), but waits for another process's claim in
+// progress only until ctx is done. Those constructors wait without a
+// deadline; a caller that has one claims first, and they then find the
+// slot claimed.
+func ClaimSlot(ctx context.Context, seg *shm.Segment) (shm.Slot, error) {
+	return seg.Slot(ctx, slotsWithLists()...)
+}
+
 // attach returns this process's attachment to seg, making it on first use:
 // it holds the process's slot (preferring an index this process already
 // has a robust thread for) and arranges for the nodes to be unlinked when

@@ -279,6 +279,13 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	if r := c.remaining.Load(); r < 0 || r > c.total {
 		return nil, c.badCount(r)
 	}
+	// The slot first, honouring ctx: NewBiasedMutex would wait for a
+	// claim in progress (another process stopped mid-claim) for ever.
+	id, err := semaphore.ClaimSlot(ctx, seg)
+	if err != nil {
+		return nil, err
+	}
+	c.id = id
 	mu, err := semaphore.NewBiasedMutex(seg, 0)
 	if err != nil {
 		return nil, err
@@ -292,9 +299,6 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 			mu.Close()
 		}
 	}()
-	if c.id, err = seg.Slot(ctx); err != nil {
-		return nil, err
-	}
 	c.mu, c.slot = mu, c.id.Index
 	c.log = c.logOf(c.slot)
 	c.sales = c.areaOf(c.slot).sales

@@ -20,6 +20,7 @@ import (
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -36,6 +37,7 @@ func TestMain(m *testing.M) {
 		"intend":       intendEntry,
 		"goroutines":   goroutinesEntry,
 		"hold-counter": holdCounterEntry,
+		"hold-claim":   holdClaimEntry,
 	})
 }
 
@@ -326,6 +328,28 @@ func holdCounterEntry(args []string) int {
 		return 1
 	}
 	fmt.Println("holding")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// holdClaimEntry: args name. Takes the segment's slot-claim lock (the OFD
+// write lock on byte 2^62+1, as a claimer stopped mid-claim holds it),
+// says "claiming" and waits to be killed.
+func holdClaimEntry(args []string) int {
+	path, err := shm.Path(args[0])
+	if err != nil {
+		return 1
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err == nil {
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 1<<62 + 1, Len: 1}
+		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("claiming")
 	time.Sleep(time.Hour)
 	return 0
 }

@@ -188,3 +188,31 @@ func TestFailedOpenLetsTheNextMake(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenHonoursCtxDuringClaim (review, round 3): an Open that waits for
+// another process's slot claim in progress (a claimer stopped mid-claim)
+// returns when its ctx ends; before, the BiasedMutex's own claim waited
+// without a deadline, for ever.
+func TestOpenHonoursCtxDuringClaim(t *testing.T) {
+	ctx := context.Background()
+	x := storeName(t, "shm-mutex")
+	c, err := ticketshm.Create(ctx, x, 10, ticketshm.LockFree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	claimer := testproc.Start(t, "hold-claim", x)
+	claimer.Expect("claiming")
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := ticketshm.Open(short, x); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open while another process claims a slot, short deadline: %v", err)
+	}
+	claimer.Kill()
+	claimer.Wait()
+	c, err = ticketshm.Open(ctx, x)
+	if err != nil {
+		t.Fatalf("Open once the claimer died: %v", err)
+	}
+	c.Close()
+}
