@@ -199,17 +199,13 @@ func takeWarm(spec wireSpec) *warmChild {
 		// what the Process says (a non-daemon stops dying with us),
 		// then runs it: when Start returns, a SIGKILL of this process
 		// treats the child as it would treat a cold one. Once the spec
-		// is sent the child is the Process's: its answer is waited for
-		// however long it takes (a child stopped after the look above
-		// holds Start until it is continued, as a cold child stopped
-		// at its start would hold its Process), so an entry never runs
-		// twice. No answer, only the socket's end, means the child
-		// died before it took the entry, which it never ran: the next
-		// is tried.
+		// is sent the child is the Process's unless it shows it never
+		// took the entry: no answer, only the socket's end (it died),
+		// or stopped with no answer (see awaitAnswer). Then the next is
+		// tried; an entry never runs twice.
 		_, err := c.req.Write(spec.marshal())
 		if err == nil {
-			var ack [1]byte
-			_, err = io.ReadFull(c.req, ack[:])
+			err = awaitAnswer(c)
 		}
 		c.req.Close()
 		if err == nil {
@@ -218,6 +214,45 @@ func takeWarm(spec wireSpec) *warmChild {
 		<-c.exited
 	}
 }
+
+// awaitAnswer waits for c's answer to its spec. A child that is stopped
+// while it is waited for (the look before the hand-over came too early)
+// is killed, and then its answer decides: there, it took the entry before
+// it stopped, and is the Process's (killed); not there, it never ran the
+// entry, and the next child is tried. Either way the entry never runs
+// twice, and Start is not held up by a child that does not run.
+func awaitAnswer(c *warmChild) error {
+	var ack [1]byte
+	for {
+		c.req.SetReadDeadline(time.Now().Add(answerPoll))
+		_, err := io.ReadFull(c.req, ack[:])
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if !stopped(c.cmd.Process.Pid) {
+			continue // slow, but running
+		}
+		c.cmd.Process.Kill()
+		<-c.exited
+		// What is there now, without waiting (a past deadline would
+		// not even look).
+		answered := false
+		if rc, err := c.req.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) {
+				n, _, err := unix.Recvfrom(int(fd), ack[:], unix.MSG_DONTWAIT)
+				answered = err == nil && n == 1
+			})
+		}
+		if answered {
+			return nil
+		}
+		return errors.New("stopped before it took the entry")
+	}
+}
+
+// answerPoll is how often a Start that waits for a warm child's answer
+// looks whether the child is stopped.
+const answerPoll = 50 * time.Millisecond
 
 // wireSpec is childSpec on the socket.
 type wireSpec struct {

@@ -351,7 +351,7 @@ func TestStoppedWarmChild(t *testing.T) {
 	}
 	defer KeepWarm(0)
 	idle := waitIdle(1)
-	syscall.Kill(idle[0], syscall.SIGSTOP)
+	syscall.Kill(idle[0], syscall.SIGSTOP) // before or after Start's look: both must work
 	ran := filepath.Join(t.TempDir(), "ran")
 	p := start(t, &Process{Entry: "record-pid", Args: []string{ran}})
 	if p.Pid() == idle[0] {
