@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 		"hold-check":   holdCheckEntry,
 		"try-once":     tryOnceEntry,
 		"too-many":     tooManyEntry,
+		"hold-claim":   testproc.HoldClaimEntry,
 	})
 }
 

@@ -135,14 +135,16 @@ func ClaimSlot(ctx context.Context, seg *shm.Segment) (shm.Slot, error) {
 // has a robust thread for) and arranges for the nodes to be unlinked when
 // the segment's mapping goes.
 func attach(seg *shm.Segment) (*attachment, error) {
-	attachments.mu.Lock()
-	defer attachments.mu.Unlock()
 	// The slot first: on a closed handle it fails, before the mapping
-	// (which may be gone) is looked at.
-	slot, err := seg.Slot(context.Background(), slotsWithLists()...)
+	// (which may be gone) is looked at. And before attachments.mu: a
+	// claim may wait for another process's claim in progress, which must
+	// not hold up this process's attaches of other segments.
+	slot, err := ClaimSlot(context.Background(), seg)
 	if err != nil {
 		return nil, err
 	}
+	attachments.mu.Lock()
+	defer attachments.mu.Unlock()
 	seg = seg.Pinned()
 	key := unsafe.SliceData(seg.Data())
 	if a := attachments.m[key]; a != nil {

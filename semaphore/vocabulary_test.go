@@ -7,6 +7,9 @@ import (
 	"errors"
 	"io/fs"
 	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
 )
 
 // TestOpenVocabulary (issue 17): Open* must find the segment, Create*
@@ -60,4 +63,59 @@ func TestOpenVocabulary(t *testing.T) {
 	if o.Capacity() != 2 {
 		t.Fatalf("OpenSemaphore: capacity %d, want 2", o.Capacity())
 	}
+}
+
+// TestAttachNotHeldUpByAClaim: a NewMutex that waits for another
+// process's slot claim in progress on one segment (it has no ctx: it
+// waits until the claimer is gone) does not hold up this process's
+// attaches of other segments. Before, it waited holding the process-wide
+// attachments lock, and every NewMutex, OpenMutex and Counter open of any
+// segment waited with it.
+func TestAttachNotHeldUpByAClaim(t *testing.T) {
+	ctx := context.Background()
+	x := tempName(t)
+	seg, err := openTest(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimer := testproc.Start(t, "hold-claim", seg.Path())
+	claimer.Expect("claiming")
+	stuck := make(chan error, 1)
+	go func() {
+		m, err := NewMutex(seg, 0) // waits for the claimer
+		if err == nil {
+			m.Close()
+		}
+		stuck <- err
+	}()
+	// While that waits: another segment attaches. The minute guards
+	// against the old behaviour only (it waited until the claimer died);
+	// it is never reached otherwise.
+	others := make(chan error, 1)
+	go func() {
+		for range 3 {
+			m, err := CreateMutex(ctx, tempName(t))
+			if err != nil {
+				others <- err
+				return
+			}
+			m.Close()
+		}
+		others <- nil
+	}()
+	select {
+	case err := <-others:
+		if err != nil {
+			t.Fatalf("CreateMutex of another segment while a NewMutex waits for a claim: %v", err)
+		}
+	case <-time.After(time.Minute):
+		claimer.Kill() // lets both go, so the test can end
+		t.Fatal("CreateMutex of another segment waited for another segment's claim")
+	}
+	claimer.Kill()
+	claimer.Wait()
+	if err := <-stuck; err != nil {
+		t.Fatalf("the waiting NewMutex, once the claimer died: %v", err)
+	}
+	seg.Close()
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
-	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -37,7 +36,7 @@ func TestMain(m *testing.M) {
 		"intend":       intendEntry,
 		"goroutines":   goroutinesEntry,
 		"hold-counter": holdCounterEntry,
-		"hold-claim":   holdClaimEntry,
+		"hold-claim":   testproc.HoldClaimEntry,
 	})
 }
 
@@ -328,28 +327,6 @@ func holdCounterEntry(args []string) int {
 		return 1
 	}
 	fmt.Println("holding")
-	time.Sleep(time.Hour)
-	return 0
-}
-
-// holdClaimEntry: args name. Takes the segment's slot-claim lock (the OFD
-// write lock on byte 2^62+1, as a claimer stopped mid-claim holds it),
-// says "claiming" and waits to be killed.
-func holdClaimEntry(args []string) int {
-	path, err := shm.Path(args[0])
-	if err != nil {
-		return 1
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err == nil {
-		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 1<<62 + 1, Len: 1}
-		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("claiming")
 	time.Sleep(time.Hour)
 	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 )
 
@@ -201,7 +202,8 @@ func TestOpenHonoursCtxDuringClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	claimer := testproc.Start(t, "hold-claim", x)
+	path, _ := shm.Path(x)
+	claimer := testproc.Start(t, "hold-claim", path)
 	claimer.Expect("claiming")
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
