@@ -118,7 +118,7 @@ func (p *Process) Start() error {
 	if err := checkExec(p.Args, env); err != nil {
 		return fmt.Errorf("process: start %s: %w", name, &os.PathError{Op: "fork/exec", Path: selfExe, Err: err})
 	}
-	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace && warmAvailable() {
+	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace {
 		spec := wireSpec{Entry: p.Entry, Name: name, Identity: id, Daemon: p.Daemon,
 			Parent: os.Getpid(), ParentName: self.Name, Args: p.Args}
 		if c := takeWarm(spec); c != nil {

@@ -32,7 +32,8 @@ const envWarm = "SHMKIT_PROCESS_WARM"
 // machine of docs/runs (docs/runs/spawn.txt; Python's fork: 1.7 ms). Start waits
 // for the warm child to say it has its entry, so that a SIGKILL of this
 // process right after Start treats it as it would a cold child. A warm
-// child found stopped (SIGSTOP) is killed and passed over.
+// child found stopped (SIGSTOP) while Start waits for it is killed and,
+// unless it took the entry before it stopped, passed over.
 //
 // A warm child is the program as it was when the child was started: its
 // environment and working directory are the parent's then, not at Start.
@@ -169,9 +170,14 @@ func (c *warmChild) awaitExit() {
 	select {
 	case <-c.exited:
 	case <-time.After(warmPatience):
-		c.cmd.Process.Kill()
-		<-c.exited
+		c.kill()
 	}
+}
+
+// kill kills the child and waits until it is reaped.
+func (c *warmChild) kill() {
+	c.cmd.Process.Kill()
+	<-c.exited
 }
 
 // takeWarm hands spec to an idle warm child and returns it, or nil when
@@ -187,14 +193,6 @@ func takeWarm(spec wireSpec) *warmChild {
 		warm.idle = warm.idle[1:]
 		refillWarm()
 		warm.mu.Unlock()
-		// A child that does not run (stopped: SIGSTOP, a debugger)
-		// would hold Start up: it is no use.
-		if stopped(c.cmd.Process.Pid) {
-			c.req.Close()
-			c.cmd.Process.Kill()
-			<-c.exited
-			continue
-		}
 		// The child answers once it has its entry and has made itself
 		// what the Process says (a non-daemon stops dying with us),
 		// then runs it: when Start returns, a SIGKILL of this process
@@ -216,8 +214,7 @@ func takeWarm(spec wireSpec) *warmChild {
 }
 
 // awaitAnswer waits for c's answer to its spec. A child that is stopped
-// while it is waited for (the look before the hand-over came too early)
-// is killed, and then its answer decides: there, it took the entry before
+// (SIGSTOP, a debugger: before the hand-over or during it) is killed, and then its answer decides: there, it took the entry before
 // it stopped, and is the Process's (killed); not there, it never ran the
 // entry, and the next child is tried. Either way the entry never runs
 // twice, and Start is not held up by a child that does not run.
@@ -232,8 +229,7 @@ func awaitAnswer(c *warmChild) error {
 		if !stopped(c.cmd.Process.Pid) {
 			continue // slow, but running
 		}
-		c.cmd.Process.Kill()
-		<-c.exited
+		c.kill()
 		// What is there now, without waiting (a past deadline would
 		// not even look).
 		answered := false
@@ -424,14 +420,6 @@ func checkExec(args, env []string) error {
 		return syscall.E2BIG
 	}
 	return nil
-}
-
-// warmAvailable reports whether warm children are kept (a hint: takeWarm
-// may still find none).
-func warmAvailable() bool {
-	warm.mu.Lock()
-	defer warm.mu.Unlock()
-	return warm.want > 0
 }
 
 // stopped reports whether process pid is stopped (state T or t in

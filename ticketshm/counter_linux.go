@@ -82,10 +82,9 @@ var counters struct {
 // counterEntry is a Counter of this process, being opened, open or being
 // closed.
 type counterEntry struct {
-	c       *Counter      // nil while the first open makes it
-	refs    int           // opens not yet closed
-	closing bool          // the last Close is tearing it down
-	done    chan struct{} // while making or closing: closed when that is over
+	c    *Counter      // nil while the first open makes it
+	refs int           // opens not yet closed
+	done chan struct{} // while making (c nil) or closing (c set): closed when that is over
 }
 
 var _ Store = (*Counter)(nil)
@@ -678,7 +677,7 @@ func (c *Counter) Close() error {
 	}
 	// The last: an open from now on waits for the teardown, then makes a
 	// new Counter.
-	e.closing, e.done = true, make(chan struct{})
+	e.done = make(chan struct{})
 	counters.mu.Unlock()
 	defer func() {
 		counters.mu.Lock()

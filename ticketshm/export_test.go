@@ -68,7 +68,7 @@ func Closing(c *Counter) bool {
 	defer counters.mu.Unlock()
 	for _, e := range counters.m {
 		if e.c == c {
-			return e.closing
+			return e.done != nil
 		}
 	}
 	return false
