@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -369,5 +370,28 @@ func TestStoppedWarmChild(t *testing.T) {
 	syscall.Kill(again[0], syscall.SIGSTOP)
 	if err := KeepWarm(0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWarmEnvWithoutSocket: a program started by hand with the warm
+// child's variable set but no socket on fd 3 says so and exits 2; it does
+// not read whatever fd 3 is, nor run main.
+func TestWarmEnvWithoutSocket(t *testing.T) {
+	for _, fd3 := range []string{"none", "file"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envWarm+"=1")
+		if fd3 == "file" {
+			f, err := os.Open(os.Args[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cmd.ExtraFiles = []*os.File{f}
+		}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "fd 3 is not a warm child's socket") {
+			t.Errorf("fd 3 %s: %v, %q; want exit status 2 and why", fd3, err, out)
+		}
 	}
 }
