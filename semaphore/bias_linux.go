@@ -180,7 +180,9 @@ func fence() error {
 //
 // A BiasedMutex must not be used by two goroutines at once (the race
 // detector reports it), and it is the only user of its record in its
-// process. On architectures other than amd64 it never biases and is a
+// process. The segment's last Close in this process uses it too (it gives
+// up the bias): that Close must not run while another goroutine is in a
+// call on it. On architectures other than amd64 it never biases and is a
 // Mutex. Bias needs membarrier's expedited global commands (Linux 4.16);
 // without them it is a Mutex too.
 type BiasedMutex struct {

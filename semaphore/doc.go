@@ -290,9 +290,11 @@
 // all of one PID namespace, and a process can attach at most 2048 records
 // per slot index (the kernel's list limit). A process is one owner however
 // many handles it opens on a segment (shm maps a segment once per
-// process). A Mutex must not be used after the segment's last handle in
-// this process is closed; that Close unlinks the nodes, gives up a bias,
-// and abandons a lock still held (the next locker gets ErrOwnerDead).
+// process). A Mutex is closed by the segment's last Close in this
+// process; that Close unlinks the nodes, gives up a bias, and abandons a
+// lock still held (the next locker gets ErrOwnerDead). Calls racing it get
+// shm.ErrClosed or finish as if before it, and never fault: the segment's
+// range is retired, not unmapped.
 //
 // A BiasedMutex is used by one goroutine at a time, and it is the only user
 // of its record in its process (ErrInUse otherwise). A record that a

@@ -30,9 +30,13 @@ import (
 // segment's last handle in this process is closed (the memory is gone);
 // so does a zero Mutex. Closing the segment's last handle in this process
 // while the process holds the lock abandons the lock: the next locker gets
-// ErrOwnerDead. A Close must not race calls in flight on the same Mutex
-// in other goroutines (or the segment's last Close, calls on any handle
-// of it): those must have returned first.
+// ErrOwnerDead. A Close may race calls in flight in other goroutines (on
+// this Mutex, or the segment's last Close with calls on any handle of
+// it): each returns an error wrapping shm.ErrClosed, or succeeds as if it
+// had come just before the Close; a lock so taken is abandoned by the
+// segment's last Close like any other, or was taken on the retired,
+// unshared range (see shm.Segment.Close) and the Unlock says ErrClosed.
+// Nothing faults.
 type Mutex struct {
 	m      *mutex
 	seg    *shm.Segment // the handle it was made with

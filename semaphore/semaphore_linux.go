@@ -41,7 +41,10 @@ var _ [4736 - SemaphoreSize]struct{}
 // middle of Acquire or Release is repaired by the next caller.
 //
 // A Semaphore is safe for concurrent use by many goroutines of many
-// processes; it must not be used after its segment is closed.
+// processes. Its methods return an error wrapping shm.ErrClosed after its
+// Close or its segment's last Close in this process, and calls racing
+// either return that or succeed as if they had come just before it (see
+// Mutex).
 type Semaphore struct {
 	closed   atomic.Bool
 	mu       *mutex
@@ -294,6 +297,11 @@ func (s *Semaphore) Release(n int64) error {
 		h.Add(-n)
 	})
 	if over {
+		if err := s.usable(); err != nil {
+			// The segment's last Close raced this call: the permits went
+			// with it, and the count read was the retired range's zero.
+			return err
+		}
 		panic("semaphore: released more than held")
 	}
 	if err != nil {

@@ -124,6 +124,11 @@
 // function with faults turned into ErrTruncated (debug.SetPanicOnFault), for
 // callers that share segments with untrusted processes of the same uid.
 //
-// Views and Data must not be used after their handle's Close: the memory
-// may be unmapped, and touching it faults.
+// Views and Data are not to be used after their handle's Close, but a
+// use that races the segment's last Close in the process never faults:
+// that Close does not unmap the range, it maps anonymous zero pages over
+// it (MAP_FIXED), so a call still in flight reads zeros, writes where no
+// one reads, and gets ErrClosed at its next check. The range stays
+// reserved in the process, backed by nothing (mapping.retire says what
+// it costs and why not a guard per call).
 package shm

@@ -38,7 +38,10 @@ type InitFunc func(s *Segment) error
 // A Segment is safe for use by many goroutines; the data it maps is shared
 // with every process that opened the same file, so access to it must go
 // through atomic views or a lock (package semaphore). Views and slices
-// obtained from a handle must not be used after its Close.
+// obtained from a handle are not to be used after its Close; one that
+// races the segment's last Close in this process (or comes after it)
+// reads zeros and writes to memory no one shares, and never faults: the
+// last Close retires the range rather than unmapping it (see Close).
 type Segment struct {
 	m      *mapping
 	path   string // the name this handle was opened by
@@ -442,7 +445,40 @@ func (m *mapping) stateWord() *atomic.Uint32 {
 }
 
 // unmap releases the mapping but leaves f open (the caller owns it).
+// Only for a mapping no handle has been given yet.
 func (m *mapping) unmap() { m.mem.Unmap() }
+
+// retire ends a mapping handles were given: it maps anonymous zero pages
+// over the file's, at the same addresses, instead of unmapping them.
+//
+// Why not munmap: a method on another handle (a Mutex, a Semaphore, a
+// view) may have passed its closed check just before the last Close and
+// still be about to touch the memory. Unmapped, that touch is a SIGSEGV,
+// which kills a Go program; retired, it reads zeros and writes into
+// memory nobody reads, and its caller gets ErrClosed at its next check
+// (a waiter at its next wake-up). Guarding every call instead would cost
+// an atomic read-modify-write on a lock whose fast path is 4-8 ns.
+//
+// What it costs: the file's pages are released at once (the segment's
+// memory goes when it is removed, as before), and the address range
+// stays reserved in this process, backed by nothing until a racing write
+// touches a page (MAP_NORESERVE: no commit charge either). Adjacent
+// retired ranges merge into one VMA, so a loop that opens and closes
+// segments does not run into vm.max_map_count (TestRetiredMappingsMerge).
+func (m *mapping) retire() error {
+	// Sound: &m.mem[0] and len(m.mem) are exactly a mapping this package
+	// made (MapRegion), which holds no Go objects; MAP_FIXED replaces that
+	// range and nothing else, atomically for any thread touching it.
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(&m.mem[0]), uintptr(len(m.mem)),
+		unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
+	if err != nil {
+		// Out of mappings (ENOMEM): unmap as before; only a call that
+		// races the Close, a misuse, can then fault.
+		return m.mem.Unmap()
+	}
+	return nil
+}
 
 // dead reports whether s is closed or a zero Segment: either way there is
 // no memory behind it for this handle.
@@ -458,7 +494,9 @@ func (s *Segment) errClosed() error {
 
 // Close closes this handle. When it is the last open handle on its
 // segment in this process, the registered OnClose hooks run, the segment
-// is unmapped and its file closed, which releases this process's slot.
+// is unmapped (retired: zero pages take its place, so that calls racing
+// the Close never fault) and its file closed, which releases this
+// process's slot.
 // The segment's file stays; Remove deletes it. Close after Close returns
 // ErrClosed.
 func (s *Segment) Close() error {
@@ -492,7 +530,7 @@ func (s *Segment) Close() error {
 	if p := m.pinned; p != nil {
 		p.closed.Store(true)
 	}
-	err := m.mem.Unmap()
+	err := m.retire()
 	if cerr := m.f.Close(); err == nil {
 		err = cerr
 	}
@@ -550,9 +588,9 @@ func (s *Segment) Size() int {
 
 // Data is the data region, nil once s is closed. Plain reads and writes of
 // it race with other processes; use the atomic views or a lock. A slice
-// (or view) taken before Close must not be used after: the memory may be
-// unmapped (when s was the segment's last handle in this process), and
-// touching it then is a fault no recover catches.
+// (or view) taken before Close is not to be used after: once the
+// segment's last handle in this process is closed it holds zeros that no
+// other process sees (retired, not unmapped, so that it never faults).
 func (s *Segment) Data() []byte {
 	if s.dead() {
 		return nil
