@@ -94,3 +94,10 @@ func (m *Mutex) Locker() sync.Locker { panic("semaphore: Mutex is Linux only") }
 func ClaimSlot(ctx context.Context, seg *shm.Segment) (shm.Slot, error) {
 	return shm.Slot{}, errors.ErrUnsupported
 }
+
+func InspectMutex(seg *shm.Segment, off int) (MutexState, error) {
+	return MutexState{}, errors.ErrUnsupported
+}
+func InspectSemaphore(seg *shm.Segment, off int) (SemaphoreState, error) {
+	return SemaphoreState{}, errors.ErrUnsupported
+}

@@ -69,6 +69,10 @@ var (
 	// another file was renamed over it.
 	ErrReplaced = errors.New("shm: segment name now names another file")
 
+	// ErrPrivate is returned by Segment.Slot and Segment.Populate on a
+	// handle of OpenPrivate: a private look claims nothing.
+	ErrPrivate = errors.New("shm: a private look at a segment claims no slot")
+
 	// ErrClosed is returned by operations on a closed Segment.
 	ErrClosed = errors.New("shm: segment closed")
 

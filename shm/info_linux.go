@@ -5,30 +5,35 @@ package shm
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // Info describes a segment file as its header and the file system see it.
 type Info struct {
-	Path     string // the file
-	FileSize int64  // bytes, as the file system reports
-	Version  uint32 // header layout version
-	Tag      string // type tag
-	State    State  // life-cycle state
-	Size     int    // data bytes the header records
-	Inits    uint64 // initializations begun
-	Err      error  // why the header is invalid; nil for a valid segment
+	Path     string    // the file
+	FileSize int64     // bytes, as the file system reports
+	Version  uint32    // header layout version
+	Tag      string    // type tag
+	State    State     // life-cycle state
+	Size     int       // data bytes the header records
+	Inits    uint64    // initializations begun
+	Uid      uint32    // the file's owner
+	ModTime  time.Time // the file's last modification (its size or header: tmpfs does not see stores through a mapping)
+	Err      error     // why the header is invalid; nil for a valid segment
 }
 
 // Stat reads a segment's header without mapping it, for tools and
 // debugging. It opens the file read-only, does not wait for an initializer,
 // and reports a malformed header in both its error and Info.Err (the Info
-// then holds what could be read).
+// then holds what could be read). Unlike Open, it looks at files of other
+// users too (read permission is enough): it is how a tool finds them.
 func Stat(name string) (Info, error) {
 	path, err := Path(name)
 	if err != nil {
@@ -53,12 +58,14 @@ func stat(path string) Info {
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
-	if err := checkFile(fd); err != nil {
-		return fail(err)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(os.NewSyscallError("fstat", err))
 	}
-	if info.FileSize, err = fileSize(f); err != nil {
-		return fail(err)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fail(fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode)))
 	}
+	info.FileSize, info.Uid, info.ModTime = st.Size, st.Uid, time.Unix(st.Mtim.Unix())
 	buf, err := readHeader(f, info.FileSize)
 	if err != nil {
 		return fail(err)

@@ -58,6 +58,8 @@ type mapping struct {
 	mem  mmap.MMap // the whole file, header and slot table included; page aligned
 	data []byte    // mem[DataOffset:]
 	refs int       // open handles; guarded by registry.mu
+	// private: made by OpenPrivate, in no registry, claims no slot
+	private bool
 
 	mu      sync.Mutex // guards the fields below
 	slot    Slot       // this process's slot, once claimed
@@ -507,6 +509,9 @@ func (s *Segment) Close() error {
 		return s.errClosed()
 	}
 	m := s.m
+	if m.private {
+		return s.closePrivate()
+	}
 	registry.mu.Lock()
 	m.refs--
 	last := m.refs == 0
@@ -648,6 +653,9 @@ func Remove(name string) error {
 func (s *Segment) Populate() error {
 	if s.dead() {
 		return s.errClosed()
+	}
+	if s.m.private {
+		return fmt.Errorf("%s: %w", s.path, ErrPrivate) // it would copy every page
 	}
 	if err := unix.Madvise(s.m.mem, unix.MADV_POPULATE_WRITE); err != nil {
 		return fmt.Errorf("%s: %w", s.path, os.NewSyscallError("madvise", err))

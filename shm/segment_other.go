@@ -30,6 +30,8 @@ type Info struct {
 	State    State
 	Size     int
 	Inits    uint64
+	Uid      uint32
+	ModTime  time.Time
 	Err      error
 }
 
@@ -60,8 +62,12 @@ func Open(name string, tag string) (*Segment, error) { return nil, unsupported("
 func OpenOrCreate(ctx context.Context, name string, size int, tag string, init InitFunc) (*Segment, error) {
 	return nil, unsupported("open", name)
 }
-func Remove(name string) error           { return unsupported("remove", name) }
-func Stat(name string) (Info, error)     { return Info{}, unsupported("stat", name) }
+func Remove(name string) error       { return unsupported("remove", name) }
+func Stat(name string) (Info, error) { return Info{}, unsupported("stat", name) }
+func OpenPrivate(name string) (*Segment, error) {
+	return nil, unsupported("open private", name)
+}
+func (s *Segment) Private() bool         { return false }
 func List() ([]Info, error)              { return nil, unsupported("list", Dir) }
 func (s *Segment) Close() error          { return errors.ErrUnsupported }
 func (s *Segment) Path() string          { return "" }

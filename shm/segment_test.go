@@ -94,7 +94,11 @@ func TestCreateOpenShareMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Info{Path: a.Path(), FileSize: DataOffset + 100, Version: Version, Tag: testTag, State: StateReady, Size: 100, Inits: 1}
+	if info.Uid != uint32(os.Geteuid()) || time.Since(info.ModTime) > time.Hour || info.ModTime.After(time.Now()) {
+		t.Errorf("Stat: uid %d, modified %v; want ours, just now", info.Uid, info.ModTime)
+	}
+	want := Info{Path: a.Path(), FileSize: DataOffset + 100, Version: Version, Tag: testTag, State: StateReady, Size: 100, Inits: 1,
+		Uid: info.Uid, ModTime: info.ModTime}
 	if diff := cmp.Diff(want, info); diff != "" {
 		t.Fatalf("Stat mismatch (-want +got):\n%s", diff)
 	}

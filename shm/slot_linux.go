@@ -81,6 +81,9 @@ func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
 		return Slot{}, s.errClosed()
 	}
 	m := s.m
+	if m.private {
+		return Slot{}, fmt.Errorf("%s: %w", s.path, ErrPrivate)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.claimed {

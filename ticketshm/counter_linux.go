@@ -252,12 +252,15 @@ func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Cou
 	}
 }
 
-func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+// views checks seg's Counter words and makes a Counter of them, not yet
+// attached: no slot (-1), no lock. Inspect uses it as it is.
+func views(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	d := seg.Data()
 	if len(d) <= offOwners {
 		return nil, fmt.Errorf("%s: %w: %d data bytes, a Counter has more than %d", seg.Path(), ErrCorrupt, len(d), offOwners)
 	}
 	c := &Counter{
+		slot:      -1,
 		seg:       seg,
 		total:     i64(d, offTotal).Load(),
 		remaining: i64(d, offRemaining),
@@ -277,6 +280,14 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	}
 	if r := c.remaining.Load(); r < 0 || r > c.total {
 		return nil, c.badCount(r)
+	}
+	return c, nil
+}
+
+func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+	c, err := views(seg, total, mode)
+	if err != nil {
+		return nil, err
 	}
 	// The slot first, honouring ctx: NewBiasedMutex would wait for a
 	// claim in progress (another process stopped mid-claim) for ever.
@@ -592,44 +603,50 @@ func (c *Counter) Audit() (Audit, error) {
 		if serr = c.settleDead(); serr != nil {
 			return
 		}
-		live := c.liveLogs()
-		a = Audit{Total: c.total, Remaining: c.remaining.Load(), PerSlot: make([]int64, semaphore.MaxProcs)}
-		taken := c.total - a.Remaining
-		for i, o := range c.owners {
-			if len(live) > 0 { // a map lookup per ticket costs more than the rest
-				if s, ok := live[int64(i)+1]; ok {
-					o = byte(s + 1) // a live log's commit outranks a settled guess
-				}
-			}
-			switch {
-			case o == 0 && int64(i) < taken:
-				a.Lost++
-			case o == 0:
-			case int(o) > semaphore.MaxProcs || int64(i) >= taken:
-				a.Oversold++
-			default:
-				a.Sold++
-				a.PerSlot[o-1]++
-			}
-		}
-		for s := range semaphore.MaxProcs {
-			if c.mode == Locked {
-				a.Sales += int64(atomic.LoadUint64(c.areaOf(s).sales) >> 32)
-			}
-			if t, ok := c.logOf(s).pending(c.total); ok && t <= taken && c.owners[t-1] == 0 {
-				if _, ok := live[t]; !ok {
-					a.InFlight++
-				}
-			}
-		}
-		if c.mode == Locked {
-			a.DoubleSold = max(0, a.Sales-a.Sold)
-		}
+		a = c.tally()
 	})
 	if err == nil {
 		err = serr
 	}
 	return a, err
+}
+
+// tally is Audit's count, once dead logs are settled.
+func (c *Counter) tally() Audit {
+	live := c.liveLogs()
+	a := Audit{Total: c.total, Remaining: c.remaining.Load(), PerSlot: make([]int64, semaphore.MaxProcs)}
+	taken := c.total - a.Remaining
+	for i, o := range c.owners {
+		if len(live) > 0 { // a map lookup per ticket costs more than the rest
+			if s, ok := live[int64(i)+1]; ok {
+				o = byte(s + 1) // a live log's commit outranks a settled guess
+			}
+		}
+		switch {
+		case o == 0 && int64(i) < taken:
+			a.Lost++
+		case o == 0:
+		case int(o) > semaphore.MaxProcs || int64(i) >= taken:
+			a.Oversold++
+		default:
+			a.Sold++
+			a.PerSlot[o-1]++
+		}
+	}
+	for s := range semaphore.MaxProcs {
+		if c.mode == Locked {
+			a.Sales += int64(atomic.LoadUint64(c.areaOf(s).sales) >> 32)
+		}
+		if t, ok := c.logOf(s).pending(c.total); ok && t <= taken && c.owners[t-1] == 0 {
+			if _, ok := live[t]; !ok {
+				a.InFlight++
+			}
+		}
+	}
+	if c.mode == Locked {
+		a.DoubleSold = max(0, a.Sales-a.Sold)
+	}
+	return a
 }
 
 // Mode is the counter's mode.

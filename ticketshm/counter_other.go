@@ -5,6 +5,8 @@ package ticketshm
 import (
 	"context"
 	"errors"
+
+	"github.com/shmkit/shmkit/shm"
 )
 
 // The Counter lives in a shm segment and locks with package semaphore:
@@ -47,3 +49,11 @@ func (c *Counter) Buyer(context.Context) (*Buyer, error)  { return nil, errors.E
 func (b *Buyer) Buy(context.Context) (int64, error)       { return 0, errors.ErrUnsupported }
 func (b *Buyer) Remaining(context.Context) (int64, error) { return 0, errors.ErrUnsupported }
 func (b *Buyer) Close() error                             { return errors.ErrUnsupported }
+
+// Inspect fails with errors.ErrUnsupported: Counter is Linux only.
+func Inspect(seg *shm.Segment) (Inspection, error) { return Inspection{}, errors.ErrUnsupported }
+
+// Repair fails with errors.ErrUnsupported: Counter is Linux only.
+func Repair(ctx context.Context, name string) (Repaired, error) {
+	return Repaired{}, errors.ErrUnsupported
+}

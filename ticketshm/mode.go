@@ -30,22 +30,38 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", uint32(m))
 }
 
+// MarshalText is the mode's String, so JSON says "locked" or "lock-free".
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (m *Mode) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "locked":
+		*m = Locked
+	case "lock-free":
+		*m = LockFree
+	default:
+		return fmt.Errorf("ticketshm: unknown mode %q", b)
+	}
+	return nil
+}
+
 // Audit is a consistency check of a Counter.
 type Audit struct {
-	Total     int64
-	Remaining int64
-	Sold      int64   // tickets with an owner in the ledger
-	Lost      int64   // tickets taken from the count with no owner
-	Oversold  int64   // owners recorded for tickets the count never gave out
-	PerSlot   []int64 // tickets sold by process slot
-	InFlight  int64   // lock-free buys of live processes between CAS and ledger (counted in Lost too)
+	Total     int64   `json:"total"`
+	Remaining int64   `json:"remaining"`
+	Sold      int64   `json:"sold"`      // tickets with an owner in the ledger
+	Lost      int64   `json:"lost"`      // tickets taken from the count with no owner
+	Oversold  int64   `json:"oversold"`  // owners recorded for tickets the count never gave out
+	PerSlot   []int64 `json:"per_slot"`  // tickets sold by process slot
+	InFlight  int64   `json:"in_flight"` // lock-free buys of live processes between CAS and ledger (counted in Lost too)
 
 	// Sales is what the process slots counted as they sold (Locked
 	// only): equal to Sold unless tickets were sold twice.
-	Sales int64
+	Sales int64 `json:"sales"`
 	// DoubleSold is Sales - Sold (Locked): sales of tickets that another
 	// sale had sold already, which mutual exclusion forbids.
-	DoubleSold int64
+	DoubleSold int64 `json:"double_sold"`
 }
 
 // OK reports whether sold + remaining == total with nothing lost,

@@ -1,0 +1,46 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// printer writes either aligned text (a tabwriter, flushed at the end)
+// or JSON, one object per line.
+type printer struct {
+	json bool
+	w    io.Writer
+	tw   *tabwriter.Writer
+	enc  *json.Encoder
+}
+
+func newPrinter(w io.Writer, asJSON bool) *printer {
+	return &printer{json: asJSON, w: w, tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0), enc: json.NewEncoder(w)}
+}
+
+// object prints v as one JSON line.
+func (p *printer) object(v any) {
+	p.enc.Encode(v)
+}
+
+// row prints one line of tab-separated cells, aligned with its neighbours.
+func (p *printer) row(cells ...any) {
+	s := make([]string, len(cells))
+	for i, c := range cells {
+		s[i] = fmt.Sprint(c)
+	}
+	fmt.Fprintln(p.tw, strings.Join(s, "\t"))
+}
+
+// line prints an unaligned line: the end of one table.
+func (p *printer) line(format string, args ...any) {
+	p.tw.Flush()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+func (p *printer) flush() { p.tw.Flush() }

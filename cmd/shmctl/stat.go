@@ -1,0 +1,147 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/shmkit/shmkit/semaphore"
+	"github.com/shmkit/shmkit/ticketshm"
+)
+
+// stat shows one segment: header, processes, slots, and what its type
+// holds.
+func stat(out *printer, name string) error {
+	s, err := look(name, true)
+	if err != nil {
+		return err
+	}
+	if out.json {
+		out.object(s)
+	} else {
+		printSegment(out, s)
+	}
+	if s.State == "corrupt" {
+		return failure{fmt.Errorf("%s: corrupt: %s", s.Path, s.Reason)}
+	}
+	return nil
+}
+
+func printSegment(out *printer, s *segment) {
+	out.row("name", s.Name)
+	out.row("path", s.Path)
+	out.row("type", orDash(s.Type))
+	out.row("state", s.State)
+	if s.Reason != "" {
+		out.row("reason", s.Reason)
+	}
+	out.row("size", fmt.Sprintf("%d bytes (header version %d, %d init)", s.Size, s.Version, s.Inits))
+	out.row("modified", s.Modified.Format("2006-01-02 15:04:05 MST"))
+	out.row("owner", fmt.Sprintf("uid %d", s.Uid))
+	out.row("processes", fmt.Sprintf("%d live, %d dead; pids %s", s.Live, s.Dead, pids(s.Pids)))
+	if len(s.Slots) > 0 {
+		out.line("")
+		out.row("SLOT", "GEN", "PID", "ALIVE", "CLOSED", "CLAIMED")
+		for _, sl := range s.Slots {
+			out.row(sl.Index, sl.Gen, sl.Pid, yes(sl.Alive), yes(sl.Closed), sl.Claimed.Format("2006-01-02 15:04:05"))
+		}
+	}
+	switch {
+	case s.Mutex != nil:
+		out.line("")
+		printMutex(out, "mutex", *s.Mutex)
+	case s.Semaphore != nil:
+		out.line("")
+		printSemaphore(out, *s.Semaphore)
+	case s.Counter != nil:
+		out.line("")
+		printCounter(out, *s.Counter)
+	}
+	out.flush()
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func procOrNone(p *semaphore.Process) string {
+	if p == nil {
+		return "none"
+	}
+	return p.String()
+}
+
+func printMutex(out *printer, label string, m semaphore.MutexState) {
+	state := m.State
+	if m.Owner != nil && m.Held() {
+		state += " by " + m.Owner.String()
+	} else if m.OwnerID != 0 && m.Held() {
+		state += fmt.Sprintf(" (owner id %d)", m.OwnerID)
+	}
+	out.row(label, state+"; "+m.Consistency)
+	out.row("waiters", yes(m.Waiters))
+	bias := procOrNone(m.BiasedTo)
+	if m.BiasedTo != nil {
+		bias += ", inside a critical section: " + yes(m.InCS)
+	}
+	if m.Revoker != nil {
+		bias += ", being revoked by " + m.Revoker.String()
+	}
+	out.row("bias", bias)
+	handoff := procOrNone(m.HandOff)
+	if m.HandOff != nil {
+		handoff = "pending for " + handoff + ", granted: " + yes(m.Granted)
+	}
+	out.row("hand-off", handoff)
+	var att []string
+	for _, p := range m.Attached {
+		att = append(att, p.String())
+	}
+	out.row("attached", orDash(strings.Join(att, ", ")))
+}
+
+func printSemaphore(out *printer, s semaphore.SemaphoreState) {
+	books := "balance"
+	if !s.Balanced {
+		books = "do not balance"
+	}
+	out.row("semaphore", fmt.Sprintf("%d permits, %d available; books %s", s.Capacity, s.Available, books))
+	if len(s.Holders) == 0 {
+		out.row("holders", "none")
+	}
+	for i, h := range s.Holders {
+		label := ""
+		if i == 0 {
+			label = "holders"
+		}
+		out.row(label, fmt.Sprintf("%s: %d", h.Process, h.Permits))
+	}
+	printMutex(out, "its mutex", s.Mutex)
+}
+
+func printCounter(out *printer, c ticketshm.Inspection) {
+	out.row("counter", fmt.Sprintf("%v, %d tickets, %d remaining", c.Mode, c.Total, c.Remaining))
+	out.row("audit", auditLine(c.Audit))
+	out.row("unsettled", fmt.Sprintf("%d tickets in dead buyers' logs (the next open or shmctl repair settles them)", c.Unsettled))
+	printMutex(out, "lock", c.Lock)
+	if len(c.Slots) > 0 {
+		out.line("")
+		out.row("SLOT", "PID", "ALIVE", "SOLD", "SALES", "LOGGED", "DEAD LOG")
+		for _, s := range c.Slots {
+			out.row(s.Slot, s.Pid, yes(s.Alive), s.Sold, s.Sales, s.Logged, yes(s.DeadLog))
+		}
+	}
+}
+
+func auditLine(a ticketshm.Audit) string {
+	verdict := "OK"
+	if !a.OK() {
+		verdict = "FAILED"
+	}
+	return fmt.Sprintf("%s: sold %d + remaining %d of %d; lost %d, oversold %d, double sold %d, in flight %d",
+		verdict, a.Sold, a.Remaining, a.Total, a.Lost, a.Oversold, a.DoubleSold, a.InFlight)
+}

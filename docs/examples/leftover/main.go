@@ -1,0 +1,60 @@
+// Command leftover is lesson 7's last part: a lock-free buyer is killed
+// (SIGKILL) with ten buys in its log, and the program exits leaving the
+// Counter segment in /dev/shm, for shmctl to look at, audit, repair and
+// remove.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/shmkit/shmkit/process"
+	"github.com/shmkit/shmkit/ticketshm"
+)
+
+const name = "lesson7.tickets"
+
+func init() {
+	process.Register("buyer", func([]string) error {
+		c, err := ticketshm.Open(context.Background(), name)
+		if err != nil {
+			return err
+		}
+		for range 10 {
+			if _, err := c.Buy(context.Background()); err != nil {
+				return err
+			}
+		}
+		// Killed before its Close: its ten buys are in its log, not
+		// yet in the ledger, and nobody else has opened the counter
+		// since to settle them.
+		return syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	})
+}
+
+func main() { process.Main(run) }
+
+func run() error {
+	c, err := ticketshm.OpenOrCreate(context.Background(), name, 1000, ticketshm.LockFree)
+	if err != nil {
+		return err
+	}
+	if err := c.Close(); err != nil {
+		return err
+	}
+	p := &process.Process{Entry: "buyer"}
+	if err := p.Start(); err != nil {
+		return err
+	}
+	var exit *process.ExitError
+	if err := p.Join(context.Background()); !errors.As(err, &exit) {
+		return fmt.Errorf("the buyer was to be killed: %v", err)
+	}
+	code, _ := p.ExitCode()
+	fmt.Printf("buyer: exit code %d (killed by SIGKILL after 10 buys)\n", code)
+	fmt.Println("left /dev/shm/shmkit." + name + " behind: see it with go run ./cmd/shmctl ls")
+	return nil
+}
