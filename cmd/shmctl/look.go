@@ -36,7 +36,10 @@ type segment struct {
 	Uid      uint32    `json:"uid"`              // the file's owner
 	Live     int       `json:"live"`             // process slots held by live processes
 	Dead     int       `json:"dead"`             // slots of processes that died without closing the segment
-	Pids     []int     `json:"pids"`             // live processes that have it open or mapped
+	Pids     []int     `json:"pids"`             // live processes of this PID namespace that have it open or mapped
+	// Foreign is how many live processes of other PID namespaces (other
+	// containers) hold slots: their pids mean nothing here.
+	Foreign int `json:"foreign"`
 
 	Slots     []slotView                `json:"slots,omitempty"` // stat: every slot ever claimed
 	Mutex     *semaphore.MutexState     `json:"mutex,omitempty"`
@@ -50,6 +53,7 @@ type slotView struct {
 	Pid     int       `json:"pid"`
 	Alive   bool      `json:"alive"`
 	Closed  bool      `json:"closed"` // its process closed the segment (not alive, not closed: it died)
+	Foreign bool      `json:"foreign"` // its process is of another PID namespace: the pid is that namespace's
 	Claimed time.Time `json:"claimed"`
 }
 
@@ -115,8 +119,13 @@ func look(name string, deep bool) (*segment, error) {
 		s.Reason = reason(err)
 		return s, nil
 	}
+	ns := pidNamespace()
 	for _, sl := range slots {
+		foreign := ns != 0 && sl.PidNS != 0 && sl.PidNS != ns
 		switch {
+		case sl.Alive && foreign:
+			s.Live++
+			s.Foreign++
 		case sl.Alive:
 			s.Live++
 			if !slices.Contains(s.Pids, sl.Pid) {
@@ -126,7 +135,7 @@ func look(name string, deep bool) (*segment, error) {
 			s.Dead++
 		}
 		if deep {
-			s.Slots = append(s.Slots, slotView{Index: sl.Index, Gen: sl.Gen, Pid: sl.Pid, Alive: sl.Alive, Closed: sl.Closed, Claimed: sl.Claimed})
+			s.Slots = append(s.Slots, slotView{Index: sl.Index, Gen: sl.Gen, Pid: sl.Pid, Alive: sl.Alive, Closed: sl.Closed, Foreign: foreign, Claimed: sl.Claimed})
 		}
 	}
 	slices.Sort(s.Pids)
@@ -150,6 +159,16 @@ func look(name string, deep bool) (*segment, error) {
 		s.Mutex, s.Semaphore, s.Counter = nil, nil, nil
 	}
 	return s, nil
+}
+
+// pidNamespace is this process's PID namespace (the inode of
+// /proc/self/ns/pid), 0 if it cannot be told.
+func pidNamespace() uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/pid", &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // reason is err's text without the path the tool shows anyway.

@@ -283,6 +283,22 @@ func TestMutex(t *testing.T) {
 	}
 }
 
+// TestOtherNamespace: a process of another PID namespace holding a slot
+// is counted live but its pid, which means nothing here, is not listed
+// as ours; rm refuses all the same.
+func TestOtherNamespace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mutex")
+	child := testproc.StartInNewPIDNamespace(t, "lock", path)
+	child.Expect("locked")
+	s := statJSON(t, path)
+	if s.Live != 1 || s.Foreign != 1 || len(s.Pids) != 1 || s.Pids[0] != child.Pid() || len(s.Slots) != 1 || !s.Slots[0].Foreign || s.Slots[0].Pid != 1 {
+		t.Errorf("a holder in its own PID namespace (pid 1 there, %d here): %+v", child.Pid(), s)
+	}
+	if code, _, errs := shmctl(t, "rm", path); code != 1 || !strings.Contains(errs, "1 in other PID namespaces") {
+		t.Errorf("rm: exit %d, %q", code, errs)
+	}
+}
+
 // TestSemaphore: a dead holder's permits are shown, audited as a note, and
 // given back by repair.
 func TestSemaphore(t *testing.T) {

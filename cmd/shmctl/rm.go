@@ -36,8 +36,12 @@ func rm(out *printer, name string, force bool) error {
 	}
 	var result error
 	switch {
-	case len(s.Pids) > 0 && !force:
-		result = failure{fmt.Errorf("%s: %w: live processes have it open: pids %s (-f removes it anyway; they keep their mapping)", s.Path, errInUse, pids(s.Pids))}
+	case (len(s.Pids) > 0 || s.Foreign > 0) && !force:
+		who := "pids " + pids(s.Pids)
+		if s.Foreign > 0 {
+			who += fmt.Sprintf(", and %d in other PID namespaces", s.Foreign)
+		}
+		result = failure{fmt.Errorf("%s: %w: live processes have it open: %s (-f removes it anyway; they keep their mapping)", s.Path, errInUse, who)}
 	default:
 		if err := shm.Remove(s.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			result = failure{err}

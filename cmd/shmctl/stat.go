@@ -39,12 +39,20 @@ func printSegment(out *printer, s *segment) {
 	out.row("size", fmt.Sprintf("%d bytes (header version %d, %d init)", s.Size, s.Version, s.Inits))
 	out.row("modified", s.Modified.Format("2006-01-02 15:04:05 MST"))
 	out.row("owner", fmt.Sprintf("uid %d", s.Uid))
-	out.row("processes", fmt.Sprintf("%d live, %d dead; pids %s", s.Live, s.Dead, pids(s.Pids)))
+	procs := fmt.Sprintf("%d live, %d dead; pids %s", s.Live, s.Dead, pids(s.Pids))
+	if s.Foreign > 0 {
+		procs += fmt.Sprintf("; %d live in other PID namespaces", s.Foreign)
+	}
+	out.row("processes", procs)
 	if len(s.Slots) > 0 {
 		out.line("")
 		out.row("SLOT", "GEN", "PID", "ALIVE", "CLOSED", "CLAIMED")
 		for _, sl := range s.Slots {
-			out.row(sl.Index, sl.Gen, sl.Pid, yes(sl.Alive), yes(sl.Closed), sl.Claimed.Format("2006-01-02 15:04:05"))
+			pid := fmt.Sprint(sl.Pid)
+			if sl.Foreign {
+				pid += " (other PID namespace)"
+			}
+			out.row(sl.Index, sl.Gen, pid, yes(sl.Alive), yes(sl.Closed), sl.Claimed.Format("2006-01-02 15:04:05"))
 		}
 	}
 	switch {
