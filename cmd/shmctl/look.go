@@ -52,7 +52,7 @@ type slotView struct {
 	Gen     uint64    `json:"gen"`
 	Pid     int       `json:"pid"`
 	Alive   bool      `json:"alive"`
-	Closed  bool      `json:"closed"` // its process closed the segment (not alive, not closed: it died)
+	Closed  bool      `json:"closed"`  // its process closed the segment (not alive, not closed: it died)
 	Foreign bool      `json:"foreign"` // its process is of another PID namespace: the pid is that namespace's
 	Claimed time.Time `json:"claimed"`
 }
