@@ -1,0 +1,189 @@
+//go:build linux
+
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
+)
+
+func TestMain(m *testing.M) {
+	testproc.Main(m, map[string]testproc.Entry{
+		"produce": produceEntry,
+		"consume": consumeEntry,
+		"die-at":  dieAtEntry,
+		"stop-at": stopAtEntry,
+	})
+}
+
+var nameSeq atomic.Int64
+
+// tempName is a fresh bare segment name, removed when the test ends.
+func tempName(t testing.TB) string {
+	name := fmt.Sprintf("qtest.%d.%d.%d", os.Getpid(), time.Now().UnixNano(), nameSeq.Add(1))
+	t.Cleanup(func() {
+		if err := shm.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return name
+}
+
+// A test message: producer id, sequence number, filler, CRC-32 of the
+// rest. At least 12 bytes.
+func makeMsg(buf []byte, id, seq uint32) {
+	binary.LittleEndian.PutUint32(buf, id)
+	binary.LittleEndian.PutUint32(buf[4:], seq)
+	for i := 8; i < len(buf)-4; i++ {
+		buf[i] = byte(seq + uint32(i))
+	}
+	binary.LittleEndian.PutUint32(buf[len(buf)-4:], crc32.ChecksumIEEE(buf[:len(buf)-4]))
+}
+
+// readMsg checks a message and returns its producer and sequence number;
+// ok is false for a torn one.
+func readMsg(b []byte) (id, seq uint32, ok bool) {
+	if len(b) < 12 {
+		return 0, 0, false
+	}
+	ok = binary.LittleEndian.Uint32(b[len(b)-4:]) == crc32.ChecksumIEEE(b[:len(b)-4])
+	return binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:]), ok
+}
+
+// produceEntry: args name, id, n, size, [acks]. Sends n messages of size
+// bytes with sequence numbers 1..n; with acks (the name of a shm segment
+// of words) it stores each acknowledged sequence number in word id, so
+// that a test that kills it knows which Sends returned. Says "sent".
+func produceEntry(args []string) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	id, _ := strconv.Atoi(args[1])
+	n, _ := strconv.Atoi(args[2])
+	size, _ := strconv.Atoi(args[3])
+	var ack *atomic.Uint64
+	if len(args) > 4 {
+		seg, err := shm.Open(args[4], ackTag)
+		if err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		if ack, err = seg.Uint64(8 * id); err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+	}
+	buf := make([]byte, size)
+	start := uint32(1)
+	if ack != nil {
+		start = uint32(ack.Load()) + 1 // a restarted producer goes on
+	}
+	for seq := start; seq <= uint32(n); seq++ {
+		makeMsg(buf, uint32(id), seq)
+		if err := q.Send(context.Background(), buf); err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		if ack != nil {
+			ack.Store(uint64(seq))
+		}
+	}
+	fmt.Println("sent")
+	return 0
+}
+
+const ackTag = "queue.test.acks/1"
+
+// consumeEntry: args name, file. Receives until io.EOF, appending each
+// message's producer id and sequence number (or 0xffffffff twice for a
+// torn one) to file, 8 bytes each, written before the next Recv. Says
+// "done N".
+func consumeEntry(args []string) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	f, err := os.OpenFile(args[1], os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	rec := make([]byte, 8)
+	count := 0
+	for {
+		// RecvFunc: the record is written before the message leaves
+		// the queue, so a kill anywhere loses none (it may record one
+		// twice: at least once).
+		err := q.RecvFunc(context.Background(), func(msg []byte) error {
+			id, seq, ok := readMsg(msg)
+			if !ok {
+				id, seq = ^uint32(0), ^uint32(0)
+			}
+			binary.LittleEndian.PutUint32(rec, id)
+			binary.LittleEndian.PutUint32(rec[4:], seq)
+			_, err := f.Write(rec) // one write(2): whole or not at all
+			return err
+		})
+		if err == io.EOF {
+			fmt.Println("done", count)
+			return 0
+		}
+		if err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		count++
+	}
+}
+
+// dieAtEntry: args name, step, op (send|recv). Runs one Send or Recv and
+// SIGKILLs itself at step (queue's testHook).
+func dieAtEntry(args []string) int {
+	return atStep(args, syscall.SIGKILL)
+}
+
+// stopAtEntry is dieAtEntry with SIGSTOP: the process stays alive there,
+// until the test kills it.
+func stopAtEntry(args []string) int {
+	return atStep(args, syscall.SIGSTOP)
+}
+
+func atStep(args []string, sig syscall.Signal) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	testHook = func(step string) {
+		if step == args[1] {
+			fmt.Println("at", step)
+			syscall.Kill(os.Getpid(), sig)
+		}
+	}
+	buf := make([]byte, q.MaxSize())
+	if args[2] == "send" {
+		makeMsg(buf, 99, 1)
+		err = q.Send(context.Background(), buf)
+	} else {
+		_, err = q.Recv(context.Background(), buf)
+	}
+	fmt.Println("returned", err)
+	return 0
+}
