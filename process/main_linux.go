@@ -23,6 +23,7 @@ const (
 	envDaemon   = "SHMKIT_PROCESS_DAEMON"
 	envParent   = "SHMKIT_PROCESS_PARENT"
 	envPName    = "SHMKIT_PROCESS_PARENT_NAME"
+	envFiles    = "SHMKIT_PROCESS_FILES"
 )
 
 // Entry is a child's body: it gets the Process's Args. A returned error
@@ -37,7 +38,13 @@ var (
 	mainCalled atomic.Bool
 	self       = Info{Pid: os.Getpid(), Name: "MainProcess"}
 	identity   string // "", or "1", "1:2"...: this process's place in the tree
+	files      []*os.File
 )
+
+// Files are the open files this child was given by its parent's
+// Process.Files, in order (descriptors 3, 4, ...); nil in a process that
+// was given none, and in the main process.
+func Files() []*os.File { return files }
 
 // Register makes fn startable as a child under name. Call it from an init
 // function, so that the re-executed child knows the name before main runs.
@@ -93,7 +100,12 @@ func Main(run func() error) {
 			daemon: os.Getenv(envDaemon) == "1", parent: parent, parentName: os.Getenv(envPName),
 			args: os.Args[1:],
 		}
-		for _, v := range []string{envEntry, envName, envIdentity, envDaemon, envParent, envPName} {
+		if n, err := strconv.Atoi(os.Getenv(envFiles)); err == nil && n > 0 && n < 1<<16 {
+			for i := range n {
+				files = append(files, os.NewFile(uintptr(3+i), fmt.Sprintf("process file %d", i)))
+			}
+		}
+		for _, v := range []string{envEntry, envName, envIdentity, envDaemon, envParent, envPName, envFiles} {
 			os.Unsetenv(v)
 		}
 		os.Exit(runChild(c))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 )
 
 // Elsewhere than Linux, Start fails with errors.ErrUnsupported and Main
@@ -26,7 +27,11 @@ type Process struct {
 	Daemon          bool
 	Stdout, Stderr  io.Writer
 	NewPIDNamespace bool
+	Files           []*os.File
 }
+
+// Files is nil: no process is started off Linux.
+func Files() []*os.File { return nil }
 
 func Register(name string, fn Entry) {}
 func Main(run func() error) {

@@ -55,6 +55,12 @@ type Process struct {
 	// value: the parent's namespace.
 	NewPIDNamespace bool
 
+	// Files are open files the child inherits (Python passes a Pipe's
+	// end in args): the child finds them, in order, in Files(). A child
+	// given files is started by exec, never taken from KeepWarm's
+	// children, which were started before the files existed.
+	Files []*os.File
+
 	mu     sync.Mutex    // guards the fields below, and signalling against reaping
 	cmd    *exec.Cmd     // nil until a Start succeeds
 	daemon bool          // Daemon as Start read it
@@ -115,10 +121,13 @@ func (p *Process) Start() error {
 	}
 	env := []string{envEntry + "=" + p.Entry, envName + "=" + name, envIdentity + "=" + id,
 		envDaemon + "=" + daemon, envParent + "=" + parent, envPName + "=" + self.Name}
+	if len(p.Files) > 0 {
+		env = append(env, envFiles+"="+strconv.Itoa(len(p.Files)))
+	}
 	if err := checkExec(p.Args, env); err != nil {
 		return fmt.Errorf("process: start %s: %w", name, &os.PathError{Op: "fork/exec", Path: selfExe, Err: err})
 	}
-	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace {
+	if p.Stdout == nil && p.Stderr == nil && !p.NewPIDNamespace && len(p.Files) == 0 {
 		spec := wireSpec{Entry: p.Entry, Name: name, Identity: id, Daemon: p.Daemon,
 			Parent: os.Getpid(), ParentName: self.Name, Args: p.Args}
 		if c := takeWarm(spec); c != nil {
@@ -138,6 +147,7 @@ func (p *Process) Start() error {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = orDefault(p.Stdout, os.Stdout), orDefault(p.Stderr, os.Stderr)
+	cmd.ExtraFiles = p.Files
 	// With a Stdout or Stderr that is not a file, a grandchild could keep
 	// the pipe open after the child exits; do not wait for it forever.
 	cmd.WaitDelay = time.Second

@@ -555,16 +555,17 @@ func (q *Queue) TryRecv(buf []byte) (int, bool, error) {
 // or writing the head's cell (a syscall: waiters ask only now and then).
 func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool, error) {
 	for range maxTries {
+		// The tail is the producers' line: read only where it matters,
+		// not on the way to a published message.
 		h := q.head.Load()
-		t := q.tail.Load()
-		if t == h|closedBit {
-			return 0, false, io.EOF // closed here: everything before is received
-		}
 		c := q.cell(h)
 		w := c.word.Load()
 		d := lap(w, h)
 		if d != 0 {
+			t := q.tail.Load()
 			switch {
+			case t == h|closedBit:
+				return 0, false, io.EOF // closed here: everything before is received
 			case q.head.Load() != h:
 			case d < 0:
 				return 0, false, q.corrupt(h, w, "head")
@@ -583,8 +584,14 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		}
 		switch stateOf(w) {
 		case stFree:
+			if q.tail.Load() == h|closedBit {
+				return 0, false, io.EOF // closed here: everything before is received
+			}
 			return 0, false, nil // empty
 		case stWriting:
+			if q.tail.Load() == h|closedBit {
+				return 0, false, io.EOF // its producer is about to give it back
+			}
 			if !live || q.alive(slotOf(w)) {
 				return 0, false, nil // its producer is writing
 			}

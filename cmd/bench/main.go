@@ -78,6 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runRecover(ctx, args[1:], stdout, stderr)
 		case "spawn":
 			return runSpawn(ctx, args[1:], stdout, stderr)
+		case "queue":
+			return runQueue(ctx, args[1:], stdout, stderr)
+		case "pingpong":
+			return runPingPong(ctx, args[1:], stdout, stderr)
 		case "latency":
 			return runLatencyGaps(ctx, args[1:], stdout, stderr)
 		case "replot":

@@ -1,0 +1,120 @@
+// Package queue is a bounded queue of byte messages between processes,
+// in one shared-memory segment (package shm): Python's
+// multiprocessing.Queue, or a Go channel between processes, that no
+// process's death can tear, lose a message from, or stall.
+//
+// # Basics
+//
+//	q, err := queue.OpenOrCreate(ctx, "jobs", 1024, 256) // 1024 messages of up to 256 bytes
+//	err = q.Send(ctx, []byte("job 1"))                   // waits while full
+//	n, err := q.Recv(ctx, buf)                           // waits while empty; io.EOF once closed and drained
+//	err = q.RecvFunc(ctx, func(msg []byte) error {...})  // removed only when fn returns nil
+//	err = q.CloseSend()                                  // any process, once: receivers drain, then io.EOF
+//
+// A Queue is safe for concurrent use by many goroutines of many processes
+// (at most MaxProcs processes at once, of one PID namespace). Waiting
+// spins briefly, then sleeps on a futex: a Send wakes a sleeping receiver,
+// an idle queue costs no CPU, and ctx deadlines and cancellation work
+// while blocked.
+//
+// # What a death does
+//
+//   - A producer killed at any instruction of Send: if Send had not
+//     returned, its message is either wholly in the queue or not at all,
+//     never torn (receivers take only published cells); a cell it had
+//     reserved and not published is dropped by the first receiver that
+//     finds its process dead, or by the next process that claims its
+//     slot. Other producers never wait for it. If Send returned nil, the
+//     message is in the queue for good.
+//   - A consumer killed at any instruction of Recv or RecvFunc before it
+//     returned: the message it was taking stays in the queue and goes to
+//     the next receiver (at least once for that message; exactly once for
+//     every other). Once Recv has returned, the message is the caller's:
+//     a process killed after that loses it with whatever else it held.
+//     RecvFunc closes that window: the message leaves the queue only when
+//     fn returns nil, so work done in fn is lost by no kill (it may be
+//     done twice).
+//   - Order: the queue is FIFO; a producer's messages are received in the
+//     order it sent them, except that a message whose receiver died comes
+//     again after later ones may have been received.
+//   - A process stopped (SIGSTOP) in the middle holds up what waits for
+//     its cell: a stopped producer, the receivers that reach its cell (not
+//     other producers); a stopped receiver, the other receivers. A stopped
+//     process is alive: nothing is taken from it.
+//
+// # Protocol
+//
+// The ring is a power-of-two number of cells, each with a 64-bit state
+// word: the position (which lap of the ring: 48 bits), a state (free,
+// writing, published, taking), a 6-bit retry count and the process slot
+// (+1) that the state names. The tail and head are positions, only ever
+// moved forward by one with a CAS, by anyone.
+//
+// Send: at the tail position t, the cell is free(t): CAS it to
+// writing(t, our slot) (the reservation), then move the tail t -> t+1,
+// write the length and bytes, store published(t). A producer that finds
+// the tail's cell reserved, or past t, moves the tail on for its owner,
+// so a producer killed between its CAS and its tail move stalls no one.
+// Full: the cell still holds the last lap's message.
+//
+// Recv: at the head position h, the cell is published(h): CAS it to
+// taking(h, our slot, retries+1), copy the message out (or run fn), store
+// free(h+capacity), the next lap's, and only then move the head. The head
+// passing the cell only after the copy is what makes a receiver's death
+// safe: its cell stays at the head, taking, and the next receiver that
+// finds its process dead CASes taking(h, dead, n) -> taking(h, us, n+1)
+// and delivers it. A cell writing(h, dead) is dropped the same way:
+// writing -> free(h+capacity), head moved on.
+//
+// CloseSend sets the tail's top bit with a CAS: the tail never moves
+// again, its position is where receivers find io.EOF, and a producer
+// whose tail move failed on it un-reserves its cell and returns
+// ErrSendClosed. Every cell before that position was reserved before the
+// close, so its message is delivered (or dropped, if its producer died).
+//
+// # Identity
+//
+// A cell names a process by slot only; the process is the one whose
+// generation the slot's area holds. shm gives every claim of a slot a new
+// generation, and a process that claims slot s first settles every cell
+// naming slot s (its dead predecessor's: writing dropped, taking put back
+// as published with the retry count bumped), then writes its generation
+// into area s. So a cell naming s names that generation's process, and is
+// trusted only while shm.Segment.Alive says that process holds the slot
+// (an OFD lock the kernel drops with the process: no PID reuse hole).
+// A receiver that decided "dead" from an old look cannot take a cell
+// from its new owner: the retry count in the word differs, so its CAS
+// fails (6 bits: 64 takeovers of one cell between a look and its CAS would
+// be needed to fool it).
+//
+// # Layout
+//
+// A queue segment has the shm tag "queue.Queue/1" and 8512 + capacity x
+// cell data bytes, little-endian:
+//
+//	offset size   field
+//	     0    4   capacity: cells, a power of two
+//	     4    4   maximum message size, bytes
+//	     8    4   cell size: 16 + maximum size, rounded up to 64
+//	    64    8   tail position; bit 63: closed for sending
+//	   128    8   head position
+//	   192    4   not-empty futex word (bumped to wake receivers)
+//	   196    4   receivers asleep
+//	   256    4   not-full futex word (bumped to wake senders)
+//	   260    4   senders asleep
+//	   320 64x128 area of process slot i at 320+64i: its generation, uint64
+//	  8512        cells, cell size each:
+//	                +0  state word, uint64
+//	                +8  message length, uint32
+//	               +16  message
+//
+// The tail, head and futex words sit on cache lines of their own, so that
+// producers and receivers do not share a line but through the cells.
+//
+// # Caveats
+//
+// Linux only. A receiver runs RecvFunc's fn while its cell is the head:
+// other receivers wait meanwhile. Positions wrap after 2^48 messages
+// (a year at ten million a second), which the protocol tolerates: cells
+// compare positions modulo 2^48.
+package queue
