@@ -21,6 +21,7 @@ func Create(ctx context.Context, name string, capacity, maxSize int) (*Queue, er
 func OpenOrCreate(ctx context.Context, name string, capacity, maxSize int) (*Queue, error) {
 	return nil, errors.ErrUnsupported
 }
+func Remove(name string) error                                     { return errors.ErrUnsupported }
 func (q *Queue) Send(ctx context.Context, msg []byte) error        { return errors.ErrUnsupported }
 func (q *Queue) TrySend(msg []byte) (bool, error)                  { return false, errors.ErrUnsupported }
 func (q *Queue) Recv(ctx context.Context, buf []byte) (int, error) { return 0, errors.ErrUnsupported }

@@ -230,6 +230,10 @@ func OpenOrCreate(ctx context.Context, name string, capacity, maxSize int) (*Que
 	return attach(ctx, seg, capacity, maxSize)
 }
 
+// Remove deletes the queue name (shm.Remove): processes that have it open
+// keep using it; the next OpenOrCreate makes a new one.
+func Remove(name string) error { return shm.Remove(name) }
+
 // versionError tells a queue of another layout version from another type.
 func versionError(name string, err error) error {
 	if errors.Is(err, shm.ErrTypeMismatch) {
@@ -442,8 +446,11 @@ func (q *Queue) trySend(msg []byte) (bool, error) {
 				q.wakeRecv()
 				return false, fmt.Errorf("%s: %w", q.seg.Path(), ErrSendClosed)
 			}
-			c.n.Store(uint32(len(msg)))
+			release32(c.n, uint32(len(msg)))
 			copy(c.data, msg)
+			// A full barrier (atomic's XCHG): the publish must be seen
+			// before our look at the sleepers, as a sleeper's count is
+			// before its look at the cell.
 			c.word.Store(word(t, stPublished, -1, 0))
 			if q.recvSleepers.Load() != 0 {
 				q.wakeRecv()
@@ -632,8 +639,8 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		} else {
 			copy(buf, c.data[:n])
 		}
-		c.word.Store(word(h+q.capacity, stFree, -1, 0))
-		q.head.CompareAndSwap(h, h+1)
+		release(c.word, word(h+q.capacity, stFree, -1, 0))
+		q.head.CompareAndSwap(h, h+1) // a full barrier before the looks below
 		if q.sendSleepers.Load() != 0 {
 			q.wakeSend()
 		}

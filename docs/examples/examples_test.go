@@ -39,6 +39,8 @@ var want = map[string][]string{
 		`^main: the next Do returns ErrNotRecoverable: true \| Reset: <nil>$`},
 	"leftover": {`^buyer: exit code -9 \(killed by SIGKILL after 10 buys\)$`,
 		`^left /dev/shm/shmkit.lesson7.tickets behind: see it with go run ./cmd/shmctl ls$`},
+	"queue": {`^eater-1 died holding bun 3 of chef-1 \(exit code -9\)$`, `^10 buns made, 10 eaten, 10 of them exactly once$`,
+		`^bun 3 of chef-1 eaten by eater-2: true$`},
 	"lockfree": {`^locked   : 4 buyers sold 2000000 of 2000000, lost 0, oversold 0, audit ok: true`,
 		`^lock-free: 4 buyers sold 2000000 of 2000000, lost 0, oversold 0, audit ok: true`},
 }
