@@ -36,3 +36,6 @@ func (q *Queue) Cap() int                              { return 0 }
 func (q *Queue) MaxSize() int                          { return 0 }
 func (q *Queue) Segment() *shm.Segment                 { return nil }
 func (q *Queue) Close() error                          { return errors.ErrUnsupported }
+
+func Inspect(seg *shm.Segment) (Inspection, error)         { return Inspection{}, errors.ErrUnsupported }
+func Repair(ctx context.Context, name string) (int, error) { return 0, errors.ErrUnsupported }

@@ -163,15 +163,20 @@ func checkArgs(capacity, maxSize int) error {
 
 func initQueue(capacity, maxSize int) shm.InitFunc {
 	return func(seg *shm.Segment) error {
-		d := seg.Data()
-		le32(d, offCapacity, uint32(capacity))
-		le32(d, offMaxSize, uint32(maxSize))
-		le32(d, offCellSize, uint32(cellSizeOf(maxSize)))
-		cs := cellSizeOf(maxSize)
-		for i := range capacity {
-			(*atomic.Uint64)(unsafe.Pointer(&d[offCells+i*cs])).Store(word(uint64(i), stFree, -1, 0))
-		}
+		layout(seg.Data(), capacity, maxSize)
 		return nil
+	}
+}
+
+// layout writes an empty queue into d, 64-aligned and size(capacity,
+// maxSize) bytes of zeros.
+func layout(d []byte, capacity, maxSize int) {
+	le32(d, offCapacity, uint32(capacity))
+	le32(d, offMaxSize, uint32(maxSize))
+	le32(d, offCellSize, uint32(cellSizeOf(maxSize)))
+	cs := cellSizeOf(maxSize)
+	for i := range capacity {
+		(*atomic.Uint64)(unsafe.Pointer(&d[offCells+i*cs])).Store(word(uint64(i), stFree, -1, 0))
 	}
 }
 

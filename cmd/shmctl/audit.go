@@ -118,6 +118,16 @@ func check(s *segment) auditResult {
 			note("%d buy(s) in flight in live processes: audit a quiet counter for an exact answer", a.InFlight)
 		}
 	}
+	if q := s.Queue; q != nil {
+		if q.Impossible > 0 {
+			bad("%d cells in states the protocol never makes", q.Impossible)
+		}
+		for _, c := range append(q.Writing, q.Taking...) {
+			if !c.Alive {
+				note("the cell at position %d names %s: the next receiver to reach it (or shmctl repair) settles it", c.Position, c.Process)
+			}
+		}
+	}
 	r.OK = len(r.Problems) == 0
 	return r
 }

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shmkit/shmkit/queue"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
@@ -45,6 +46,7 @@ type segment struct {
 	Mutex     *semaphore.MutexState     `json:"mutex,omitempty"`
 	Semaphore *semaphore.SemaphoreState `json:"semaphore,omitempty"`
 	Counter   *ticketshm.Inspection     `json:"counter,omitempty"`
+	Queue     *queue.Inspection         `json:"queue,omitempty"`
 }
 
 type slotView struct {
@@ -152,11 +154,14 @@ func look(name string, deep bool) (*segment, error) {
 	case ticketshm.Tag:
 		c, err := ticketshm.Inspect(seg)
 		s.Counter, s.Reason = &c, reason(err)
+	case queue.Tag:
+		q, err := queue.Inspect(seg)
+		s.Queue, s.Reason = &q, reason(err)
 	default:
 		s.Reason = noView
 	}
 	if s.Reason != "" && s.Reason != noView {
-		s.Mutex, s.Semaphore, s.Counter = nil, nil, nil
+		s.Mutex, s.Semaphore, s.Counter, s.Queue = nil, nil, nil, nil
 	}
 	return s, nil
 }

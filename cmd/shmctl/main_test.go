@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/queue"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
@@ -27,7 +29,54 @@ func TestMain(m *testing.M) {
 		"lock":       lockEntry,
 		"unlock-bad": unlockBadEntry,
 		"acquire":    acquireEntry,
+		"recv-die":   recvDieEntry,
 	})
+}
+
+// recvDieEntry: args path. Takes a message in RecvFunc and is SIGKILLed
+// holding it.
+func recvDieEntry(args []string) int {
+	q, err := queue.Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	q.RecvFunc(context.Background(), func([]byte) error {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		return nil
+	})
+	return 1
+}
+
+// TestQueue: a receiver killed taking a message: stat names the cell and
+// its dead process, audit holds with a note, repair puts the message back.
+func TestQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q")
+	q, err := queue.Create(context.Background(), path, 8, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	q.Send(context.Background(), []byte("one"))
+	q.Send(context.Background(), []byte("two"))
+	child := testproc.Start(t, "recv-die", path)
+	child.Wait()
+	s := statJSON(t, path).Queue
+	if s == nil || s.Len != 2 || s.Ready != 1 || len(s.Taking) != 1 || s.Taking[0].Alive || s.Taking[0].Pid != child.Pid() || s.Capacity != 8 {
+		t.Fatalf("queue with a dead taker: %+v", s)
+	}
+	if out := want(t, 0, "audit", path); !strings.Contains(out, "the cell at position 0 names pid") {
+		t.Errorf("audit: %q", out)
+	}
+	if out := want(t, 0, "repair", path); !strings.Contains(out, "settled 1 cell(s)") {
+		t.Errorf("repair: %q", out)
+	}
+	if s := statJSON(t, path).Queue; s.Ready != 2 || len(s.Taking) != 0 {
+		t.Errorf("after repair: %+v", s)
+	}
+	if m, err := q.RecvMsg(context.Background()); err != nil || string(m) != "one" {
+		t.Errorf("first message after repair: %q %v", m, err)
+	}
 }
 
 // buyEntry: args path, total, mode (locked|lockfree), n. Opens or makes

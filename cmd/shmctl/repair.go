@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/shmkit/shmkit/queue"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/ticketshm"
 )
@@ -81,6 +82,23 @@ func repair(ctx context.Context, out *printer, name string, force bool) error {
 		}
 		sem.Close()
 		did("gave back %d permit(s) held by dead processes", dead)
+	case s.Queue != nil:
+		dead := 0
+		for _, c := range append(s.Queue.Writing, s.Queue.Taking...) {
+			if !c.Alive {
+				dead++
+			}
+		}
+		if dead == 0 {
+			left("no cell of a dead process")
+			break
+		}
+		n, err := queue.Repair(ctx, s.Path)
+		if err != nil {
+			result = failure{err}
+			break
+		}
+		did("settled %d cell(s) of dead processes: messages being written dropped, messages being taken put back", n)
 	case s.Mutex != nil:
 		m := s.Mutex
 		switch m.Consistency {

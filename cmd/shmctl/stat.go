@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shmkit/shmkit/queue"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/ticketshm"
 )
@@ -65,6 +66,9 @@ func printSegment(out *printer, s *segment) {
 	case s.Counter != nil:
 		out.line("")
 		printCounter(out, *s.Counter)
+	case s.Queue != nil:
+		out.line("")
+		printQueue(out, *s.Queue)
 	}
 	out.flush()
 }
@@ -142,6 +146,29 @@ func printCounter(out *printer, c ticketshm.Inspection) {
 		for _, s := range c.Slots {
 			out.row(s.Slot, s.Pid, yes(s.Alive), s.Sold, s.Sales, s.Logged, yes(s.DeadLog))
 		}
+	}
+}
+
+func printQueue(out *printer, q queue.Inspection) {
+	closed := ""
+	if q.Closed {
+		closed = "; closed for sending"
+	}
+	out.row("queue", fmt.Sprintf("%d of %d cells used, messages up to %d bytes; %d ready%s", q.Len, q.Capacity, q.MaxSize, q.Ready, closed))
+	out.row("positions", fmt.Sprintf("head %d, tail %d", q.Head, q.Tail))
+	var att []string
+	for _, p := range q.Attached {
+		att = append(att, p.String())
+	}
+	out.row("attached", orDash(strings.Join(att, ", ")))
+	for _, c := range q.Writing {
+		out.row("writing", fmt.Sprintf("position %d by %s", c.Position, c.Process))
+	}
+	for _, c := range q.Taking {
+		out.row("taking", fmt.Sprintf("position %d by %s", c.Position, c.Process))
+	}
+	if q.Impossible > 0 {
+		out.row("impossible", fmt.Sprintf("%d cells in states the protocol never makes", q.Impossible))
 	}
 }
 

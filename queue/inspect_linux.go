@@ -1,0 +1,134 @@
+//go:build linux
+
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shmkit/shmkit/semaphore"
+	"github.com/shmkit/shmkit/shm"
+)
+
+// Inspect reads the queue in seg without changing it: no slot claimed,
+// nothing settled. It works on any handle, and is meant for one of
+// shm.OpenPrivate (cmd/shmctl).
+func Inspect(seg *shm.Segment) (Inspection, error) {
+	if seg.Tag() != Tag {
+		return Inspection{}, fmt.Errorf("%s: %w: segment holds %q, want %q", seg.Path(), shm.ErrTypeMismatch, seg.Tag(), Tag)
+	}
+	var in Inspection
+	var ierr error
+	err := seg.Guard(func() {
+		q, err := views(seg)
+		if err != nil {
+			ierr = err
+			return
+		}
+		in = q.inspect()
+	})
+	if err == nil {
+		err = ierr
+	}
+	return in, err
+}
+
+func (q *Queue) inspect() Inspection {
+	t, h := q.tail.Load(), q.head.Load()
+	in := Inspection{
+		Capacity: int(q.capacity), MaxSize: q.maxSize,
+		Head: int64(h), Tail: int64(t &^ closedBit), Closed: t&closedBit != 0,
+	}
+	in.Len = int(max(0, min(in.Tail-in.Head, int64(q.capacity))))
+	pids := map[int]shm.SlotInfo{}
+	if slots, err := q.seg.Slots(); err == nil {
+		for _, s := range slots {
+			pids[s.Index] = s
+		}
+	}
+	proc := func(i int) semaphore.Process {
+		p := semaphore.Process{Slot: i, Alive: q.alive(i)}
+		if g := q.area(i).Load(); g != 0 {
+			if s, ok := pids[i]; ok && s.Gen == g {
+				p.Pid = s.Pid
+			}
+		}
+		return p
+	}
+	for i := range MaxProcs {
+		if q.area(i).Load() != 0 {
+			in.Attached = append(in.Attached, proc(i))
+		}
+	}
+	for i := range q.capacity {
+		w := q.cell(i).word.Load()
+		s := slotOf(w)
+		switch st := stateOf(w); {
+		case (st == stWriting || st == stTaking) && (s < 0 || s >= MaxProcs):
+			in.Impossible++
+		case st == stWriting:
+			in.Writing = append(in.Writing, CellState{Position: int64(w >> posShift), Process: proc(s)})
+		case st == stTaking:
+			in.Taking = append(in.Taking, CellState{Position: int64(w >> posShift), Process: proc(s)})
+		case s != -1 || (st == stFree && triesOf(w) != 0):
+			in.Impossible++
+		case st == stPublished:
+			in.Ready++
+		}
+	}
+	return in
+}
+
+// Repair settles what dead processes left in the queue name, as its
+// receivers do when they reach it: messages dead producers were writing
+// are dropped, messages dead receivers were taking go back to be taken
+// again. It is safe while live processes use the queue: a cell is
+// settled only after a look, made after the cell's word was read, finds
+// the process it names dead. It returns how many cells it settled.
+func Repair(ctx context.Context, name string) (int, error) {
+	q, err := Open(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	defer q.Close()
+	n := 0
+	for s := range MaxProcs {
+		if s != q.me.Index && q.area(s).Load() != 0 {
+			n += q.settleIfDead(s)
+		}
+	}
+	return n, nil
+}
+
+// settleIfDead is settle for a slot that may be live: each cell naming
+// it is settled only if, asked after the cell was read, slot s's process
+// is dead (a process that claims s writes its generation before it
+// touches a cell, so a cell of its own is never taken for its
+// predecessor's).
+func (q *Queue) settleIfDead(s int) int {
+	n := 0
+	for i := range q.capacity {
+		c := q.cell(i)
+		w := c.word.Load()
+		if slotOf(w) != s || q.alive(s) {
+			continue
+		}
+		pos := w >> posShift
+		var nw uint64
+		switch stateOf(w) {
+		case stWriting:
+			nw = word(pos+q.capacity, stFree, -1, 0)
+		case stTaking:
+			nw = word(pos, stPublished, -1, triesOf(w)+1)
+		default:
+			continue
+		}
+		if c.word.CompareAndSwap(w, nw) {
+			n++
+		}
+	}
+	if n > 0 {
+		q.wakeAll()
+	}
+	return n
+}
