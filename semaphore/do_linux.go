@@ -27,11 +27,23 @@ import (
 //
 // Do returns the lock's error without calling fn when m cannot be locked:
 // ctx done (ctx's error), ErrNotRecoverable, or a closed Mutex.
+//
+// The segment's last Close in this process waits for Do calls that hold
+// the lock: it does not abandon a lock whose critical section is running
+// (it would let another process in while fn still writes). So fn must not
+// close m's segment.
 func (m *Mutex) Do(ctx context.Context, fn func(ownerDied bool) error) error {
 	err := m.LockContext(ctx)
 	ownerDied := err == ErrOwnerDead // bare: see LockContext
 	if err != nil && !ownerDied {
 		return err
+	}
+	// Inside: the Close's detach waits (closeMu) until we are out.
+	a := m.m.a
+	a.closeMu.RLock()
+	defer a.closeMu.RUnlock()
+	if a.gone.Load() {
+		return m.errClosed() // closed between the lock and here: abandoned by the Close
 	}
 	done := false
 	defer func() {
@@ -125,6 +137,9 @@ func (l stdLocker) Lock() {
 
 func (l stdLocker) Unlock() {
 	if err := l.m.Unlock(); err != nil {
+		if l.m.m != nil && l.m.m.a.gone.Load() {
+			return // the segment's last Close abandoned the lock already
+		}
 		panic("semaphore: Locker: " + err.Error())
 	}
 }

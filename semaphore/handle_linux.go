@@ -32,11 +32,13 @@ import (
 // while the process holds the lock abandons the lock: the next locker gets
 // ErrOwnerDead. A Close may race calls in flight in other goroutines (on
 // this Mutex, or the segment's last Close with calls on any handle of
-// it): each returns an error wrapping shm.ErrClosed, or succeeds as if it
-// had come just before the Close; a lock so taken is abandoned by the
-// segment's last Close like any other, or was taken on the retired,
-// unshared range (see shm.Segment.Close) and the Unlock says ErrClosed.
-// Nothing faults.
+// it): a call that the segment's last Close overtakes returns an error
+// wrapping shm.ErrClosed, never success (what it took was abandoned by
+// the Close, or lies on the retired, unshared range: shm.Segment.Close),
+// and nothing faults. The last Close waits for Do's critical sections;
+// it cannot see one between Lock and Unlock, whose lock it abandons while
+// that goroutine may still write the shared state: close a segment only
+// when no goroutine is inside such a section, or use Do.
 type Mutex struct {
 	m      *mutex
 	seg    *shm.Segment // the handle it was made with
@@ -64,7 +66,13 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	return m.m.LockContext(ctx)
+	err := m.m.LockContext(ctx)
+	if m.m.a.gone.Load() {
+		// The segment's last Close raced the call: what it took was
+		// abandoned by the Close, or is on the retired range.
+		return m.errClosed()
+	}
+	return err
 }
 
 // TryLock locks m if it is free, without waiting. It returns (true, nil)
@@ -80,7 +88,11 @@ func (m *Mutex) TryLock() (bool, error) {
 	if err := m.usable(); err != nil {
 		return false, err
 	}
-	return m.m.TryLock()
+	ok, err := m.m.TryLock()
+	if m.m.a.gone.Load() {
+		return false, m.errClosed() // see LockContext
+	}
+	return ok, err
 }
 
 // Unlock unlocks m and wakes one sleeper if there is one. It returns
@@ -96,7 +108,13 @@ func (m *Mutex) Unlock() error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	return m.m.Unlock()
+	if err := m.m.Unlock(); err != nil {
+		if m.m.a.gone.Load() {
+			return m.errClosed() // the Close abandoned the lock first
+		}
+		return err
+	}
+	return nil
 }
 
 // Consistent marks the state protected by m as repaired after a lock call
@@ -107,7 +125,13 @@ func (m *Mutex) Consistent() error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	return m.m.Consistent()
+	if err := m.m.Consistent(); err != nil {
+		if m.m.a.gone.Load() {
+			return m.errClosed()
+		}
+		return err
+	}
+	return nil
 }
 
 // Segment is the segment m lives in: the handle it was made with.

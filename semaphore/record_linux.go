@@ -110,6 +110,11 @@ type attachment struct {
 	// before the memory is unmapped: every handle's call checks it first
 	// and returns ErrClosed instead of touching memory that is gone.
 	gone atomic.Bool
+
+	// closeMu is held (read) by critical sections that must finish before
+	// the segment's last Close abandons the locks: Mutex.Do's fn, a
+	// Semaphore's book-keeping. detach takes it (write) first.
+	closeMu sync.RWMutex
 }
 
 // attachments are keyed by the address of the segment's data: a process
@@ -147,6 +152,11 @@ func attach(seg *shm.Segment) (*attachment, error) {
 	defer attachments.mu.Unlock()
 	seg = seg.Pinned()
 	key := unsafe.SliceData(seg.Data())
+	if key == nil {
+		// The segment's last Close ran since the claim: the mapping is
+		// gone (its Pinned handle was born closed).
+		return nil, fmt.Errorf("%s: %w", seg.Path(), shm.ErrClosed)
+	}
 	if a := attachments.m[key]; a != nil {
 		return a, nil
 	}
@@ -155,17 +165,21 @@ func attach(seg *shm.Segment) (*attachment, error) {
 		return nil, fmt.Errorf("%s: %w", seg.Path(), err)
 	}
 	a := &attachment{seg: seg, slot: slot, list: list, mutexes: make(map[int]*mutex)}
-	if attachments.m == nil {
-		attachments.m = make(map[*byte]*attachment)
-	}
-	attachments.m[key] = a
-	seg.OnClose(func() {
+	// The hook first: a Close that has begun refuses it, and then no
+	// attachment may be made (nothing would ever mark it gone).
+	if err := seg.OnClose(func() {
 		a.gone.Store(true)
 		attachments.mu.Lock()
 		delete(attachments.m, key)
 		attachments.mu.Unlock()
 		a.detach()
-	})
+	}); err != nil {
+		return nil, err
+	}
+	if attachments.m == nil {
+		attachments.m = make(map[*byte]*attachment)
+	}
+	attachments.m[key] = a
 	return a, nil
 }
 
@@ -175,6 +189,8 @@ func attach(seg *shm.Segment) (*attachment, error) {
 // request is withdrawn, and the nodes are unlinked: the kernel must never
 // walk into memory that is gone or reused.
 func (a *attachment) detach() {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, m := range a.mutexes {
@@ -244,6 +260,9 @@ func (m *mutex) ownerSlot(id uint32) int {
 // checkPlacement validates a record's offset and returns its bytes.
 func checkPlacement(seg *shm.Segment, off, size int) ([]byte, error) {
 	data := seg.Data()
+	if data == nil {
+		return nil, fmt.Errorf("%s: %w", seg.Path(), shm.ErrClosed) // Data is nil once closed
+	}
 	if off < 0 || off > len(data)-size || off%RecordAlign != 0 {
 		return nil, fmt.Errorf("%s: %w: %d-byte record at offset %d of a %d-byte data region; use a multiple of %d inside it",
 			seg.Path(), ErrPlacement, size, off, len(data), RecordAlign)

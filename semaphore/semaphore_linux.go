@@ -163,6 +163,15 @@ func (s *Semaphore) holderAlive(i int) bool {
 // the previous holder died in the middle of an update.
 func (s *Semaphore) locked(ctx context.Context, fn func()) error {
 	err := s.mu.LockContext(ctx)
+	a := s.mu.a
+	if err == nil || errors.Is(err, ErrOwnerDead) {
+		// The books are being changed: the Close's detach waits.
+		a.closeMu.RLock()
+		defer a.closeMu.RUnlock()
+	}
+	if a.gone.Load() {
+		return s.mu.wrap(shm.ErrClosed) // the segment's last Close raced the call
+	}
 	if errors.Is(err, ErrOwnerDead) {
 		s.repair()
 		err = s.mu.Consistent()

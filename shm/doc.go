@@ -129,6 +129,8 @@
 // that Close does not unmap the range, it maps anonymous zero pages over
 // it (MAP_FIXED), so a call still in flight reads zeros, writes where no
 // one reads, and gets ErrClosed at its next check. The range stays
-// reserved in the process, backed by nothing (mapping.retire says what
-// it costs and why not a guard per call).
+// reserved, backed by nothing, until no handle on the segment is
+// reachable; a cleanup unmaps it then (mapping.retire says why, and why
+// not a guard per call). A view or a Data slice does not keep its handle
+// reachable: keep the handle as long as you use them.
 package shm

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"unsafe"
@@ -25,7 +26,11 @@ func (s *Segment) Check() error {
 	if s.dead() {
 		return fmt.Errorf("%s: %w", s.path, ErrClosed)
 	}
-	n, err := fileSize(s.m.f)
+	var n int64
+	err := s.m.withFile(func(f *os.File) (err error) {
+		n, err = fileSize(f)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.path, err)
 	}

@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // mapsLine is the line of /proc/self/maps that holds addr, "" if none.
@@ -91,6 +95,7 @@ func TestViewAfterLastClose(t *testing.T) {
 	if got, b := w.Load(), again.Data()[100]; got != 42 || b != 0 {
 		t.Errorf("reopened: word %d, byte %d; want 42 and 0 (writes after Close reach nobody)", got, b)
 	}
+	runtime.KeepAlive(s) // the views are used while the handle is held
 }
 
 // TestCloseRacesViews: goroutines hammer views and the data slice while
@@ -124,6 +129,7 @@ func TestCloseRacesViews(t *testing.T) {
 			t.Fatal(err)
 		}
 		wg.Wait()
+		runtime.KeepAlive(s) // the views are used while the handle is held
 	}
 }
 
@@ -151,5 +157,49 @@ func TestRetiredMappingsMerge(t *testing.T) {
 	}
 	if after := mapsCount(t); after-before > 100 {
 		t.Errorf("%d open/close loops left %d more mappings (from %d); retired ranges do not merge", loops, after-before, before)
+	}
+}
+
+// TestRetiredRangesUnmapped: once no handle on a closed segment is
+// reachable, its retired range is unmapped (a cleanup), so a loop that
+// opens and closes segments, with other mappings between them that keep
+// the ranges from merging, does not pile ranges up.
+func TestRetiredRangesUnmapped(t *testing.T) {
+	name := tempName(t)
+	s, err := Create(name, 1<<16, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before := mapsCount(t)
+	const loops = 2000
+	for i := range loops {
+		s, err := Open(name, testTag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A mapping of another size between two segments' keeps the
+		// retired ranges apart.
+		buf, err := unix.Mmap(-1, 0, 4096*(1+i%7), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		unix.Munmap(buf)
+	}
+	for range 100 {
+		runtime.GC()
+		if retired.count.Load() == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // cleanups run after the collection, on a goroutine of their own
+	}
+	if n := retired.count.Load(); n != 0 {
+		t.Errorf("%d retired ranges left mapped with no handle left", n)
+	}
+	if after := mapsCount(t); after-before > 100 {
+		t.Errorf("%d loops left %d more mappings (from %d)", loops, after-before, before)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,32 @@ type mapping struct {
 	claimed bool
 	hooks   []func() // run by the last Close before unmapping, last first
 	pinned  *Segment // Pinned's handle, once asked for
+	closing bool     // the last Close has begun: no more hooks or pins
+
+	// fmu orders the file's users (the slot locks' fcntl calls) before
+	// the last Close closes it: a call racing the Close must not reach
+	// a descriptor number that another open has been given since.
+	fmu     sync.RWMutex
+	fclosed bool
+}
+
+// withFile runs fn on the open file, or fails with ErrClosed once the
+// last Close closed it.
+func (m *mapping) withFile(fn func(*os.File) error) error {
+	m.fmu.RLock()
+	defer m.fmu.RUnlock()
+	if m.fclosed {
+		return ErrClosed
+	}
+	return fn(m.f)
+}
+
+// closeFile closes the file once its users are done.
+func (m *mapping) closeFile() error {
+	m.fmu.Lock()
+	defer m.fmu.Unlock()
+	m.fclosed = true
+	return m.f.Close()
 }
 
 // fileKey names a file on this host.
@@ -461,25 +488,53 @@ func (m *mapping) unmap() { m.mem.Unmap() }
 // (a waiter at its next wake-up). Guarding every call instead would cost
 // an atomic read-modify-write on a lock whose fast path is 4-8 ns.
 //
-// What it costs: the file's pages are released at once (the segment's
-// memory goes when it is removed, as before), and the address range
-// stays reserved in this process, backed by nothing until a racing write
-// touches a page (MAP_NORESERVE: no commit charge either). Adjacent
-// retired ranges merge into one VMA, so a loop that opens and closes
-// segments does not run into vm.max_map_count (TestRetiredMappingsMerge).
+// How long: until no handle can be in a call on it. A call in flight
+// holds its handle (a Segment, or a Mutex, Semaphore, Queue or Counter
+// holding one), and every handle holds the mapping; so once the mapping
+// is unreachable, no call can touch the range, and a cleanup
+// (runtime.AddCleanup) unmaps it. Meanwhile the range is reserved in this
+// process and backed by nothing until a racing write touches a page.
+// A process that closes many segments whose handles it keeps would pile
+// ranges up; past retiredNudge of them (or of their bytes) retire asks
+// the garbage collector to run, so that those no longer held go.
 func (m *mapping) retire() error {
 	// Sound: &m.mem[0] and len(m.mem) are exactly a mapping this package
 	// made (MapRegion), which holds no Go objects; MAP_FIXED replaces that
 	// range and nothing else, atomically for any thread touching it.
-	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(&m.mem[0]), uintptr(len(m.mem)),
-		unix.PROT_READ|unix.PROT_WRITE,
+	addr, n := unsafe.Pointer(&m.mem[0]), uintptr(len(m.mem))
+	_, err := unix.MmapPtr(-1, 0, addr, n, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
 	if err != nil {
-		// Out of mappings (ENOMEM): unmap as before; only a call that
-		// races the Close, a misuse, can then fault.
+		// Out of mappings (ENOMEM): unmap as before the retirement
+		// existed; a call racing the Close (a misuse) can then fault.
 		return m.mem.Unmap()
 	}
+	r := retiredRange{addr: uintptr(addr), n: n}
+	runtime.AddCleanup(m, unmapRetired, r)
+	if c, b := retired.count.Add(1), retired.bytes.Add(int64(n)); c > retiredNudge || b > retiredNudgeBytes {
+		runtime.GC()
+	}
 	return nil
+}
+
+// retiredRange is a retired mapping's address range, as numbers: the
+// cleanup must not hold the mapping it waits for.
+type retiredRange struct{ addr, n uintptr }
+
+// retired counts the ranges retired and not yet unmapped.
+var retired struct{ count, bytes atomic.Int64 }
+
+const (
+	retiredNudge      = 1024
+	retiredNudgeBytes = 1 << 36 // 64 GiB of address space
+)
+
+func unmapRetired(r retiredRange) {
+	// Sound: r is a range retire mapped; its mapping, the only way to
+	// reach it, is unreachable, so no Go code can touch it again.
+	unix.Syscall(unix.SYS_MUNMAP, r.addr, r.n, 0)
+	retired.count.Add(-1)
+	retired.bytes.Add(-int64(r.n))
 }
 
 // dead reports whether s is closed or a zero Segment: either way there is
@@ -523,20 +578,22 @@ func (s *Segment) Close() error {
 		return nil
 	}
 	m.mu.Lock()
+	m.closing = true
 	hooks := m.hooks
 	m.hooks = nil
 	if m.claimed {
 		m.slotEntry(m.slot.Index).closed.Store(1) // a clean exit, for the tools
 	}
+	pinned := m.pinned
 	m.mu.Unlock()
 	for i := len(hooks) - 1; i >= 0; i-- {
 		hooks[i]()
 	}
-	if p := m.pinned; p != nil {
-		p.closed.Store(true)
+	if pinned != nil {
+		pinned.closed.Store(true)
 	}
 	err := m.retire()
-	if cerr := m.f.Close(); err == nil {
+	if cerr := m.closeFile(); err == nil {
 		err = cerr
 	}
 	return err
@@ -545,14 +602,20 @@ func (s *Segment) Close() error {
 // OnClose registers fn to run when the last handle on this segment in this
 // process is closed, before the memory is unmapped; hooks run last
 // registered first. Packages that give the kernel addresses inside a
-// segment (robust futex lists) use it to take them back.
-func (s *Segment) OnClose(fn func()) {
+// segment (robust futex lists) use it to take them back. It fails with
+// ErrClosed, registering nothing, once that Close has begun: fn would
+// never run.
+func (s *Segment) OnClose(fn func()) error {
 	if s.m == nil {
-		return
+		return s.errClosed()
 	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
+	if s.m.closing {
+		return s.errClosed()
+	}
 	s.m.hooks = append(s.m.hooks, fn)
+	return nil
 }
 
 // Pinned returns a handle on this process's mapping of the segment that
@@ -568,6 +631,9 @@ func (s *Segment) Pinned() *Segment {
 	defer s.m.mu.Unlock()
 	if s.m.pinned == nil {
 		s.m.pinned = &Segment{m: s.m, path: s.path, pinned: true}
+		// Asked for during the last Close: born closed, as it would
+		// have been closed by it.
+		s.m.pinned.closed.Store(s.m.closing)
 	}
 	return s.m.pinned
 }

@@ -87,7 +87,7 @@ func (s *Segment) Int64(off int) (*atomic.Int64, error)   { return nil, errors.E
 func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
 	return Slot{}, errors.ErrUnsupported
 }
-func (s *Segment) OnClose(fn func())           {}
+func (s *Segment) OnClose(fn func()) error     { return errors.ErrUnsupported }
 func (s *Segment) Alive(sl Slot) (bool, error) { return false, errors.ErrUnsupported }
 func (s *Segment) SlotGen(i int) uint64        { return 0 }
 func (s *Segment) Slots() ([]SlotInfo, error)  { return nil, errors.ErrUnsupported }

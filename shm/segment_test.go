@@ -457,7 +457,9 @@ func TestZeroAndClosed(t *testing.T) {
 		}
 	}
 	var z Segment
-	z.OnClose(func() {})
+	if err := z.OnClose(func() {}); !errors.Is(err, ErrClosed) {
+		t.Errorf("zero Segment: OnClose: %v", err)
+	}
 	if z.Tag() != "" || z.Size() != 0 || z.Pinned() == nil {
 		t.Error("zero Segment: Tag, Size or Pinned")
 	}

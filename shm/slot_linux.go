@@ -86,6 +86,9 @@ func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return Slot{}, s.errClosed()
+	}
 	if m.claimed {
 		return m.slot, nil
 	}
@@ -194,7 +197,11 @@ func (s *Segment) Alive(sl Slot) (bool, error) {
 	if m.slotEntry(sl.Index).gen.Load() != sl.Gen {
 		return false, nil
 	}
-	locked, err := byteLocked(m.f, slotLockBase+int64(sl.Index))
+	var locked bool
+	err := m.withFile(func(f *os.File) (err error) {
+		locked, err = byteLocked(f, slotLockBase+int64(sl.Index))
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("%s: slot %d: %w", s.path, sl.Index, err)
 	}
