@@ -12,6 +12,37 @@
 //	go run ./cmd/bench recover -n 300      # owner-death takeover latency
 //	go run ./cmd/bench spawn -n 300        # Start+Join latency of a child
 //	go run ./cmd/bench replot docs/charts  # redraw throughput.svg from results.json
+//	go run ./cmd/bench queue               # messages/s: shm-queue, c-ring, pipe, unix
+//	go run ./cmd/bench pingpong            # one message there and back: latency
+//	go run ./cmd/bench queue chaos -kills 1000   # producers and consumers SIGKILLed
+//
+// # Queues
+//
+// bench queue moves -msgs messages (default 2 million, 64 bytes) from P
+// producer processes to C consumer processes (-pairs 1x1,4x4) through each
+// transport: shm-queue (package queue, 1024 cells), c-ring (Vyukov's
+// bounded MPMC ring with a sequence number per cell, in C through cgo,
+// spinning, 1024 cells: the limit of the algorithm, with nothing for a
+// dead process), pipe (one os.Pipe shared by all, a message per write;
+// -batch N writes up to PIPE_BUF bytes at once) and unix (an AF_UNIX
+// SOCK_SEQPACKET socket pair, a message per send). Every message carries
+// its producer id, sequence number and a CRC-32C; consumers mark each in a
+// shared bitmap, so a run counts lost, duplicated and torn messages. The
+// clock runs from the start barrier to the last consumer's last message;
+// each row is the median of -rounds runs, the backends taking turns.
+// JSON fields: backend, producers, consumers, size, msgs, seconds,
+// msgs_per_sec, lost, dup, torn, rounds, round_msgs_per_sec.
+//
+// bench pingpong times -n round trips of one message to a child process
+// and back (after 1000 untimed): p50_us, p99_us, max_us per transport.
+//
+// bench queue chaos SIGKILLs a random producer or consumer -kills times,
+// at random moments 0.5-5 ms apart, and starts a new one each time; a new
+// producer takes a new id, and consumers process each message inside
+// RecvFunc. JSON: kills, producer_kills, consumer_kills, sent (Sends that
+// returned nil), received, lost (sent, never received: must be 0), dup
+// (received again: only where a consumer died), torn (must be 0),
+// in_flight (messages of killed producers whose Send had not returned).
 //
 // # Throughput
 //
