@@ -26,28 +26,30 @@
 //     finds its process dead, or by the next process that claims its
 //     slot. Other producers never wait for it. If Send returned nil, the
 //     message is in the queue for good.
-//   - A consumer killed at any instruction of Recv or RecvFunc before it
-//     returned: the message it was taking stays in the queue and goes to
-//     the next receiver (at least once for that message; exactly once for
-//     every other). Once Recv has returned, the message is the caller's:
-//     a process killed after that loses it with whatever else it held.
-//     RecvFunc closes that window: the message leaves the queue only when
-//     fn returns nil, so work done in fn is lost by no kill (it may be
-//     done twice).
+//   - A consumer killed in Recv before its copy is done and the cell
+//     freed: the message it was taking stays in the queue and goes to the
+//     next receiver (at least once for that message; exactly once for
+//     every other). Once the cell is freed (the last steps of Recv), the
+//     message is the caller's: a process killed after that loses it with
+//     whatever else it held. RecvFunc closes that window: the message
+//     leaves the queue only when fn returns nil, so work done in fn is
+//     lost by no kill (it may be done twice).
 //   - Order: the queue is FIFO; a producer's messages are received in the
 //     order it sent them, except that a message whose receiver died comes
 //     again after later ones may have been received.
 //   - A process stopped (SIGSTOP) in the middle holds up what waits for
-//     its cell: a stopped producer, the receivers that reach its cell (not
-//     other producers); a stopped receiver, the other receivers. A stopped
-//     process is alive: nothing is taken from it.
+//     its cell: a stopped producer, the receivers that reach its cell, and
+//     the producers once the ring comes round to it again; a stopped
+//     receiver, the other receivers. A stopped process is alive: nothing
+//     is taken from it.
 //
 // # Protocol
 //
 // The ring is a power-of-two number of cells, each with a 64-bit state
-// word: the position (which lap of the ring: 48 bits), a state (free,
-// writing, published, taking), a 6-bit retry count and the process slot
-// (+1) that the state names. The tail and head are positions, only ever
+// word: the position (which lap of the ring: 40 bits), the low 8 bits of
+// the slot generation of the process the state names, a 6-bit retry
+// count, a state (free, writing, published, taking) and that process's
+// slot (+1). The tail and head are positions, only ever
 // moved forward by one with a CAS, by anyone.
 //
 // Send: at the tail position t, the cell is free(t): CAS it to
@@ -64,7 +66,8 @@
 // safe: its cell stays at the head, taking, and the next receiver that
 // finds its process dead CASes taking(h, dead, n) -> taking(h, us, n+1)
 // and delivers it. A cell writing(h, dead) is dropped the same way:
-// writing -> free(h+capacity), head moved on.
+// writing -> free(h+capacity), then the tail moved past h if its dead
+// producer had not, then the head: the head never passes the tail.
 //
 // CloseSend sets the tail's top bit with a CAS: the tail never moves
 // again, its position is where receivers find io.EOF, and a producer
@@ -74,18 +77,30 @@
 //
 // # Identity
 //
-// A cell names a process by slot only; the process is the one whose
-// generation the slot's area holds. shm gives every claim of a slot a new
+// A cell names a process by slot and by the low 8 bits of that claim's
+// generation; the process is alive while the slot's area holds a
+// generation ending in those bits and shm.Segment.Alive says the
+// generation's process holds the slot (an OFD lock the kernel drops with
+// the process: no PID reuse hole). shm gives every claim of a slot a new
 // generation, and a process that claims slot s first settles every cell
-// naming slot s (its dead predecessor's: writing dropped, taking put back
+// naming slot s (its dead predecessors': writing dropped, taking put back
 // as published with the retry count bumped), then writes its generation
-// into area s. So a cell naming s names that generation's process, and is
-// trusted only while shm.Segment.Alive says that process holds the slot
-// (an OFD lock the kernel drops with the process: no PID reuse hole).
-// A receiver that decided "dead" from an old look cannot take a cell
-// from its new owner: the retry count in the word differs, so its CAS
-// fails (6 bits: 64 takeovers of one cell between a look and its CAS would
-// be needed to fool it).
+// into area s.
+//
+// A receiver that decided "dead" from an old look and is slow to CAS
+// cannot take a cell from a live process that took it since: that
+// process's word carries another generation's bits, so the CAS fails
+// (fooling it would take 256 claims of the slot between the look and the
+// CAS, with the retry count also come round). The retry count alone did
+// not do: a live receiver can bring it round in 62 put-backs
+// (TestRetryCountABA). A put-back is a CAS from the taker's own word.
+//
+// Sleeping: a waiter sets its side's sleepers flag (a locked exchange,
+// ordered before its last look at the cell) and sleeps on the side's
+// futex word; the other side, after its publish or free (ordered before
+// its look at the flag), takes the flag and wakes every sleeper of that
+// side. One wake per round of sleep, however many messages follow; a
+// sleeper killed asleep leaves a flag that the next wake clears.
 //
 // # Layout
 //
@@ -99,9 +114,9 @@
 //	    64    8   tail position; bit 63: closed for sending
 //	   128    8   head position
 //	   192    4   not-empty futex word (bumped to wake receivers)
-//	   196    4   receivers asleep
+//	   196    4   receivers asleep: a flag, set by sleepers, taken by wakers
 //	   256    4   not-full futex word (bumped to wake senders)
-//	   260    4   senders asleep
+//	   260    4   senders asleep: the same
 //	   320 64x128 area of process slot i at 320+64i: its generation, uint64
 //	  8512        cells, cell size each:
 //	                +0  state word, uint64
@@ -114,7 +129,7 @@
 // # Caveats
 //
 // Linux only. A receiver runs RecvFunc's fn while its cell is the head:
-// other receivers wait meanwhile. Positions wrap after 2^48 messages
-// (a year at ten million a second), which the protocol tolerates: cells
-// compare positions modulo 2^48.
+// other receivers wait meanwhile. A cell's position wraps after 2^40
+// messages, which the protocol tolerates: cells compare positions modulo
+// 2^40, and the head and tail (64 bits) are never that far apart.
 package queue

@@ -60,6 +60,17 @@ func (q *Queue) inspect() Inspection {
 			in.Attached = append(in.Attached, proc(i))
 		}
 	}
+	// A cell's process: its slot's, if the generation still matches;
+	// else a dead predecessor whose pid is no longer known.
+	cellProc := func(w uint64) semaphore.Process {
+		s := slotOf(w)
+		if uint8(q.area(s).Load()) != genOf(w) {
+			return semaphore.Process{Slot: s}
+		}
+		p := proc(s)
+		p.Alive = q.cellAlive(w)
+		return p
+	}
 	for i := range q.capacity {
 		w := q.cell(i).word.Load()
 		s := slotOf(w)
@@ -67,9 +78,9 @@ func (q *Queue) inspect() Inspection {
 		case (st == stWriting || st == stTaking) && (s < 0 || s >= MaxProcs):
 			in.Impossible++
 		case st == stWriting:
-			in.Writing = append(in.Writing, CellState{Position: int64(w >> posShift), Process: proc(s)})
+			in.Writing = append(in.Writing, CellState{Position: int64(w >> posShift), Process: cellProc(w)})
 		case st == stTaking:
-			in.Taking = append(in.Taking, CellState{Position: int64(w >> posShift), Process: proc(s)})
+			in.Taking = append(in.Taking, CellState{Position: int64(w >> posShift), Process: cellProc(w)})
 		case s != -1 || (st == stFree && triesOf(w) != 0):
 			in.Impossible++
 		case st == stPublished:
@@ -110,16 +121,16 @@ func (q *Queue) settleIfDead(s int) int {
 	for i := range q.capacity {
 		c := q.cell(i)
 		w := c.word.Load()
-		if slotOf(w) != s || q.alive(s) {
+		if slotOf(w) != s || q.cellAlive(w) {
 			continue
 		}
 		pos := w >> posShift
 		var nw uint64
 		switch stateOf(w) {
 		case stWriting:
-			nw = word(pos+q.capacity, stFree, -1, 0)
+			nw = free(pos + q.capacity)
 		case stTaking:
-			nw = word(pos, stPublished, -1, triesOf(w)+1)
+			nw = published(pos, triesOf(w)+1)
 		default:
 			continue
 		}

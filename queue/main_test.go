@@ -23,10 +23,12 @@ import (
 
 func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]testproc.Entry{
-		"produce": produceEntry,
-		"consume": consumeEntry,
-		"die-at":  dieAtEntry,
-		"stop-at": stopAtEntry,
+		"produce":    produceEntry,
+		"consume":    consumeEntry,
+		"die-at":     dieAtEntry,
+		"stop-at":    stopAtEntry,
+		"gated-take": gatedTakeEntry,
+		"putbacks":   putbacksEntry,
 	})
 }
 
@@ -185,5 +187,69 @@ func atStep(args []string, sig syscall.Signal) int {
 		_, err = q.Recv(context.Background(), buf)
 	}
 	fmt.Println("returned", err)
+	return 0
+}
+
+// waitFile waits for a gate file to exist.
+func waitFile(path string) {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// gatedTakeEntry: args name, start, decided. Opens, says "ready", waits
+// for the start file, receives; when it has decided to take a cell over
+// from a dead receiver, it says "decided" and waits for the decided file
+// before its CAS. Then says "got ID SEQ ERR".
+func gatedTakeEntry(args []string) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("ready")
+	waitFile(args[1])
+	testHook = func(step string) {
+		if step == "decided" {
+			testHook = nil
+			fmt.Println("decided")
+			waitFile(args[2])
+		}
+	}
+	buf := make([]byte, q.MaxSize())
+	n, err := q.Recv(context.Background(), buf)
+	id, seq, _ := readMsg(buf[:n])
+	fmt.Println("got", id, seq, err)
+	return 0
+}
+
+// putbacksEntry: args name, n, gate. Receives n times into a 1-byte
+// buffer (each puts the message back: ErrShortBuffer), then takes the
+// message in RecvFunc, says "inside", waits for the gate file, and says
+// "got ID SEQ ERR" with what its fn saw.
+func putbacksEntry(args []string) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	n, _ := strconv.Atoi(args[1])
+	for range n {
+		if _, err := q.Recv(context.Background(), make([]byte, 1)); !errors.Is(err, ErrShortBuffer) {
+			fmt.Println("error: want ErrShortBuffer:", err)
+			return 1
+		}
+	}
+	var id, seq uint32
+	err = q.RecvFunc(context.Background(), func(m []byte) error {
+		fmt.Println("inside")
+		waitFile(args[2])
+		id, seq, _ = readMsg(m)
+		return nil
+	})
+	fmt.Println("got", id, seq, err)
 	return 0
 }

@@ -43,26 +43,31 @@ var _ [offCells % 64]struct{} // cells stay cache-line aligned
 // moves, and the position it holds is where receivers find io.EOF.
 const closedBit = 1 << 63
 
-// A cell's state word: its position (48 bits: which lap of the ring the
-// cell is in), a state, a retry count and the slot+1 of the process the
-// state names.
+// A cell's state word: its position (40 bits: which lap of the ring the
+// cell is in), the low 8 bits of the slot generation of the process the
+// state names, a retry count, a state, and that process's slot+1.
 const (
 	stFree      = 0 // empty, ready for the message at its position
 	stWriting   = 1 // a producer (slot) reserved it and is writing
 	stPublished = 2 // a message, ready to be taken
 	stTaking    = 3 // a consumer (slot) is copying it out
 
-	posShift = 16
-	posBits  = 48
+	posShift = 24
+	posBits  = 40
 	posMask  = 1<<posBits - 1
 )
 
-func word(pos uint64, state, slot int, tries uint64) uint64 {
-	return (pos&posMask)<<posShift | (tries&63)<<10 | uint64(state)<<8 | uint64(slot+1)&0xff
+func word(pos uint64, state, slot int, gen uint8, tries uint64) uint64 {
+	return (pos&posMask)<<posShift | uint64(gen)<<16 | (tries&63)<<10 | uint64(state)<<8 | uint64(slot+1)&0xff
 }
+
+// free and published are the words of a cell that names no process.
+func free(pos uint64) uint64             { return word(pos, stFree, -1, 0, 0) }
+func published(pos, tries uint64) uint64 { return word(pos, stPublished, -1, 0, tries) }
 
 func stateOf(w uint64) int    { return int(w >> 8 & 3) }
 func slotOf(w uint64) int     { return int(w&0xff) - 1 }
+func genOf(w uint64) uint8    { return uint8(w >> 16) }
 func triesOf(w uint64) uint64 { return w >> 10 & 63 }
 
 // lap is how many positions w's is ahead of p (negative: behind), in the
@@ -79,6 +84,7 @@ func lap(w, p uint64) int64 {
 type Queue struct {
 	seg      *shm.Segment
 	me       shm.Slot
+	gen8     uint8 // me.Gen's low bits, in the words of our cells
 	capacity uint64
 	mask     uint64
 	maxSize  int
@@ -118,9 +124,26 @@ func (q *Queue) area(i int) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*i]))
 }
 
-// alive reports whether the process a cell names by slot is alive. Our
-// own slot is; a slot whose generation cannot be asked about counts as
-// alive (its cells are left alone: a stall, never a loss).
+// cellAlive reports whether the process a cell's word names is alive: the
+// one in the word's slot, if the slot's generation (in its area) still
+// ends in the word's 8 bits (a later claim of the slot means that the
+// cell's process is gone), and shm says its slot is held. Ours is.
+func (q *Queue) cellAlive(w uint64) bool {
+	s := slotOf(w)
+	switch {
+	case s < 0 || s >= MaxProcs:
+		return false
+	case s == q.me.Index:
+		return genOf(w) == q.gen8
+	case uint8(q.area(s).Load()) != genOf(w):
+		return false
+	}
+	return q.alive(s)
+}
+
+// alive reports whether the process in a slot's area is alive. Our own
+// slot is; a slot whose generation cannot be asked about counts as alive
+// (its cells are left alone: a stall, never a loss).
 func (q *Queue) alive(slot int) bool {
 	if slot == q.me.Index {
 		return true
@@ -176,7 +199,7 @@ func layout(d []byte, capacity, maxSize int) {
 	le32(d, offCellSize, uint32(cellSizeOf(maxSize)))
 	cs := cellSizeOf(maxSize)
 	for i := range capacity {
-		(*atomic.Uint64)(unsafe.Pointer(&d[offCells+i*cs])).Store(word(uint64(i), stFree, -1, 0))
+		(*atomic.Uint64)(unsafe.Pointer(&d[offCells+i*cs])).Store(free(uint64(i)))
 	}
 }
 
@@ -270,6 +293,7 @@ func attach(ctx context.Context, seg *shm.Segment, capacity, maxSize int) (*Queu
 	}
 	if err == nil {
 		q.me, err = seg.Slot(ctx)
+		q.gen8 = uint8(q.me.Gen)
 	}
 	if err != nil {
 		seg.Close()
@@ -338,9 +362,9 @@ func (q *Queue) settle(s int) {
 			var nw uint64
 			switch stateOf(w) {
 			case stWriting:
-				nw = word(pos+q.capacity, stFree, -1, 0)
+				nw = free(pos + q.capacity)
 			case stTaking:
-				nw = word(pos, stPublished, -1, triesOf(w)+1)
+				nw = published(pos, triesOf(w)+1)
 			default:
 				nw = w // no other state names a slot
 			}
@@ -438,8 +462,8 @@ func (q *Queue) trySend(msg []byte) (bool, error) {
 		c := q.cell(t)
 		w := c.word.Load()
 		switch d := lap(w, t); {
-		case w == word(t, stFree, -1, 0):
-			if !c.word.CompareAndSwap(w, word(t, stWriting, q.me.Index, 0)) {
+		case w == free(t):
+			if !c.word.CompareAndSwap(w, word(t, stWriting, q.me.Index, q.gen8, 0)) {
 				continue
 			}
 			if testHook != nil {
@@ -447,8 +471,8 @@ func (q *Queue) trySend(msg []byte) (bool, error) {
 			}
 			if !q.tail.CompareAndSwap(t, t+1) && q.tail.Load() == t|closedBit {
 				// Closed at our cell: nothing after the close is sent.
-				c.word.Store(word(t, stFree, -1, 0))
-				q.wakeRecv()
+				c.word.Store(free(t))
+				q.wakeRecvIfSleeping()
 				return false, fmt.Errorf("%s: %w", q.seg.Path(), ErrSendClosed)
 			}
 			release32(c.n, uint32(len(msg)))
@@ -456,10 +480,8 @@ func (q *Queue) trySend(msg []byte) (bool, error) {
 			// A full barrier (atomic's XCHG): the publish must be seen
 			// before our look at the sleepers, as a sleeper's count is
 			// before its look at the cell.
-			c.word.Store(word(t, stPublished, -1, 0))
-			if q.recvSleepers.Load() != 0 {
-				q.wakeRecv()
-			}
+			c.word.Store(published(t, 0))
+			q.wakeRecvIfSleeping()
 			return true, nil
 		case d == 0, d > 0:
 			// Reserved by another producer that has not moved the tail
@@ -604,22 +626,24 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 			if q.tail.Load() == h|closedBit {
 				return 0, false, io.EOF // its producer is about to give it back
 			}
-			if !live || q.alive(slotOf(w)) {
+			if !live || q.cellAlive(w) {
 				return 0, false, nil // its producer is writing
 			}
 			// Its producer died before its Send returned: drop it.
-			if c.word.CompareAndSwap(w, word(h+q.capacity, stFree, -1, 0)) {
-				q.head.CompareAndSwap(h, h+1)
-				q.wakeSend()
+			if c.word.CompareAndSwap(w, free(h+q.capacity)) {
+				q.passDropped(h)
 			}
 			continue
 		case stTaking:
-			if !live || q.alive(slotOf(w)) {
+			if !live || q.cellAlive(w) {
 				return 0, false, nil // another consumer is copying it out
 			}
 		}
 		// Published, or being taken by a dead consumer: ours.
-		mine := word(h, stTaking, q.me.Index, triesOf(w)+1)
+		if testHook != nil && stateOf(w) == stTaking {
+			testHook("decided")
+		}
+		mine := word(h, stTaking, q.me.Index, q.gen8, triesOf(w)+1)
 		if !c.word.CompareAndSwap(w, mine) {
 			continue
 		}
@@ -628,11 +652,16 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		}
 		n := int(c.n.Load())
 		if n > q.maxSize {
-			c.word.Store(word(h+q.capacity, stFree, -1, 0))
+			c.word.Store(free(h + q.capacity))
 			q.head.CompareAndSwap(h, h+1)
+			q.wakeSendIfSleeping()
+			q.wakeRecvIfSleeping()
 			return 0, false, fmt.Errorf("%s: %w: a message of %d bytes at position %d, at most %d; dropped", q.seg.Path(), ErrCorrupt, n, h, q.maxSize)
 		}
-		putBack := func() { c.word.Store(word(h, stPublished, -1, triesOf(mine))) }
+		// A CAS from our own word: should the take have gone to
+		// another receiver meanwhile (it cannot, while we live), the
+		// cell is theirs, not ours to write.
+		putBack := func() { c.word.CompareAndSwap(mine, published(h, triesOf(mine))) }
 		if fn != nil {
 			if err := q.run(fn, c.data[:n], putBack); err != nil {
 				q.wakeRecvIfSleeping()
@@ -640,19 +669,36 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 			}
 		} else if n > len(buf) {
 			putBack()
+			q.wakeRecvIfSleeping() // another receiver may wait behind our take
 			return 0, false, fmt.Errorf("%s: %w: the next message is %d bytes, the buffer %d", q.seg.Path(), ErrShortBuffer, n, len(buf))
 		} else {
 			copy(buf, c.data[:n])
 		}
-		release(c.word, word(h+q.capacity, stFree, -1, 0))
+		release(c.word, free(h+q.capacity))
 		q.head.CompareAndSwap(h, h+1) // a full barrier before the looks below
-		if q.sendSleepers.Load() != 0 {
-			q.wakeSend()
-		}
+		q.wakeSendIfSleeping()
 		q.wakeRecvIfSleeping() // one may wait for this cell to be done
 		return n, true, nil
 	}
 	return 0, false, fmt.Errorf("%s: %w: Recv found no cell in %d tries", q.seg.Path(), ErrCorrupt, maxTries)
+}
+
+// passDropped moves the head past position h, whose cell was dropped:
+// the tail first if its producer died before moving it (the head never
+// passes the tail), unless the queue was closed right there (then h is
+// where receivers find io.EOF, and the head stays).
+func (q *Queue) passDropped(h uint64) {
+	for {
+		t := q.tail.Load()
+		if t == h|closedBit {
+			return
+		}
+		if t != h || q.tail.CompareAndSwap(h, h+1) {
+			break
+		}
+	}
+	q.head.CompareAndSwap(h, h+1)
+	q.wakeSendIfSleeping()
 }
 
 // run runs fn on a message being taken; on its error or panic the
@@ -672,9 +718,22 @@ func (q *Queue) run(fn func([]byte) error, msg []byte, putBack func()) (err erro
 	return err
 }
 
+// wakeRecvIfSleeping and wakeSendIfSleeping wake the sleepers of one
+// side if any said they sleep (see waiter.wait). The flag is taken, not
+// counted down by the sleepers: one wake per round of sleep however many
+// messages follow, and a sleeper killed asleep leaves a flag that the
+// next wake clears, not a count that makes every later call wake.
 func (q *Queue) wakeRecvIfSleeping() {
-	if q.recvSleepers.Load() != 0 {
-		q.wakeRecv()
+	if q.recvSleepers.Load() != 0 && q.recvSleepers.Swap(0) != 0 {
+		q.notEmpty.Add(1)
+		futex.Wake(q.notEmpty, 1<<30)
+	}
+}
+
+func (q *Queue) wakeSendIfSleeping() {
+	if q.sendSleepers.Load() != 0 && q.sendSleepers.Swap(0) != 0 {
+		q.notFull.Add(1)
+		futex.Wake(q.notFull, 1<<30)
 	}
 }
 
@@ -700,19 +759,11 @@ func (q *Queue) empty() (bool, time.Duration) {
 	return true, sleepSlice
 }
 
-func (q *Queue) wakeRecv() {
-	q.notEmpty.Add(1)
-	futex.Wake(q.notEmpty, 1)
-}
-
-func (q *Queue) wakeSend() {
-	q.notFull.Add(1)
-	futex.Wake(q.notFull, 1)
-}
-
 // wakeAll wakes every sleeper of both kinds, in every process: after a
 // close, a settlement, a cancelled wait.
 func (q *Queue) wakeAll() {
+	q.recvSleepers.Store(0)
+	q.sendSleepers.Store(0)
 	q.notEmpty.Add(1)
 	futex.Wake(q.notEmpty, 1<<30)
 	q.notFull.Add(1)
@@ -781,16 +832,21 @@ func (q *Queue) Close() error {
 	if !q.closed.CompareAndSwap(false, true) {
 		return q.errClosed()
 	}
-	for q.inflight.Load() != 0 {
-		q.wakeAll() // a sleeper looks at closed when it wakes
+	// Sleepers of this handle look at closed when they wake: wake them
+	// now, and again now and then for one that was just going to sleep
+	// (every sleeper of the queue wakes too, so not often).
+	for i := 0; q.inflight.Load() != 0; i++ {
+		if i%100 == 0 {
+			q.wakeAll()
+		}
 		time.Sleep(100 * time.Microsecond)
 	}
 	return q.seg.Close()
 }
 
 // waiter is a Send or Recv waiting for its turn: a short spin, yields,
-// then sleeps on the futex word seq, counted in sleepers so that the
-// other side wakes it only when someone sleeps.
+// then sleeps on the futex word seq, with the sleepers flag set so that
+// the other side wakes it (and only then makes the syscall).
 type waiter struct {
 	q        *Queue
 	seq      *atomic.Uint32
@@ -837,11 +893,14 @@ func (w *waiter) wait(ctx context.Context, blocked func() (bool, time.Duration))
 		defer stop()
 	}
 	seq := w.seq.Load()
-	w.sleepers.Add(1)
+	// Say we sleep (a locked XCHG: a full barrier before the look at the
+	// cell in blocked, as the other side publishes before it looks at the
+	// flag), look once more, sleep. The waker clears the flag; we set it
+	// again each time we go back to sleep.
+	w.sleepers.Store(1)
 	if ok, d := blocked(); ok {
 		futex.Wait(w.seq, seq, d)
 	}
-	w.sleepers.Add(^uint32(0)) // -1
 	return ctx.Err()
 }
 

@@ -598,3 +598,121 @@ func killTest(t *testing.T, killProducers, killConsumers bool) {
 	}
 	t.Logf("kills %d: duplicates %d", kills, dups)
 }
+
+// TestDeadWriterAtTail (from the queue's adversarial review): a producer
+// killed after reserving its cell and before moving the tail: the
+// receiver that drops its cell moves the tail first, so the head never
+// passes the tail; the queue opens again, takes messages, and closes with
+// io.EOF.
+func TestDeadWriterAtTail(t *testing.T) {
+	ctx := context.Background()
+	name := tempName(t)
+	q, err := Create(ctx, name, 4, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	p := testproc.Start(t, "die-at", name, "reserved", "send")
+	p.Expect("at reserved")
+	p.Wait()
+	buf := make([]byte, 64)
+	for range 3 { // the liveness look comes on the second try
+		if _, ok, err := q.TryRecv(buf); ok || err != nil {
+			t.Fatalf("TryRecv: %v %v", ok, err)
+		}
+	}
+	if h, tl := q.head.Load(), q.tail.Load(); h > tl {
+		t.Fatalf("head %d past tail %d", h, tl)
+	}
+	again, err := Open(ctx, name)
+	if err != nil {
+		t.Fatalf("Open after the drop: %v", err)
+	}
+	again.Close()
+	makeMsg(buf, 1, 1)
+	if err := q.Send(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Recv(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	q.CloseSend()
+	if _, err := q.Recv(ctx, buf); err != io.EOF {
+		t.Fatalf("Recv after CloseSend: %v, want io.EOF", err)
+	}
+}
+
+// TestRetryCountABA (from the queue's adversarial review): receiver R
+// decides that the receiver taking message 1 (P, killed there) is dead,
+// and stops before its CAS. P's slot goes to Q, which settles the cell,
+// puts message 1 back 62 times (ErrShortBuffer), bringing the retry
+// count round to what R saw, then takes it and stops inside RecvFunc. R
+// goes on: its CAS must fail (the word now names Q's slot generation, not
+// P's), so message 1 goes to Q alone, and R gets message 2.
+func TestRetryCountABA(t *testing.T) {
+	ctx := context.Background()
+	name := tempName(t)
+	q, err := Create(ctx, name, 1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	buf := make([]byte, 64)
+	makeMsg(buf, 5, 1)
+	q.Send(ctx, buf)
+	dir := t.TempDir()
+	start, decided, inside := filepath.Join(dir, "start"), filepath.Join(dir, "decided"), filepath.Join(dir, "inside")
+	r := testproc.Start(t, "gated-take", name, start, decided) // slot 1, waits to start
+	r.Expect("ready")
+	p := testproc.Start(t, "die-at", name, "taking", "recv") // slot 2, dies taking message 1
+	p.Expect("at taking")
+	p.Wait()
+	os.WriteFile(start, nil, 0o600)
+	r.Expect("decided")
+	qq := testproc.Start(t, "putbacks", name, "62", inside) // slot 2 again
+	qq.Expect("inside")
+	os.WriteFile(decided, nil, 0o600) // R's CAS now, while Q is inside
+	time.Sleep(100 * time.Millisecond) // for R to get to it: an order, not a measured time
+	os.WriteFile(inside, nil, 0o600)
+	qq.Expect("got 5 1 <nil>")
+	makeMsg(buf, 5, 2)
+	if err := q.Send(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	r.Expect("got 5 2 <nil>")
+	if _, ok, err := q.TryRecv(buf); ok || err != nil {
+		t.Errorf("a message left over: %v %v", ok, err)
+	}
+}
+
+// TestShortBufferPassesWake (from the queue's adversarial review): two
+// receivers asleep, the first with a buffer too short; a Send wakes it,
+// it puts the message back, and the other must be woken too, not left to
+// its sleep's end (a second: far beyond the deadline below).
+func TestShortBufferPassesWake(t *testing.T) {
+	ctx := context.Background()
+	q, err := Create(ctx, tempName(t), 4, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := make(chan error, 1)
+	go func() { _, err := q.Recv(ctx, make([]byte, 1)); short <- err }()
+	got := make(chan error, 1)
+	go func() {
+		dctx, cancel := context.WithTimeout(ctx, 600*time.Millisecond)
+		defer cancel()
+		_, err := q.Recv(dctx, make([]byte, 64))
+		got <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // both asleep by now: an order, not a measured time
+	if err := q.Send(ctx, []byte("a message longer than one byte")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("the other receiver: %v (its wake-up was lost)", err)
+	}
+	q.Close() // the short receiver, if it came second, waits still: Close ends it
+	if err := <-short; !errors.Is(err, ErrShortBuffer) && !errors.Is(err, ErrClosed) {
+		t.Errorf("the short receiver: %v", err)
+	}
+}
