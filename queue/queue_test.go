@@ -671,7 +671,7 @@ func TestRetryCountABA(t *testing.T) {
 	r.Expect("decided")
 	qq := testproc.Start(t, "putbacks", name, "62", inside) // slot 2 again
 	qq.Expect("inside")
-	os.WriteFile(decided, nil, 0o600) // R's CAS now, while Q is inside
+	os.WriteFile(decided, nil, 0o600)  // R's CAS now, while Q is inside
 	time.Sleep(100 * time.Millisecond) // for R to get to it: an order, not a measured time
 	os.WriteFile(inside, nil, 0o600)
 	qq.Expect("got 5 1 <nil>")
