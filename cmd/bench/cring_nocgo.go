@@ -2,7 +2,13 @@
 
 package main
 
-import "sync/atomic"
+import (
+	"errors"
+	"sync/atomic"
+)
+
+// errNoCRing: built without cgo (or not on amd64).
+var errNoCRing = errors.New("bench: c-ring needs cgo on amd64")
 
 func queueBackends() []string { return []string{qShm, qPipe, qUnix} }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -642,6 +641,3 @@ func qEchoEntry(args []string) error {
 	}
 	return nil
 }
-
-// errNoCRing: built without cgo (or not on amd64).
-var errNoCRing = errors.New("bench: c-ring needs cgo on amd64")
