@@ -24,7 +24,9 @@
 //     never torn (receivers take only published cells); a cell it had
 //     reserved and not published is dropped by the first receiver that
 //     finds its process dead, or by the next process that claims its
-//     slot. Other producers never wait for it. If Send returned nil, the
+//     slot. Other producers pass it, and wait for it only once the ring
+//     comes round to its cell again, until a receiver drops it. If Send
+//     returned nil, the
 //     message is in the queue for good.
 //   - A consumer killed in Recv before its copy is done and the cell
 //     freed: the message it was taking stays in the queue and goes to the
@@ -88,12 +90,17 @@
 // into area s.
 //
 // A receiver that decided "dead" from an old look and is slow to CAS
-// cannot take a cell from a live process that took it since: that
-// process's word carries another generation's bits, so the CAS fails
-// (fooling it would take 256 claims of the slot between the look and the
-// CAS, with the retry count also come round). The retry count alone did
-// not do: a live receiver can bring it round in 62 put-backs
-// (TestRetryCountABA). A put-back is a CAS from the taker's own word.
+// fails its CAS on a live process that took the cell since: that
+// process's word carries another generation's bits (TestRetryCountABA:
+// the retry count alone is brought round by 62 put-backs). It is not
+// airtight: a process that opens and closes the queue 256 times brings a
+// slot's generation bits round too, and with the retry count aligned, a
+// receiver stalled between its look and its CAS then takes the cell from
+// its live holder (the second review's finding). Both then deliver the
+// message, a duplicate with no receiver dead; nothing is lost and the
+// queue goes on, since a taker frees its cell, and puts it back, only by
+// a CAS from its own word. A two-step takeover (seize, look again, commit
+// or undo, as package semaphore does) would close it; not done yet.
 //
 // Sleeping: a waiter sets its side's sleepers flag (a locked exchange,
 // ordered before its last look at the cell) and sleeps on the side's

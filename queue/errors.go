@@ -11,7 +11,7 @@ var (
 	ErrTooBig = errors.New("queue: message larger than the queue's maximum size")
 
 	// ErrShortBuffer is returned by Recv for a buffer shorter than the
-	// queue's maximum message size: nothing is received.
+	// message: nothing is received, the message stays first in line.
 	ErrShortBuffer = errors.New("queue: buffer shorter than the queue's maximum message size")
 
 	// ErrSendClosed is returned by Send once any process called

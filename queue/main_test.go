@@ -23,12 +23,13 @@ import (
 
 func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]testproc.Entry{
-		"produce":    produceEntry,
-		"consume":    consumeEntry,
-		"die-at":     dieAtEntry,
-		"stop-at":    stopAtEntry,
-		"gated-take": gatedTakeEntry,
-		"putbacks":   putbacksEntry,
+		"produce":       produceEntry,
+		"consume":       consumeEntry,
+		"die-at":        dieAtEntry,
+		"stop-at":       stopAtEntry,
+		"gated-take":    gatedTakeEntry,
+		"putbacks":      putbacksEntry,
+		"many-reserved": manyReservedEntry,
 	})
 }
 
@@ -252,4 +253,31 @@ func putbacksEntry(args []string) int {
 	})
 	fmt.Println("got", id, seq, err)
 	return 0
+}
+
+// manyReservedEntry: args name, n. n goroutines send, and each stops for
+// good once its cell is reserved; says "reserved N" when all are, and
+// waits to be killed: n dead writers' cells once it is.
+func manyReservedEntry(args []string) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	n, _ := strconv.Atoi(args[1])
+	var at atomic.Int64
+	testHook = func(step string) {
+		if step == "reserved" {
+			at.Add(1)
+			select {}
+		}
+	}
+	for range n {
+		go q.Send(context.Background(), []byte("never"))
+	}
+	for at.Load() < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("reserved", n)
+	select {}
 }

@@ -71,7 +71,7 @@ func genOf(w uint64) uint8    { return uint8(w >> 16) }
 func triesOf(w uint64) uint64 { return w >> 10 & 63 }
 
 // lap is how many positions w's is ahead of p (negative: behind), in the
-// 48 bits a cell keeps of its position.
+// 40 bits a cell keeps of its position.
 func lap(w, p uint64) int64 {
 	d := (w>>posShift - p) & posMask
 	return int64(d<<(64-posBits)) >> (64 - posBits)
@@ -335,9 +335,16 @@ func views(seg *shm.Segment) (*Queue, error) {
 		sendSleepers: (*atomic.Uint32)(unsafe.Pointer(&d[offSendSleepers])),
 		me:           shm.Slot{Index: -1},
 	}
-	t, h := q.tail.Load()&^closedBit, q.head.Load()
-	if h > t || t-h > q.capacity+MaxProcs {
-		return nil, fmt.Errorf("%s: %w: head %d, tail %d, %d cells", seg.Path(), ErrCorrupt, h, t, capacity)
+	// The head before the tail, and again after: on a busy queue both
+	// move meanwhile. The tail is never behind the head, and never more
+	// than two laps ahead of it (a cell dropped at settlement is free for
+	// the next lap before the head passes it) plus the reservations in
+	// progress.
+	h1 := q.head.Load()
+	t := q.tail.Load() &^ closedBit
+	h2 := q.head.Load()
+	if h1 > t || t-h2 > 2*q.capacity+MaxProcs {
+		return nil, fmt.Errorf("%s: %w: head %d, tail %d, %d cells", seg.Path(), ErrCorrupt, h1, t, capacity)
 	}
 	return q, nil
 }
@@ -674,8 +681,14 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		} else {
 			copy(buf, c.data[:n])
 		}
-		release(c.word, free(h+q.capacity))
-		q.head.CompareAndSwap(h, h+1) // a full barrier before the looks below
+		// A CAS from our own word, not a store: should another receiver
+		// have taken the cell over from us (see doc.go, Identity: a
+		// look fooled by a word come round), the cell is no longer ours
+		// to free, and a store would wipe what it holds now.
+		if !c.word.CompareAndSwap(mine, free(h+q.capacity)) {
+			return n, true, nil // delivered here, and there too
+		}
+		q.head.CompareAndSwap(h, h+1)
 		q.wakeSendIfSleeping()
 		q.wakeRecvIfSleeping() // one may wait for this cell to be done
 		return n, true, nil
@@ -708,6 +721,7 @@ func (q *Queue) run(fn func([]byte) error, msg []byte, putBack func()) (err erro
 	defer func() {
 		if !done {
 			putBack() // panicking
+			q.wakeRecvIfSleeping()
 		}
 	}()
 	err = fn(msg)
