@@ -895,18 +895,20 @@ func (w *waiter) wait(ctx context.Context, blocked func() (bool, time.Duration))
 		}
 		return nil
 	}
+	// The word's value first, then the ctx waker: a wake that lands
+	// between them changes the word, and the futex wait returns at once.
+	seq := w.seq.Load()
 	if ctx.Done() != nil {
 		// A wake for every sleeper on the word when ctx is done. It
 		// may run after the handle's Close: harmless, the segment's
 		// range is retired, not unmapped (shm.Segment.Close).
-		seq := w.seq
+		word := w.seq
 		stop := context.AfterFunc(ctx, func() {
-			seq.Add(1)
-			futex.Wake(seq, 1<<30)
+			word.Add(1)
+			futex.Wake(word, 1<<30)
 		})
 		defer stop()
 	}
-	seq := w.seq.Load()
 	// Say we sleep (a locked XCHG: a full barrier before the look at the
 	// cell in blocked, as the other side publishes before it looks at the
 	// flag), look once more, sleep. The waker clears the flag; we set it
