@@ -1,0 +1,245 @@
+//go:build linux
+
+package queue
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Recv receives one message into buf and returns its length, waiting
+// until one comes or ctx is done. It returns io.EOF once CloseSend was
+// called and every message sent before it was received. A buf shorter
+// than the message fails with ErrShortBuffer and leaves the message in
+// the queue; a buf of MaxSize bytes always holds one.
+func (q *Queue) Recv(ctx context.Context, buf []byte) (int, error) {
+	if err := q.enter(); err != nil {
+		return 0, err
+	}
+	defer q.exit()
+	return q.recv(ctx, buf, nil)
+}
+
+// RecvFunc receives one message and runs fn on it, waiting until one
+// comes or ctx is done; the message is removed from the queue only when
+// fn returns nil. If fn returns an error (or panics), the message is put
+// back, first in line, and RecvFunc returns that error; if the process
+// dies while fn runs, the message is delivered again, to the next
+// receiver. So a message is processed at least once, and a receiver
+// killed at any instruction loses none: the shape to use when what is
+// done with a message must not be lost (write it to a file, a database).
+//
+// msg is the message in the shared cell itself, valid only until fn
+// returns: copy what must outlive it. While fn runs, the cell is the
+// queue's head: other receivers wait for it, so keep fn short.
+// It returns io.EOF as Recv does.
+func (q *Queue) RecvFunc(ctx context.Context, fn func(msg []byte) error) error {
+	if err := q.enter(); err != nil {
+		return err
+	}
+	defer q.exit()
+	_, err := q.recv(ctx, nil, fn)
+	return err
+}
+
+func (q *Queue) recv(ctx context.Context, buf []byte, fn func([]byte) error) (int, error) {
+	w := waiter{q: q, seq: q.notEmpty, sleepers: q.recvSleepers}
+	for {
+		n, ok, err := q.tryRecv(buf, fn, w.checkLive())
+		if ok || err != nil {
+			return n, err
+		}
+		if err := w.wait(ctx, q.empty); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// RecvMsg is Recv into a new slice of the message's length.
+func (q *Queue) RecvMsg(ctx context.Context) ([]byte, error) {
+	buf := make([]byte, q.MaxSize())
+	n, err := q.Recv(ctx, buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n:n], nil
+}
+
+// TryRecv receives a message if one is ready now; it reports whether it
+// did (and io.EOF as Recv does).
+func (q *Queue) TryRecv(buf []byte) (int, bool, error) {
+	if err := q.enter(); err != nil {
+		return 0, false, err
+	}
+	defer q.exit()
+	return q.tryRecv(buf, nil, true)
+}
+
+// tryRecv takes the message in the cell at the head: published -> taking
+// (naming our slot), copy it out, free the cell for the next lap, move
+// the head. The head moves only after the copy, so a consumer killed
+// while copying leaves its cell at the head, taking, and the next
+// consumer that finds it dead takes it over and delivers it: at least
+// once. live: whether to ask the kernel about a process that is taking
+// or writing the head's cell (a syscall: waiters ask only now and then).
+func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool, error) {
+	for range maxTries {
+		// The tail is the producers' line: read only where it matters,
+		// not on the way to a published message.
+		h := q.head.Load()
+		c := q.cell(h)
+		w := c.word.Load()
+		d := lap(w, h)
+		if d != 0 {
+			t := q.tail.Load()
+			switch {
+			case t == h|closedBit:
+				return 0, false, io.EOF // closed here: everything before is received
+			case q.head.Load() != h:
+			case d < 0:
+				return 0, false, q.corrupt(h, w, "head")
+			case h >= t&^closedBit:
+				// Dropped (settled) before its producer moved the
+				// tail past it: move the tail on for it first.
+				if t&closedBit == 0 && t >= h {
+					q.tail.CompareAndSwap(t, t+1)
+				} else {
+					return 0, false, q.corrupt(h, w, "head")
+				}
+			default:
+				q.head.CompareAndSwap(h, h+1) // taken already (or dropped): move on
+			}
+			continue
+		}
+		switch stateOf(w) {
+		case stFree:
+			if q.tail.Load() == h|closedBit {
+				return 0, false, io.EOF // closed here: everything before is received
+			}
+			return 0, false, nil // empty
+		case stWriting:
+			if q.tail.Load() == h|closedBit {
+				return 0, false, io.EOF // its producer is about to give it back
+			}
+			if !live || q.cellAlive(w) {
+				return 0, false, nil // its producer is writing
+			}
+			// Its producer died before its Send returned: drop it.
+			if c.word.CompareAndSwap(w, free(h+q.capacity)) {
+				q.passDropped(h)
+			}
+			continue
+		case stTaking:
+			if !live || q.cellAlive(w) {
+				return 0, false, nil // another consumer is copying it out
+			}
+		}
+		// Published, or being taken by a dead consumer: ours.
+		if testHook != nil && stateOf(w) == stTaking {
+			testHook("decided")
+		}
+		mine := word(h, stTaking, q.me.Index, q.gen8, triesOf(w)+1)
+		if !c.word.CompareAndSwap(w, mine) {
+			continue
+		}
+		if testHook != nil {
+			testHook("taking")
+		}
+		n := int(c.n.Load())
+		if n > q.maxSize {
+			c.word.Store(free(h + q.capacity))
+			q.head.CompareAndSwap(h, h+1)
+			q.wakeSendIfSleeping()
+			q.wakeRecvIfSleeping()
+			return 0, false, fmt.Errorf("%s: %w: a message of %d bytes at position %d, at most %d; dropped", q.seg.Path(), ErrCorrupt, n, h, q.maxSize)
+		}
+		// A CAS from our own word: should the take have gone to
+		// another receiver meanwhile (it cannot, while we live), the
+		// cell is theirs, not ours to write.
+		putBack := func() { c.word.CompareAndSwap(mine, published(h, triesOf(mine))) }
+		if fn != nil {
+			if err := q.run(fn, c.data[:n], putBack); err != nil {
+				q.wakeRecvIfSleeping()
+				return 0, false, err
+			}
+		} else if n > len(buf) {
+			putBack()
+			q.wakeRecvIfSleeping() // another receiver may wait behind our take
+			return 0, false, fmt.Errorf("%s: %w: the next message is %d bytes, the buffer %d", q.seg.Path(), ErrShortBuffer, n, len(buf))
+		} else {
+			copy(buf, c.data[:n])
+		}
+		// A CAS from our own word, not a store: should another receiver
+		// have taken the cell over from us (see doc.go, Identity: a
+		// look fooled by a word come round), the cell is no longer ours
+		// to free, and a store would wipe what it holds now.
+		if !c.word.CompareAndSwap(mine, free(h+q.capacity)) {
+			return n, true, nil // delivered here, and there too
+		}
+		q.head.CompareAndSwap(h, h+1)
+		q.wakeSendIfSleeping()
+		q.wakeRecvIfSleeping() // one may wait for this cell to be done
+		return n, true, nil
+	}
+	return 0, false, fmt.Errorf("%s: %w: Recv found no cell in %d tries", q.seg.Path(), ErrCorrupt, maxTries)
+}
+
+// passDropped moves the head past position h, whose cell was dropped:
+// the tail first if its producer died before moving it (the head never
+// passes the tail), unless the queue was closed right there (then h is
+// where receivers find io.EOF, and the head stays).
+func (q *Queue) passDropped(h uint64) {
+	for {
+		t := q.tail.Load()
+		if t == h|closedBit {
+			return
+		}
+		if t != h || q.tail.CompareAndSwap(h, h+1) {
+			break
+		}
+	}
+	q.head.CompareAndSwap(h, h+1)
+	q.wakeSendIfSleeping()
+}
+
+// run runs fn on a message being taken; on its error or panic the
+// message is put back before run returns or the panic goes on.
+func (q *Queue) run(fn func([]byte) error, msg []byte, putBack func()) (err error) {
+	done := false
+	defer func() {
+		if !done {
+			putBack() // panicking
+			q.wakeRecvIfSleeping()
+		}
+	}()
+	err = fn(msg)
+	done = true
+	if err != nil {
+		putBack()
+	}
+	return err
+}
+
+// empty reports whether the head's cell holds nothing to take now, and
+// how long to sleep on it: a free cell until a producer publishes, which
+// wakes us (the slice bounds a missed wake); a cell being written or taken
+// 10 ms, after which the waiter asks whether that process is alive.
+func (q *Queue) empty() (bool, time.Duration) {
+	h := q.head.Load()
+	if q.tail.Load() == h|closedBit {
+		return false, 0
+	}
+	w := q.cell(h).word.Load()
+	if lap(w, h) != 0 {
+		return false, 0
+	}
+	switch stateOf(w) {
+	case stFree:
+		return true, time.Second
+	case stPublished:
+		return false, 0
+	}
+	return true, sleepSlice
+}
