@@ -4,7 +4,5 @@ package queue
 
 import "sync/atomic"
 
-// release is an atomic store where a plain one is not a release store.
-func release(w *atomic.Uint64, v uint64) { w.Store(v) }
-
+// release32 is an atomic store where a plain one is not a release store.
 func release32(w *atomic.Uint32, v uint32) { w.Store(v) }
