@@ -49,9 +49,9 @@
 //
 // The ring is a power-of-two number of cells, each with a 64-bit state
 // word: the position (which lap of the ring: 40 bits), the low 8 bits of
-// the slot generation of the process the state names, a 6-bit retry
-// count, a state (free, writing, published, taking) and that process's
-// slot (+1). The tail and head are positions, only ever
+// the slot generation of the process the state names, the seized bit, a
+// 5-bit retry count, a state (free, writing, published, taking) and that
+// process's slot (+1). The tail and head are positions, only ever
 // moved forward by one with a CAS, by anyone.
 //
 // Send: at the tail position t, the cell is free(t): CAS it to
@@ -62,12 +62,13 @@
 // Full: the cell still holds the last lap's message.
 //
 // Recv: at the head position h, the cell is published(h): CAS it to
-// taking(h, our slot, retries+1), copy the message out (or run fn), store
-// free(h+capacity), the next lap's, and only then move the head. The head
-// passing the cell only after the copy is what makes a receiver's death
-// safe: its cell stays at the head, taking, and the next receiver that
-// finds its process dead CASes taking(h, dead, n) -> taking(h, us, n+1)
-// and delivers it. A cell writing(h, dead) is dropped the same way:
+// taking(h, our slot, retries+1), copy the message out (or run fn), CAS
+// it to free(h+capacity), the next lap's, and only then move the head.
+// The head passing the cell only after the copy is what makes a
+// receiver's death safe: its cell stays at the head, taking, and the next
+// receiver that finds its process dead takes it over, taking(h, dead, n)
+// -> taking(h, us, n+1) in two steps (see Identity), and delivers it. A
+// cell writing(h, dead) is dropped the same way:
 // writing -> free(h+capacity), then the tail moved past h if its dead
 // producer had not, then the head: the head never passes the tail.
 //
@@ -89,18 +90,20 @@
 // as published with the retry count bumped), then writes its generation
 // into area s.
 //
-// A receiver that decided "dead" from an old look and is slow to CAS
-// fails its CAS on a live process that took the cell since: that
-// process's word carries another generation's bits (TestRetryCountABA:
-// the retry count alone is brought round by 62 put-backs). It is not
-// airtight: a process that opens and closes the queue 256 times brings a
-// slot's generation bits round too, and with the retry count aligned, a
-// receiver stalled between its look and its CAS then takes the cell from
-// its live holder (the second review's finding). Both then deliver the
-// message, a duplicate with no receiver dead; nothing is lost and the
-// queue goes on, since a taker frees its cell, and puts it back, only by
-// a CAS from its own word. A two-step takeover (seize, look again, commit
-// or undo, as package semaphore does) would close it; not done yet.
+// A takeover is made in two steps, so that a look made long ago cannot
+// take a cell from a live holder whose word has come round to the same
+// value (a retry count brought round by put-backs, TestRetryCountABA; a
+// slot's generation bits brought round by 256 re-opens,
+// TestGenerationABA): the receiver writes the word it will seize into
+// its area's seizing field, CASes the holder's word to the same word with
+// the seized bit (frozen: nobody takes a seized cell from a live seizer),
+// looks at the holder again, and then commits (the cell is its own) or,
+// the holder alive, undoes (the holder's word again). A holder that finds
+// its word seized when it frees or puts back its cell waits for the
+// seizer's undo, or undoes it itself if no live process says it is
+// seizing that word; a receiver that finds a cell seized by a dead seizer
+// takes it over the same way. A taker frees and puts back its cell only
+// by a CAS from its own word.
 //
 // Sleeping: a waiter sets its side's sleepers flag (a locked exchange,
 // ordered before its last look at the cell) and sleeps on the side's
@@ -124,7 +127,9 @@
 //	   196    4   receivers asleep: a flag, set by sleepers, taken by wakers
 //	   256    4   not-full futex word (bumped to wake senders)
 //	   260    4   senders asleep: the same
-//	   320 64x128 area of process slot i at 320+64i: its generation, uint64
+//	   320 64x128 area of process slot i at 320+64i:
+//	                +0  its generation, uint64
+//	                +8  the seized word it is taking over, 0 none
 //	  8512        cells, cell size each:
 //	                +0  state word, uint64
 //	                +8  message length, uint32

@@ -23,13 +23,14 @@ import (
 
 func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]testproc.Entry{
-		"produce":       produceEntry,
-		"consume":       consumeEntry,
-		"die-at":        dieAtEntry,
-		"stop-at":       stopAtEntry,
-		"gated-take":    gatedTakeEntry,
-		"putbacks":      putbacksEntry,
-		"many-reserved": manyReservedEntry,
+		"produce":         produceEntry,
+		"consume":         consumeEntry,
+		"die-at":          dieAtEntry,
+		"stop-at":         stopAtEntry,
+		"gated-take":      gatedTakeEntry,
+		"putbacks":        putbacksEntry,
+		"many-reserved":   manyReservedEntry,
+		"reopen-putbacks": reopenPutbacksEntry,
 	})
 }
 
@@ -280,4 +281,21 @@ func manyReservedEntry(args []string) int {
 	}
 	fmt.Println("reserved", n)
 	select {}
+}
+
+// reopenPutbacksEntry: args name, reopens, putbacks, gate. Opens and
+// closes the queue reopens times (each a new claim of the lowest free
+// slot, a new generation), opens it once more and goes on as
+// putbacksEntry does.
+func reopenPutbacksEntry(args []string) int {
+	n, _ := strconv.Atoi(args[1])
+	for range n {
+		q, err := Open(context.Background(), args[0])
+		if err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		q.Close()
+	}
+	return putbacksEntry([]string{args[0], args[2], args[3]})
 }

@@ -54,8 +54,13 @@ const (
 )
 
 func word(pos uint64, state, slot int, gen uint8, tries uint64) uint64 {
-	return (pos&posMask)<<posShift | uint64(gen)<<16 | (tries&63)<<10 | uint64(state)<<8 | uint64(slot+1)&0xff
+	return (pos&posMask)<<posShift | uint64(gen)<<16 | (tries&31)<<10 | uint64(state)<<8 | uint64(slot+1)&0xff
 }
+
+// seizedBit marks a taking word that a receiver is taking over from its
+// (dead, it believes) holder: the word is the holder's, frozen while the
+// receiver looks again (see doc.go, Identity).
+const seizedBit = 1 << 15
 
 // free and published are the words of a cell that names no process.
 func free(pos uint64) uint64             { return word(pos, stFree, -1, 0, 0) }
@@ -64,7 +69,7 @@ func published(pos, tries uint64) uint64 { return word(pos, stPublished, -1, 0, 
 func stateOf(w uint64) int    { return int(w >> 8 & 3) }
 func slotOf(w uint64) int     { return int(w&0xff) - 1 }
 func genOf(w uint64) uint8    { return uint8(w >> 16) }
-func triesOf(w uint64) uint64 { return w >> 10 & 63 }
+func triesOf(w uint64) uint64 { return w >> 10 & 31 }
 
 // lap is how many positions w's is ahead of p (negative: behind), in the
 // 40 bits a cell keeps of its position.
@@ -118,6 +123,23 @@ func (q *Queue) cell(pos uint64) cell {
 // belong to the process of that generation (see doc.go, Identity).
 func (q *Queue) area(i int) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*i]))
+}
+
+// seizing is the seized word slot i's process is taking over, 0 if none:
+// it says who froze a seized word, which the word itself does not.
+func (q *Queue) seizing(i int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*i+8]))
+}
+
+// liveSeizer reports whether a live process other than us is taking over
+// the cell whose word is the seized word s.
+func (q *Queue) liveSeizer(s uint64) bool {
+	for i := range MaxProcs {
+		if i != q.me.Index && q.seizing(i).Load() == s && q.alive(i) {
+			return true
+		}
+	}
+	return false
 }
 
 // cellAlive reports whether the process a cell's word names is alive: the
@@ -298,6 +320,7 @@ func attach(ctx context.Context, seg *shm.Segment, capacity, maxSize int) (*Queu
 	attachMu.Lock()
 	if a := q.area(q.me.Index); a.Load() != q.me.Gen {
 		q.settle(q.me.Index)
+		q.seizing(q.me.Index).Store(0) // a dead predecessor's, if any
 		a.Store(q.me.Gen)
 	}
 	attachMu.Unlock()
@@ -361,12 +384,19 @@ func (q *Queue) settle(s int) {
 			if slotOf(w) != s {
 				break
 			}
+			if w&seizedBit != 0 && q.liveSeizer(w) {
+				// A receiver is taking it over from our dead
+				// predecessor: it finds it dead (our generation is not
+				// in the area yet) and commits; wait for that.
+				yield()
+				continue
+			}
 			pos := w >> posShift
 			var nw uint64
 			switch stateOf(w) {
 			case stWriting:
 				nw = free(pos + q.capacity)
-			case stTaking:
+			case stTaking: // seized or not: its holder is dead
 				nw = published(pos, triesOf(w)+1)
 			default:
 				nw = w // no other state names a slot

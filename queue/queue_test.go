@@ -761,3 +761,61 @@ func TestManyDroppedAtHead(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerationABA (from the second review): as TestRetryCountABA, but
+// the process that takes the dead receiver's slot first opens and closes
+// the queue 255 times, so that its generation ends in the dead one's 8
+// bits, and puts the message back 30 times, so that the retry count (5
+// bits) comes round too: its word is the very word R looked at. R's
+// seizure then freezes a live holder's word; its second look finds the
+// holder alive, and it gives the cell back. Message 1 goes to Q alone,
+// message 2 to R; nothing is lost, the queue goes on.
+func TestGenerationABA(t *testing.T) {
+	ctx := context.Background()
+	name := tempName(t)
+	q, err := Create(ctx, name, 1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	buf := make([]byte, 64)
+	makeMsg(buf, 5, 1)
+	q.Send(ctx, buf)
+	dir := t.TempDir()
+	start, decided, inside := filepath.Join(dir, "start"), filepath.Join(dir, "decided"), filepath.Join(dir, "inside")
+	r := testproc.Start(t, "gated-take", name, start, decided) // slot 1
+	r.Expect("ready")
+	p := testproc.Start(t, "die-at", name, "taking", "recv") // slot 2: taking(tries 1), then dead
+	p.Expect("at taking")
+	p.Wait()
+	os.WriteFile(start, nil, 0o600)
+	r.Expect("decided")
+	// Q: 255 claims of slot 2 opened and closed, the 256th kept: its
+	// generation ends as P's did. Settled back to published (tries 2),
+	// 30 put-backs (tries 32), taken in RecvFunc: tries 33, 1 in 5 bits.
+	qq := testproc.Start(t, "reopen-putbacks", name, "255", "30", inside)
+	qq.Expect("inside")
+	if w := q.cell(0).word.Load(); slotOf(w) != 2 || triesOf(w) != 1 {
+		t.Fatalf("Q's word %#x: slot %d, tries %d; the attack needs slot 2, tries 1", w, slotOf(w), triesOf(w))
+	}
+	os.WriteFile(decided, nil, 0o600)  // R seizes now
+	time.Sleep(100 * time.Millisecond) // for R to get there: an order, not a measured time
+	os.WriteFile(inside, nil, 0o600)
+	qq.Expect("got 5 1 <nil>")
+	makeMsg(buf, 5, 2)
+	if err := q.Send(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	r.Expect("got 5 2 <nil>")
+	makeMsg(buf, 5, 3)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := q.Send(sctx, buf); err != nil {
+		t.Fatalf("the queue stalled: %v", err)
+	}
+	if n, err := q.Recv(ctx, buf); err != nil {
+		t.Fatal(err)
+	} else if id, seq, _ := readMsg(buf[:n]); id != 5 || seq != 3 {
+		t.Fatalf("next message %d/%d, want 5/3", id, seq)
+	}
+}

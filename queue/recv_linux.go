@@ -132,16 +132,18 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 			}
 			continue
 		case stTaking:
-			if !live || q.cellAlive(w) {
-				return 0, false, nil // another consumer is copying it out
+			if !live || w&seizedBit != 0 && q.liveSeizer(w) || w&seizedBit == 0 && q.cellAlive(w) {
+				return 0, false, nil // another consumer is copying it out, or taking it over
 			}
 		}
-		// Published, or being taken by a dead consumer: ours.
-		if testHook != nil && stateOf(w) == stTaking {
-			testHook("decided")
-		}
 		mine := word(h, stTaking, q.me.Index, q.gen8, triesOf(w)+1)
-		if !c.word.CompareAndSwap(w, mine) {
+		if stateOf(w) == stTaking {
+			// Being taken by a dead consumer (or taken over by a dead
+			// one): ours after a second look.
+			if !q.takeOver(c, w, mine) {
+				continue
+			}
+		} else if !c.word.CompareAndSwap(w, mine) {
 			continue
 		}
 		if testHook != nil {
@@ -158,7 +160,7 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		// A CAS from our own word: should the take have gone to
 		// another receiver meanwhile (it cannot, while we live), the
 		// cell is theirs, not ours to write.
-		putBack := func() { c.word.CompareAndSwap(mine, published(h, triesOf(mine))) }
+		putBack := func() { q.leave(c, mine, published(h, triesOf(mine))) }
 		if fn != nil {
 			if err := q.run(fn, c.data[:n], putBack); err != nil {
 				q.wakeRecvIfSleeping()
@@ -175,7 +177,7 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		// have taken the cell over from us (see doc.go, Identity: a
 		// look fooled by a word come round), the cell is no longer ours
 		// to free, and a store would wipe what it holds now.
-		if !c.word.CompareAndSwap(mine, free(h+q.capacity)) {
+		if !q.leave(c, mine, free(h+q.capacity)) {
 			return n, true, nil // delivered here, and there too
 		}
 		q.head.CompareAndSwap(h, h+1)
@@ -184,6 +186,49 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		return n, true, nil
 	}
 	return 0, false, fmt.Errorf("%s: %w: Recv found no cell in %d tries", q.seg.Path(), ErrCorrupt, maxTries)
+}
+
+// takeOver takes the cell whose word w says that a receiver it found
+// dead is taking it (or taking it over), in two steps, so that a look
+// made long ago cannot take a cell from a live holder whose word has come
+// round to the same value: seize (freeze the holder's word, seizedBit,
+// and say so in our area), look again at the holder, then commit (the
+// cell is ours: mine) or undo (the holder lives). It reports whether the
+// cell is ours.
+func (q *Queue) takeOver(c cell, w, mine uint64) bool {
+	s := w | seizedBit
+	seizing := q.seizing(q.me.Index)
+	seizing.Store(s) // before the word: who sees it seized sees who
+	defer seizing.Store(0)
+	if testHook != nil {
+		testHook("decided")
+	}
+	if w != s && !c.word.CompareAndSwap(w, s) {
+		return false
+	}
+	if holder := s &^ seizedBit; q.cellAlive(holder) {
+		c.word.CompareAndSwap(s, holder) // it lives: give it back
+		return false
+	}
+	return c.word.CompareAndSwap(s, mine)
+}
+
+// leave moves our taken cell from mine to next (freed, or put back). A
+// receiver may have seized it meanwhile, believing us dead: it gives it
+// back when it looks again, or, if it died first, we do.
+func (q *Queue) leave(c cell, mine, next uint64) bool {
+	for !c.word.CompareAndSwap(mine, next) {
+		cur := c.word.Load()
+		switch {
+		case cur != mine|seizedBit:
+			return false // not ours any more
+		case q.liveSeizer(cur):
+			yield()
+		default:
+			c.word.CompareAndSwap(cur, mine)
+		}
+	}
+	return true
 }
 
 // passDropped moves the head past position h, whose cell was dropped:
