@@ -27,4 +27,5 @@ type Inspection struct {
 type CellState struct {
 	Position int64 `json:"position"`
 	semaphore.Process
+	Seized bool `json:"seized"` // a receiver is taking it over (or died doing so)
 }

@@ -80,7 +80,9 @@ func (q *Queue) inspect() Inspection {
 		case st == stWriting:
 			in.Writing = append(in.Writing, CellState{Position: int64(w >> posShift), Process: cellProc(w)})
 		case st == stTaking:
-			in.Taking = append(in.Taking, CellState{Position: int64(w >> posShift), Process: cellProc(w)})
+			in.Taking = append(in.Taking, CellState{Position: int64(w >> posShift), Process: cellProc(w), Seized: w&seizedBit != 0})
+		case w&seizedBit != 0:
+			in.Impossible++
 		case s != -1 || (st == stFree && triesOf(w) != 0):
 			in.Impossible++
 		case st == stPublished:

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -196,6 +197,12 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 // cell is ours: mine) or undo (the holder lives). It reports whether the
 // cell is ours.
 func (q *Queue) takeOver(c cell, w, mine uint64) bool {
+	// One seizing field per process (per slot), so one takeover at a
+	// time in this process: another goroutine's would overwrite or clear
+	// the field under this one (the third review's finding). Takeovers
+	// follow deaths: rare.
+	takeoverMu.Lock()
+	defer takeoverMu.Unlock()
 	s := w | seizedBit
 	seizing := q.seizing(q.me.Index)
 	seizing.Store(s) // before the word: who sees it seized sees who
@@ -212,6 +219,8 @@ func (q *Queue) takeOver(c cell, w, mine uint64) bool {
 	}
 	return c.word.CompareAndSwap(s, mine)
 }
+
+var takeoverMu sync.Mutex
 
 // leave moves our taken cell from mine to next (freed, or put back). A
 // receiver may have seized it meanwhile, believing us dead: it gives it
