@@ -19,6 +19,18 @@ import (
 	"github.com/shmkit/shmkit/shm"
 )
 
+// newQueue makes a fresh queue, closed (and removed) when the test ends.
+func newQueue(t *testing.T, capacity, maxSize int) (string, *Queue) {
+	t.Helper()
+	name := tempName(t)
+	q, err := Create(context.Background(), name, capacity, maxSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return name, q
+}
+
 // TestBasics: one process: send, receive, sizes, closing, errors.
 func TestBasics(t *testing.T) {
 	ctx := context.Background()
@@ -261,13 +273,7 @@ func received(t *testing.T, files []string, producers, n int) (counts [][]int, t
 // queue: every message received exactly once, none torn, each producer's
 // messages in order at each consumer.
 func TestManyProcesses(t *testing.T) {
-	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 8, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 8, 64)
 	const producers, consumers, n = 4, 3, 5000
 	dir := t.TempDir()
 	var files []string
@@ -310,12 +316,7 @@ func TestManyProcesses(t *testing.T) {
 // and the queue goes on: a later message is received.
 func TestDeadWriter(t *testing.T) {
 	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 4, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 4, 64)
 	p := testproc.Start(t, "die-at", name, "reserved", "send")
 	p.Expect("at reserved")
 	p.Wait()
@@ -337,12 +338,7 @@ func TestDeadWriter(t *testing.T) {
 // delivered again, to the next consumer.
 func TestDeadTaker(t *testing.T) {
 	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 4, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 4, 64)
 	buf := make([]byte, 64)
 	makeMsg(buf, 7, 1)
 	q.Send(ctx, buf)
@@ -367,12 +363,7 @@ func TestDeadTaker(t *testing.T) {
 // is killed, message 1 comes here, once.
 func TestStoppedTakerSlotReuse(t *testing.T) {
 	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 4, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 4, 64)
 	buf := make([]byte, 64)
 	makeMsg(buf, 3, 1)
 	q.Send(ctx, buf)
@@ -412,12 +403,7 @@ func TestStoppedTakerSlotReuse(t *testing.T) {
 // from sending; once it is killed, receivers get past its cell.
 func TestStoppedWriterBlocksNobodyElse(t *testing.T) {
 	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 8, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 8, 64)
 	p := testproc.Start(t, "stop-at", name, "reserved", "send")
 	p.Expect("at reserved")
 	buf := make([]byte, 64)
@@ -443,13 +429,7 @@ func TestStoppedWriterBlocksNobodyElse(t *testing.T) {
 // TestCloseSendWakes: receivers asleep on an empty queue in other
 // processes wake at CloseSend and get io.EOF.
 func TestCloseSendWakes(t *testing.T) {
-	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 8, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 8, 64)
 	dir := t.TempDir()
 	var cs []*testproc.Proc
 	for i := range 3 {
@@ -510,13 +490,7 @@ func TestKilledConsumers(t *testing.T) {
 }
 
 func killTest(t *testing.T, killProducers, killConsumers bool) {
-	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 16, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 16, 64)
 	acks := tempName(t)
 	aseg, err := shm.Create(acks, 64, ackTag, nil)
 	if err != nil {
@@ -606,12 +580,7 @@ func killTest(t *testing.T, killProducers, killConsumers bool) {
 // io.EOF.
 func TestDeadWriterAtTail(t *testing.T) {
 	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 4, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 4, 64)
 	p := testproc.Start(t, "die-at", name, "reserved", "send")
 	p.Expect("at reserved")
 	p.Wait()
@@ -650,13 +619,24 @@ func TestDeadWriterAtTail(t *testing.T) {
 // goes on: its CAS must fail (the word now names Q's slot generation, not
 // P's), so message 1 goes to Q alone, and R gets message 2.
 func TestRetryCountABA(t *testing.T) {
-	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 1, 64)
-	if err != nil {
-		t.Fatal(err)
+	q := staleTaker(t, nil, "putbacks", "62") // slot 2 again, 62 put-backs
+	if _, ok, err := q.TryRecv(make([]byte, 64)); ok || err != nil {
+		t.Errorf("a message left over: %v %v", ok, err)
 	}
-	defer q.Close()
+}
+
+// staleTaker is the attack of TestRetryCountABA and TestGenerationABA.
+// Message 1 is sent to a queue of one cell; receiver R (slot 1) waits to
+// start; P (slot 2) dies taking message 1; R decides P is dead and stops
+// before its CAS. Then holder Q starts (entry with args, and its inside
+// gate appended), takes P's slot and, once put-backs or re-opens have
+// brought its word round, stops inside RecvFunc holding message 1; check
+// looks at the queue then. R is let go, then Q. Message 1 must go to Q
+// alone, and message 2, sent after, to R.
+func staleTaker(t *testing.T, check func(q *Queue), entry string, args ...string) *Queue {
+	t.Helper()
+	ctx := context.Background()
+	name, q := newQueue(t, 1, 64)
 	buf := make([]byte, 64)
 	makeMsg(buf, 5, 1)
 	q.Send(ctx, buf)
@@ -664,25 +644,26 @@ func TestRetryCountABA(t *testing.T) {
 	start, decided, inside := filepath.Join(dir, "start"), filepath.Join(dir, "decided"), filepath.Join(dir, "inside")
 	r := testproc.Start(t, "gated-take", name, start, decided) // slot 1, waits to start
 	r.Expect("ready")
-	p := testproc.Start(t, "die-at", name, "taking", "recv") // slot 2, dies taking message 1
+	p := testproc.Start(t, "die-at", name, "taking", "recv") // slot 2: taking(tries 1), then dead
 	p.Expect("at taking")
 	p.Wait()
 	os.WriteFile(start, nil, 0o600)
 	r.Expect("decided")
-	qq := testproc.Start(t, "putbacks", name, "62", inside) // slot 2 again
-	qq.Expect("inside")
-	os.WriteFile(decided, nil, 0o600)  // R's CAS now, while Q is inside
+	holder := testproc.Start(t, entry, append(append([]string{name}, args...), inside)...)
+	holder.Expect("inside")
+	if check != nil {
+		check(q)
+	}
+	os.WriteFile(decided, nil, 0o600)  // R's CAS (or seizure) now, while Q is inside
 	time.Sleep(100 * time.Millisecond) // for R to get to it: an order, not a measured time
 	os.WriteFile(inside, nil, 0o600)
-	qq.Expect("got 5 1 <nil>")
+	holder.Expect("got 5 1 <nil>")
 	makeMsg(buf, 5, 2)
 	if err := q.Send(ctx, buf); err != nil {
 		t.Fatal(err)
 	}
 	r.Expect("got 5 2 <nil>")
-	if _, ok, err := q.TryRecv(buf); ok || err != nil {
-		t.Errorf("a message left over: %v %v", ok, err)
-	}
+	return q
 }
 
 // TestShortBufferPassesWake (from the queue's adversarial review): two
@@ -724,12 +705,7 @@ func TestShortBufferPassesWake(t *testing.T) {
 // every message comes out.
 func TestManyDroppedAtHead(t *testing.T) {
 	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 256, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	name, q := newQueue(t, 256, 16)
 	p := testproc.Start(t, "many-reserved", name, "200")
 	p.Expect("reserved 200")
 	p.Kill()
@@ -772,41 +748,15 @@ func TestManyDroppedAtHead(t *testing.T) {
 // message 2 to R; nothing is lost, the queue goes on.
 func TestGenerationABA(t *testing.T) {
 	ctx := context.Background()
-	name := tempName(t)
-	q, err := Create(ctx, name, 1, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	buf := make([]byte, 64)
-	makeMsg(buf, 5, 1)
-	q.Send(ctx, buf)
-	dir := t.TempDir()
-	start, decided, inside := filepath.Join(dir, "start"), filepath.Join(dir, "decided"), filepath.Join(dir, "inside")
-	r := testproc.Start(t, "gated-take", name, start, decided) // slot 1
-	r.Expect("ready")
-	p := testproc.Start(t, "die-at", name, "taking", "recv") // slot 2: taking(tries 1), then dead
-	p.Expect("at taking")
-	p.Wait()
-	os.WriteFile(start, nil, 0o600)
-	r.Expect("decided")
 	// Q: 255 claims of slot 2 opened and closed, the 256th kept: its
 	// generation ends as P's did. Settled back to published (tries 2),
 	// 30 put-backs (tries 32), taken in RecvFunc: tries 33, 1 in 5 bits.
-	qq := testproc.Start(t, "reopen-putbacks", name, "255", "30", inside)
-	qq.Expect("inside")
-	if w := q.cell(0).word.Load(); slotOf(w) != 2 || triesOf(w) != 1 {
-		t.Fatalf("Q's word %#x: slot %d, tries %d; the attack needs slot 2, tries 1", w, slotOf(w), triesOf(w))
-	}
-	os.WriteFile(decided, nil, 0o600)  // R seizes now
-	time.Sleep(100 * time.Millisecond) // for R to get there: an order, not a measured time
-	os.WriteFile(inside, nil, 0o600)
-	qq.Expect("got 5 1 <nil>")
-	makeMsg(buf, 5, 2)
-	if err := q.Send(ctx, buf); err != nil {
-		t.Fatal(err)
-	}
-	r.Expect("got 5 2 <nil>")
+	q := staleTaker(t, func(q *Queue) {
+		if w := q.cell(0).word.Load(); slotOf(w) != 2 || triesOf(w) != 1 {
+			t.Fatalf("Q's word %#x: slot %d, tries %d; the attack needs slot 2, tries 1", w, slotOf(w), triesOf(w))
+		}
+	}, "reopen-putbacks", "255", "30")
+	buf := make([]byte, 64)
 	makeMsg(buf, 5, 3)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
