@@ -126,17 +126,7 @@ func (q *Queue) settleIfDead(s int) int {
 		if slotOf(w) != s || q.cellAlive(w) {
 			continue
 		}
-		pos := w >> posShift
-		var nw uint64
-		switch stateOf(w) {
-		case stWriting:
-			nw = free(pos + q.capacity)
-		case stTaking:
-			nw = published(pos, triesOf(w)+1)
-		default:
-			continue
-		}
-		if c.word.CompareAndSwap(w, nw) {
+		if nw, ok := q.settled(w); ok && c.word.CompareAndSwap(w, nw) {
 			n++
 		}
 	}

@@ -391,18 +391,9 @@ func (q *Queue) settle(s int) {
 				yield()
 				continue
 			}
-			pos := w >> posShift
-			var nw uint64
-			switch stateOf(w) {
-			case stWriting:
-				nw = free(pos + q.capacity)
-			case stTaking: // seized or not: its holder is dead
-				nw = published(pos, triesOf(w)+1)
-			default:
-				nw = w // no other state names a slot
-			}
-			if nw == w || c.word.CompareAndSwap(w, nw) {
-				changed = changed || nw != w
+			nw, ok := q.settled(w) // taking seized or not: its holder is dead
+			if !ok || c.word.CompareAndSwap(w, nw) {
+				changed = changed || ok
 				break
 			}
 		}
@@ -410,6 +401,21 @@ func (q *Queue) settle(s int) {
 	if changed {
 		q.wakeAll()
 	}
+}
+
+// settled is the word a cell gets when the process its word w names is
+// dead: a message it was writing is dropped (the cell free for the next
+// lap), one it was taking goes back to be taken again. ok is false for a
+// word in no such state.
+func (q *Queue) settled(w uint64) (nw uint64, ok bool) {
+	pos := w >> posShift
+	switch stateOf(w) {
+	case stWriting:
+		return free(pos + q.capacity), true
+	case stTaking:
+		return published(pos, triesOf(w)+1), true
+	}
+	return w, false
 }
 
 // enter marks a call in flight; Close waits for them. It fails on a

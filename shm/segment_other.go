@@ -64,6 +64,7 @@ func OpenOrCreate(ctx context.Context, name string, size int, tag string, init I
 }
 func Remove(name string) error       { return unsupported("remove", name) }
 func Stat(name string) (Info, error) { return Info{}, unsupported("stat", name) }
+func PIDNamespace() (uint64, error)  { return 0, errors.ErrUnsupported }
 func OpenPrivate(name string) (*Segment, error) {
 	return nil, unsupported("open private", name)
 }

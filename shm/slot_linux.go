@@ -60,6 +60,11 @@ var pidNamespace = sync.OnceValues(func() (uint64, error) {
 	return st.Ino, nil
 })
 
+// PIDNamespace is this process's PID namespace as SlotInfo.PidNS records
+// it (the inode of /proc/self/ns/pid): a tool tells by it which slots are
+// held from another namespace, whose pids mean nothing here.
+func PIDNamespace() (uint64, error) { return pidNamespace() }
+
 // Slot returns this process's slot in the segment, claiming one the first
 // time it is asked for: every handle on the segment in this process shares
 // it, until the last one is closed. A claim takes the lowest free slot (the

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/queue"
@@ -163,9 +162,12 @@ func runQueueChaos(ctx context.Context, args []string, stdout, stderr io.Writer)
 		res.Dup += ctl.word(slotStride*(i+1) + 40).Load()
 	}
 	bits := bitmapView(bseg)
-	acks := aseg.Data()
 	for id := range nextID {
-		acked := int64(*(*uint64)(unsafe.Pointer(&acks[8*id])))
+		ack, err := aseg.Uint64(8 * id)
+		if err != nil {
+			return err
+		}
+		acked := int64(ack.Load())
 		res.Sent += acked
 		for seq := 1; seq <= *per; seq++ {
 			bit := id*rowBits + seq - 1

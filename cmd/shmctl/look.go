@@ -121,7 +121,7 @@ func look(name string, deep bool) (*segment, error) {
 		s.Reason = reason(err)
 		return s, nil
 	}
-	ns := pidNamespace()
+	ns, _ := shm.PIDNamespace() // 0 if it cannot be told: then nobody is foreign
 	for _, sl := range slots {
 		foreign := ns != 0 && sl.PidNS != 0 && sl.PidNS != ns
 		switch {
@@ -164,16 +164,6 @@ func look(name string, deep bool) (*segment, error) {
 		s.Mutex, s.Semaphore, s.Counter, s.Queue = nil, nil, nil, nil
 	}
 	return s, nil
-}
-
-// pidNamespace is this process's PID namespace (the inode of
-// /proc/self/ns/pid), 0 if it cannot be told.
-func pidNamespace() uint64 {
-	var st unix.Stat_t
-	if unix.Stat("/proc/self/ns/pid", &st) != nil {
-		return 0
-	}
-	return st.Ino
 }
 
 // reason is err's text without the path the tool shows anyway.
