@@ -1,131 +1,286 @@
 //go:build linux
 
-// Package examples_test runs every lesson's program, so that none rots:
-// each must exit 0 and print what its lesson says it prints.
+// Package examples_test runs every lesson's programs and compares what
+// they print with what the lesson shows (oracle_test.go says how a lesson
+// marks its output): twice in a row, and again after each program is
+// SIGKILLed mid-run. A run must leave no process and no segment behind.
 package examples_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
-
-	"github.com/shmkit/shmkit/shm"
 )
 
-// want: for each program, lines its output must match (regexps).
-var want = map[string][]string{
-	"processes": {`^MainProcess: pid \d+$`, `^before start, is_alive: false$`, `^after start, is_alive: true name: Process-1$`,
-		`^souper: cooking soup \(pid \d+, parent \d+\)$`, `^joined Process-1: exit code 0, is_alive false`},
-	"isolation": {`^child: tickets = 0$`, `^parent: tickets = 10 `, `^parent: shared = 9 `},
-	"terminate": {`^join with a deadline: context deadline exceeded \| still alive: true$`, `^after terminate, exitcode: -15$`,
-		`^after kill, exitcode: -9$`, `^a child that exits 3, exitcode: 3$`},
-	"daemon": {`^heartbeat: a daemon cannot have children`, `^heartbeat: alive$`, `^worker: step 3$`, `^main: the worker is done`},
-	"zombies": {`^zombie: os/exec child not waited for, state: Z$`, `^zombie: after Wait, state: gone$`,
-		`^process: exited child, state: gone$`, `^orphan: its parent exited; new parent is us: true$`, `^orphan: reaped by the subreaper, exit code 0`},
-	"ticketgrab": {`^no lock: 2000 tickets, \d+ sold, db.txt now .*: oversold or torn$`, `^flock: 2000 tickets, 2000 sold, db.txt now \{"count":    0\}$`},
-	"segment": {`^4 processes x 1000 atomic adds: 4000$`, `^header: path /dev/shm/shmkit.lesson7.visits, tag "lesson7.Visits/1", version 2, 64 data bytes, state ready$`,
-		`^a JSON file is refused: true$`, `^another type is refused: true$`},
-	"biased": {`^owner: 1000000 lock\+unlock pairs, biased to this process: true$`, `^main: owner idle; Lock revokes its bias: <nil> \| Unlock: <nil>$`,
-		`^main: owner inside; LockContext waits: context deadline exceeded$`, `^main: owner killed inside; Lock returned ErrOwnerDead: true$`,
-		`^main: owner killed between; Lock: <nil> \| Unlock: <nil>$`},
-	"robust": {`^main: Lock returned ErrOwnerDead: true$`, `^main: Consistent, Unlock; Lock again: <nil> \| Unlock: <nil>$`, `killed by signal 9$`,
-		`^main: Do: ownerDied true; returned <nil>$`, `^main: Do: ownerDied false; returned <nil>$`,
-		`^main: Do: ownerDied true; returned the repair's error: true \| not recoverable: true$`,
-		`^main: the next Do returns ErrNotRecoverable: true \| Reset: <nil>$`},
-	"leftover": {`^buyer: exit code -9 \(killed by SIGKILL after 10 buys\)$`,
-		`^left /dev/shm/shmkit.lesson7.tickets behind: see it with go run ./cmd/shmctl ls$`},
-	"queue": {`^eater-1 died holding bun 3 of chef-1 \(exit code -9\)$`, `^10 buns made, 10 eaten, 10 of them exactly once$`,
-		`^bun 3 of chef-1 eaten by eater-2: true$`},
-	"lockfree": {`^locked   : 4 buyers sold 2000000 of 2000000, lost 0, oversold 0, audit ok: true`,
-		`^lock-free: 4 buyers sold 2000000 of 2000000, lost 0, oversold 0, audit ok: true`},
+// lesson is one lesson's checked blocks.
+type lesson struct {
+	name   string
+	checks []check
 }
 
-func TestExamples(t *testing.T) {
-	dirs, _ := filepath.Glob("*/main.go")
-	if len(dirs) != len(want) {
-		t.Errorf("%d programs, %d in the want table: keep them in step", len(dirs), len(want))
+func lessons(t *testing.T) []lesson {
+	t.Helper()
+	files, err := filepath.Glob("../[0-9][0-9]-*.md")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no lessons: %v", err)
 	}
+	var ls []lesson
+	for _, f := range files {
+		cs, err := parseLesson(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) > 0 {
+			ls = append(ls, lesson{filepath.Base(f), cs})
+		}
+	}
+	return ls
+}
+
+// build compiles every example and shmctl into a temporary directory.
+func build(t *testing.T) string {
+	t.Helper()
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./...")
-	if out, err := build.CombinedOutput(); err != nil {
+	cmd := exec.Command("go", "build", "-o", bin+"/", "./...", "../../cmd/shmctl")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	for name, patterns := range want {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, filepath.Join(bin, name)).CombinedOutput()
-			if name == "leftover" {
-				shm.Remove(leftover) // left for shmctl: TestLeftoverWithShmctl follows it there
-			}
-			if err != nil {
-				t.Fatalf("%s: %v\n%s", name, err, out)
-			}
-			lines := strings.Split(string(out), "\n")
-			for _, p := range patterns {
-				re := regexp.MustCompile(p)
-				found := false
-				for _, l := range lines {
-					found = found || re.MatchString(l)
-				}
-				if !found {
-					t.Errorf("%s: no line matches %q in:\n%s", name, p, out)
+	return bin
+}
+
+// TestEveryProgramShown: each program is checked by some lesson, and each
+// lesson's block names a program that exists.
+func TestEveryProgramShown(t *testing.T) {
+	mains, _ := filepath.Glob("*/main.go")
+	shown := map[string]bool{}
+	for _, l := range lessons(t) {
+		for _, c := range l.checks {
+			for _, s := range c.steps {
+				shown[s.prog] = true
+				if _, err := os.Stat(s.prog + "/main.go"); err != nil && s.prog != "shmctl" {
+					t.Errorf("%s: no program %s", c.pos, s.prog)
 				}
 			}
+		}
+	}
+	for _, m := range mains {
+		if p := filepath.Dir(m); !shown[p] {
+			t.Errorf("no lesson shows the output of %s", p)
+		}
+	}
+}
+
+// TestLessons runs each lesson's blocks, in order, twice.
+func TestLessons(t *testing.T) {
+	bin := build(t)
+	for _, l := range lessons(t) {
+		t.Run(l.name, func(t *testing.T) {
+			before := segments(t)
+			for run := 1; run <= 2; run++ {
+				runLesson(t, bin, l, fmt.Sprintf("run %d", run), nil)
+			}
+			leftBehind(t, before)
 		})
 	}
 }
 
-const leftover = "lesson7.tickets"
-
-// TestLeftoverWithShmctl is lesson 7's shmctl session: the segment the
-// leftover program leaves behind, listed, looked at, audited, repaired
-// and removed, with the lines the lesson shows. (ls is given the file:
-// other packages' tests may have corrupt segments in /dev/shm meanwhile,
-// which make a plain ls exit 1.)
-func TestLeftoverWithShmctl(t *testing.T) {
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./leftover", "../../cmd/shmctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+// TestKilledMidRun SIGKILLs each program (the program alone, as a crash
+// would: its children see their parent die) once at its first line of
+// output and once half way through a run, and then runs its lesson again,
+// which must print what it shows.
+func TestKilledMidRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
 	}
-	shm.Remove(leftover)
-	t.Cleanup(func() { shm.Remove(leftover) })
-	if out, err := exec.Command(filepath.Join(bin, "leftover")).CombinedOutput(); err != nil {
-		t.Fatalf("leftover: %v\n%s", err, out)
-	}
-	for _, step := range []struct {
-		args  string
-		lines []string
-	}{
-		{"ls /dev/shm/shmkit.lesson7.tickets", []string{`^lesson7.tickets +ticketshm.Counter/4 +71.7K +ready +\S+ \S+ +0 +1 +- +\d+$`}},
-		{"stat lesson7.tickets", []string{
-			`^counter +lock-free, 1000 tickets, 990 remaining$`,
-			`^audit +OK: sold 10 \+ remaining 990 of 1000; lost 0, oversold 0, double sold 0, in flight 0$`,
-			`^unsettled +10 tickets in dead buyers' logs \(the next open or shmctl repair settles them\)$`,
-			`^lock +free; consistent$`,
-			`^bias +pid \d+ \(slot 0, dead\), inside a critical section: no$`,
-			`^0 +\d+ +no +10 +0 +10 +yes$`}},
-		{"audit lesson7.tickets", []string{`^lesson7.tickets: OK$`, `^  1 process\(es\) died with it open$`,
-			`^  10 ticket\(s\) in dead buyers' logs, counted as settled; the next open or shmctl repair writes them to the ledger$`}},
-		{"repair lesson7.tickets", []string{`^lesson7.tickets: settled 10 ticket\(s\) from dead buyers' logs into the ledger$`}},
-		{"rm lesson7.tickets", []string{`^removed lesson7.tickets$`}},
-	} {
-		out, err := exec.Command(filepath.Join(bin, "shmctl"), strings.Fields(step.args)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("shmctl %s: %v\n%s", step.args, err, out)
-		}
-		lines := strings.Split(string(out), "\n")
-		for _, p := range step.lines {
-			re := regexp.MustCompile(p)
-			if !slices.ContainsFunc(lines, re.MatchString) {
-				t.Errorf("shmctl %s: no line matches %q in:\n%s", step.args, p, out)
+	bin := build(t)
+	for _, l := range lessons(t) {
+		t.Run(l.name, func(t *testing.T) {
+			before := segments(t)
+			took := map[string]time.Duration{}
+			runLesson(t, bin, l, "first run", took)
+			var progs []step
+			for _, c := range l.checks {
+				for _, s := range c.steps {
+					if s.prog != "shmctl" && !slices.ContainsFunc(progs, func(p step) bool { return p.prog == s.prog }) {
+						progs = append(progs, s)
+					}
+				}
 			}
+			for _, s := range progs {
+				for _, at := range []string{"first line", "half way"} {
+					killMidRun(t, bin, s, at, took[s.prog]/2)
+					runLesson(t, bin, l, fmt.Sprintf("after %s killed at its %s", s.prog, at), nil)
+				}
+			}
+			leftBehind(t, before)
+		})
+	}
+}
+
+// runLesson runs the lesson's steps in order and compares their output.
+func runLesson(t *testing.T, bin string, l lesson, what string, took map[string]time.Duration) {
+	t.Helper()
+	for _, c := range l.checks {
+		for _, s := range c.steps {
+			start := time.Now()
+			stdout, stderr, err := runStep(bin, s)
+			if took != nil {
+				took[s.prog] = max(took[s.prog], time.Since(start))
+			}
+			switch {
+			case err != nil:
+				t.Fatalf("%s, %s: %s %s: %v\n%s%s", what, c.pos, s.prog, strings.Join(s.args, " "), err, stdout, stderr)
+			case len(stderr) > 0 && s.prog != "shmctl" && !cleanedUp(stderr):
+				t.Errorf("%s, %s: %s wrote to stderr:\n%s", what, c.pos, s.prog, stderr)
+			}
+			if !matches(s.want, outLines(stdout)) {
+				t.Errorf("%s, %s: %s %s printed\n%s\nwhere the lesson shows\n%s",
+					what, c.pos, s.prog, strings.Join(s.args, " "), stdout, strings.Join(s.text, "\n"))
+			}
+		}
+	}
+}
+
+// cleanedUp: all the program said on stderr is that it removed what an
+// earlier run left behind.
+func cleanedUp(stderr []byte) bool {
+	for _, l := range outLines(stderr) {
+		if !strings.Contains(l, "left by an earlier run") {
+			return false
+		}
+	}
+	return true
+}
+
+// runStep runs one program to its end in a process group of its own and
+// waits for every process of the group to be gone.
+func runStep(bin string, s step) (stdout, stderr []byte, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, s.prog), s.args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	if gerr := awaitGroup(cmd.Process.Pid, 5*time.Second); gerr != nil {
+		err = errors.Join(err, gerr)
+	}
+	return o.Bytes(), e.Bytes(), err
+}
+
+// killMidRun starts the program and SIGKILLs it (not its children) at its
+// first line of output, or after the given time, then waits for what it
+// started to end on its own.
+func killMidRun(t *testing.T, bin string, s step, at string, after time.Duration) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, s.prog), s.args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	if at == "first line" {
+		select {
+		case <-lines:
+		case <-time.After(time.Minute):
+			t.Errorf("%s: no line in a minute", s.prog)
+		}
+	} else {
+		time.Sleep(after)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := awaitGroup(cmd.Process.Pid, 20*time.Second); err != nil {
+		t.Errorf("%s killed at its %s: %v", s.prog, at, err)
+	}
+}
+
+// awaitGroup waits until no live process (zombies of an orphan aside:
+// reaping them is init's business) is left in process group pgid, and
+// kills what is left after the timeout.
+func awaitGroup(pgid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := group(pgid)
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			return fmt.Errorf("processes left behind: %s", strings.Join(left, "; "))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// group lists the live processes of a process group, as "pid (comm)".
+func group(pgid int) []string {
+	dirs, _ := os.ReadDir("/proc")
+	var left []string
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		left = append(left, fmt.Sprintf("%d %s", pid, b[:i+1]))
+	}
+	return left
+}
+
+// segments lists the lessons' files in /dev/shm (other packages' tests
+// may add their own meanwhile).
+func segments(t *testing.T) []string {
+	t.Helper()
+	m, err := filepath.Glob("/dev/shm/shmkit.lesson*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func leftBehind(t *testing.T, before []string) {
+	t.Helper()
+	for _, s := range segments(t) {
+		if !slices.Contains(before, s) {
+			t.Errorf("left behind: %s", s)
+			os.Remove(s)
 		}
 	}
 }

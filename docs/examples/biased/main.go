@@ -74,12 +74,17 @@ func init() {
 func main() { process.Main(run) }
 
 func run() error {
-	seg, err := open()
+	// One left by an earlier run killed half way: start from a fresh one.
+	if shm.Remove(name) == nil {
+		fmt.Fprintln(os.Stderr, "removed /dev/shm/shmkit."+name+", left by an earlier run")
+	}
+	seg, err := shm.Create(name, size, tag, nil)
 	if err != nil {
 		return err
 	}
 	defer shm.Remove(name)
 	defer seg.Close()
+	fmt.Println("lock: /dev/shm/shmkit."+name+", removed at the end")
 	m, err := semaphore.NewMutex(seg, 0)
 	if err != nil {
 		return err

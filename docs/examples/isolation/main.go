@@ -1,25 +1,30 @@
-// Command isolation is lesson 2: a child changes a package variable and
-// the parent does not see it; a shared-memory segment is what they share.
+// Command isolation is lesson 2: the course notes' `money = 100`, which a
+// child sets to 666 without the parent seeing it; and the same int in a
+// shared-memory segment, which the parent does see.
 package main
 
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/shm"
 )
 
-var tickets = 10 // every process starts with its own copy
+var money = 100 // every process starts with its own copy
 
-const segName = "lesson2.shared"
+const (
+	name = "lesson2.money" // the file /dev/shm/shmkit.lesson2.money
+	tag  = "lesson2.Money/1"
+)
 
 func init() {
-	process.Register("child", func([]string) error {
-		tickets = 0 // only this process's copy
-		fmt.Println("child: tickets =", tickets)
+	process.Register("task", func([]string) error {
+		money = 666 // Python's `global money; money = 666`: this process's copy
+		fmt.Println("child: money =", money)
 
-		seg, err := shm.Open(segName, "lesson2/1")
+		seg, err := shm.Open(name, tag)
 		if err != nil {
 			return err
 		}
@@ -28,7 +33,7 @@ func init() {
 		if err != nil {
 			return err
 		}
-		shared.Add(-1) // the parent sees this one
+		shared.Store(666) // this one the parent sees
 		return nil
 	})
 }
@@ -36,20 +41,26 @@ func init() {
 func main() { process.Main(run) }
 
 func run() error {
-	seg, err := shm.Create(segName, 8, "lesson2/1", func(s *shm.Segment) error {
+	// A run killed before its deferred Remove leaves the file behind, and
+	// Create would find the name taken: start from a fresh one.
+	if shm.Remove(name) == nil {
+		fmt.Fprintln(os.Stderr, "removed /dev/shm/shmkit."+name+", left by an earlier run")
+	}
+	seg, err := shm.Create(name, 8, tag, func(s *shm.Segment) error {
 		v, err := s.Int64(0)
 		if err == nil {
-			v.Store(10)
+			v.Store(100)
 		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	defer shm.Remove(segName)
+	defer shm.Remove(name) // the name goes; the mapping stays until Close
 	defer seg.Close()
+	fmt.Println("shared: /dev/shm/shmkit."+name+", removed at the end")
 
-	p := &process.Process{Entry: "child"}
+	p := &process.Process{Entry: "task"}
 	if err := p.Start(); err != nil {
 		return err
 	}
@@ -60,7 +71,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("parent: tickets =", tickets, "(unchanged: the child had its own copy)")
-	fmt.Println("parent: shared =", shared.Load(), "(the child's decrement, through /dev/shm)")
+	fmt.Println("parent: money =", money, "(the child changed its own copy)")
+	fmt.Println("parent: shared =", shared.Load(), "(the child's store, through /dev/shm)")
 	return nil
 }

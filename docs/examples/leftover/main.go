@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/shmkit/shmkit/process"
+	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 )
 
@@ -38,7 +39,12 @@ func init() {
 func main() { process.Main(run) }
 
 func run() error {
-	c, err := ticketshm.OpenOrCreate(context.Background(), name, 1000, ticketshm.LockFree)
+	// This program leaves its counter behind on purpose, for shmctl to
+	// look at; a second run starts from a fresh one.
+	if shm.Remove(name) == nil {
+		fmt.Fprintln(os.Stderr, "removed /dev/shm/shmkit."+name+", left by an earlier run")
+	}
+	c, err := ticketshm.Create(context.Background(), name, 1000, ticketshm.LockFree)
 	if err != nil {
 		return err
 	}

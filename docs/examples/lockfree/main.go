@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/shmkit/shmkit/process"
@@ -37,10 +38,16 @@ func main() { process.Main(run) }
 func run() error {
 	for _, mode := range []ticketshm.Mode{ticketshm.Locked, ticketshm.LockFree} {
 		name := "lesson9." + mode.String()
-		c, err := ticketshm.OpenOrCreate(context.Background(), name, tickets, mode)
+		// A counter left by an earlier run killed half way has sold
+		// tickets already: start from a fresh one.
+		if shm.Remove(name) == nil {
+			fmt.Fprintln(os.Stderr, "removed /dev/shm/shmkit."+name+", left by an earlier run")
+		}
+		c, err := ticketshm.Create(context.Background(), name, tickets, mode)
 		if err != nil {
 			return err
 		}
+		fmt.Println("counter: /dev/shm/shmkit." + name + ", removed at the end")
 		start := time.Now()
 		var ps []*process.Process
 		for range 4 {

@@ -24,17 +24,29 @@ const (
 	eaten = "lesson12.eaten" // eaters -> main: what each ate
 )
 
+// orphanCtx is done when this child's parent dies: a chef waiting for
+// room, or an eater for buns, has nobody to work for after that.
+func orphanCtx() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-process.Parent().Done()
+		cancel()
+	}()
+	return ctx
+}
+
 func init() {
 	// chef NAME N: makes N buns.
 	process.Register("chef", func(args []string) error {
-		q, err := queue.Open(context.Background(), buns)
+		ctx := orphanCtx()
+		q, err := queue.Open(ctx, buns)
 		if err != nil {
 			return err
 		}
 		defer q.Close()
 		n, _ := strconv.Atoi(args[1])
 		for i := 1; i <= n; i++ {
-			if err := q.Send(context.Background(), []byte(fmt.Sprintf("bun %d of %s", i, args[0]))); err != nil {
+			if err := q.Send(ctx, []byte(fmt.Sprintf("bun %d of %s", i, args[0]))); err != nil {
 				return err
 			}
 		}
@@ -42,12 +54,13 @@ func init() {
 	})
 	// eater NAME [BUN]: eats until the buns run out; dies holding BUN.
 	process.Register("eater", func(args []string) error {
-		q, err := queue.Open(context.Background(), buns)
+		ctx := orphanCtx()
+		q, err := queue.Open(ctx, buns)
 		if err != nil {
 			return err
 		}
 		defer q.Close()
-		report, err := queue.Open(context.Background(), eaten)
+		report, err := queue.Open(ctx, eaten)
 		if err != nil {
 			return err
 		}
@@ -56,11 +69,11 @@ func init() {
 			// RecvFunc: the bun leaves the queue only when the
 			// function returns nil. Killed inside it, the eater
 			// loses nothing: the bun goes back to the queue.
-			err := q.RecvFunc(context.Background(), func(bun []byte) error {
+			err := q.RecvFunc(ctx, func(bun []byte) error {
 				if len(args) > 1 && string(bun) == args[1] {
 					syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				}
-				return report.Send(context.Background(), []byte(args[0]+" ate "+string(bun)))
+				return report.Send(ctx, []byte(args[0]+" ate "+string(bun)))
 			})
 			if err == io.EOF {
 				return nil
@@ -78,13 +91,19 @@ func run() error {
 	ctx := context.Background()
 	// Room for 4 buns: chefs wait while it is full. Room for every report.
 	for name, capacity := range map[string]int{buns: 4, eaten: 16} {
-		q, err := queue.OpenOrCreate(ctx, name, capacity, 64)
+		// A queue left by an earlier run killed half way still holds its
+		// buns: start from fresh ones.
+		if queue.Remove(name) == nil {
+			fmt.Fprintln(os.Stderr, "removed /dev/shm/shmkit."+name+", left by an earlier run")
+		}
+		q, err := queue.Create(ctx, name, capacity, 64)
 		if err != nil {
 			return err
 		}
 		defer queue.Remove(name)
 		defer q.Close()
 	}
+	fmt.Println("queues: /dev/shm/shmkit." + buns + " and ." + eaten + ", removed at the end")
 	bq, _ := queue.Open(ctx, buns)
 	defer bq.Close()
 	rq, _ := queue.Open(ctx, eaten)

@@ -40,12 +40,18 @@ func init() {
 func main() { process.Main(run) }
 
 func run() error {
-	m, err := semaphore.OpenOrCreateMutex(context.Background(), name)
+	// A lock left by an earlier run killed half way may be held by its
+	// dead owner, or not recoverable: this run starts from a fresh one.
+	if shm.Remove(name) == nil {
+		fmt.Fprintln(os.Stderr, "removed /dev/shm/shmkit."+name+", left by an earlier run")
+	}
+	m, err := semaphore.CreateMutex(context.Background(), name)
 	if err != nil {
 		return err
 	}
 	defer shm.Remove(name)
 	defer m.Close()
+	fmt.Println("lock: /dev/shm/shmkit."+name+", removed at the end")
 
 	owner, err := killHolder(m)
 	if err != nil {

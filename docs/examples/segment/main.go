@@ -16,6 +16,7 @@ import (
 const (
 	name = "lesson7.visits"
 	tag  = "lesson7.Visits/1"
+	junk = "/dev/shm/shmkit.lesson7.junk"
 )
 
 func init() {
@@ -39,12 +40,20 @@ func init() {
 func main() { process.Main(run) }
 
 func run() error {
-	seg, err := shm.OpenOrCreate(context.Background(), name, 64, tag, nil)
+	// A segment outlives the program that made it. One left by an
+	// earlier run, killed before its Remove, still holds that run's
+	// visits: remove it, or this run would count from there.
+	if shm.Remove(name) == nil {
+		fmt.Fprintln(os.Stderr, "removed /dev/shm/shmkit."+name+", left by an earlier run")
+	}
+	os.Remove(junk)
+	seg, err := shm.Create(name, 64, tag, nil)
 	if err != nil {
 		return err
 	}
-	defer shm.Remove(name)
+	defer shm.Remove(name) // the file goes now; our mapping stays until Close
 	defer seg.Close()
+	fmt.Println("segment: /dev/shm/shmkit."+name+", removed at the end")
 
 	var ps []*process.Process
 	for range 4 {
@@ -70,7 +79,6 @@ func run() error {
 		info.Path, info.Tag, info.Version, info.Size, info.State)
 
 	// A file that is not a segment, and a segment of another type.
-	junk := "/dev/shm/shmkit.lesson7.junk"
 	os.WriteFile(junk, []byte(`{"count": 10}`), 0o600)
 	defer os.Remove(junk)
 	_, err = shm.Open("lesson7.junk", tag)

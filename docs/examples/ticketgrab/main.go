@@ -1,129 +1,191 @@
-// Command ticketgrab is lesson 6: the course notes' 抢票 on db.txt. Eight
-// buyers with no lock oversell and tear the file; with flock they sell
-// each ticket once.
+// Command ticketgrab is lesson 6: the course notes' 抢票 on db.txt, as
+// they wrote it. Fifteen buyers, {"count": 10}: joined one by one inside
+// the start loop (serial, and correct without a lock); all at once
+// without a lock (oversold); all at once with a lock around get (correct,
+// and concurrent where it may be).
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/shmkit/shmkit/process"
-	"github.com/shmkit/shmkit/ticketshm"
-	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
 
-const tickets = 2000
+const (
+	buyers  = 15
+	tickets = 10
+)
+
+// The notes sleep 1 s (and 1.5 s) to stand for the network; a tenth of
+// and a fiftieth keep the lesson quick and the race wide open.
+const (
+	network = 50 * time.Millisecond
+	pause   = 20 * time.Millisecond
+)
 
 func init() {
-	// buyer: args mode, path. Prints how many tickets it bought.
+	// buyer: args path, lock ("none" or "flock"). The notes' task():
+	// search, then get.
 	process.Register("buyer", func(args []string) error {
-		var st ticketshm.Store
-		var err error
-		if args[0] == "flock" {
-			st, err = jsonfile.OpenFlock(args[1])
-		} else {
-			st, err = jsonfile.OpenUnlocked(args[1])
-		}
-		if err != nil {
+		path, lock := args[0], args[1]
+		if err := search(path); err != nil {
 			return err
 		}
-		defer st.Close()
-		bought := 0
-		for {
-			_, err := st.Buy(context.Background())
-			switch {
-			case errors.Is(err, ticketshm.ErrSoldOut), errors.Is(err, jsonfile.ErrBroken):
-				// Sold out, or torn for good by unlocked writers.
-				fmt.Println(bought)
-				return nil
-			case errors.Is(err, jsonfile.ErrTorn):
-				// A writer between truncate and write: read again.
-			case err != nil:
+		if lock == "flock" {
+			// mutex.acquire(): an exclusive flock on db.txt, released
+			// (mutex.release()) when the file is closed, or by the
+			// kernel if this process dies.
+			f, err := os.Open(path)
+			if err != nil {
 				return err
-			default:
-				bought++
+			}
+			defer f.Close()
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				return err
 			}
 		}
+		return get(path)
 	})
+}
+
+// search is the notes' search(): look at what is left (in parallel, harmless).
+func search(path string) error {
+	time.Sleep(pause)
+	n, err := count(path)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d left\n", process.Current().Name, n)
+	return nil
+}
+
+// get is the notes' get(): read, wait for the network, write one less.
+func get(path string) error {
+	me := process.Current().Name
+	n, err := count(path)
+	if err != nil {
+		return err
+	}
+	time.Sleep(network)
+	if n <= 0 {
+		fmt.Printf("%s: sold out\n", me)
+		return nil
+	}
+	// Python's open('db.txt', 'wt') and json.dump: truncate, then write.
+	if err := os.WriteFile(path, fmt.Appendf(nil, `{"count": %d}`, n-1), 0o644); err != nil {
+		return err
+	}
+	time.Sleep(pause)
+	fmt.Printf("%s: got a ticket\n", me)
+	return nil
+}
+
+// count is json.load(f)["count"]. A reader that comes between another
+// buyer's truncate and its write finds an empty file, where Python's
+// json.load raises; that buyer says so and gets nothing.
+func count(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var db struct {
+		Count *int `json:"count"`
+	}
+	if err := json.Unmarshal(b, &db); err != nil || db.Count == nil {
+		return 0, fmt.Errorf("db.txt is %q: torn by a writer", b)
+	}
+	return *db.Count, nil
 }
 
 func main() { process.Main(run) }
 
-// sale runs 8 buyers on a fresh db.txt and returns the tickets they
-// bought in all.
-func sale(mode, path string) (int, error) {
-	if err := jsonfile.Reset(path, tickets); err != nil {
-		return 0, err
-	}
-	outs := make([]*numbers, 8)
-	ps := make([]*process.Process, 8)
-	for i := range ps {
-		outs[i] = new(numbers)
-		ps[i] = &process.Process{Entry: "buyer", Args: []string{mode, path}, Stdout: outs[i]}
-		if err := ps[i].Start(); err != nil {
-			return 0, err
-		}
-	}
-	total := 0
-	for i, p := range ps {
-		if err := p.Join(context.Background()); err != nil {
-			return 0, err
-		}
-		total += outs[i].n
-	}
-	return total, nil
-}
-
-// numbers keeps the last number written to it.
-type numbers struct{ n int }
-
-func (w *numbers) Write(b []byte) (int, error) {
-	if n, err := strconv.Atoi(string(b[:len(b)-1])); err == nil {
-		w.n = n
-	}
-	return len(b), nil
-}
-
 func run() error {
-	dir, err := os.MkdirTemp("", "ticketgrab")
-	if err != nil {
+	dir := filepath.Join(os.TempDir(), "shmkit.lesson6")
+	// A run killed before its end leaves its directory: start afresh.
+	if _, err := os.Stat(dir); err == nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "removed", dir+", left by an earlier run")
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "db.txt")
+	fmt.Printf("db.txt: %s, removed at the end\n", path)
 
-	for round := 1; round <= 5; round++ {
-		sold, err := sale("nolock", path)
+	// 1. As the notes run it: start and join inside the loop. One buyer
+	// at a time, so no lock is needed, and nothing runs at once.
+	if err := reset(path); err != nil {
+		return err
+	}
+	for range buyers {
+		p := &process.Process{Entry: "buyer", Args: []string{path, "none"}}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		if err := p.Join(context.Background()); err != nil {
+			return err
+		}
+	}
+
+	// 2. All at once, no lock; 3. all at once, get under the lock.
+	for _, lock := range []string{"none", "flock"} {
+		if err := reset(path); err != nil {
+			return err
+		}
+		got, soldOut, torn, err := allAtOnce(path, lock)
 		if err != nil {
 			return err
 		}
-		content, _ := os.ReadFile(path)
-		if sold != tickets || !jsonOK(path) {
-			fmt.Printf("no lock: %d tickets, %d sold, db.txt now %q: oversold or torn\n", tickets, sold, content)
-			break
+		db, _ := os.ReadFile(path)
+		left, err := count(path)
+		verdict := "correct"
+		if err != nil || got > tickets-left || torn > 0 {
+			verdict = "oversold"
 		}
-		fmt.Printf("no lock: round %d happened to come out right; again\n", round)
+		fmt.Printf("all at once, lock %s: %d buyers, %d got a ticket, %d sold out, %d torn reads; db.txt now %s: %s\n",
+			lock, buyers, got, soldOut, torn, db, verdict)
 	}
-
-	sold, err := sale("flock", path)
-	if err != nil {
-		return err
-	}
-	content, _ := os.ReadFile(path)
-	fmt.Printf("flock: %d tickets, %d sold, db.txt now %s\n", tickets, sold, content)
 	return nil
 }
 
-func jsonOK(path string) bool {
-	st, err := jsonfile.OpenFlock(path)
-	if err != nil {
-		return false
+// reset writes the notes' db.txt.
+func reset(path string) error {
+	return os.WriteFile(path, fmt.Appendf(nil, `{"count": %d}`, tickets), 0o644)
+}
+
+// allAtOnce starts every buyer, then joins them, and counts what their
+// output says.
+func allAtOnce(path, lock string) (got, soldOut, torn int, err error) {
+	outs := make([]bytes.Buffer, buyers)
+	ps := make([]*process.Process, buyers)
+	for i := range ps {
+		ps[i] = &process.Process{Entry: "buyer", Args: []string{path, lock}, Stdout: &outs[i], Stderr: &outs[i]}
+		if err := ps[i].Start(); err != nil {
+			return 0, 0, 0, err
+		}
 	}
-	defer st.Close()
-	n, err := st.Remaining(context.Background())
-	return err == nil && n == 0
+	for i, p := range ps {
+		err := p.Join(context.Background())
+		out := outs[i].String()
+		switch {
+		case strings.Contains(out, "torn by a writer"):
+			torn++
+		case err != nil:
+			return 0, 0, 0, fmt.Errorf("%s: %w\n%s", p.Name, err, out)
+		case strings.Contains(out, "got a ticket"):
+			got++
+		case strings.Contains(out, "sold out"):
+			soldOut++
+		}
+	}
+	return got, soldOut, torn, nil
 }
