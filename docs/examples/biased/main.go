@@ -84,7 +84,7 @@ func run() error {
 	}
 	defer shm.Remove(name)
 	defer seg.Close()
-	fmt.Println("lock: /dev/shm/shmkit."+name+", removed at the end")
+	fmt.Println("lock: /dev/shm/shmkit." + name + ", removed at the end")
 	m, err := semaphore.NewMutex(seg, 0)
 	if err != nil {
 		return err

@@ -58,7 +58,7 @@ func run() error {
 	}
 	defer shm.Remove(name) // the name goes; the mapping stays until Close
 	defer seg.Close()
-	fmt.Println("shared: /dev/shm/shmkit."+name+", removed at the end")
+	fmt.Println("shared: /dev/shm/shmkit." + name + ", removed at the end")
 
 	p := &process.Process{Entry: "task"}
 	if err := p.Start(); err != nil {

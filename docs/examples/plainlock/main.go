@@ -117,7 +117,7 @@ func run() error {
 	}
 	defer shm.Remove(name)
 	defer seg.Close()
-	fmt.Println("locks: /dev/shm/shmkit."+name+", removed at the end")
+	fmt.Println("locks: /dev/shm/shmkit." + name + ", removed at the end")
 	word, err := seg.Uint32(0)
 	if err != nil {
 		return err
@@ -194,4 +194,3 @@ func (w lineWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
-

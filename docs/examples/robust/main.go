@@ -51,7 +51,7 @@ func run() error {
 	}
 	defer shm.Remove(name)
 	defer m.Close()
-	fmt.Println("lock: /dev/shm/shmkit."+name+", removed at the end")
+	fmt.Println("lock: /dev/shm/shmkit." + name + ", removed at the end")
 
 	owner, err := killHolder(m)
 	if err != nil {

@@ -53,7 +53,7 @@ func run() error {
 	}
 	defer shm.Remove(name) // the file goes now; our mapping stays until Close
 	defer seg.Close()
-	fmt.Println("segment: /dev/shm/shmkit."+name+", removed at the end")
+	fmt.Println("segment: /dev/shm/shmkit." + name + ", removed at the end")
 
 	var ps []*process.Process
 	for range 4 {
