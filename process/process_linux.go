@@ -404,7 +404,7 @@ func spawn(cmd *exec.Cmd, daemon bool) error {
 
 // SetSubreaper makes this process the reaper of its orphaned descendants
 // (PR_SET_CHILD_SUBREAPER): a grandchild whose parent dies is reparented
-// here instead of to init. Reap them with ReapOrphans.
+// here instead of to init. Reap each with ReapOrphan.
 func SetSubreaper() error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)

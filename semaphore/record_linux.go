@@ -16,11 +16,19 @@ import (
 // once: each holds one of the segment's process slots (shm.Segment.Slot).
 const MaxProcs = shm.MaxSlots
 
+// MutexSize is written out for its godoc; these fail to compile if it
+// is not the layout's size.
+var (
+	_ [MutexSize - (offNodes + 8*MaxProcs)]struct{}
+	_ [(offNodes + 8*MaxProcs) - MutexSize]struct{}
+)
+
 // The Mutex record; doc.go has it as a table.
 const (
-	// MutexSize is the size of a Mutex record in a segment. Records sit
-	// at offsets that are multiples of RecordAlign.
-	MutexSize = offNodes + 8*MaxProcs
+	// MutexSize is the size of a Mutex record in a segment: its words,
+	// then 8 bytes per process slot. Records sit at offsets that are
+	// multiples of RecordAlign.
+	MutexSize = 2624
 
 	// RecordAlign is the alignment of every record (a cache line).
 	RecordAlign = 64

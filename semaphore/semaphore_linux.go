@@ -12,10 +12,18 @@ import (
 	"github.com/shmkit/shmkit/shm"
 )
 
+// SemaphoreSize is written out for its godoc; these fail to compile if
+// it is not the layout's size.
+var (
+	_ [SemaphoreSize - (offHeld + 16*MaxProcs)]struct{}
+	_ [(offHeld + 16*MaxProcs) - SemaphoreSize]struct{}
+)
+
 // The Semaphore record; doc.go has it as a table.
 const (
-	// SemaphoreSize is the size of a Semaphore record in a segment.
-	SemaphoreSize = offHeld + 16*MaxProcs
+	// SemaphoreSize is the size of a Semaphore record in a segment: a
+	// Mutex record, the permit counts, then 16 bytes per process slot.
+	SemaphoreSize = 4736
 
 	offCapacity = MutexSize
 	offAvail    = offCapacity + 8

@@ -6,10 +6,11 @@
 //
 // A segment has a name and a type tag. A bare name such as "tickets" is the
 // file /dev/shm/shmkit.tickets; a name with a slash is a path used as given.
-// The tag (e.g. "ticketshm.Counter/1") says what the data region holds, so a
-// program never mistakes one kind of segment for another.
+// The tag (e.g. "myapp.Tickets/1": the package, the type and its layout
+// version) says what the data region holds, so a program never mistakes one
+// kind of segment for another.
 //
-//	s, err := shm.OpenOrCreate(ctx, "tickets", 4096, "ticketshm.Counter/1", initFn)
+//	s, err := shm.OpenOrCreate(ctx, "tickets", 4096, "myapp.Tickets/1", initFn)
 //	remaining, err := s.Int64(0) // *atomic.Int64 in shared memory
 //
 // Create makes a segment and publishes it only once initialized (an unnamed

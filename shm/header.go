@@ -198,7 +198,7 @@ func validTag(tag string) bool {
 
 func checkTag(tag string) error {
 	if !validTag(tag) {
-		return fmt.Errorf("%w: %q (want 1-%d bytes of UTF-8 without NUL, e.g. \"ticketshm.Counter/1\")", ErrInvalidTag, tag, MaxTagLen)
+		return fmt.Errorf("%w: %q (want 1-%d bytes of UTF-8 without NUL, e.g. \"myapp.Tickets/1\")", ErrInvalidTag, tag, MaxTagLen)
 	}
 	return nil
 }
