@@ -83,10 +83,12 @@
 //
 // A throughput object has at least backend, procs, tickets, seconds,
 // ops_per_sec, sold, remaining, oversold, lost, torn, min_share and
-// max_share (and rounds, round_ops_per_sec); chaos has kills, buys,
-// oversold, lost, double_sold, not_recoverable, slot_claims, foreign and
-// foreign_refused; recover and spawn have n, p50_us,
-// p99_us, max_us. Scripts rely on these names.
+// max_share (and rounds, round_ops_per_sec, broken; when json-nolock's
+// writers tore the db file for good, broken_file has the file's first 40
+// bytes as the run left them, which the table's footnote quotes); chaos
+// has kills, buys, oversold, lost, double_sold, not_recoverable,
+// slot_claims, foreign and foreign_refused; recover and spawn have n,
+// p50_us, p99_us, max_us. Scripts rely on these names.
 //
 // # Latency
 //

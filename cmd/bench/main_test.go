@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/process"
 )
@@ -347,5 +348,61 @@ func TestLatencyGaps(t *testing.T) {
 			g.ShareOver100us < 0 || g.ShareOver100us > 1 || g.OpsPerSec <= 0 || g.TimedOpsPerSec <= 0 || g.ClockNs <= 0 {
 			t.Errorf("numbers that do not hang together: %+v", g)
 		}
+	}
+}
+
+// TestBrokenFileFootnote: a torn db file's verdict keeps the file's own
+// first bytes, merge keeps them, and the table's footnote prints them
+// quoted (it used to print the same `{"count": 958}}` whatever the file
+// held).
+func TestBrokenFileFootnote(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db.txt")
+	torn := `{"count": 4711}}{"count": 4710}` + "\n" + `{"count": 47` + "\x00\x00 and more than forty bytes"
+	if err := os.WriteFile(path, []byte(torn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify(t.Context(), backend.JSONNoLock, path, 100, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.broken || v.remaining != -1 {
+		t.Fatalf("verdict on a torn file: broken %v, remaining %d; want true, -1", v.broken, v.remaining)
+	}
+	if want := torn[:brokenHead]; v.brokenFile != want {
+		t.Errorf("verdict's brokenFile = %q, want the file's first %d bytes %q", v.brokenFile, brokenHead, want)
+	}
+
+	rounds := []Result{
+		{Backend: backend.JSONNoLock, Procs: 4, Tickets: 10, OpsPerSec: 1, Sold: 10, PerBuyer: []int64{10}},
+		{Backend: backend.JSONNoLock, Procs: 4, Tickets: 10, OpsPerSec: 1, Sold: 12, Remaining: -1, Broken: true,
+			BrokenFile: v.brokenFile, PerBuyer: []int64{12}},
+		{Backend: backend.JSONNoLock, Procs: 4, Tickets: 10, OpsPerSec: 1, Sold: 12, Remaining: -1, Broken: true,
+			BrokenFile: "a later round's file", PerBuyer: []int64{12}},
+	}
+	r := merge(rounds)
+	if r.BrokenFile != v.brokenFile {
+		t.Errorf("merge: BrokenFile %q, want the first torn round's %q", r.BrokenFile, v.brokenFile)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"broken_file":`)) {
+		t.Errorf("-json has no broken_file: %s", b)
+	}
+
+	empty := Result{Backend: backend.JSONNoLock, Procs: 2, Remaining: -1, Broken: true} // torn to nothing
+	whole := Result{Backend: backend.JSONNoLock, Procs: 8, Broken: true}                // a buyer gave up; whole again
+	var out strings.Builder
+	printTable(&out, []Result{empty, r, whole})
+	want := fmt.Sprintf("* the unlocked writers tore the db file for good (2 procs: \"\"; 4 procs: %q; "+
+		"8 procs: a buyer gave up on it, but it parsed again after the run)", v.brokenFile)
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("footnote: want %s in:\n%s", want, out.String())
+	}
+	out.Reset()
+	printTable(&out, []Result{{Backend: backend.JSONFlock, Procs: 1}})
+	if strings.Contains(out.String(), "*") {
+		t.Errorf("a table with no torn file has a footnote:\n%s", out.String())
 	}
 }

@@ -97,9 +97,12 @@ type Result struct {
 	SpeedupVsJSONFlock float64 `json:"speedup_vs_json_flock,omitempty"`
 	// Broken: the unlocked JSON store tore its file for good; buyers
 	// stopped, and remaining is -1 if the file is still unreadable.
-	Broken   bool    `json:"broken"`
-	PerBuyer []int64 `json:"per_buyer"`
-	CPUs     int     `json:"cpus"`
+	Broken bool `json:"broken"`
+	// BrokenFile is then the start of the torn file (its first 40
+	// bytes), as the harness found it after the run.
+	BrokenFile string  `json:"broken_file,omitempty"`
+	PerBuyer   []int64 `json:"per_buyer"`
+	CPUs       int     `json:"cpus"`
 	// Rounds: the run was sold in this many rounds, taken in turn with
 	// the other backends' at the same procs; RoundOpsPerSec is each
 	// round's rate, and OpsPerSec their median. (0 and empty for a
@@ -213,6 +216,7 @@ func sellGaps(ctx context.Context, kind string, procs int, tickets int64, gaps b
 	}
 	r.Sold, r.Remaining, r.Oversold, r.Lost = v.sold, v.remaining, v.oversold, v.lost
 	r.Broken = r.Broken || v.broken
+	r.BrokenFile = v.brokenFile
 	r.OpsPerSec = float64(bought) / elapsed.Seconds()
 	r.MinShare, r.MaxShare = shares(r.PerBuyer)
 	if gapSeg != nil {

@@ -48,7 +48,21 @@ var redisAddr string
 // verdict is what a finished run's store says.
 type verdict struct {
 	sold, remaining, oversold, lost int64
-	broken                          bool // the store cannot say what remains
+	broken                          bool   // the store cannot say what remains
+	brokenFile                      string // then: the start of the torn file, as it was
+}
+
+// brokenHead is how much of a torn db file a verdict keeps: enough to
+// show the damage in a footnote.
+const brokenHead = 40
+
+// fileHead is the first n bytes of the file at path ("" if unreadable).
+func fileHead(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return string(b[:min(len(b), n)])
 }
 
 var storeSeq atomic.Int64
@@ -182,7 +196,8 @@ func verify(ctx context.Context, kind, name string, tickets, bought int64) (verd
 		if errors.Is(err, jsonfile.ErrFormat) && kind == backend.JSONNoLock {
 			// Torn for good: the count is gone. Every sale is
 			// unaccounted for; report it, do not fail the run.
-			return verdict{sold: bought, remaining: -1, oversold: max(0, bought-tickets), broken: true}, nil
+			return verdict{sold: bought, remaining: -1, oversold: max(0, bought-tickets), broken: true,
+				brokenFile: fileHead(name, brokenHead)}, nil
 		}
 		if err != nil {
 			return verdict{}, err

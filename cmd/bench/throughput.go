@@ -229,6 +229,9 @@ func merge(rounds []Result) Result {
 		r.Lost += x.Lost
 		r.Torn += x.Torn
 		r.Broken = r.Broken || x.Broken
+		if r.BrokenFile == "" {
+			r.BrokenFile = x.BrokenFile // the first torn round's file
+		}
 		for i, b := range x.PerBuyer {
 			r.PerBuyer[i] += b
 		}
@@ -293,7 +296,7 @@ func speedups(rs []Result) {
 func printTable(w io.Writer, rs []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "backend\tprocs\ttickets\tops/s\t× json-flock\toversold\tlost\ttorn\tmin share\tmax share\t")
-	broken := false
+	var broken []string // the footnote's torn files, one per starred row
 	for _, r := range rs {
 		speed := "-"
 		if r.SpeedupVsJSONFlock > 0 {
@@ -302,14 +305,22 @@ func printTable(w io.Writer, rs []Result) {
 		torn := strconv.FormatInt(r.Torn, 10)
 		if r.Broken {
 			torn += "*"
-			broken = true
+			// Remaining -1: the file did not parse after the run either,
+			// and BrokenFile is how it began. Otherwise a buyer gave up
+			// on a file that a later write made whole again.
+			file := "a buyer gave up on it, but it parsed again after the run"
+			if r.Remaining < 0 {
+				file = strconv.Quote(r.BrokenFile)
+			}
+			broken = append(broken, fmt.Sprintf("%d procs: %s", r.Procs, file))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%.2f\t%.2f\t\n",
 			r.Backend, r.Procs, r.Tickets, human(r.OpsPerSec), speed, r.Oversold, r.Lost, torn, r.MinShare, r.MaxShare)
 	}
 	tw.Flush()
-	if broken {
-		fmt.Fprintln(w, "* the unlocked writers tore the db file for good ({\"count\": 958}}): buyers stopped, as Python's json.load would have raised")
+	if len(broken) > 0 {
+		fmt.Fprintf(w, "* the unlocked writers tore the db file for good (%s): buyers stopped, as Python's json.load would have raised\n",
+			strings.Join(broken, "; "))
 	}
 }
 
