@@ -23,7 +23,7 @@ import (
 // (101–132 µs, 9.4/7.6/7.2 M/s, 4.7 and 5.8 million) is checked at every
 // number. Numbers are compared normalized: thousands separators and
 // thin spaces dropped, "us" read as "µs", and a file's raw counts and rates
-// also in the bench's short form (a rate of 178921304 ops/s is also read as 179M).
+// also in the bench's short form (a rate of 179 million ops/s is also read as 179M).
 func TestFigures(t *testing.T) {
 	pages, err := filepath.Glob("[0-9][0-9]-*.md")
 	if err != nil || len(pages) == 0 {
