@@ -44,8 +44,8 @@ func TestFigures(t *testing.T) {
 // allowed: figures with a unit that are not measurements, by page (its
 // name from the repository's root, "" for any page) and figure as written.
 var allowed = []struct{ page, figure, why string }{
-	{"docs/03-join-terminate.md", "3 ×", "3 × 100 ms: the program's three sleeps, arithmetic"},
-	{"docs/03-join-terminate.md", "100 ms", "the sleep of the notes' program, a setting"},
+	{"docs/03-join-terminate.md", "3 ×", "3 × 300 ms: the program's three sleeps, arithmetic"},
+	{"docs/03-join-terminate.md", "300 ms", "the sleep of the program's mails, a setting"},
 	{"docs/03-join-terminate.md", "0.1 s", "the notes' sleep before asking is_alive, a setting"},
 	{"docs/04-daemons.md", "2 s", "Main's grace before SIGKILL, a constant of process"},
 	{"docs/06-ticket-grab.md", "50 ms", "the notes' sleeps as the program cuts them, a setting"},
@@ -107,7 +107,6 @@ var derived = []ratio{
 	{"docs/12-queue.md", "0.39 times", "7019558", "18126291"}, // second run
 	{"docs/12-queue.md", "31 times", "5561869", "179719"},     // shm-queue / multiprocessing.Queue
 	{"docs/12-queue.md", "29 times", "5172453", "179719"},
-	{"docs/12-queue.md", "217 times", "108.5 µs", "0.5 µs"}, // ping-pong p50, Python / shm-queue
 }
 
 var (

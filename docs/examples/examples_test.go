@@ -95,10 +95,12 @@ func TestLessons(t *testing.T) {
 	}
 }
 
-// TestKilledMidRun SIGKILLs each program (the program alone, as a crash
-// would: its children see their parent die) once at its first line of
-// output and once half way through a run, and then runs its lesson again,
-// which must print what it shows.
+// TestKilledMidRun SIGKILLs each program at its first line of output and
+// half way through a run (the program alone, as a crash would: its
+// children see their parent die and may still be at work), and half way
+// with its whole process group, as kill -9 -PGID would; and each time
+// runs its lesson again at once, which must print what it shows. What
+// the killed run started must then end on its own.
 func TestKilledMidRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -118,9 +120,19 @@ func TestKilledMidRun(t *testing.T) {
 				}
 			}
 			for _, s := range progs {
-				for _, at := range []string{"first line", "half way"} {
-					killMidRun(t, bin, s, at, took[s.prog]/2)
-					runLesson(t, bin, l, fmt.Sprintf("after %s killed at its %s", s.prog, at), nil)
+				for _, k := range []struct {
+					at    string
+					group bool
+				}{{"first line", false}, {"half way", false}, {"half way", true}} {
+					what := fmt.Sprintf("%s killed at its %s", s.prog, k.at)
+					if k.group {
+						what = fmt.Sprintf("%s's process group killed at its %s", s.prog, k.at)
+					}
+					pgid := killMidRun(t, bin, s, k.at, took[s.prog]/2, k.group)
+					runLesson(t, bin, l, "right after "+what, nil)
+					if err := awaitGroup(pgid, 20*time.Second); err != nil {
+						t.Errorf("%s: %v", what, err)
+					}
 				}
 			}
 			leftBehind(t, before)
@@ -179,10 +191,10 @@ func runStep(bin string, s step) (stdout, stderr []byte, err error) {
 	return o.Bytes(), e.Bytes(), err
 }
 
-// killMidRun starts the program and SIGKILLs it (not its children) at its
-// first line of output, or after the given time, then waits for what it
-// started to end on its own.
-func killMidRun(t *testing.T, bin string, s step, at string, after time.Duration) {
+// killMidRun starts the program in a process group of its own and
+// SIGKILLs it (or the whole group) at its first line of output, or after
+// the given time. It returns the group's id.
+func killMidRun(t *testing.T, bin string, s step, at string, after time.Duration, group bool) int {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, s.prog), s.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -213,11 +225,13 @@ func killMidRun(t *testing.T, bin string, s step, at string, after time.Duration
 	} else {
 		time.Sleep(after)
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	if err := awaitGroup(cmd.Process.Pid, 20*time.Second); err != nil {
-		t.Errorf("%s killed at its %s: %v", s.prog, at, err)
+	if group {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	} else {
+		cmd.Process.Kill()
 	}
+	cmd.Wait()
+	return cmd.Process.Pid
 }
 
 // awaitGroup waits until no live process (zombies of an orphan aside:
@@ -264,15 +278,19 @@ func group(pgid int) []string {
 	return left
 }
 
-// segments lists the lessons' files in /dev/shm (other packages' tests
-// may add their own meanwhile).
+// segments lists the lessons' files in /dev/shm and the temporary
+// directory (other packages' tests may add their own meanwhile).
 func segments(t *testing.T) []string {
 	t.Helper()
-	m, err := filepath.Glob("/dev/shm/shmkit.lesson*")
-	if err != nil {
-		t.Fatal(err)
+	var all []string
+	for _, dir := range []string{"/dev/shm", os.TempDir()} {
+		m, err := filepath.Glob(filepath.Join(dir, "shmkit.lesson*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, m...)
 	}
-	return m
+	return all
 }
 
 func leftBehind(t *testing.T, before []string) {
@@ -280,7 +298,7 @@ func leftBehind(t *testing.T, before []string) {
 	for _, s := range segments(t) {
 		if !slices.Contains(before, s) {
 			t.Errorf("left behind: %s", s)
-			os.Remove(s)
+			os.RemoveAll(s)
 		}
 	}
 }

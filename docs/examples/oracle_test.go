@@ -30,10 +30,13 @@ import (
 //   - a part of a line matching a vary regexp (e.g. "pid \d+") matches
 //     any text the regexp matches;
 //   - "…" inside a line matches any text;
-//   - a line "..." matches any number of lines, each like another line of
-//     the block (more heartbeats, say);
+//   - a line "... TEXT" matches any number of lines (none included), each
+//     like TEXT (more heartbeats, say); a bare "..." any number of lines
+//     like the block's line above it;
 //   - lines A to B of the block (counted from 1 in the block, commands
-//     included) may come in any order.
+//     included) may come in any order, except that lines beginning with
+//     the same "name:" keep their order (one process's lines come in the
+//     order it prints them).
 //
 // Blocks run in the order the lesson shows them, so a session can look at
 // what the program before it left.
@@ -55,8 +58,9 @@ type step struct {
 // elem is one element of a step's expected output.
 type elem struct {
 	re    *regexp.Regexp   // one line
-	more  []*regexp.Regexp // "...": any number of lines like these
-	group []*regexp.Regexp // any order
+	more  *regexp.Regexp   // "...": any number of lines like this
+	group []*regexp.Regexp // any order, but in order within a name
+	keys  []string         // the group's lines' names
 }
 
 var spaces = regexp.MustCompile(`[ \t]+`)
@@ -192,19 +196,26 @@ func parseLesson(path string) ([]check, error) {
 			}
 			c.steps = []step{{prog: f[0], args: f[1:]}}
 		}
-		// Regexps of every line, for "..." to match any of them.
-		var all []*regexp.Regexp
 		res := make([]*regexp.Regexp, len(block))
 		for j, bl := range block {
-			if norm(bl) == "..." || (session && strings.HasPrefix(bl, "$ ")) {
+			text, more := strings.CutPrefix(norm(bl), "... ")
+			switch {
+			case norm(bl) == "...":
+				if j == 0 || res[j-1] == nil {
+					return nil, fmt.Errorf("%s: a bare ... repeats the line above it, and there is none", pos)
+				}
+				res[j] = res[j-1]
 				continue
+			case session && strings.HasPrefix(bl, "$ "):
+				continue
+			case !more:
+				text = bl
 			}
-			re, err := lineRegexp(bl, vary)
+			re, err := lineRegexp(text, vary)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", pos, err)
 			}
 			res[j] = re
-			all = append(all, re)
 		}
 		inOrder := func(j int) (lo, hi int, ok bool) {
 			for _, o := range orders {
@@ -234,12 +245,13 @@ func parseLesson(path string) ([]check, error) {
 			s := &c.steps[len(c.steps)-1]
 			s.text = append(s.text, bl)
 			switch lo, hi, ok := inOrder(j); {
-			case norm(bl) == "...":
-				s.want = append(s.want, elem{more: all})
+			case norm(bl) == "..." || strings.HasPrefix(norm(bl), "... "):
+				s.want = append(s.want, elem{more: res[j]})
 			case ok && j == lo:
 				g := elem{}
 				for k := lo; k <= hi && k < len(block); k++ {
 					g.group = append(g.group, res[k])
+					g.keys = append(g.keys, name(block[k]))
 				}
 				s.want = append(s.want, g)
 				s.text = append(s.text, block[lo+1:min(hi+1, len(block))]...)
@@ -267,27 +279,43 @@ func matches(want []elem, out []string) bool {
 			if matches(want[1:], out[n:]) {
 				return true
 			}
-			if n == len(out) || !slices.ContainsFunc(e.more, func(re *regexp.Regexp) bool { return re.MatchString(norm(out[n])) }) {
+			if n == len(out) || !e.more.MatchString(norm(out[n])) {
 				return false
 			}
 		}
 	default:
 		k := len(e.group)
-		return len(out) >= k && permutes(e.group, out[:k]) && matches(want[1:], out[k:])
+		return len(out) >= k && permutes(e.group, e.keys, out[:k]) && matches(want[1:], out[k:])
 	}
 }
 
-// permutes reports whether each line matches its own one of res.
-func permutes(res []*regexp.Regexp, lines []string) bool {
+// permutes reports whether each line matches its own one of res, taking
+// the lines of one name in order: a line may only match the first of the
+// regexps left with its name.
+func permutes(res []*regexp.Regexp, keys []string, lines []string) bool {
 	if len(lines) == 0 {
 		return true
 	}
 	for i, re := range res {
-		if re.MatchString(norm(lines[0])) && permutes(slices.Delete(slices.Clone(res), i, i+1), lines[1:]) {
+		if slices.Index(keys, keys[i]) < i && keys[i] != "" {
+			continue // an earlier line of this name is still unmatched
+		}
+		if re.MatchString(norm(lines[0])) &&
+			permutes(slices.Delete(slices.Clone(res), i, i+1), slices.Delete(slices.Clone(keys), i, i+1), lines[1:]) {
 			return true
 		}
 	}
 	return false
+}
+
+// name is what a line begins with up to its first ": " ("Process-1" in
+// "Process-1: cooking..."), or "" if it has none.
+func name(line string) string {
+	n, _, ok := strings.Cut(line, ": ")
+	if !ok || strings.ContainsAny(n, " <") {
+		return ""
+	}
+	return n
 }
 
 // outLines is a program's output as lines, without the last newline's
@@ -326,14 +354,26 @@ func TestOracle(t *testing.T) {
 		{[]elem{{re: x}, {re: y}}, "x\ny", true},
 		{[]elem{{re: x}, {re: y}}, "y\nx", false},
 		{[]elem{{re: x}, {re: y}}, "x\ny\ny", false},
-		{[]elem{{group: []*regexp.Regexp{x, y}}}, "y\nx", true},
-		{[]elem{{group: []*regexp.Regexp{x, y}}}, "y\ny", false},
-		{[]elem{{re: x}, {more: []*regexp.Regexp{x, y}}, {re: y}}, "x\nx\ny\nx\ny", true},
-		{[]elem{{re: x}, {more: []*regexp.Regexp{x, y}}, {re: y}}, "x\ny", true},
-		{[]elem{{re: x}, {more: []*regexp.Regexp{x, y}}, {re: y}}, "x\nz\ny", false},
+		{[]elem{{group: []*regexp.Regexp{x, y}, keys: []string{"", ""}}}, "y\nx", true},
+		{[]elem{{group: []*regexp.Regexp{x, y}, keys: []string{"", ""}}}, "y\ny", false},
+		{[]elem{{re: x}, {more: x}, {re: y}}, "x\nx\nx\ny", true},
+		{[]elem{{re: x}, {more: x}, {re: y}}, "x\ny", true},
+		{[]elem{{re: x}, {more: x}, {re: y}}, "x\ny\ny", false},
+		{[]elem{{re: x}, {more: x}, {re: y}}, "x\nz\ny", false},
 	} {
 		if got := matches(c.want, outLines([]byte(c.out))); got != c.ok {
 			t.Errorf("%q: %v, want %v", c.out, got, c.ok)
 		}
+	}
+	// One name's lines keep their order within an any-order group.
+	a1, a2, b1 := regexp.MustCompile(`^a: 1$`), regexp.MustCompile(`^a: 2$`), regexp.MustCompile(`^b: 1$`)
+	g := []elem{{group: []*regexp.Regexp{a1, a2, b1}, keys: []string{"a", "a", "b"}}}
+	for out, ok := range map[string]bool{"a: 1\nb: 1\na: 2": true, "b: 1\na: 1\na: 2": true, "a: 2\na: 1\nb: 1": false} {
+		if got := matches(g, outLines([]byte(out))); got != ok {
+			t.Errorf("%q: %v, want %v", out, got, ok)
+		}
+	}
+	if name("Process-1: cooking... 1 of 4") != "Process-1" || name("<Process name='x' pid=1>") != "" || name("hello world 3") != "" {
+		t.Error("name: wrong")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/shmkit/shmkit/process"
@@ -35,12 +36,18 @@ func init() {
 func main() { process.Main(run) }
 
 func run() error {
-	hb := &process.Process{Entry: "heartbeat", Daemon: true}
+	// The heartbeat first, and the worker once the heartbeat has said
+	// its first two lines, so that they come first; after that the two
+	// run at once and their lines interleave as they will.
+	started := make(chan struct{})
+	hb := &process.Process{Entry: "heartbeat", Daemon: true, Stdout: &lines{n: 2, done: started}}
+	if err := hb.Start(); err != nil {
+		return err
+	}
+	<-started
 	w := &process.Process{Entry: "worker"}
-	for _, p := range []*process.Process{hb, w} {
-		if err := p.Start(); err != nil {
-			return err
-		}
+	if err := w.Start(); err != nil {
+		return err
 	}
 	if err := w.Join(context.Background()); err != nil {
 		return err
@@ -50,4 +57,22 @@ func run() error {
 	// program SIGKILLed, the kernel would kill the daemon (Pdeathsig).
 	fmt.Println("main: the worker is done; returning terminates the daemon")
 	return nil
+}
+
+// lines passes a child's output on and closes done after n lines.
+type lines struct {
+	n    int
+	done chan struct{}
+}
+
+func (l *lines) Write(b []byte) (int, error) {
+	os.Stdout.Write(b)
+	for _, c := range b {
+		if c == '\n' {
+			if l.n--; l.n == 0 {
+				close(l.done)
+			}
+		}
+	}
+	return len(b), nil
 }

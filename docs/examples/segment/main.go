@@ -82,7 +82,7 @@ func run() error {
 	os.WriteFile(junk, []byte(`{"count": 10}`), 0o600)
 	defer os.Remove(junk)
 	_, err = shm.Open("lesson7.junk", tag)
-	fmt.Println("a JSON file is refused:", errors.Is(err, shm.ErrTruncated) || errors.Is(err, shm.ErrBadMagic))
+	fmt.Println("a JSON file,", junk+", removed at the end, is refused:", errors.Is(err, shm.ErrTruncated) || errors.Is(err, shm.ErrBadMagic))
 	_, err = shm.Open(name, "some.Other/1")
 	fmt.Println("another type is refused:", errors.Is(err, shm.ErrTypeMismatch))
 	return nil

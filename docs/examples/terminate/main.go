@@ -15,7 +15,7 @@ import (
 
 func init() {
 	process.Register("mail", func(args []string) error {
-		time.Sleep(100 * time.Millisecond) // sending takes a while
+		time.Sleep(300 * time.Millisecond) // sending takes a while
 		fmt.Printf("mail %s sent\n", args[0])
 		return nil
 	})
@@ -50,7 +50,7 @@ func run() error {
 			return err
 		}
 	}
-	fmt.Println("join inside the loop: one at a time, at least 3 x 100 ms:", time.Since(start) >= 300*time.Millisecond)
+	fmt.Println("join inside the loop: one at a time, at least 3 x 300 ms:", time.Since(start) >= 900*time.Millisecond)
 
 	// Start them all, then join them all: the three are sent together.
 	start = time.Now()
@@ -62,13 +62,17 @@ func run() error {
 		}
 		ps = append(ps, p)
 	}
+	together := true
+	for _, p := range ps {
+		together = together && p.IsAlive()
+	}
 	for _, p := range ps {
 		fmt.Println(p) // the notes print each before its join: started or stopped
 		if err := p.Join(ctx); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("join after the loop: all sent in %d ms, together\n", time.Since(start).Milliseconds())
+	fmt.Printf("join after the loop: all sent in %d ms; all three were running at once: %v\n", time.Since(start).Milliseconds(), together)
 
 	p := &process.Process{Entry: "sleeper"}
 	if err := p.Start(); err != nil {

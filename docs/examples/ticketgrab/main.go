@@ -108,13 +108,16 @@ func count(path string) (int, error) {
 func main() { process.Main(run) }
 
 func run() error {
-	dir := filepath.Join(os.TempDir(), "shmkit.lesson6")
-	// A run killed before its end leaves its directory: start afresh.
-	if _, err := os.Stat(dir); err == nil {
-		os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, "removed", dir+", left by an earlier run")
+	// Each run has a directory of its own: buyers of a run killed a moment
+	// ago may still be writing to theirs. Directories such runs left
+	// behind are removed (their buyers, if any are left, fail and end).
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "shmkit.lesson6.*"))
+	for _, d := range old {
+		os.RemoveAll(d)
+		fmt.Fprintln(os.Stderr, "removed", d+", left by an earlier run")
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	dir, err := os.MkdirTemp("", "shmkit.lesson6.")
+	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
@@ -148,8 +151,14 @@ func run() error {
 		db, _ := os.ReadFile(path)
 		left, err := count(path)
 		verdict := "correct"
-		if err != nil || got > tickets-left || torn > 0 {
+		switch {
+		case err != nil:
+			verdict = "torn for good"
+		case got > tickets-left:
 			verdict = "oversold"
+		}
+		if torn > 0 {
+			verdict += ", and torn reads"
 		}
 		fmt.Printf("all at once, lock %s: %d buyers, %d got a ticket, %d sold out, %d torn reads; db.txt now %s: %s\n",
 			lock, buyers, got, soldOut, torn, db, verdict)
