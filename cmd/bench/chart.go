@@ -3,142 +3,157 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"image/color"
+	"html"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgsvg"
+	"slices"
+	"strings"
 )
 
-// Chart size, and the strip on the right that holds the legend, so that
-// it never covers a line.
+// The chart is SVG written by hand, not drawn with a plotting library:
+// the one this used (gonum/plot) brought PDF, LaTeX and font packages
+// whose init functions took about 1 ms in every process of this binary,
+// the buyer children included, and spawn measures exactly that start.
+// A log-log line chart is a few dozen elements.
+
+// Chart size in pixels, the plot area's margins, and the strip on the
+// right that holds the legend, so that it never covers a line.
 const (
-	chartWidth  = 8 * vg.Inch
-	chartHeight = 4.5 * vg.Inch
-	legendWidth = 1.4 * vg.Inch
+	chartWidth  = 768
+	chartHeight = 432
+	marginLeft  = 64
+	marginTop   = 36
+	marginBelow = 48
+	legendWidth = 140
 )
+
+// Lines are told apart by colour, dashes and marker, as in print.
+var (
+	lineColors = []string{"#1b6fb5", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"}
+	lineDashes = []string{"", "6,3", "2,3", "8,3,2,3", "10,4", "3,6", "12,3,3,3", "1,2"}
+)
+
+// point is one run of a backend: processes and ops/s.
+type point struct{ procs, rate float64 }
 
 // chart draws ops/s against buyer processes, one line per backend, both
 // axes on a log scale (the backends differ by orders of magnitude; the
 // process counts double), as SVG.
-func chart(rs []Result) (svg []byte, err error) {
-	defer func() {
-		// gonum/plot panics on data it cannot scale; a chart is not
-		// worth a crash after a run whose results are already saved.
-		if r := recover(); r != nil {
-			svg, err = nil, fmt.Errorf("bench: cannot draw the chart: %v", r)
-		}
-	}()
-	c := vgsvg.New(chartWidth, chartHeight)
-	if err := drawChart(draw.New(c), rs); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func drawChart(dc draw.Canvas, rs []Result) error {
-	// One white background under the plot and the legend strip alike,
-	// so that the chart reads on a dark page too.
-	dc.FillPolygon(color.White, []vg.Point{
-		{X: dc.Min.X, Y: dc.Min.Y}, {X: dc.Max.X, Y: dc.Min.Y},
-		{X: dc.Max.X, Y: dc.Max.Y}, {X: dc.Min.X, Y: dc.Max.Y},
-	})
-	p := plot.New()
+func chart(rs []Result) ([]byte, error) {
 	cpus := runtime.NumCPU()
 	if len(rs) > 0 && rs[0].CPUs > 0 {
 		cpus = rs[0].CPUs // the machine that ran them, for a replot
 	}
-	p.Title.Text = fmt.Sprintf("Tickets sold per second (%d CPUs)", cpus)
-	p.X.Label.Text = "buyer processes"
-	p.Y.Label.Text = "tickets/s"
-	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.Add(plotter.NewGrid())
-
 	var order []string
-	lines := map[string]plotter.XYs{}
+	lines := map[string][]point{}
 	procs := map[int]bool{}
 	lo, hi := math.Inf(1), 0.0
 	pmin, pmax := math.Inf(1), 0.0
 	zero := 0
 	for _, r := range rs {
-		if r.OpsPerSec <= 0 || r.Procs <= 0 {
-			zero++ // a log scale has no 0: left out, and said so below
+		if !(r.OpsPerSec > 0) || math.IsInf(r.OpsPerSec, 0) || r.Procs <= 0 {
+			zero++ // a log scale has no 0: left out, and said so in the title
 			continue
 		}
 		if _, ok := lines[r.Backend]; !ok {
 			order = append(order, r.Backend)
 		}
-		lines[r.Backend] = append(lines[r.Backend], plotter.XY{X: float64(r.Procs), Y: r.OpsPerSec})
+		lines[r.Backend] = append(lines[r.Backend], point{float64(r.Procs), r.OpsPerSec})
 		procs[r.Procs] = true
 		lo, hi = min(lo, r.OpsPerSec), max(hi, r.OpsPerSec)
 		pmin, pmax = min(pmin, float64(r.Procs)), max(pmax, float64(r.Procs))
 	}
 	if len(order) == 0 {
-		return fmt.Errorf("bench: nothing to chart: no run sold a ticket (%d results, every rate 0)", len(rs))
+		return nil, fmt.Errorf("bench: nothing to chart: no run sold a ticket (%d results, every rate 0)", len(rs))
 	}
+	title := fmt.Sprintf("Tickets sold per second (%d CPUs)", cpus)
 	if zero > 0 {
-		p.Title.Text += fmt.Sprintf(" — %d runs at 0/s not shown", zero)
-	}
-	p.X.Tick.Marker = procTicks(procs)
-	p.Y.Tick.Marker = rateTicks(lo, hi)
-	// Explicit ranges, padded: one process count, or rates within one
-	// power of ten, would leave an axis of zero width (gonum panics).
-	p.X.Min, p.X.Max = pmin/1.25, pmax*1.25
-	p.Y.Min, p.Y.Max = math.Pow(10, math.Floor(math.Log10(lo))), math.Pow(10, math.Ceil(math.Log10(hi)))
-	if p.Y.Max <= p.Y.Min {
-		p.Y.Max = p.Y.Min * 10
+		title += fmt.Sprintf(" — %d runs at 0/s not shown", zero)
 	}
 
-	legend := plot.NewLegend()
-	for i, b := range order {
-		l, pts, err := plotter.NewLinePoints(lines[b])
-		if err != nil {
-			return err
-		}
-		l.Color, l.Dashes = plotutil.Color(i), plotutil.Dashes(i)
-		pts.Color, pts.Shape = plotutil.Color(i), plotutil.Shape(i)
-		p.Add(l, pts)
-		legend.Add(b, l, pts)
+	// Axes: padded process counts (one count alone still has a width),
+	// and whole powers of ten of rate, at least one apart.
+	xlo, xhi := math.Log10(pmin/1.25), math.Log10(pmax*1.25)
+	ylo, yhi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if yhi <= ylo {
+		yhi = ylo + 1
 	}
-	p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
-	legend.Top, legend.Left = true, true
-	legend.Draw(draw.Crop(dc, chartWidth-legendWidth+vg.Points(8), 0, 0, -vg.Points(30)))
-	return nil
+	left, right := float64(marginLeft), float64(chartWidth-legendWidth)
+	top, bottom := float64(marginTop), float64(chartHeight-marginBelow)
+	x := func(p float64) float64 { return left + (math.Log10(p)-xlo)/(xhi-xlo)*(right-left) }
+	y := func(r float64) float64 { return bottom - (math.Log10(r)-ylo)/(yhi-ylo)*(bottom-top) }
+
+	var b strings.Builder
+	f := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteByte('\n') }
+	f(`<?xml version="1.0" encoding="UTF-8"?>`)
+	f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`,
+		chartWidth, chartHeight, chartWidth, chartHeight)
+	// One white background under the plot and the legend strip alike,
+	// so that the chart reads on a dark page too.
+	f(`<rect width="100%%" height="100%%" fill="white"/>`)
+	f(`<text x="%.1f" y="22" text-anchor="middle" font-size="15">%s</text>`, (left+right)/2, html.EscapeString(title))
+
+	// Grid and ticks: the process counts that ran, the powers of ten.
+	ps := make([]int, 0, len(procs))
+	for n := range procs {
+		ps = append(ps, n)
+	}
+	slices.Sort(ps)
+	for _, n := range ps {
+		xx := x(float64(n))
+		f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`, xx, top, xx, bottom)
+		f(`<text x="%.1f" y="%.1f" text-anchor="middle">%d</text>`, xx, bottom+16, n)
+	}
+	for e := ylo; e <= yhi; e++ {
+		yy := y(math.Pow(10, e))
+		f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`, left, yy, right, yy)
+		f(`<text x="%.1f" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, left-6, yy, human(math.Pow(10, e)))
+	}
+	f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="black"/>`, left, top, right-left, bottom-top)
+	f(`<text x="%.1f" y="%d" text-anchor="middle">buyer processes</text>`, (left+right)/2, chartHeight-10)
+	f(`<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">tickets/s</text>`, (top+bottom)/2)
+
+	// A line and markers per backend, and its legend entry.
+	for i, name := range order {
+		pts := lines[name]
+		slices.SortFunc(pts, func(a, b point) int { return int(a.procs - b.procs) })
+		color, dash := lineColors[i%len(lineColors)], lineDashes[i%len(lineDashes)]
+		var xy []string
+		for _, p := range pts {
+			xy = append(xy, fmt.Sprintf("%.1f,%.1f", x(p.procs), y(p.rate)))
+		}
+		f(`<polyline points="%s" fill="none" stroke="%s" stroke-width="1.5" stroke-dasharray="%s"/>`, strings.Join(xy, " "), color, dash)
+		for _, p := range pts {
+			f(`%s`, marker(i, x(p.procs), y(p.rate), color))
+		}
+		ly := top + 8 + float64(i)*20
+		lx := right + 12
+		f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="%s"/>`, lx, ly, lx+28, ly, color, dash)
+		f(`%s`, marker(i, lx+14, ly, color))
+		f(`<text x="%.1f" y="%.1f" dominant-baseline="middle">%s</text>`, lx+36, ly, html.EscapeString(name))
+	}
+	f(`</svg>`)
+	return []byte(b.String()), nil
 }
 
-// procTicks labels exactly the process counts that ran.
-func procTicks(procs map[int]bool) plot.ConstantTicks {
-	var ts plot.ConstantTicks
-	for n := 1; n <= maxBuyers; n++ {
-		if procs[n] {
-			ts = append(ts, plot.Tick{Value: float64(n), Label: fmt.Sprint(n)})
-		}
+// marker is the i-th line's point marker at (x, y).
+func marker(i int, x, y float64, color string) string {
+	const r = 3.5
+	switch i % 4 {
+	case 0:
+		return fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="%.1f" fill="none" stroke="%s"/>`, x, y, r, color)
+	case 1:
+		return fmt.Sprintf(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="%s"/>`, x-r, y-r, 2*r, 2*r, color)
+	case 2:
+		return fmt.Sprintf(`<polygon points="%.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="none" stroke="%s"/>`, x, y-r, x+r, y+r, x-r, y+r, color)
+	default:
+		return fmt.Sprintf(`<path d="M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f" stroke="%s"/>`, x-r, y-r, x+r, y+r, x-r, y+r, x+r, y-r, color)
 	}
-	return ts
-}
-
-// rateTicks labels the powers of ten from lo to hi: 10k, 100k, 1M, ...
-func rateTicks(lo, hi float64) plot.ConstantTicks {
-	var ts plot.ConstantTicks
-	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
-		ts = append(ts, plot.Tick{Value: math.Pow(10, e), Label: human(math.Pow(10, e))})
-	}
-	return ts
 }
 
 // runReplot redraws DIR/throughput.svg from DIR/results.json, for a change

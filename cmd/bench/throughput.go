@@ -16,7 +16,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/shmkit/shmkit/internal/backend"
@@ -407,13 +406,37 @@ func newProgress(w io.Writer, n int, what string) progress {
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return silent{}
 	}
-	return progressbar.NewOptions(n,
-		progressbar.OptionSetWriter(f),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetRenderBlankState(true), // show 0% before the first run ends
-	)
+	c := &counter{w: f, n: n, what: what}
+	c.draw() // 0 of n before the first run ends
+	return c
+}
+
+// counter is the progress line on a terminal: "what 3/12 (25%)",
+// redrawn in place and cleared at the end. (A progress-bar library did
+// this before; its package init ran in every buyer process.)
+type counter struct {
+	w       io.Writer
+	n, done int
+	what    string
+}
+
+func (c *counter) Add(k int) error {
+	c.done += k
+	return c.draw()
+}
+
+func (c *counter) draw() error {
+	pct := 100
+	if c.n > 0 {
+		pct = 100 * c.done / c.n
+	}
+	_, err := fmt.Fprintf(c.w, "\r\x1b[K%s %d/%d (%d%%)", c.what, c.done, c.n, pct)
+	return err
+}
+
+func (c *counter) Finish() error {
+	_, err := fmt.Fprint(c.w, "\r\x1b[K")
+	return err
 }
 
 // isSet reports whether the flag name was given on the command line.
