@@ -19,10 +19,10 @@ func TestBadPlacement(t *testing.T) {
 	}
 	defer seg.Close()
 	for _, off := range []int{-64, 8, testSize, testSize - MutexSize + 64} {
-		if _, err := NewMutex(seg, off); !errors.Is(err, ErrPlacement) {
+		if _, err := NewMutex(context.Background(), seg, off); !errors.Is(err, ErrPlacement) {
 			t.Errorf("NewMutex at %d: %v, want ErrPlacement", off, err)
 		}
-		if _, err := NewSemaphore(seg, off); !errors.Is(err, ErrPlacement) {
+		if _, err := NewSemaphore(context.Background(), seg, off); !errors.Is(err, ErrPlacement) {
 			t.Errorf("NewSemaphore at %d: %v, want ErrPlacement", off, err)
 		}
 	}
@@ -42,7 +42,7 @@ func TestWrongSegmentType(t *testing.T) {
 		t.Fatalf("OpenSemaphore on another type: %v, want shm.ErrTypeMismatch", err)
 	}
 	// Zeros are no Semaphore.
-	if _, err := NewSemaphore(seg, 0); !errors.Is(err, ErrCorrupt) {
+	if _, err := NewSemaphore(context.Background(), seg, 0); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("NewSemaphore on zeros: %v, want ErrCorrupt", err)
 	}
 }
@@ -67,7 +67,7 @@ func TestGarbageWord(t *testing.T) {
 			t.Fatal(err)
 		}
 		binary.LittleEndian.PutUint32(seg.Data()[offWord:], tc.word)
-		m, err := NewMutex(seg, 0)
+		m, err := NewMutex(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,10 +101,10 @@ func TestCorruptRecords(t *testing.T) {
 			}
 			defer seg.Close()
 			tc.mutate(seg.Data())
-			if _, err := NewSemaphore(seg, 0); !errors.Is(err, ErrCorrupt) {
+			if _, err := NewSemaphore(context.Background(), seg, 0); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("NewSemaphore: %v, want ErrCorrupt", err)
 			}
-			if _, err := NewMutex(seg, 0); tc.mutex && !errors.Is(err, ErrCorrupt) {
+			if _, err := NewMutex(context.Background(), seg, 0); tc.mutex && !errors.Is(err, ErrCorrupt) {
 				t.Errorf("NewMutex: %v, want ErrCorrupt", err)
 			}
 		})
@@ -130,7 +130,7 @@ func FuzzRecord(f *testing.F) {
 		}
 		defer shm.Remove(dir + "/seg")
 		defer seg.Close()
-		s, err := NewSemaphore(seg, 0)
+		s, err := NewSemaphore(context.Background(), seg, 0)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("NewSemaphore: %v, want ErrCorrupt", err)

@@ -233,8 +233,8 @@ const (
 // must have no other user in this process: NewMutex and NewBiasedMutex on
 // it fail with ErrInUse afterwards, as NewBiasedMutex does on a record
 // already attached by NewMutex.
-func NewBiasedMutex(seg *shm.Segment, off int) (*BiasedMutex, error) {
-	m, err := newMutex(seg, off, true)
+func NewBiasedMutex(ctx context.Context, seg *shm.Segment, off int) (*BiasedMutex, error) {
+	m, err := newMutex(ctx, seg, off, true)
 	if err != nil {
 		return nil, err
 	}

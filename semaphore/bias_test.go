@@ -57,7 +57,7 @@ func needBias(t *testing.T) {
 func newBiased(t *testing.T) (string, *shm.Segment, *BiasedMutex) {
 	t.Helper()
 	name, seg := newTestSegment(t)
-	m, err := NewBiasedMutex(seg, 0)
+	m, err := NewBiasedMutex(context.Background(), seg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,10 @@ func TestBiasedBasics(t *testing.T) {
 	if err := m.Unlock(); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("second Unlock: %v, want ErrNotOwner", err)
 	}
-	if _, err := NewMutex(seg, 0); !errors.Is(err, ErrInUse) {
+	if _, err := NewMutex(context.Background(), seg, 0); !errors.Is(err, ErrInUse) {
 		t.Fatalf("NewMutex on a record with a BiasedMutex: %v, want ErrInUse", err)
 	}
-	if _, err := NewBiasedMutex(seg, 0); !errors.Is(err, ErrInUse) {
+	if _, err := NewBiasedMutex(context.Background(), seg, 0); !errors.Is(err, ErrInUse) {
 		t.Fatalf("second NewBiasedMutex: %v, want ErrInUse", err)
 	}
 	other, err := openTest(tempName(t))
@@ -109,10 +109,10 @@ func TestBiasedBasics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, err := NewMutex(other, 0); err != nil {
+	if _, err := NewMutex(context.Background(), other, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewBiasedMutex(other, 0); !errors.Is(err, ErrInUse) {
+	if _, err := NewBiasedMutex(context.Background(), other, 0); !errors.Is(err, ErrInUse) {
 		t.Fatalf("NewBiasedMutex on a record with a Mutex: %v, want ErrInUse", err)
 	}
 }

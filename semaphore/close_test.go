@@ -43,11 +43,11 @@ func TestUseAfterClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := NewMutex(seg, 0)
+		m, err := NewMutex(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		held, err := NewBiasedMutex(seg, offRecB)
+		held, err := NewBiasedMutex(context.Background(), seg, offRecB)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,14 +73,14 @@ func TestUseAfterClose(t *testing.T) {
 	})
 	t.Run("own Close", func(t *testing.T) {
 		_, seg := newTestSegment(t)
-		m, err := NewMutex(seg, 0)
+		m, err := NewMutex(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m.Close()
 		checkMutex(t, m)
 		closedErr(t, "second Close", m.Close())
-		b, err := NewBiasedMutex(seg, offRecB)
+		b, err := NewBiasedMutex(context.Background(), seg, offRecB)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestUseAfterClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := NewSemaphore(seg, 0)
+		s, err := NewSemaphore(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestAcquireWakerAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSemaphore(seg, 0)
+	s, err := NewSemaphore(context.Background(), seg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

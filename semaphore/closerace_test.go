@@ -31,11 +31,11 @@ func TestCloseRacesCalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := NewMutex(seg, offRecB)
+		m, err := NewMutex(context.Background(), seg, offRecB)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := NewSemaphore(seg, 0)
+		s, err := NewSemaphore(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestDoAcrossClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewMutex(seg, offRecB)
+	m, err := NewMutex(context.Background(), seg, offRecB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestNewMutexRacesClose(t *testing.T) {
 		}
 		got := make(chan *Mutex, 1)
 		go func() {
-			m, err := NewMutex(seg, offRecB)
+			m, err := NewMutex(context.Background(), seg, offRecB)
 			if err != nil && !errors.Is(err, shm.ErrClosed) {
 				t.Errorf("NewMutex: %v", err)
 			}

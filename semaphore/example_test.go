@@ -74,7 +74,7 @@ func ExampleBiasedMutex() {
 	}
 	defer shm.Remove("example.biased")
 	defer seg.Close()
-	m, err := semaphore.NewBiasedMutex(seg, 0)
+	m, err := semaphore.NewBiasedMutex(context.Background(), seg, 0)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func TestNamespaceMutex(t *testing.T) {
 	if w := word(); w != held {
 		t.Fatalf("word %#x after the other namespace's process died, want %#x as its holder left it", w, held)
 	}
-	if _, err := NewMutex(seg, 0); !errors.Is(err, shm.ErrNamespace) {
+	if _, err := NewMutex(context.Background(), seg, 0); !errors.Is(err, shm.ErrNamespace) {
 		t.Fatalf("NewMutex here while another namespace's process holds the lock: %v, want shm.ErrNamespace", err)
 	}
 	h.Kill()
@@ -187,7 +187,7 @@ func TestSlotReuseBetween(t *testing.T) {
 			n := testproc.Start(t, "attach", name, fmt.Sprint(hslot), "mutex")
 			n.Expect(fmt.Sprintf("slot %d 2", hslot))
 			n.Expect("joined")
-			m, err := NewMutex(seg, 0)
+			m, err := NewMutex(context.Background(), seg, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -283,14 +283,14 @@ func TestCloseWhileHeld(t *testing.T) {
 func TestSemaphoreIdentity(t *testing.T) {
 	t.Run("two handles", func(t *testing.T) {
 		_, seg := newTestSegment(t)
-		s1, err := NewSemaphore(seg, 0)
+		s1, err := NewSemaphore(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := s1.Acquire(context.Background(), testPerms); err != nil {
 			t.Fatal(err)
 		}
-		s2, err := NewSemaphore(seg, 0)
+		s2, err := NewSemaphore(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +319,7 @@ func TestSemaphoreIdentity(t *testing.T) {
 		n := testproc.Start(t, "attach", name, fmt.Sprint(hs), "none")
 		n.Expect(fmt.Sprintf("slot %d 2", hs))
 		n.Expect("joined")
-		s, err := NewSemaphore(seg, 0)
+		s, err := NewSemaphore(context.Background(), seg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

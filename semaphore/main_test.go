@@ -166,9 +166,9 @@ func newLocker(seg *shm.Segment, biased bool) (locker, error) { return newLocker
 
 func newLockerAt(seg *shm.Segment, off int, biased bool) (locker, error) {
 	if biased {
-		return NewBiasedMutex(seg, off)
+		return NewBiasedMutex(context.Background(), seg, off)
 	}
-	return NewMutex(seg, off)
+	return NewMutex(context.Background(), seg, off)
 }
 
 // openLocker opens the test segment of the record argument arg and
@@ -252,7 +252,7 @@ func semLoopEntry(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	s, err := NewSemaphore(seg, 0)
+	s, err := NewSemaphore(context.Background(), seg, 0)
 	if err != nil {
 		return fail(err)
 	}
@@ -286,7 +286,7 @@ func semHoldEntry(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	s, err := NewSemaphore(seg, 0)
+	s, err := NewSemaphore(context.Background(), seg, 0)
 	if err != nil {
 		return fail(err)
 	}
@@ -310,7 +310,7 @@ func biasHoldEntry(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	m, err := NewBiasedMutex(seg, off)
+	m, err := NewBiasedMutex(context.Background(), seg, off)
 	if err != nil {
 		return fail(err)
 	}
@@ -391,7 +391,7 @@ func attachEntry(args []string) int {
 			fmt.Println("id", m.Slot(), m.tid)
 		}
 	case "semaphore":
-		_, err = NewSemaphore(seg, off)
+		_, err = NewSemaphore(context.Background(), seg, off)
 	}
 	if err != nil {
 		fmt.Println("error", err)

@@ -97,23 +97,24 @@ func InitMutex(seg *shm.Segment, off int) error {
 // multiple of RecordAlign, MutexSize bytes). The first use of a segment in
 // a process takes its process slot (shm.ErrNoSlot when all are held by
 // live processes, shm.ErrNamespace when processes of another PID namespace
-// use the segment). A record whose words cannot be a Mutex's is refused
+// use the segment); a claim waits for another process's claim in progress
+// until ctx is done. A record whose words cannot be a Mutex's is refused
 // with ErrCorrupt. A record this process uses through a BiasedMutex is
 // refused with ErrInUse.
-func NewMutex(seg *shm.Segment, off int) (*Mutex, error) {
-	m, err := newMutex(seg, off, false)
+func NewMutex(ctx context.Context, seg *shm.Segment, off int) (*Mutex, error) {
+	m, err := newMutex(ctx, seg, off, false)
 	if err != nil {
 		return nil, err
 	}
 	return &Mutex{m: m, seg: seg}, nil
 }
 
-func newMutex(seg *shm.Segment, off int, forBias bool) (*mutex, error) {
+func newMutex(ctx context.Context, seg *shm.Segment, off int, forBias bool) (*mutex, error) {
 	rec, err := checkPlacement(seg, off, MutexSize)
 	if err != nil {
 		return nil, err
 	}
-	a, err := attach(seg)
+	a, err := attach(ctx, seg)
 	if err != nil {
 		return nil, err
 	}

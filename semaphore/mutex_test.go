@@ -31,7 +31,7 @@ func newTestSegment(t *testing.T) (string, *shm.Segment) {
 func newTestMutex(t *testing.T) (string, *shm.Segment, *Mutex) {
 	t.Helper()
 	name, seg := newTestSegment(t)
-	m, err := NewMutex(seg, 0)
+	m, err := NewMutex(context.Background(), seg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestMutexBasics(t *testing.T) {
 	if err := m.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	again, err := NewMutex(seg, 0)
+	again, err := NewMutex(context.Background(), seg, 0)
 	if err != nil || again.m != m.m {
 		t.Fatalf("NewMutex on the same record = %v, %v; want a handle on the same state", again, err)
 	}

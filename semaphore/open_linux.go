@@ -48,11 +48,7 @@ func ownMutex(ctx context.Context, seg *shm.Segment, err error) (*Mutex, error) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ClaimSlot(ctx, seg); err != nil {
-		seg.Close()
-		return nil, err
-	}
-	m, err := NewMutex(seg, 0)
+	m, err := NewMutex(ctx, seg, 0)
 	if err != nil {
 		seg.Close()
 		return nil, err
@@ -101,11 +97,7 @@ func ownSemaphore(ctx context.Context, seg *shm.Segment, err error, n int64) (*S
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ClaimSlot(ctx, seg); err != nil {
-		seg.Close()
-		return nil, err
-	}
-	s, err := NewSemaphore(seg, 0)
+	s, err := NewSemaphore(ctx, seg, 0)
 	if err == nil && n != 0 && s.Capacity() != n {
 		err = fmt.Errorf("%s: %w: it has %d permits, want %d", seg.Path(), ErrCapacityMismatch, s.Capacity(), n)
 		s.Close()

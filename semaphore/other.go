@@ -38,14 +38,18 @@ type Semaphore struct{}
 // BiasedMutex is a Mutex biased to one process (Linux only).
 type BiasedMutex struct{}
 
-func InitMutex(seg *shm.Segment, off int) error                  { return errors.ErrUnsupported }
-func NewMutex(seg *shm.Segment, off int) (*Mutex, error)         { return nil, errors.ErrUnsupported }
-func OpenMutex(ctx context.Context, name string) (*Mutex, error) { return nil, errors.ErrUnsupported }
-func NewBiasedMutex(seg *shm.Segment, off int) (*BiasedMutex, error) {
+func InitMutex(seg *shm.Segment, off int) error { return errors.ErrUnsupported }
+func NewMutex(ctx context.Context, seg *shm.Segment, off int) (*Mutex, error) {
 	return nil, errors.ErrUnsupported
 }
-func InitSemaphore(seg *shm.Segment, off int, n int64) error     { return errors.ErrUnsupported }
-func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) { return nil, errors.ErrUnsupported }
+func OpenMutex(ctx context.Context, name string) (*Mutex, error) { return nil, errors.ErrUnsupported }
+func NewBiasedMutex(ctx context.Context, seg *shm.Segment, off int) (*BiasedMutex, error) {
+	return nil, errors.ErrUnsupported
+}
+func InitSemaphore(seg *shm.Segment, off int, n int64) error { return errors.ErrUnsupported }
+func NewSemaphore(ctx context.Context, seg *shm.Segment, off int) (*Semaphore, error) {
+	return nil, errors.ErrUnsupported
+}
 func OpenSemaphore(ctx context.Context, name string) (*Semaphore, error) {
 	return nil, errors.ErrUnsupported
 }

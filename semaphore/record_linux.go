@@ -135,10 +135,8 @@ var attachments struct {
 
 // ClaimSlot claims this process's slot in seg as NewMutex, NewBiasedMutex
 // and NewSemaphore do (preferring an index this process already runs a
-// robust-list thread for), but waits for another process's claim in
-// progress only until ctx is done. Those constructors wait without a
-// deadline; a caller that has one claims first, and they then find the
-// slot claimed.
+// robust-list thread for), waiting for another process's claim in
+// progress until ctx is done.
 func ClaimSlot(ctx context.Context, seg *shm.Segment) (shm.Slot, error) {
 	return seg.Slot(ctx, slotsWithLists()...)
 }
@@ -147,12 +145,12 @@ func ClaimSlot(ctx context.Context, seg *shm.Segment) (shm.Slot, error) {
 // it holds the process's slot (preferring an index this process already
 // has a robust thread for) and arranges for the nodes to be unlinked when
 // the segment's mapping goes.
-func attach(seg *shm.Segment) (*attachment, error) {
+func attach(ctx context.Context, seg *shm.Segment) (*attachment, error) {
 	// The slot first: on a closed handle it fails, before the mapping
 	// (which may be gone) is looked at. And before attachments.mu: a
 	// claim may wait for another process's claim in progress, which must
 	// not hold up this process's attaches of other segments.
-	slot, err := ClaimSlot(context.Background(), seg)
+	slot, err := ClaimSlot(ctx, seg)
 	if err != nil {
 		return nil, err
 	}

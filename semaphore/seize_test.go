@@ -81,7 +81,7 @@ func joinInSlot(t *testing.T, name string, seg interface{ Data() []byte }, ss in
 // unlocks it (after Consistent); it returns what the lock call said.
 func lockGuarded(t *testing.T, seg *shm.Segment) error {
 	t.Helper()
-	m, err := NewMutex(seg, 0)
+	m, err := NewMutex(context.Background(), seg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

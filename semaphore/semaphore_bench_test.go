@@ -54,9 +54,9 @@ func contendEntry(args []string) int {
 	}
 	switch args[1] {
 	case "shm-mutex":
-		m, err = NewMutex(seg, 0)
+		m, err = NewMutex(context.Background(), seg, 0)
 	case "shm-biased":
-		m, err = NewBiasedMutex(seg, 0)
+		m, err = NewBiasedMutex(context.Background(), seg, 0)
 	}
 	if err != nil {
 		return fail(err)
@@ -113,7 +113,7 @@ func BenchmarkMutexUncontended(b *testing.B) {
 	}
 	defer seg.Close()
 	b.Run("backend=shm-mutex", func(b *testing.B) {
-		m, err := NewMutex(seg, 0)
+		m, err := NewMutex(context.Background(), seg, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func BenchmarkMutexUncontended(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer seg.Close()
-		m, err := NewBiasedMutex(seg, 0)
+		m, err := NewBiasedMutex(context.Background(), seg, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -221,7 +221,7 @@ func benchHoldEntry(args []string) int {
 	}
 	switch args[1] {
 	case "shm-mutex":
-		m, err := NewMutex(seg, 0)
+		m, err := NewMutex(context.Background(), seg, 0)
 		if err != nil {
 			return fail(err)
 		}
@@ -254,7 +254,7 @@ func BenchmarkTakeover(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer seg.Close()
-			m, err := NewMutex(seg, 0)
+			m, err := NewMutex(context.Background(), seg, 0)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -84,8 +84,10 @@ func InitSemaphore(seg *shm.Segment, off int, n int64) error {
 
 // NewSemaphore attaches to the Semaphore record at data offset off of seg,
 // written by InitSemaphore. A record that is not one (no permits, counts
-// out of range, reserved bytes set) is refused with ErrCorrupt.
-func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
+// out of range, reserved bytes set) is refused with ErrCorrupt. It claims
+// this process's slot as NewMutex does, and checks the books under the
+// record's lock; both wait until ctx is done.
+func NewSemaphore(ctx context.Context, seg *shm.Segment, off int) (*Semaphore, error) {
 	rec, err := checkPlacement(seg, off, SemaphoreSize)
 	if err != nil {
 		return nil, err
@@ -102,7 +104,7 @@ func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
 			return nil, fmt.Errorf("%s: %w: slot %d holds %d permits of %d", seg.Path(), ErrCorrupt, i, h, capacity)
 		}
 	}
-	mu, err := newMutex(seg, off, false)
+	mu, err := newMutex(ctx, seg, off, false)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func NewSemaphore(seg *shm.Segment, off int) (*Semaphore, error) {
 	// back now the permits of dead holders: among them, the process that
 	// had our slot before us.
 	var books error
-	if err := s.locked(context.Background(), func() {
+	if err := s.locked(ctx, func() {
 		sum := s.avail.Load()
 		for i := range MaxProcs {
 			sum += s.held(i).Load()

@@ -20,7 +20,7 @@ func newTestSemaphore(t *testing.T) (string, *Semaphore) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { seg.Close() })
-	s, err := NewSemaphore(seg, 0)
+	s, err := NewSemaphore(context.Background(), seg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

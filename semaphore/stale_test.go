@@ -3,6 +3,7 @@
 package semaphore
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -93,7 +94,7 @@ func biasReopenEntry(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	b, err := NewBiasedMutex(seg, off)
+	b, err := NewBiasedMutex(context.Background(), seg, off)
 	if err != nil {
 		return fail(err)
 	}
@@ -112,7 +113,7 @@ func biasReopenEntry(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	m, err := NewMutex(seg, off)
+	m, err := NewMutex(context.Background(), seg, off)
 	if err != nil {
 		return fail(err)
 	}

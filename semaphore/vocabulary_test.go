@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
 )
 
 // TestOpenVocabulary (issue 17): Open* must find the segment, Create*
@@ -66,8 +67,8 @@ func TestOpenVocabulary(t *testing.T) {
 }
 
 // TestAttachNotHeldUpByAClaim: a NewMutex that waits for another
-// process's slot claim in progress on one segment (it has no ctx: it
-// waits until the claimer is gone) does not hold up this process's
+// process's slot claim in progress on one segment (here without a
+// deadline: until the claimer is gone) does not hold up this process's
 // attaches of other segments. Before, it waited holding the process-wide
 // attachments lock, and every NewMutex, OpenMutex and Counter open of any
 // segment waited with it.
@@ -82,7 +83,7 @@ func TestAttachNotHeldUpByAClaim(t *testing.T) {
 	claimer.Expect("claiming")
 	stuck := make(chan error, 1)
 	go func() {
-		m, err := NewMutex(seg, 0) // waits for the claimer
+		m, err := NewMutex(context.Background(), seg, 0) // waits for the claimer
 		if err == nil {
 			m.Close()
 		}
@@ -118,4 +119,49 @@ func TestAttachNotHeldUpByAClaim(t *testing.T) {
 		t.Fatalf("the waiting NewMutex, once the claimer died: %v", err)
 	}
 	seg.Close()
+}
+
+// TestNewHonoursCtxDuringClaim: NewMutex, NewBiasedMutex and NewSemaphore
+// wait for another process's slot claim in progress (a claimer stopped
+// mid-claim) only until their ctx ends, and succeed once it is gone.
+// Before they took no ctx and waited for ever.
+func TestNewHonoursCtxDuringClaim(t *testing.T) {
+	x := tempName(t)
+	seg, err := shm.Create(x, SemaphoreSize, testTag, func(s *shm.Segment) error { return InitSemaphore(s, 0, 2) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	claimer := testproc.Start(t, "hold-claim", seg.Path())
+	claimer.Expect("claiming")
+	news := map[string]func(context.Context) error{
+		"NewMutex": func(ctx context.Context) error {
+			m, err := NewMutex(ctx, seg, 0)
+			if err == nil {
+				m.Close()
+			}
+			return err
+		},
+		"NewBiasedMutex": func(ctx context.Context) error {
+			_, err := NewBiasedMutex(ctx, seg, 0)
+			return err
+		},
+		"NewSemaphore": func(ctx context.Context) error {
+			_, err := NewSemaphore(ctx, seg, 0)
+			return err
+		},
+	}
+	for name, f := range news {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := f(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s while another process claims a slot, short deadline: %v", name, err)
+		}
+	}
+	claimer.Kill()
+	claimer.Wait()
+	if err := news["NewSemaphore"](context.Background()); err != nil {
+		t.Errorf("NewSemaphore once the claimer died: %v", err)
+	}
 }

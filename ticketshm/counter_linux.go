@@ -289,14 +289,13 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	if err != nil {
 		return nil, err
 	}
-	// The slot first, honouring ctx: NewBiasedMutex would wait for a
-	// claim in progress (another process stopped mid-claim) for ever.
+	// The slot first: its index is the counter's id in the ledger.
 	id, err := semaphore.ClaimSlot(ctx, seg)
 	if err != nil {
 		return nil, err
 	}
 	c.id = id
-	mu, err := semaphore.NewBiasedMutex(seg, 0)
+	mu, err := semaphore.NewBiasedMutex(ctx, seg, 0)
 	if err != nil {
 		return nil, err
 	}

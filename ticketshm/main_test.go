@@ -318,7 +318,7 @@ func holdCounterEntry(args []string) int {
 	seg, err := shm.Open(args[0], ticketshm.Tag)
 	if err == nil {
 		var m *semaphore.Mutex
-		if m, err = semaphore.NewMutex(seg, 0); err == nil {
+		if m, err = semaphore.NewMutex(context.Background(), seg, 0); err == nil {
 			err = m.Lock()
 		}
 	}

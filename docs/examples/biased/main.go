@@ -38,7 +38,7 @@ func init() {
 		if err != nil {
 			return err
 		}
-		m, err := semaphore.NewBiasedMutex(seg, 0)
+		m, err := semaphore.NewBiasedMutex(context.Background(), seg, 0)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func run() error {
 	defer shm.Remove(name)
 	defer seg.Close()
 	fmt.Println("lock: /dev/shm/shmkit." + name + ", removed at the end")
-	m, err := semaphore.NewMutex(seg, 0)
+	m, err := semaphore.NewMutex(context.Background(), seg, 0)
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ func init() {
 				return err
 			}
 		} else {
-			m, err := semaphore.NewMutex(seg, offMutex)
+			m, err := semaphore.NewMutex(context.Background(), seg, offMutex)
 			if err != nil {
 				return err
 			}
@@ -151,7 +151,7 @@ func run() error {
 
 	// 3. The cure: a robust Mutex is freed by the kernel when its
 	// holder dies, and the next holder is told to repair.
-	m, err := semaphore.NewMutex(seg, offMutex)
+	m, err := semaphore.NewMutex(context.Background(), seg, offMutex)
 	if err != nil {
 		return err
 	}
