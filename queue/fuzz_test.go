@@ -6,11 +6,10 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"testing"
 	"unsafe"
 
-	"github.com/shmkit/shmkit/shm"
+	"github.com/shmkit/shmkit/internal/shmtest"
 )
 
 // FuzzOpen: any bytes in a queue's words (shape, head, tail, cells) give
@@ -30,27 +29,12 @@ func FuzzOpen(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := dir + "/q"
-		seg, err := shm.Create(path, size(capacity, maxSize), Tag, func(s *shm.Segment) error {
-			copy(s.Data(), b)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer shm.Remove(path)
-		seg.Close()
-		before, _ := os.ReadFile(path)
-		look, err := shm.OpenPrivate(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		look, unchanged := shmtest.Look(t, path, size(capacity, maxSize), Tag, b)
 		if _, err := Inspect(look); err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("Inspect: %v", err)
 		}
 		look.Close()
-		if after, _ := os.ReadFile(path); string(before) != string(after) {
-			t.Fatal("Inspect changed the file")
-		}
+		unchanged()
 		q, err := Open(context.Background(), path)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {

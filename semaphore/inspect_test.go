@@ -3,12 +3,9 @@
 package semaphore
 
 import (
-	"bytes"
-	"context"
-	"os"
 	"testing"
 
-	"github.com/shmkit/shmkit/shm"
+	"github.com/shmkit/shmkit/internal/shmtest"
 )
 
 // FuzzInspect: any bytes in a Semaphore record (whose first part is a
@@ -25,22 +22,7 @@ func FuzzInspect(f *testing.F) {
 	f.Add(valid)
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		path := dir + "/seg"
-		seg, err := shm.OpenOrCreate(context.Background(), path, SemaphoreSize, testTag, func(s *shm.Segment) error {
-			copy(s.Data(), b)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer shm.Remove(path)
-		seg.Close()
-		before, _ := os.ReadFile(path)
-		look, err := shm.OpenPrivate(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer look.Close()
+		look, unchanged := shmtest.Look(t, dir+"/seg", SemaphoreSize, testTag, b)
 		m, err := InspectMutex(look, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -60,8 +42,6 @@ func FuzzInspect(f *testing.F) {
 		if _, err := InspectMutex(look, 1); err == nil {
 			t.Fatal("a misplaced record: no error")
 		}
-		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
-			t.Fatal("a look changed the file")
-		}
+		unchanged()
 	})
 }
