@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/shmkit/shmkit/internal/human"
 )
 
 // TestFigures: every figure a lesson (docs/NN-*.md, docs/README.md, the
@@ -221,22 +223,9 @@ func (e *evidence) addRaw(x float64) {
 	e.add(strconv.FormatFloat(x, 'f', -1, 64), "")
 	e.add(fmt.Sprintf("%.1f", x), "")
 	e.add(fmt.Sprintf("%.2f", x), "")
-	if n, u := human(x); u != "" {
+	if n, u := human.Split(x); u != "" {
 		e.add(n, u)
 	}
-}
-
-// human is cmd/bench's short form: three significant digits and k/M/G.
-func human(x float64) (string, string) {
-	switch {
-	case x >= 1e9:
-		return fmt.Sprintf("%.3g", x/1e9), "G"
-	case x >= 1e6:
-		return fmt.Sprintf("%.3g", x/1e6), "M"
-	case x >= 1e3:
-		return fmt.Sprintf("%.3g", x/1e3), "k"
-	}
-	return fmt.Sprintf("%.3g", x), ""
 }
 
 func (e *evidence) has(f fig) bool {
@@ -245,7 +234,7 @@ func (e *evidence) has(f fig) bool {
 		return e.bare[f.number]
 	case "/s": // a rate in full: 112 000 tickets/s is the bench's 112k
 		x, _ := strconv.ParseFloat(f.number, 64)
-		n, u := human(x)
+		n, u := human.Split(x)
 		return e.bare[f.number] || e.withUnit[n+" "+u]
 	}
 	return e.withUnit[f.number+" "+f.unit]

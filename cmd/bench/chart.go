@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/shmkit/shmkit/internal/human"
 )
 
 // The chart is SVG written by hand, not drawn with a plotting library:
@@ -112,7 +114,7 @@ func chart(rs []Result) ([]byte, error) {
 	for e := ylo; e <= yhi; e++ {
 		yy := y(math.Pow(10, e))
 		f(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`, left, yy, right, yy)
-		f(`<text x="%.1f" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, left-6, yy, human(math.Pow(10, e)))
+		f(`<text x="%.1f" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, left-6, yy, human.String(math.Pow(10, e)))
 	}
 	f(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="black"/>`, left, top, right-left, bottom-top)
 	f(`<text x="%.1f" y="%d" text-anchor="middle">buyer processes</text>`, (left+right)/2, chartHeight-10)

@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/gaphist"
+	"github.com/shmkit/shmkit/internal/human"
 	"github.com/shmkit/shmkit/semaphore"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -267,7 +268,7 @@ func printGaps(w io.Writer, rs []GapResult) {
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%.0fns\t\n",
 			r.Backend, r.Procs, dur(float64(r.GapP50ns)), dur(float64(r.GapP99ns)), dur(float64(r.GapP999ns)), dur(float64(r.GapMaxns)),
-			dur(r.MeanWaitUs*1e3), dur(r.TimeP99us*1e3), 100*r.ShareOver100us, human(r.OpsPerSec), human(r.TimedOpsPerSec), r.ClockNs)
+			dur(r.MeanWaitUs*1e3), dur(r.TimeP99us*1e3), 100*r.ShareOver100us, human.String(r.OpsPerSec), human.String(r.TimedOpsPerSec), r.ClockNs)
 	}
 	tw.Flush()
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/human"
 	"github.com/shmkit/shmkit/internal/redistest"
 )
 
@@ -314,26 +315,13 @@ func printTable(w io.Writer, rs []Result) {
 			broken = append(broken, fmt.Sprintf("%d procs: %s", r.Procs, file))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%.2f\t%.2f\t\n",
-			r.Backend, r.Procs, r.Tickets, human(r.OpsPerSec), speed, r.Oversold, r.Lost, torn, r.MinShare, r.MaxShare)
+			r.Backend, r.Procs, r.Tickets, human.String(r.OpsPerSec), speed, r.Oversold, r.Lost, torn, r.MinShare, r.MaxShare)
 	}
 	tw.Flush()
 	if len(broken) > 0 {
 		fmt.Fprintf(w, "* the unlocked writers tore the db file for good (%s): buyers stopped, as Python's json.load would have raised\n",
 			strings.Join(broken, "; "))
 	}
-}
-
-// human prints a rate with three significant digits and a k/M/G suffix.
-func human(x float64) string {
-	switch {
-	case x >= 1e9:
-		return fmt.Sprintf("%.3gG", x/1e9)
-	case x >= 1e6:
-		return fmt.Sprintf("%.3gM", x/1e6)
-	case x >= 1e3:
-		return fmt.Sprintf("%.3gk", x/1e3)
-	}
-	return fmt.Sprintf("%.3g", x)
 }
 
 // checkWritable makes dir if needed and proves a file can be created in
