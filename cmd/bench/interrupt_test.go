@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -191,10 +192,11 @@ func TestChartAnyData(t *testing.T) {
 		"a power of ten":  {{Backend: "a", Procs: 2, OpsPerSec: 1000}, {Backend: "b", Procs: 2, OpsPerSec: 1000}},
 		"a zero rate":     {{Backend: "a", Procs: 1, OpsPerSec: 0}, {Backend: "a", Procs: 2, OpsPerSec: 5e5}},
 		"procs 1 and 128": {{Backend: "a", Procs: 1, OpsPerSec: 3}, {Backend: "a", Procs: 128, OpsPerSec: 4e9}},
+		"NaN and Inf":     {{Backend: "a", Procs: 1, OpsPerSec: math.NaN()}, {Backend: "a", Procs: 2, OpsPerSec: math.Inf(1)}, {Backend: "a", Procs: 4, OpsPerSec: 5e5}},
 	} {
 		svg, err := chart(rs)
-		if err != nil || !strings.Contains(string(svg), "<svg") {
-			t.Errorf("%s: %v", name, err)
+		if err != nil || !strings.Contains(string(svg), "<svg") || strings.Contains(string(svg), "NaN") || strings.Contains(string(svg), "Inf") {
+			t.Errorf("%s: %v\n%.300s", name, err, svg)
 		}
 	}
 	dir := t.TempDir()
