@@ -79,6 +79,28 @@
 // (glibc's robust process-shared pthread mutex around a counter, the loop
 // in C) and c-cas (a C compare-and-swap loop: no lock at all, the ceiling).
 //
+// # Profile
+//
+// A buyer's loop calls Buy through the ticketshm.Store interface, once per
+// ticket. A dynamic call cannot be inlined, and at 4 to 6 ns a buy the call
+// and its result are a quarter of the cost; the C backends' loops are one
+// function that gcc optimizes whole. default.pgo, a CPU profile of the
+// buyers, producers and consumers, is what `go build` and `go run` use by
+// default (-pgo=auto) to devirtualize that call and inline the hot Buy into
+// the loop, as any Go program built with a profile of its own hot path
+// would. `-pgo=off` builds the plain binary. Made on the machine of
+// docs/runs with:
+//
+//	rm -rf /tmp/p && mkdir /tmp/p
+//	go build -pgo=off -o /tmp/bench ./cmd/bench
+//	SHMKIT_BENCH_CPUPROFILE=/tmp/p /tmp/bench -backends shm-mutex,shm-lockfree -procs 1,2,4
+//	SHMKIT_BENCH_CPUPROFILE=/tmp/p /tmp/bench queue -backends shm-queue
+//	go tool pprof -proto /tmp/p/*.pprof > cmd/bench/default.pgo
+//
+// (A child that used less than 20 ms of CPU writes no profile: merged,
+// one without samples makes a file go build refuses.) TestProfileInlinesTheBuy
+// fails when the profile no longer reaches the loop.
+//
 // # JSON
 //
 // A throughput object has at least backend, procs, tickets, seconds,

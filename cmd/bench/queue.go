@@ -25,8 +25,8 @@ import (
 )
 
 func init() {
-	process.Register("q-producer", qProducerEntry)
-	process.Register("q-consumer", qConsumerEntry)
+	process.Register("q-producer", profiled("producer", qProducerEntry))
+	process.Register("q-consumer", profiled("consumer", qConsumerEntry))
 	process.Register("q-echo", qEchoEntry)
 }
 

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	process.Register("buyer", buyerEntry)
+	process.Register("buyer", profiled("buyer", buyerEntry))
 }
 
 // buyerEntry: args kind, store, control, index, tickets [, gaps]. It
