@@ -75,28 +75,28 @@ var derived = []ratio{
 	{"docs/01-processes.md", "14 times", "49994 µs", "3687 µs"},
 	{"docs/01-processes.md", "16 times", "46691 µs", "3006 µs"},
 	// the README's summary of lesson 10's run (runs/bench-chart.txt)
-	{"README.md", "1.6×", "179M", "113M"},  // shm-mutex / c-robust, 1 process
-	{"README.md", "3.2×", "96M", "30.1M"},  // 8 processes (the lowest)
-	{"README.md", "4.0×", "101M", "25.2M"}, // 4 processes (the highest)
-	{"README.md", "0.63×", "241M", "384M"}, // shm-lockfree / c-cas, 1 process
-	{"README.md", "0.91×", "157M", "172M"}, // 4 processes (the lowest)
-	{"README.md", "1.2×", "159M", "136M"},  // 2 processes (the highest)
+	{"README.md", "2.1×", "219M", "102M"},  // shm-mutex / c-robust, 1 process
+	{"README.md", "4.3×", "117M", "27.1M"}, // 2 processes (the lowest)
+	{"README.md", "6.1×", "151M", "24.7M"}, // 4 processes (the highest)
+	{"README.md", "0.97×", "372M", "382M"}, // shm-lockfree / c-cas, 1 process
+	{"README.md", "0.72×", "125M", "173M"}, // 4 processes (the lowest)
+	{"README.md", "1.7×", "212M", "122M"},  // 2 processes (the highest)
 	// lesson 10's table, the first run of runs/bench-chart.txt
-	{"docs/10-measuring.md", "1.6×", "179M", "113M"},  // shm-mutex / c-robust, 1 process
-	{"docs/10-measuring.md", "3.8×", "108M", "28.3M"}, // 2 processes
-	{"docs/10-measuring.md", "4.0×", "101M", "25.2M"}, // 4
-	{"docs/10-measuring.md", "3.2×", "96M", "30.1M"},  // 8
-	{"docs/10-measuring.md", "0.63×", "241M", "384M"}, // shm-lockfree / c-cas, 1 process
-	{"docs/10-measuring.md", "1.2×", "159M", "136M"},  // 2
-	{"docs/10-measuring.md", "0.91×", "157M", "172M"}, // 4
-	{"docs/10-measuring.md", "1.1×", "169M", "147M"},  // 8
-	{"docs/10-measuring.md", "0.57×", "96M", "169M"},  // shm-mutex / shm-lockfree, 8 processes
-	{"docs/10-measuring.md", "0.74×", "179M", "241M"}, // 1
+	{"docs/10-measuring.md", "2.1×", "219M", "102M"},  // shm-mutex / c-robust, 1 process
+	{"docs/10-measuring.md", "4.3×", "117M", "27.1M"}, // 2 processes
+	{"docs/10-measuring.md", "6.1×", "151M", "24.7M"}, // 4
+	{"docs/10-measuring.md", "4.8×", "123M", "25.7M"}, // 8
+	{"docs/10-measuring.md", "0.97×", "372M", "382M"}, // shm-lockfree / c-cas, 1 process
+	{"docs/10-measuring.md", "1.7×", "212M", "122M"},  // 2
+	{"docs/10-measuring.md", "0.72×", "125M", "173M"}, // 4
+	{"docs/10-measuring.md", "0.84×", "127M", "152M"}, // 8
+	{"docs/10-measuring.md", "0.55×", "117M", "212M"}, // shm-mutex / shm-lockfree, 2 processes
+	{"docs/10-measuring.md", "1.21×", "151M", "125M"}, // 4
 	// lesson 11's table: shm-mutex / redis, the same run
-	{"docs/11-redis.md", "13 900×", "179M", "12.9k"},
-	{"docs/11-redis.md", "3 740×", "108M", "28.9k"},
-	{"docs/11-redis.md", "2 870×", "101M", "35.2k"},
-	{"docs/11-redis.md", "2 460×", "96M", "39.1k"},
+	{"docs/11-redis.md", "18 300×", "219M", "12k"},
+	{"docs/11-redis.md", "4 160×", "117M", "28.1k"},
+	{"docs/11-redis.md", "4 090×", "151M", "36.9k"},
+	{"docs/11-redis.md", "3 160×", "123M", "38.9k"},
 	// lesson 12: runs/queue-bench.txt, msgs/s of the same run, or of the
 	// Python run and the bench queue run just before it
 	{"docs/12-queue.md", "4.0 times", "5561869", "1395327"},   // shm-queue / pipe, 1x1, first run

@@ -83,8 +83,10 @@
 //
 // A buyer's loop calls Buy through the ticketshm.Store interface, once per
 // ticket. A dynamic call cannot be inlined, and at 4 to 6 ns a buy the call
-// and its result are a quarter of the cost; the C backends' loops are one
-// function that gcc optimizes whole. default.pgo, a CPU profile of the
+// and its result are a quarter to a third of the cost (the last lines of
+// docs/runs/bench-chart.txt: shm-lockfree alone 245M and 251M tickets/s
+// without the profile, 367M and 373M with it); the C backends' loops are
+// one function that gcc optimizes whole. default.pgo, a CPU profile of the
 // buyers, producers and consumers, is what `go build` and `go run` use by
 // default (-pgo=auto) to devirtualize that call and inline the hot Buy into
 // the loop, as any Go program built with a profile of its own hot path
