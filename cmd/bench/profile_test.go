@@ -34,3 +34,29 @@ func TestProfileInlinesTheBuy(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileEnv: with SHMKIT_BENCH_CPUPROFILE set, a buyer that sold for
+// a while leaves a CPU profile (gzip, as runtime/pprof writes it), and
+// one that sold a few tickets leaves none.
+func TestProfileEnv(t *testing.T) {
+	for _, c := range []struct {
+		tickets string
+		want    bool
+	}{{"1000", false}, {"10000000", true}} {
+		dir := t.TempDir()
+		t.Setenv(profileEnv, dir)
+		if _, _, err := runArgs(t, "-json", "-backends", "shm-lockfree", "-procs", "1", "-rounds", "1", "-tickets", c.tickets); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "buyer-*.pprof"))
+		if got := len(files) > 0; got != c.want {
+			t.Fatalf("%s tickets: profiles %v, want some: %v", c.tickets, files, c.want)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+				t.Errorf("%s: not a gzipped profile (%d bytes, %v)", f, len(b), err)
+			}
+		}
+	}
+}
