@@ -27,8 +27,12 @@ const (
 )
 
 func open() (*shm.Segment, error) {
-	return shm.OpenOrCreate(context.Background(), name, size, tag, nil)
+	return shm.Open(name, tag)
 }
+
+// errParentGone: this child's parent died, so the name it opened may be
+// the next run's; it leaves it alone.
+var errParentGone = errors.New("the parent is gone: the name may be another run's now")
 
 func init() {
 	// owner: lock and unlock a million times through a BiasedMutex, then
@@ -37,6 +41,12 @@ func init() {
 		seg, err := open()
 		if err != nil {
 			return err
+		}
+		// Opened by name: a child of an earlier run, killed mid-run, may
+		// get here after the next run made the name anew. Go on only
+		// while the parent that started us lives.
+		if !process.Parent().IsAlive() {
+			return errParentGone
 		}
 		m, err := semaphore.NewBiasedMutex(context.Background(), seg, 0)
 		if err != nil {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -19,6 +20,10 @@ const (
 	tag  = "lesson2.Money/1"
 )
 
+// errParentGone: this child's parent died, so the name it opened may be
+// the next run's; it leaves it alone.
+var errParentGone = errors.New("the parent is gone: the name may be another run's now")
+
 func init() {
 	process.Register("task", func([]string) error {
 		money = 666 // Python's `global money; money = 666`: this process's copy
@@ -27,6 +32,12 @@ func init() {
 		seg, err := shm.Open(name, tag)
 		if err != nil {
 			return err
+		}
+		// Opened by name: a child of an earlier run, killed mid-run, may
+		// get here after the next run made the name anew. Go on only
+		// while the parent that started us lives.
+		if !process.Parent().IsAlive() {
+			return errParentGone
 		}
 		defer seg.Close()
 		shared, err := seg.Int64(0)

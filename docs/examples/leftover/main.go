@@ -18,11 +18,21 @@ import (
 
 const name = "lesson7.tickets"
 
+// errParentGone: this child's parent died, so the name it opened may be
+// the next run's; it leaves it alone.
+var errParentGone = errors.New("the parent is gone: the name may be another run's now")
+
 func init() {
 	process.Register("buyer", func([]string) error {
 		c, err := ticketshm.Open(context.Background(), name)
 		if err != nil {
 			return err
+		}
+		// Opened by name: a child of an earlier run, killed mid-run, may
+		// get here after the next run made the name anew. Go on only
+		// while the parent that started us lives.
+		if !process.Parent().IsAlive() {
+			return errParentGone
 		}
 		for range 10 {
 			if _, err := c.Buy(context.Background()); err != nil {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -47,6 +48,10 @@ func (l plainLock) Lock(ctx context.Context) error {
 
 func (l plainLock) Unlock() { l.word.Store(0) }
 
+// errParentGone: this child's parent died, so the name it opened may be
+// the next run's; it leaves it alone.
+var errParentGone = errors.New("the parent is gone: the name may be another run's now")
+
 // openLock opens the segment by its name and the lock in it: the Go form
 // of the notes' args=(lock,). Python pickles the lock's handle for the
 // child; a Go child is a new program and finds the lock by name.
@@ -54,6 +59,13 @@ func openLock() (*shm.Segment, plainLock, error) {
 	seg, err := shm.Open(name, tag)
 	if err != nil {
 		return nil, plainLock{}, err
+	}
+	// Opened by name: a child of an earlier run, killed mid-run, may get
+	// here after the next run made the name anew. Go on only while the
+	// parent that started us lives.
+	if !process.Parent().IsAlive() {
+		seg.Close()
+		return nil, plainLock{}, errParentGone
 	}
 	word, err := seg.Uint32(0)
 	return seg, plainLock{word}, err

@@ -35,6 +35,10 @@ func orphanCtx() context.Context {
 	return ctx
 }
 
+// errParentGone: this child's parent died, so the name it opened may be
+// the next run's; it leaves it alone.
+var errParentGone = errors.New("the parent is gone: the name may be another run's now")
+
 func init() {
 	// chef NAME N: makes N buns.
 	process.Register("chef", func(args []string) error {
@@ -42,6 +46,12 @@ func init() {
 		q, err := queue.Open(ctx, buns)
 		if err != nil {
 			return err
+		}
+		// Opened by name: a child of an earlier run, killed mid-run, may
+		// get here after the next run made the name anew. Go on only
+		// while the parent that started us lives.
+		if !process.Parent().IsAlive() {
+			return errParentGone
 		}
 		defer q.Close()
 		n, _ := strconv.Atoi(args[1])
@@ -65,6 +75,10 @@ func init() {
 			return err
 		}
 		defer report.Close()
+		// Both opened by name: see the chef.
+		if !process.Parent().IsAlive() {
+			return errParentGone
+		}
 		for {
 			// RecvFunc: the bun leaves the queue only when the
 			// function returns nil. Killed inside it, the eater

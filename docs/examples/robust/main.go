@@ -20,11 +20,21 @@ import (
 
 const name = "lesson8.lock"
 
+// errParentGone: this child's parent died, so the name it opened may be
+// the next run's; it leaves it alone.
+var errParentGone = errors.New("the parent is gone: the name may be another run's now")
+
 func init() {
 	process.Register("owner", func([]string) error {
 		m, err := semaphore.OpenMutex(context.Background(), name)
 		if err != nil {
 			return err
+		}
+		// Opened by name: a child of an earlier run, killed mid-run, may
+		// get here after the next run made the name anew. Go on only
+		// while the parent that started us lives.
+		if !process.Parent().IsAlive() {
+			return errParentGone
 		}
 		if err := m.Lock(); err != nil {
 			return err

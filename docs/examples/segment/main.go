@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"strconv"
 
 	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/shm"
@@ -19,16 +21,30 @@ const (
 	junk = "/dev/shm/shmkit.lesson7.junk"
 )
 
+// The data: visits at offset 0, the run's token at 8.
+const offVisits, offToken = 0, 8
+
 func init() {
-	process.Register("visitor", func([]string) error {
+	process.Register("visitor", func(args []string) error {
 		seg, err := shm.Open(name, tag)
 		if err != nil {
 			return err
 		}
 		defer seg.Close()
-		visits, err := seg.Int64(0)
+		visits, err := seg.Int64(offVisits)
 		if err != nil {
 			return err
+		}
+		token, err := seg.Uint64(offToken)
+		if err != nil {
+			return err
+		}
+		// A name is not a segment: a visitor of a run killed before
+		// this one may open the name after the next run made it anew,
+		// and would count its visits there. Only the run that started
+		// us has our token.
+		if want, _ := strconv.ParseUint(args[0], 10, 64); token.Load() != want {
+			return fmt.Errorf("/dev/shm/shmkit.%s is another run's segment: not counting", name)
 		}
 		for range 1000 {
 			visits.Add(1)
@@ -54,10 +70,12 @@ func run() error {
 	defer shm.Remove(name) // the file goes now; our mapping stays until Close
 	defer seg.Close()
 	fmt.Println("segment: /dev/shm/shmkit." + name + ", removed at the end")
+	token, _ := seg.Uint64(offToken)
+	token.Store(rand.Uint64())
 
 	var ps []*process.Process
 	for range 4 {
-		p := &process.Process{Entry: "visitor"}
+		p := &process.Process{Entry: "visitor", Args: []string{strconv.FormatUint(token.Load(), 10)}}
 		if err := p.Start(); err != nil {
 			return err
 		}
@@ -68,7 +86,7 @@ func run() error {
 			return err
 		}
 	}
-	visits, _ := seg.Int64(0)
+	visits, _ := seg.Int64(offVisits)
 	fmt.Println("4 processes x 1000 atomic adds:", visits.Load())
 
 	info, err := shm.Stat(name)
