@@ -581,7 +581,7 @@ var stepHook func(step string)
 // waiter has waited for waited ns. It revokes the bias when the holder is
 // idle or dead or has had its turn, and otherwise waits out the turn. It
 // reports whether it took the lock.
-func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64) (bool, error) {
+func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64, slept bool) (bool, error) {
 	h, r := biasHolder(b), biasRevoker(b)
 	owner := v & tidMask
 	os := m.ownerSlot(owner)
@@ -589,7 +589,7 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 		// The word's owner is dead: the holder, killed before its
 		// robust thread's exit could mark the word (or a revoker or
 		// taker after it), or garbage. Take it over; settle judges.
-		return m.take(v, false)
+		return m.take(v, slept)
 	}
 	switch t := turnNs(); {
 	case biasVerdict(b) != 0, os != h:
@@ -607,7 +607,7 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 		// A busy holder's turn: wait it out, off the lock's lines.
 		return false, waitUntil(ctx, monoNow()+t-waited)
 	default:
-		return m.revoke(ctx, v, b, true)
+		return m.revoke(ctx, v, b, true, slept)
 	}
 	switch {
 	case waited < int64(time.Millisecond):
@@ -663,14 +663,17 @@ const hotLoads = 64
 // (TryLock) it gives up if the holder is inside its critical section. It
 // reports whether it took the lock; the error is ErrOwnerDead if a verdict
 // said so meanwhile, ctx's if ctx ended while waiting for the holder to
-// leave.
+// leave. A revoker that slept on the futex in this lock call (slept) takes
+// the word with the waiters bit, as take does: a wake of one sleeper may
+// have left others asleep on the word, and only the bit makes our Unlock
+// wake the next one (TestNoLostWakeup's four processes).
 //
 // The word is taken by seizing it (mutex.seize) and checking that our
 // claim still stands: the claim protects the bias word, not the futex
 // word, whose value comes back (the holder closes and reopens with the
 // same thread id, or dies and a new process gets it, and locks), and a
 // revoker stopped before its CAS must not take that later lock.
-func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bool, error) {
+func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bool) (bool, error) {
 	h := biasHolder(b)
 	claim := nextBias(b, h, m.a.slot.Index, 0)
 	if !m.bias.CompareAndSwap(b, claim) {
@@ -745,7 +748,11 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block bool) (bo
 			giveUp()
 			return false, nil
 		}
-		if m.seize(v, valid, m.tid) {
+		to := m.tid
+		if slept {
+			to |= waitersBit
+		}
+		if m.seize(v, valid, to) {
 			break
 		}
 		if !stands() {

@@ -394,7 +394,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		if b := m.bias.Load(); biasHolder(b) >= 0 && owner != handedOff {
 			// Biased: the holder never unlocks the word, so no
 			// hand-off and no sleeping on it; revoke instead.
-			took, err := m.biasedWait(ctx, b, v, now-first)
+			took, err := m.biasedWait(ctx, b, v, now-first, slept)
 			if took {
 				if asked != 0 && !m.handoff.CompareAndSwap(m.me, 0) {
 					m.handoff.CompareAndSwap(m.me|grantedBit, 0)
@@ -818,7 +818,7 @@ func (m *mutex) TryLock() (bool, error) {
 			raceAcquire(m)
 			return true, err
 		}
-		took, err := m.revoke(context.Background(), v, b, false)
+		took, err := m.revoke(context.Background(), v, b, false, false)
 		if took {
 			raceAcquire(m)
 		}
