@@ -465,10 +465,19 @@ func (h *BiasedMutex) unlockSlow() error {
 			if biasHolder(b) < 0 && m.bias.CompareAndSwap(b, nb) {
 				raceRelease(m)
 				h.want, h.biased, h.biasedAt = nb, true, monoNow()
-				if m.word.Load() != m.tid {
+				if v := m.word.Load(); v != m.tid {
 					// A waiter set the waiters bit and may have gone
 					// to sleep on the word before it saw the bias:
-					// wake it to see it (Dekker: see lockSlow).
+					// wake it to see it (Dekker: see lockSlow). A
+					// wake alone misses a waiter about to sleep,
+					// between its look at the bias word and its
+					// futex wait, on a word that biasing leaves as
+					// it was: so the word changes first (the bit,
+					// which a biased lock does not need, goes), and
+					// that waiter's wait returns at once.
+					if v&^waitersBit == m.tid {
+						m.word.CompareAndSwap(v, m.tid)
+					}
 					wake(m.word, math.MaxInt32)
 				}
 				return nil

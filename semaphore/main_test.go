@@ -59,6 +59,7 @@ const (
 	offBad     = offTest + 16 // mutual-exclusion violations seen
 	offInside  = offTest + 24 // semaphore holders right now
 	offMax     = offTest + 32 // most semaphore holders ever seen at once
+	offTurned  = offTest + 40 // take-turns processes that did their rounds
 	testPerms  = 3
 )
 
@@ -451,24 +452,31 @@ func holdUntilEntry(args []string) int {
 	return 0
 }
 
-// takeTurnsEntry: args record, biased|mutex, rounds, hold. Lock, hold the
-// lock for hold (busy, so that the other process's waiter asks for it and
-// then sleeps on the futex), unlock, rounds times; then print
-// "timeouts <n>": the futex sleeps on the word that ended by their slice,
-// not by a wake.
+// takeTurnsEntry: args record, biased|mutex, rounds, hold, procs. Lock,
+// hold the lock for hold (busy, so that the other process's waiter asks
+// for it and then sleeps on the futex), unlock, rounds times, and then on
+// until all procs processes have done their rounds (a sleeper left asleep
+// is then not rescued by another's exit, whose robust list wakes it); then
+// print "timeouts <n>": the futex sleeps on the word that ended by their
+// slice, not by a wake.
 func takeTurnsEntry(args []string) int {
 	// A slice far longer than any wake-up takes, even on a machine
 	// loaded well past its cores (CI runs packages side by side): a
 	// sleep that runs out is a wake-up that never came, not a late one.
 	waitSlice = 5 * time.Second
-	_, m, err := openLocker(args[0], args[1] == "biased")
+	seg, m, err := openLocker(args[0], args[1] == "biased")
 	if err != nil {
 		return fail(err)
 	}
 	rounds, _ := strconv.Atoi(args[2])
 	hold, _ := time.ParseDuration(args[3])
+	procs, _ := strconv.ParseInt(args[4], 10, 64)
+	done := view(seg, offTurned)
 	fmt.Println("running")
-	for range rounds {
+	for i := 0; i < rounds || done.Load() < procs; i++ {
+		if i == rounds {
+			done.Add(1)
+		}
 		if err := m.Lock(); err != nil {
 			return fail(err)
 		}

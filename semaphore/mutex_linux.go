@@ -44,6 +44,10 @@ var (
 	// an owner killed between releasing the word and waking, and a word
 	// owned by a process the kernel never knew (garbage): a waiter that
 	// sees the word unchanged for a slice checks that the owner is alive.
+	// It also ends the sleep of waiters left asleep when the one waiter
+	// an Unlock woke is killed before it takes the word (that Unlock
+	// cleared the waiters bit; nobody is left to wake the rest), as with
+	// any futex lock that wakes one.
 	waitSlice = 10 * time.Millisecond // a variable for the tests only
 )
 

@@ -345,7 +345,7 @@ func TestNoLostWakeup(t *testing.T) {
 			name, _ := newTestSegment(t)
 			var ps []*testproc.Proc
 			for range tc.procs {
-				ps = append(ps, testproc.Start(t, "take-turns", name, tc.how, tc.rounds, tc.hold))
+				ps = append(ps, testproc.Start(t, "take-turns", name, tc.how, tc.rounds, tc.hold, strconv.Itoa(tc.procs)))
 			}
 			for _, p := range ps {
 				if got := p.ExpectPrefix("timeouts "); got != "0" {
