@@ -24,8 +24,12 @@ func parseCount(b []byte) (count, error) {
 	if c, ok := parseFast(b); ok {
 		return c, nil
 	}
-	lead := len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
-	trimmed := bytes.TrimSpace(b)
+	// JSON's whitespace only: bytes.TrimSpace also takes \f, \v and
+	// Unicode spaces, which encoding/json and Python's json.load refuse
+	// around a value (FuzzParseCount found "{\"count\":2}\f" read as 2).
+	const jsonSpace = " \t\r\n"
+	lead := len(b) - len(bytes.TrimLeft(b, jsonSpace))
+	trimmed := bytes.TrimRight(b[lead:], jsonSpace)
 	if len(trimmed) == 0 || !json.Valid(trimmed) {
 		return count{}, fmt.Errorf("%w: %q", ErrTorn, clip(b))
 	}
