@@ -455,7 +455,9 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			v |= waitersBit
 			// Dekker with an unlocker that biases the lock: it stores
 			// the bias word, then looks for this bit. Whichever looks
-			// second sees the other: either it wakes us, or we see the
+			// second sees the other: either it clears the bit and
+			// wakes us (a futex wait on the word with the bit returns
+			// at once, should it come after the wake), or we see the
 			// bias here and do not sleep.
 			if biasHolder(m.bias.Load()) >= 0 {
 				continue
