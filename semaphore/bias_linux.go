@@ -673,9 +673,7 @@ const hotLoads = 64
 // reports whether it took the lock; the error is ErrOwnerDead if a verdict
 // said so meanwhile, ctx's if ctx ended while waiting for the holder to
 // leave. A revoker that slept on the futex in this lock call (slept) takes
-// the word with the waiters bit, as take does: a wake of one sleeper may
-// have left others asleep on the word, and only the bit makes our Unlock
-// wake the next one (TestNoLostWakeup's four processes).
+// the word with the waiters bit, as take does (mutex.takenWord).
 //
 // The word is taken by seizing it (mutex.seize) and checking that our
 // claim still stands: the claim protects the bias word, not the futex
@@ -757,11 +755,7 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 			giveUp()
 			return false, nil
 		}
-		to := m.tid
-		if slept {
-			to |= waitersBit
-		}
-		if m.seize(v, valid, to) {
+		if m.seize(v, valid, m.takenWord(slept)) {
 			break
 		}
 		if !stands() {

@@ -480,15 +480,25 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 // rather than a wake: each is a wake-up that never came (tests).
 var wordTimeouts atomic.Int64
 
+// takenWord is the word a locker leaves when it takes the lock, before
+// the waiters bit of the word it took from: its owner id, and the bit if
+// it slept on the futex in this lock call. An Unlock that frees the word
+// clears the bit and wakes one sleeper; others may still sleep, and only
+// the bit makes the woken one's Unlock wake the next (TestNoLostWakeup's
+// four processes). take and revoke both take with it.
+func (m *mutex) takenWord(slept bool) uint32 {
+	if slept {
+		return m.tid | waitersBit
+	}
+	return m.tid
+}
+
 // take tries to lock m, found as v: free, or left by a dead owner
 // (OWNER_DIED with no owner, or an owner id no live process has). It
 // reports whether it took the lock, and ErrOwnerDead when the protected
 // state needs repair (see settle).
 func (m *mutex) take(v uint32, slept bool) (bool, error) {
-	nv := m.tid | v&waitersBit
-	if slept {
-		nv |= waitersBit // others may still sleep: keep Unlock waking
-	}
+	nv := m.takenWord(slept) | v&waitersBit
 	switch owner := v & tidMask; {
 	case owner == 0, isGarbage(owner):
 		if !m.word.CompareAndSwap(v, nv) {
