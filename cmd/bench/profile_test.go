@@ -60,3 +60,14 @@ func TestProfileEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileEnvBadDir: a profile directory that does not exist fails the
+// sale with an error that names the variable, and leaves no segment (the
+// package's TestMain checks /dev/shm) and no child behind.
+func TestProfileEnvBadDir(t *testing.T) {
+	t.Setenv(profileEnv, filepath.Join(t.TempDir(), "missing"))
+	_, _, err := runArgs(t, "-json", "-backends", "shm-mutex", "-procs", "2", "-rounds", "1", "-tickets", "1000")
+	if err == nil || !strings.Contains(err.Error(), "died before the start") {
+		t.Fatalf("sale with a missing profile directory: %v, want a buyer that died before the start", err)
+	}
+}
