@@ -23,10 +23,9 @@
 //     returned, its message is either wholly in the queue or not at all,
 //     never torn (receivers take only published cells); a cell it had
 //     reserved and not published is dropped by the first receiver that
-//     finds its process dead, or by the next process that claims its
-//     slot. Other producers pass it, and wait for it only once the ring
-//     comes round to its cell again, until a receiver drops it. If Send
-//     returned nil, the
+//     finds no live process saying it writes it. Other producers pass
+//     it, and wait for it only once the ring comes round to its cell
+//     again, until a receiver drops it. If Send returned nil, the
 //     message is in the queue for good.
 //   - A consumer killed in Recv before its copy is done and the cell
 //     freed: the message it was taking stays in the queue and goes to the
@@ -50,16 +49,33 @@
 // The ring is a power-of-two number of cells, each with a 64-bit state
 // word: the position (which lap of the ring: 40 bits), the low 8 bits of
 // the slot generation of the process the state names, the seized bit, a
-// 5-bit retry count, a state (free, writing, published, taking) and that
-// process's slot (+1). The tail and head are positions, only ever
-// moved forward by one with a CAS, by anyone.
+// 5-bit retry count, a state (free, published, taking) and that
+// process's slot (+1). The tail and head are positions, only ever moved
+// forward by one with a CAS, by anyone.
 //
-// Send: at the tail position t, the cell is free(t): CAS it to
-// writing(t, our slot) (the reservation), then move the tail t -> t+1,
-// write the length and bytes, store published(t). A producer that finds
-// the tail's cell reserved, or past t, moves the tail on for its owner,
-// so a producer killed between its CAS and its tail move stalls no one.
-// Full: the cell still holds the last lap's message.
+// Send is Vyukov's bounded queue with an intent: at the tail position t,
+// the cell is free(t). The producer writes t into one of its slot's lanes
+// (its intent: "I reserve, or write, the cell at t"), then reserves the
+// cell by moving the tail t -> t+1 with a CAS, writes the length and
+// bytes, stores published(t), and only then clears its lane. A failed CAS
+// (another producer took t, or the queue was closed) clears the intent
+// and tries again. The only locked instruction a Send makes on a line
+// the other side reads is that CAS, on the producers' tail: the cell's
+// words are plain stores (see Sleeping), so a producer does not wait for
+// a consumer's cache to give the cell's line back.
+//
+// A reserved cell is free(t) with the tail past t. Its producer wrote its
+// intent before its CAS moved the tail, and clears it only after its
+// publish: so a receiver that reads the cell free(t), then the tail past
+// t, then finds no live process whose lane names t, knows that nobody
+// will ever write the cell (its producer died) and drops it: free(t) ->
+// free(t+capacity) by a CAS, which fails if the publish came after all.
+// A lane names no generation; it is its slot's. A lane of a live
+// process that names t (a stale intent of a failed CAS, not yet cleared)
+// makes the receiver wait: a stall while that process is stopped, never
+// a drop. Lanes are per process, 6 of them, one per goroutine in Send at
+// an instant; a seventh goroutine yields until one is free.
+// Full: the cell still holds the last lap's message (or reservation).
 //
 // Recv: at the head position h, the cell is published(h): CAS it to
 // taking(h, our slot, retries+1), copy the message out (or run fn), CAS
@@ -67,16 +83,18 @@
 // The head passing the cell only after the copy is what makes a
 // receiver's death safe: its cell stays at the head, taking, and the next
 // receiver that finds its process dead takes it over, taking(h, dead, n)
-// -> taking(h, us, n+1) in two steps (see Identity), and delivers it. A
-// cell writing(h, dead) is dropped the same way:
-// writing -> free(h+capacity), then the tail moved past h if its dead
-// producer had not, then the head: the head never passes the tail.
+// -> taking(h, us, n+1) in two steps (see Identity), and delivers it.
 //
 // CloseSend sets the tail's top bit with a CAS: the tail never moves
 // again, its position is where receivers find io.EOF, and a producer
-// whose tail move failed on it un-reserves its cell and returns
-// ErrSendClosed. Every cell before that position was reserved before the
-// close, so its message is delivered (or dropped, if its producer died).
+// whose CAS fails on it returns ErrSendClosed, having reserved nothing.
+// Every cell before that position was reserved before the close, so its
+// message is delivered (or dropped, if its producer died). The closer
+// then copies the closed tail to a word on the head's line (closedAt),
+// which receivers that find the head's cell free look at instead of the
+// tail: polling the producers' line would take it from them at every
+// look. A receiver that reads the closed tail itself (its slow path)
+// copies it too, for a closer that died between the two stores.
 //
 // # Identity
 //
@@ -86,9 +104,9 @@
 // generation's process holds the slot (an OFD lock the kernel drops with
 // the process: no PID reuse hole). shm gives every claim of a slot a new
 // generation, and a process that claims slot s first settles every cell
-// naming slot s (its dead predecessors': writing dropped, taking put back
-// as published with the retry count bumped), then writes its generation
-// into area s.
+// naming slot s (its dead predecessors' taking cells, put back as
+// published with the retry count bumped) and clears their lanes, then
+// writes its generation into area s.
 //
 // A takeover is made in two steps, so that a look made long ago cannot
 // take a cell from a live holder whose word has come round to the same
@@ -107,14 +125,25 @@
 //
 // Sleeping: a waiter sets its side's sleepers flag (a locked exchange,
 // ordered before its last look at the cell) and sleeps on the side's
-// futex word; the other side, after its publish or free (ordered before
-// its look at the flag), takes the flag and wakes every sleeper of that
-// side. One wake per round of sleep, however many messages follow; a
-// sleeper killed asleep leaves a flag that the next wake clears.
+// futex word; the other side, after its publish or free, looks at the
+// flag, takes it and wakes every sleeper of that side. One wake per round
+// of sleep, however many messages follow; a sleeper killed asleep leaves
+// a flag that the next wake clears. Both sides need a full barrier
+// between their store and their look (Dekker). A receiver freeing a cell
+// has one (its CAS). A producer's publish on amd64 is a plain store, and
+// the receiver going to sleep makes the barrier for it: membarrier(2)'s
+// MEMBARRIER_CMD_GLOBAL_EXPEDITED, after the flag and before the last
+// look, makes every running thread of every process registered for it
+// (each process that opens a queue registers) pass a full barrier. So
+// either the publish is seen by that look, or the producer's look at the
+// flag comes after its barrier and sees the flag. A process that cannot
+// register publishes with an XCHG; a receiver whose membarrier fails
+// sleeps in 1 ms slices. Spinning waiters, before they sleep, need none
+// of this: they look again and again.
 //
 // # Layout
 //
-// A queue segment has the shm tag "queue.Queue/1" and 8512 + capacity x
+// A queue segment has the shm tag "queue.Queue/2" and 8512 + capacity x
 // cell data bytes, little-endian:
 //
 //	offset size   field
@@ -123,6 +152,7 @@
 //	     8    4   cell size: 16 + maximum size, rounded up to 64
 //	    64    8   tail position; bit 63: closed for sending
 //	   128    8   head position
+//	   136    8   closedAt: the closed tail, once CloseSend says so
 //	   192    4   not-empty futex word (bumped to wake receivers)
 //	   196    4   receivers asleep: a flag, set by sleepers, taken by wakers
 //	   256    4   not-full futex word (bumped to wake senders)
@@ -130,6 +160,8 @@
 //	   320 64x128 area of process slot i at 320+64i:
 //	                +0  its generation, uint64
 //	                +8  the seized word it is taking over, 0 none
+//	               +16  6 lanes, uint64 each: 0 free, 1<<63 in use,
+//	                    1<<63|(t+1) an intent for position t
 //	  8512        cells, cell size each:
 //	                +0  state word, uint64
 //	                +8  message length, uint32

@@ -16,7 +16,9 @@ type Inspection struct {
 	// Writing and Taking are cells a process is in the middle of: a
 	// reserved cell not yet published, a message being taken. Those of
 	// dead processes are settled by the next receiver that reaches them,
-	// or by Repair.
+	// or by Repair. A reserved cell's process is the one whose lane
+	// names it; Slot -1 when none does (its producer died, and its
+	// slot's next process cleared its lanes).
 	Writing []CellState `json:"writing"`
 	Taking  []CellState `json:"taking"`
 	// Impossible counts cells whose state the protocol never makes.

@@ -75,19 +75,39 @@ func (q *Queue) inspect() Inspection {
 		w := q.cell(i).word.Load()
 		s := slotOf(w)
 		switch st := stateOf(w); {
-		case (st == stWriting || st == stTaking) && (s < 0 || s >= MaxProcs):
+		case st == stTaking && (s < 0 || s >= MaxProcs):
 			in.Impossible++
-		case st == stWriting:
-			in.Writing = append(in.Writing, CellState{Position: int64(w >> posShift), Process: cellProc(w)})
 		case st == stTaking:
 			in.Taking = append(in.Taking, CellState{Position: int64(w >> posShift), Process: cellProc(w), Seized: w&seizedBit != 0})
 		case w&seizedBit != 0:
 			in.Impossible++
-		case s != -1 || (st == stFree && triesOf(w) != 0):
+		case s != -1 || (st == stFree && triesOf(w) != 0) || st != stFree && st != stPublished:
 			in.Impossible++
 		case st == stPublished:
 			in.Ready++
 		}
+	}
+	// Reserved cells: free for their lap, the tail past them. Their
+	// writer is the live process whose lane names them, if any.
+	writer := map[uint64]semaphore.Process{}
+	for s := range MaxProcs {
+		for i := range lanes {
+			if v := q.lane(s, i).Load(); v&laneBusy != 0 && v != laneBusy {
+				if p := proc(s); p.Alive || writer[v-laneBusy-1].Pid == 0 {
+					writer[v-laneBusy-1] = p
+				}
+			}
+		}
+	}
+	for pos := uint64(in.Head); pos < uint64(in.Tail) && pos < uint64(in.Head)+2*q.capacity; pos++ {
+		if q.cell(pos).word.Load() != free(pos) {
+			continue
+		}
+		p, ok := writer[pos]
+		if !ok {
+			p = semaphore.Process{Slot: -1} // its writer died, and its slot's lanes were cleared
+		}
+		in.Writing = append(in.Writing, CellState{Position: int64(pos), Process: p})
 	}
 	return in
 }
@@ -110,6 +130,10 @@ func Repair(ctx context.Context, name string) (int, error) {
 			n += q.settleIfDead(s)
 		}
 	}
+	n += q.dropDeadReservations()
+	if n > 0 {
+		q.wakeAll()
+	}
 	return n, nil
 }
 
@@ -130,8 +154,25 @@ func (q *Queue) settleIfDead(s int) int {
 			n++
 		}
 	}
-	if n > 0 {
-		q.wakeAll()
+	return n
+}
+
+// dropDeadReservations drops the reserved cells (free for their lap,
+// the tail past them) that no live process says it writes, as a receiver
+// does at the head: their producers died before publishing. The head
+// passes them when it reaches them.
+func (q *Queue) dropDeadReservations() int {
+	n := 0
+	h := q.head.Load()
+	for pos := h; pos < h+2*q.capacity; pos++ {
+		c := q.cell(pos)
+		w := c.word.Load() // before the tail: a cell reserved later has the tail past it
+		if w != free(pos) || q.tail.Load()&^closedBit <= pos {
+			continue
+		}
+		if !q.writerAlive(pos) && c.word.CompareAndSwap(w, free(pos+q.capacity)) {
+			n++
+		}
 	}
 	return n
 }

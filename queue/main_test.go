@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -175,10 +176,13 @@ func atStep(args []string, sig syscall.Signal) int {
 		fmt.Println("error", err)
 		return 1
 	}
+	var once sync.Once // at the step's first time only: a stopped Send goes on when continued
 	testHook = func(step string) {
 		if step == args[1] {
-			fmt.Println("at", step)
-			syscall.Kill(os.Getpid(), sig)
+			once.Do(func() {
+				fmt.Println("at", step)
+				syscall.Kill(os.Getpid(), sig)
+			})
 		}
 	}
 	buf := make([]byte, q.MaxSize())

@@ -4,7 +4,7 @@ import "github.com/shmkit/shmkit/shm"
 
 // Tag is the shm type tag of a queue segment; its suffix is the layout
 // version.
-const Tag = "queue.Queue/1"
+const Tag = "queue.Queue/2"
 
 // MaxProcs is how many processes can use one queue at once: each holds
 // one of the segment's process slots.

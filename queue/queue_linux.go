@@ -23,6 +23,7 @@ const (
 	offCellSize     = 8
 	offTail         = 64
 	offHead         = 128
+	offClosedAt     = 136
 	offNotEmpty     = 192
 	offRecvSleepers = 196
 	offNotFull      = 256
@@ -43,10 +44,10 @@ const closedBit = 1 << 63
 // cell is in), the low 8 bits of the slot generation of the process the
 // state names, a retry count, a state, and that process's slot+1.
 const (
-	stFree      = 0 // empty, ready for the message at its position
-	stWriting   = 1 // a producer (slot) reserved it and is writing
+	stFree      = 0 // empty, ready for the message at its position (or reserved: the tail past it)
 	stPublished = 2 // a message, ready to be taken
 	stTaking    = 3 // a consumer (slot) is copying it out
+	// State 1 is not used: layout 1 had producers mark their cells.
 
 	posShift = 24
 	posBits  = 40
@@ -93,9 +94,11 @@ type Queue struct {
 	cells    []byte
 
 	tail, head             *atomic.Uint64
+	closedAt               *atomic.Uint64
 	notEmpty, recvSleepers *atomic.Uint32
 	notFull, sendSleepers  *atomic.Uint32
 
+	plain    bool // publish with a plain store (registered for membarrier)
 	closed   atomic.Bool
 	inflight atomic.Int64
 }
@@ -123,6 +126,39 @@ func (q *Queue) cell(pos uint64) cell {
 // belong to the process of that generation (see doc.go, Identity).
 func (q *Queue) area(i int) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*i]))
+}
+
+// Lanes: words 2 to 7 of a slot's area hold the intents of the process's
+// Sends, one goroutine's each: 0 a free lane, laneBusy a lane in use,
+// laneBusy|(t+1) a Send about to reserve, or writing, the cell at
+// position t (see doc.go, Protocol).
+const (
+	lanes    = 6
+	laneOff  = 16
+	laneBusy = 1 << 63
+)
+
+var _ [areaSize - laneOff - 8*lanes]struct{} // the lanes fit the area
+
+func (q *Queue) lane(slot, i int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*slot+laneOff+8*i]))
+}
+
+// writerAlive reports whether a live process says, in a lane, that it is
+// writing (or about to reserve) the cell at position t. A lane names no
+// generation: it is its slot's, whose area holds the generation of the
+// process using it (a process that takes a slot over clears its dead
+// predecessor's lanes first, so a stale intent is at worst taken for the
+// live successor's: a stall until the next look, never a drop).
+func (q *Queue) writerAlive(t uint64) bool {
+	for s := range MaxProcs {
+		for i := range lanes {
+			if q.lane(s, i).Load() == laneBusy|(t+1) && q.alive(s) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // seizing is the seized word slot i's process is taking over, 0 if none:
@@ -321,9 +357,13 @@ func attach(ctx context.Context, seg *shm.Segment, capacity, maxSize int) (*Queu
 	if a := q.area(q.me.Index); a.Load() != q.me.Gen {
 		q.settle(q.me.Index)
 		q.seizing(q.me.Index).Store(0) // a dead predecessor's, if any
+		for i := range lanes {
+			q.lane(q.me.Index, i).Store(0) // its intents: the cells they name wait for no one now
+		}
 		a.Store(q.me.Gen)
 	}
 	attachMu.Unlock()
+	q.plain = registered()
 	return q, nil
 }
 
@@ -348,6 +388,7 @@ func views(seg *shm.Segment) (*Queue, error) {
 		cells:        d[offCells:],
 		tail:         (*atomic.Uint64)(unsafe.Pointer(&d[offTail])),
 		head:         (*atomic.Uint64)(unsafe.Pointer(&d[offHead])),
+		closedAt:     (*atomic.Uint64)(unsafe.Pointer(&d[offClosedAt])),
 		notEmpty:     (*atomic.Uint32)(unsafe.Pointer(&d[offNotEmpty])),
 		recvSleepers: (*atomic.Uint32)(unsafe.Pointer(&d[offRecvSleepers])),
 		notFull:      (*atomic.Uint32)(unsafe.Pointer(&d[offNotFull])),
@@ -358,20 +399,21 @@ func views(seg *shm.Segment) (*Queue, error) {
 	// move meanwhile. The tail is never behind the head, and never more
 	// than two laps ahead of it (a cell dropped at settlement is free for
 	// the next lap before the head passes it) plus the reservations in
-	// progress.
+	// progress, one per lane.
 	h1 := q.head.Load()
 	t := q.tail.Load() &^ closedBit
 	h2 := q.head.Load()
-	if h1 > t || t-h2 > 2*q.capacity+MaxProcs {
+	if h1 > t || t-h2 > 2*q.capacity+MaxProcs*lanes {
 		return nil, fmt.Errorf("%s: %w: head %d, tail %d, %d cells", seg.Path(), ErrCorrupt, h1, t, capacity)
 	}
 	return q, nil
 }
 
 // settle puts right what the dead process that had slot s left in the
-// cells: a message it was writing is dropped (its Send never returned),
-// one it was taking goes back to be taken again (its Recv never
-// returned). Consumers do the same as they meet such cells; a process
+// cells: a message it was taking goes back to be taken again (its Recv
+// never returned). A cell it reserved and was writing names no process:
+// it is dropped by the receiver that finds no live intent for it once
+// the lanes are cleared. Consumers do the same as they meet such cells; a process
 // that takes slot s over must do it first, for all of them, before its
 // generation goes into the slot's area: from then on a cell naming slot s
 // names it. See doc.go, Identity.
@@ -404,16 +446,11 @@ func (q *Queue) settle(s int) {
 }
 
 // settled is the word a cell gets when the process its word w names is
-// dead: a message it was writing is dropped (the cell free for the next
-// lap), one it was taking goes back to be taken again. ok is false for a
-// word in no such state.
+// dead: a message it was taking goes back to be taken again. ok is false
+// for a word in no such state.
 func (q *Queue) settled(w uint64) (nw uint64, ok bool) {
-	pos := w >> posShift
-	switch stateOf(w) {
-	case stWriting:
-		return free(pos + q.capacity), true
-	case stTaking:
-		return published(pos, triesOf(w)+1), true
+	if stateOf(w) == stTaking {
+		return published(w>>posShift, triesOf(w)+1), true
 	}
 	return w, false
 }
@@ -437,8 +474,9 @@ func (q *Queue) exit() { q.inflight.Add(-1) }
 func (q *Queue) errClosed() error { return fmt.Errorf("%s: %w", q.seg.Path(), ErrClosed) }
 
 // testHook, when set (tests only), is called at the steps a test kills or
-// stops a process at: "reserved" (a producer's cell is writing, the tail
-// perhaps not yet moved) and "taking" (a consumer's cell is taking).
+// stops a process at: "intent" (a producer's intent is in its lane, the
+// tail not yet moved), "reserved" (the tail moved past its cell, nothing
+// written) and "taking" (a consumer's cell is taking).
 var testHook func(step string)
 
 // maxTries bounds a try's loop: every turn of a valid queue's loop is
@@ -464,6 +502,7 @@ func (q *Queue) CloseSend() error {
 			return fmt.Errorf("%s: %w: already", q.seg.Path(), ErrSendClosed)
 		}
 		if q.tail.CompareAndSwap(t, t|closedBit) {
+			q.closedAt.Store(t | closedBit)
 			q.wakeAll()
 			return nil
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -699,17 +700,27 @@ func TestShortBufferPassesWake(t *testing.T) {
 }
 
 // TestManyDroppedAtHead (from the second review): 200 writers killed
-// holding reserved cells; Repair drops them without moving the head, and
-// producers fill the freed cells for the next lap, so the tail runs more
-// than a lap ahead of the head. That is a healthy queue: it opens, and
-// every message comes out.
+// holding reserved cells (40 processes, 5 goroutines each: a process has
+// 6 lanes); Repair drops them without moving the head, and producers
+// fill the freed cells for the next lap, so the tail runs more than a
+// lap ahead of the head. That is a healthy queue: it opens, and every
+// message comes out.
 func TestManyDroppedAtHead(t *testing.T) {
 	ctx := context.Background()
 	name, q := newQueue(t, 256, 16)
-	p := testproc.Start(t, "many-reserved", name, "200")
-	p.Expect("reserved 200")
-	p.Kill()
-	p.Wait()
+	var ps []*testproc.Proc
+	for range 40 {
+		p := testproc.Start(t, "many-reserved", name, "5")
+		p.Expect("reserved 5")
+		ps = append(ps, p)
+	}
+	if in, err := Inspect(q.Segment()); err != nil || len(in.Writing) != 200 {
+		t.Fatalf("Inspect: %d cells writing, %v; want 200", len(in.Writing), err)
+	}
+	for _, p := range ps {
+		p.Kill()
+		p.Wait()
+	}
 	n, err := Repair(ctx, name)
 	if err != nil || n != 200 {
 		t.Fatalf("Repair: %d, %v; want 200 cells", n, err)
@@ -735,6 +746,112 @@ func TestManyDroppedAtHead(t *testing.T) {
 		if n, err := again.Recv(ctx, buf); err != nil || n != 1 || buf[0] != byte(i) {
 			t.Fatalf("message %d: %d %v %v", i, n, err, buf[:n])
 		}
+	}
+}
+
+// TestLanesFull: more goroutines of one process sending at once than
+// it has lanes (42 through 6): each Send waits for a lane, every message
+// comes, in each producer's order, and every lane is free after.
+func TestLanesFull(t *testing.T) {
+	ctx := context.Background()
+	_, q := newQueue(t, 1024, 16)
+	var wg sync.WaitGroup
+	const g, n = 7 * lanes, 200
+	for i := range g {
+		wg.Go(func() {
+			for j := range n {
+				if err := q.Send(ctx, []byte{byte(i), byte(j)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	got := make([]int, g)
+	buf := make([]byte, 16)
+	for range g * n {
+		k, err := q.Recv(ctx, buf)
+		if err != nil || k != 2 {
+			t.Fatalf("Recv: %d %v", k, err)
+		}
+		if int(buf[1]) != got[buf[0]]%256 {
+			t.Fatalf("producer %d: message %d, want %d (per-producer order)", buf[0], buf[1], got[buf[0]])
+		}
+		got[buf[0]]++
+	}
+	wg.Wait()
+	for i := range lanes {
+		if v := q.lane(q.me.Index, i).Load(); v != 0 {
+			t.Errorf("lane %d holds %#x after every Send returned", i, v)
+		}
+	}
+}
+
+// TestDeadIntent: a producer killed after writing its intent for
+// position 0 and before its CAS: it reserved nothing. A live producer,
+// stopped right after reserving position 0 itself, must not have its
+// cell dropped because a dead process's lane names the same position;
+// once it is killed too, the cell is dropped and the queue goes on.
+func TestDeadIntent(t *testing.T) {
+	ctx := context.Background()
+	name, q := newQueue(t, 4, 64)
+	dead := testproc.Start(t, "die-at", name, "intent", "send")
+	dead.Expect("at intent")
+	dead.Wait()
+	stopped := testproc.Start(t, "stop-at", name, "reserved", "send")
+	stopped.Expect("at reserved")
+	buf := make([]byte, 64)
+	for range 3 {
+		if _, ok, err := q.TryRecv(buf); ok || err != nil {
+			t.Fatalf("TryRecv past a live producer's reserved cell: %v %v", ok, err)
+		}
+	}
+	if q.head.Load() != 0 {
+		t.Fatalf("the head moved past a live producer's cell: %d", q.head.Load())
+	}
+	stopped.Kill()
+	stopped.Wait()
+	makeMsg(buf, 1, 1)
+	if err := q.Send(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	n, err := q.Recv(ctx, buf)
+	if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 1 || seq != 1 {
+		t.Fatalf("after both deaths: %v, %d/%d", err, id, seq)
+	}
+}
+
+// TestStoppedIntent: a producer stopped after writing its intent for
+// position 0, before its CAS (alive: its lane names position 0), and
+// another killed after reserving position 0. The cell waits while the
+// stopped one's stale intent could be the writer's; once it runs on (its
+// CAS fails, it clears its intent and sends at position 1), the cell is
+// dropped and its message comes.
+func TestStoppedIntent(t *testing.T) {
+	ctx := context.Background()
+	name, q := newQueue(t, 4, 64)
+	stopped := testproc.Start(t, "stop-at", name, "intent", "send")
+	stopped.Expect("at intent")
+	dead := testproc.Start(t, "die-at", name, "reserved", "send")
+	dead.Expect("at reserved")
+	dead.Wait()
+	buf := make([]byte, 64)
+	for range 3 {
+		if _, ok, err := q.TryRecv(buf); ok || err != nil {
+			t.Fatalf("TryRecv: %v %v", ok, err)
+		}
+	}
+	if q.head.Load() != 0 {
+		t.Fatalf("the cell was dropped while a live lane named it")
+	}
+	stopped.Signal(syscall.SIGCONT)
+	stopped.Expect("returned <nil>")
+	n, err := q.Recv(ctx, buf)
+	if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 99 || seq != 1 {
+		t.Fatalf("the stopped producer's message: %v, %d/%d", err, id, seq)
+	}
+	if h := q.head.Load(); h != 2 {
+		t.Fatalf("head %d, want 2: the dead producer's cell dropped, the live one's received", h)
 	}
 }
 

@@ -46,7 +46,7 @@ func (q *Queue) RecvFunc(ctx context.Context, fn func(msg []byte) error) error {
 }
 
 func (q *Queue) recv(ctx context.Context, buf []byte, fn func([]byte) error) (int, error) {
-	w := waiter{q: q, seq: q.notEmpty, sleepers: q.recvSleepers}
+	w := waiter{q: q, seq: q.notEmpty, sleepers: q.recvSleepers, fence: true}
 	for {
 		n, ok, err := q.tryRecv(buf, fn, w.checkLive())
 		if ok || err != nil {
@@ -99,16 +99,10 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 			case t == h|closedBit:
 				return 0, false, io.EOF // closed here: everything before is received
 			case q.head.Load() != h:
-			case d < 0:
+			case d < 0, h >= t&^closedBit:
+				// Behind the head, or ahead of it where nothing was
+				// reserved: no step of the protocol makes that.
 				return 0, false, q.corrupt(h, w, "head")
-			case h >= t&^closedBit:
-				// Dropped (settled) before its producer moved the
-				// tail past it: move the tail on for it first.
-				if t&closedBit == 0 && t >= h {
-					q.tail.CompareAndSwap(t, t+1)
-				} else {
-					return 0, false, q.corrupt(h, w, "head")
-				}
 			default:
 				q.head.CompareAndSwap(h, h+1) // taken already (or dropped): move on
 			}
@@ -116,26 +110,36 @@ func (q *Queue) tryRecv(buf []byte, fn func([]byte) error, live bool) (int, bool
 		}
 		switch stateOf(w) {
 		case stFree:
-			if q.tail.Load() == h|closedBit {
+			if q.closedHere(h) {
 				return 0, false, io.EOF // closed here: everything before is received
 			}
-			return 0, false, nil // empty
-		case stWriting:
-			if q.tail.Load() == h|closedBit {
-				return 0, false, io.EOF // its producer is about to give it back
+			if !live {
+				return 0, false, nil // empty, or its producer is writing
 			}
-			if !live || q.cellAlive(w) {
-				return 0, false, nil // its producer is writing
+			t := q.tail.Load()
+			if t == h|closedBit {
+				q.closedAt.Store(t) // for a closer that died before it said so
+				return 0, false, io.EOF
 			}
-			// Its producer died before its Send returned: drop it.
+			if t&^closedBit <= h || q.writerAlive(h) {
+				return 0, false, nil // empty, or its producer is writing
+			}
+			// Reserved (the tail is past it) by a producer that died
+			// before it published: no live process says it writes the
+			// cell, so none ever will. Drop it: the CAS fails if the
+			// cell was published after all.
 			if c.word.CompareAndSwap(w, free(h+q.capacity)) {
-				q.passDropped(h)
+				q.head.CompareAndSwap(h, h+1)
+				q.wakeSendIfSleeping()
 			}
 			continue
 		case stTaking:
 			if !live || w&seizedBit != 0 && q.liveSeizer(w) || w&seizedBit == 0 && q.cellAlive(w) {
 				return 0, false, nil // another consumer is copying it out, or taking it over
 			}
+		case stPublished:
+		default:
+			return 0, false, q.corrupt(h, w, "head")
 		}
 		mine := word(h, stTaking, q.me.Index, q.gen8, triesOf(w)+1)
 		if stateOf(w) == stTaking {
@@ -240,24 +244,6 @@ func (q *Queue) leave(c cell, mine, next uint64) bool {
 	return true
 }
 
-// passDropped moves the head past position h, whose cell was dropped:
-// the tail first if its producer died before moving it (the head never
-// passes the tail), unless the queue was closed right there (then h is
-// where receivers find io.EOF, and the head stays).
-func (q *Queue) passDropped(h uint64) {
-	for {
-		t := q.tail.Load()
-		if t == h|closedBit {
-			return
-		}
-		if t != h || q.tail.CompareAndSwap(h, h+1) {
-			break
-		}
-	}
-	q.head.CompareAndSwap(h, h+1)
-	q.wakeSendIfSleeping()
-}
-
 // run runs fn on a message being taken; on its error or panic the
 // message is put back before run returns or the panic goes on.
 func (q *Queue) run(fn func([]byte) error, msg []byte, putBack func()) (err error) {
@@ -276,22 +262,32 @@ func (q *Queue) run(fn func([]byte) error, msg []byte, putBack func()) (err erro
 	return err
 }
 
+// closedHere reports whether the queue was closed at position h. It
+// looks at the closedAt word on the head's line, not at the tail: a
+// receiver that finds the queue empty looks again and again, and a look
+// at the tail's line would take it from the producers every time.
+func (q *Queue) closedHere(h uint64) bool { return q.closedAt.Load() == h|closedBit }
+
 // empty reports whether the head's cell holds nothing to take now, and
 // how long to sleep on it: a free cell until a producer publishes, which
 // wakes us (the slice bounds a missed wake); a cell being written or taken
 // 10 ms, after which the waiter asks whether that process is alive.
 func (q *Queue) empty() (bool, time.Duration) {
 	h := q.head.Load()
-	if q.tail.Load() == h|closedBit {
+	w := q.cell(h).word.Load() // before the tail: a cell reserved later has the tail past it
+	t := q.tail.Load()
+	if t == h|closedBit {
+		q.closedAt.Store(t) // for a closer that died before it said so
 		return false, 0
 	}
-	w := q.cell(h).word.Load()
 	if lap(w, h) != 0 {
 		return false, 0
 	}
 	switch stateOf(w) {
 	case stFree:
-		return true, time.Second
+		if t&^closedBit <= h {
+			return true, time.Second
+		}
 	case stPublished:
 		return false, 0
 	}

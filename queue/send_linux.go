@@ -5,6 +5,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,57 +50,92 @@ func (q *Queue) errTooBig(n int) error {
 	return fmt.Errorf("%s: %w: %d bytes, at most %d", q.seg.Path(), ErrTooBig, n, q.maxSize)
 }
 
-// trySend puts msg in the cell at the tail: it reserves the cell (free ->
-// writing, naming our slot), moves the tail past it, writes the message
-// and publishes it (writing -> published). A producer that finds the
-// tail's cell reserved by another moves the tail on for it, so a
-// producer killed between its two steps stalls nobody. It reports false
-// when the queue is full.
+// trySend puts msg in the cell at the tail, as Vyukov's bounded queue
+// does: it finds the tail's cell free for this lap, reserves it by moving
+// the tail past it with a CAS, writes the message and publishes it (free
+// -> published). Before the CAS it writes the position into a lane of
+// its slot's area (its intent): whoever finds a reserved cell (free, the
+// tail past it) can ask whether a live process still says it is writing
+// it (see doc.go, Protocol). It reports false when the queue is full.
 func (q *Queue) trySend(msg []byte) (bool, error) {
+	lane, err := q.claimLane()
+	if err != nil {
+		return false, err
+	}
 	for range maxTries {
 		t := q.tail.Load()
 		if t&closedBit != 0 {
+			release64(lane, 0)
 			return false, fmt.Errorf("%s: %w", q.seg.Path(), ErrSendClosed)
 		}
 		c := q.cell(t)
 		w := c.word.Load()
-		switch d := lap(w, t); {
-		case w == free(t):
-			if !c.word.CompareAndSwap(w, word(t, stWriting, q.me.Index, q.gen8, 0)) {
-				continue
-			}
-			if testHook != nil {
-				testHook("reserved")
-			}
-			if !q.tail.CompareAndSwap(t, t+1) && q.tail.Load() == t|closedBit {
-				// Closed at our cell: nothing after the close is sent.
-				c.word.Store(free(t))
-				q.wakeRecvIfSleeping()
-				return false, fmt.Errorf("%s: %w", q.seg.Path(), ErrSendClosed)
-			}
-			release32(c.n, uint32(len(msg)))
-			copy(c.data, msg)
-			// A full barrier (atomic's XCHG): the publish must be seen
-			// before our look at the sleepers flag, as a sleeper's flag is
-			// before its look at the cell.
-			c.word.Store(published(t, 0))
-			q.wakeRecvIfSleeping()
-			return true, nil
-		case d == 0, d > 0:
-			// Reserved by another producer that has not moved the tail
-			// yet (or died first), or already past: move it on.
-			q.tail.CompareAndSwap(t, t+1)
-		case d == -int64(q.capacity):
-			if q.tail.Load() == t {
+		if w != free(t) {
+			if lap(w, t) == -int64(q.capacity) {
+				release64(lane, 0)
 				return false, nil // the last lap's message is still there: full
 			}
-		default:
 			if q.tail.Load() == t {
+				release64(lane, 0)
 				return false, q.corrupt(t, w, "tail")
 			}
+			continue // the tail moved on meanwhile
 		}
+		// The intent before the CAS (amd64: a store is not passed by a
+		// later locked instruction): a process that sees the tail past t
+		// and then looks at the lanes finds it, until the publish.
+		release64(lane, laneBusy|(t+1))
+		if testHook != nil {
+			testHook("intent")
+		}
+		if !q.tail.CompareAndSwap(t, t+1) {
+			release64(lane, laneBusy) // another producer's cell, or closed
+			continue
+		}
+		if testHook != nil {
+			testHook("reserved")
+		}
+		release32(c.n, uint32(len(msg)))
+		copy(c.data, msg)
+		q.publish(c.word, published(t, 0))
+		// The lane after the publish: until the cell is published, its
+		// intent says a live process is writing it.
+		release64(lane, 0)
+		q.wakeRecvIfSleeping()
+		return true, nil
 	}
+	release64(lane, 0)
 	return false, fmt.Errorf("%s: %w: Send found no cell in %d tries", q.seg.Path(), ErrCorrupt, maxTries)
+}
+
+// publish stores a published word: a plain (release) store if this
+// process takes membarrier's barriers, else an XCHG. Either way the
+// length and the message, stored before, are seen before it.
+func (q *Queue) publish(w *atomic.Uint64, v uint64) {
+	if q.plain {
+		release64(w, v)
+	} else {
+		w.Store(v)
+	}
+}
+
+// claimLane takes one of our slot's lanes for one try of a Send: a lane
+// holds one goroutine's intent at a time. With every lane taken (more
+// goroutines of this process sending at this instant than lanes), it
+// yields until one is free.
+func (q *Queue) claimLane() (*atomic.Uint64, error) {
+	for try := 0; ; try++ {
+		for i := range lanes {
+			l := q.lane(q.me.Index, i)
+			if l.Load() == 0 && l.CompareAndSwap(0, laneBusy) {
+				return l, nil
+			}
+		}
+		if q.closed.Load() {
+			return nil, q.errClosed()
+		}
+		yield()
+	}
 }
 
 // full reports whether the tail's cell still holds the last lap's

@@ -2,14 +2,22 @@
 
 package queue
 
-import (
-	"sync/atomic"
-	"unsafe"
-)
+import "sync/atomic"
 
-// release32 stores v into w for the other processes with a plain MOV: on
-// amd64 every store is a release store (TSO), and the Go compiler keeps a
-// store after the stores before it in program order. atomic's Store is an
-// XCHG, a full barrier that a message's length does not need: the publish
-// of its cell, an XCHG, comes after it.
-func release32(w *atomic.Uint32, v uint32) { *(*uint32)(unsafe.Pointer(w)) = v }
+// release32 and release64 store v into w for the other processes with a
+// plain MOV, in assembly (store_amd64.s). On amd64 every store is a
+// release store (TSO: no store is seen before an earlier one), and a call
+// to an assembly function is opaque to the Go compiler, which therefore
+// keeps every load and store of the caller on its side of the call: the
+// order another process depends on is the program's. atomic's Store is an
+// XCHG, a full barrier; these are not, and cost a store.
+//
+//go:noescape
+func release32(w *atomic.Uint32, v uint32)
+
+//go:noescape
+func release64(w *atomic.Uint64, v uint64)
+
+// plainStores: a publish may be a release store here, when the process is
+// registered for membarrier's global fence (fence_linux.go).
+const plainStores = true

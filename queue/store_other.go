@@ -4,5 +4,11 @@ package queue
 
 import "sync/atomic"
 
-// release32 is an atomic store where a plain one is not a release store.
+// release32 and release64 are atomic stores where a plain store is not a
+// release store.
 func release32(w *atomic.Uint32, v uint32) { w.Store(v) }
+func release64(w *atomic.Uint64, v uint64) { w.Store(v) }
+
+// plainStores: a publish is always an atomic (sequentially consistent)
+// store here.
+const plainStores = false

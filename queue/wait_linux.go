@@ -50,6 +50,10 @@ type waiter struct {
 	seq      *atomic.Uint32
 	sleepers *atomic.Uint32
 	rounds   int
+	// fence: after setting the flag, make membarrier's global barrier,
+	// the side of the handshake that producers' plain publishes leave to
+	// a sleeping receiver (fence_linux.go).
+	fence bool
 }
 
 // checkLive says whether this round asks the kernel about a process in
@@ -57,9 +61,12 @@ type waiter struct {
 func (w *waiter) checkLive() bool { return w.rounds > spinRounds && w.rounds%4 == 0 }
 
 const (
-	spinRounds  = 2000 // about 20-50 µs of yields before the first sleep
-	sleepSlice  = 10 * time.Millisecond
-	yieldRounds = 64 // of the spin, the first ones pure spins
+	spinRounds = 2000 // about 20-50 µs of yields before the first sleep
+	sleepSlice = 10 * time.Millisecond
+	// unfencedSlice bounds a receiver's sleep when membarrier failed: a
+	// wake lost to a plain publish costs at most this.
+	unfencedSlice = time.Millisecond
+	yieldRounds   = 64 // of the spin, the first ones pure spins
 )
 
 // wait waits for a change worth another try: blocked reports whether
@@ -98,7 +105,11 @@ func (w *waiter) wait(ctx context.Context, blocked func() (bool, time.Duration))
 	// flag), look once more, sleep. The waker clears the flag; we set it
 	// again each time we go back to sleep.
 	w.sleepers.Store(1)
+	fenced := !w.fence || heavyFence()
 	if ok, d := blocked(); ok {
+		if !fenced {
+			d = min(d, unfencedSlice)
+		}
 		futex.Wait(w.seq, seq, d)
 	}
 	return ctx.Err()

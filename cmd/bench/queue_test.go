@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -91,6 +92,26 @@ func TestQueueBadFlags(t *testing.T) {
 	} {
 		if _, _, err := runArgs(t, args...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestPutMsgFiller: the filler written 8 bytes at a time is the bytewise
+// one, seq+i at byte i, for every size and a sequence number's every low
+// byte (the carries a plain add would spill across bytes).
+func TestPutMsgFiller(t *testing.T) {
+	for size := 12; size <= 80; size++ {
+		m := make([]byte, size)
+		for seq := uint32(1); seq < 600; seq += 7 {
+			putMsg(m, 3, seq)
+			for i := 8; i < size-4; i++ {
+				if m[i] != byte(seq+uint32(i)) {
+					t.Fatalf("size %d, seq %d: byte %d is %d, want %d", size, seq, i, m[i], byte(seq+uint32(i)))
+				}
+			}
+			if torn, _ := tally(m, make([]atomic.Uint64, 700), 640, 4); torn {
+				t.Fatalf("size %d, seq %d: tally finds it torn", size, seq)
+			}
 		}
 	}
 }

@@ -124,7 +124,7 @@ func check(s *segment) auditResult {
 		}
 		for _, c := range append(q.Writing, q.Taking...) {
 			if !c.Alive {
-				note("the cell at position %d names %s: the next receiver to reach it (or shmctl repair) settles it", c.Position, c.Process)
+				note("the cell at position %d is %s's: the next receiver to reach it (or shmctl repair) settles it", c.Position, cellProcess(c))
 			}
 		}
 	}

@@ -65,7 +65,7 @@ func TestQueue(t *testing.T) {
 	if s == nil || s.Len != 2 || s.Ready != 1 || len(s.Taking) != 1 || s.Taking[0].Alive || s.Taking[0].Pid != child.Pid() || s.Capacity != 8 {
 		t.Fatalf("queue with a dead taker: %+v", s)
 	}
-	if out := want(t, 0, "audit", path); !strings.Contains(out, "the cell at position 0 names pid") {
+	if out := want(t, 0, "audit", path); !strings.Contains(out, "the cell at position 0 is pid") {
 		t.Errorf("audit: %q", out)
 	}
 	if out := want(t, 0, "repair", path); !strings.Contains(out, "settled 1 cell(s)") {

@@ -162,7 +162,7 @@ func printQueue(out *printer, q queue.Inspection) {
 	}
 	out.row("attached", orDash(strings.Join(att, ", ")))
 	for _, c := range q.Writing {
-		out.row("writing", fmt.Sprintf("position %d by %s", c.Position, c.Process))
+		out.row("writing", fmt.Sprintf("position %d by %s", c.Position, cellProcess(c)))
 	}
 	for _, c := range q.Taking {
 		out.row("taking", fmt.Sprintf("position %d by %s", c.Position, c.Process))
@@ -179,4 +179,12 @@ func auditLine(a ticketshm.Audit) string {
 	}
 	return fmt.Sprintf("%s: sold %d + remaining %d of %d; lost %d, oversold %d, double sold %d, in flight %d",
 		verdict, a.Sold, a.Remaining, a.Total, a.Lost, a.Oversold, a.DoubleSold, a.InFlight)
+}
+
+// cellProcess names the process a queue cell is waiting on.
+func cellProcess(c queue.CellState) string {
+	if c.Slot < 0 {
+		return "a dead producer"
+	}
+	return c.Process.String()
 }
