@@ -94,7 +94,9 @@
 // which receivers that find the head's cell free look at instead of the
 // tail: polling the producers' line would take it from them at every
 // look. A receiver that reads the closed tail itself (its slow path)
-// copies it too, for a closer that died between the two stores.
+// copies it too, for a closer that died between the two stores; receivers
+// asleep on an empty queue then see the close when their 1 s sleep ends,
+// as the closer's wake died with it.
 //
 // # Identity
 //

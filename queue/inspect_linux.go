@@ -163,8 +163,12 @@ func (q *Queue) settleIfDead(s int) int {
 // passes them when it reaches them.
 func (q *Queue) dropDeadReservations() int {
 	n := 0
+	// One lap from the head: every cell once. A second lap's cells
+	// would be reserved past a first lap's still in the ring, and
+	// dropping them lets producers run a third lap ahead of the head
+	// (the review's TestRepairLaps).
 	h := q.head.Load()
-	for pos := h; pos < h+2*q.capacity; pos++ {
+	for pos := h; pos < h+q.capacity; pos++ {
 		c := q.cell(pos)
 		w := c.word.Load() // before the tail: a cell reserved later has the tail past it
 		if w != free(pos) || q.tail.Load()&^closedBit <= pos {

@@ -32,6 +32,8 @@ func TestMain(m *testing.M) {
 		"putbacks":        putbacksEntry,
 		"many-reserved":   manyReservedEntry,
 		"reopen-putbacks": reopenPutbacksEntry,
+		"pingpong":        pingpongEntry,
+		"send-once":       sendOnceEntry,
 	})
 }
 
@@ -302,4 +304,35 @@ func reopenPutbacksEntry(args []string) int {
 		q.Close()
 	}
 	return putbacksEntry([]string{args[0], args[2], args[3]})
+}
+
+// pingpongEntry: args name. Sends and receives one message at a time, in
+// one goroutine, until killed: the head and the tail both move all the
+// time. Says "ready".
+func pingpongEntry(args []string) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("ready")
+	buf := make([]byte, q.MaxSize())
+	for {
+		q.TrySend(buf[:8])
+		q.TryRecv(buf)
+	}
+}
+
+// sendOnceEntry: args name. One Send with a 5 s deadline; says
+// "returned ERR".
+func sendOnceEntry(args []string) int {
+	q, err := Open(context.Background(), args[0])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println("returned", q.Send(ctx, []byte("once")))
+	return 0
 }

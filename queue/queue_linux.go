@@ -92,13 +92,16 @@ type Queue struct {
 	maxSize  int
 	cellSize int
 	cells    []byte
+	areas    []byte // the slots' areas; like cells, valid after Close (shm retires the range)
 
 	tail, head             *atomic.Uint64
 	closedAt               *atomic.Uint64
 	notEmpty, recvSleepers *atomic.Uint32
 	notFull, sendSleepers  *atomic.Uint32
 
-	plain    bool // publish with a plain store (registered for membarrier)
+	key      attachKey
+	local    *slotLocal // this process's side of its slot: shared by its handles
+	plain    bool       // publish with a plain store (registered for membarrier)
 	closed   atomic.Bool
 	inflight atomic.Int64
 }
@@ -125,7 +128,7 @@ func (q *Queue) cell(pos uint64) cell {
 // area is process slot i's generation: cells whose state names slot i
 // belong to the process of that generation (see doc.go, Identity).
 func (q *Queue) area(i int) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*i]))
+	return (*atomic.Uint64)(unsafe.Pointer(&q.areas[areaSize*i]))
 }
 
 // Lanes: words 2 to 7 of a slot's area hold the intents of the process's
@@ -141,7 +144,7 @@ const (
 var _ [areaSize - laneOff - 8*lanes]struct{} // the lanes fit the area
 
 func (q *Queue) lane(slot, i int) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*slot+laneOff+8*i]))
+	return (*atomic.Uint64)(unsafe.Pointer(&q.areas[areaSize*slot+laneOff+8*i]))
 }
 
 // writerAlive reports whether a live process says, in a lane, that it is
@@ -164,7 +167,7 @@ func (q *Queue) writerAlive(t uint64) bool {
 // seizing is the seized word slot i's process is taking over, 0 if none:
 // it says who froze a seized word, which the word itself does not.
 func (q *Queue) seizing(i int) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&q.seg.Data()[offAreas+areaSize*i+8]))
+	return (*atomic.Uint64)(unsafe.Pointer(&q.areas[areaSize*i+8]))
 }
 
 // liveSeizer reports whether a live process other than us is taking over
@@ -354,17 +357,57 @@ func attach(ctx context.Context, seg *shm.Segment, capacity, maxSize int) (*Queu
 		return nil, err
 	}
 	attachMu.Lock()
-	if a := q.area(q.me.Index); a.Load() != q.me.Gen {
-		q.settle(q.me.Index)
+	defer attachMu.Unlock()
+	q.key = attachKey{unsafe.SliceData(seg.Data()), q.me.Gen}
+	if q.local = attached[q.key]; q.local == nil {
+		// This process's first handle on this claim of the slot: what
+		// the slot's area and the cells say of it is a predecessor's
+		// (or junk), whatever the area's word says.
+		if err := q.settle(ctx, q.me.Index); err != nil {
+			seg.Close()
+			return nil, err
+		}
 		q.seizing(q.me.Index).Store(0) // a dead predecessor's, if any
 		for i := range lanes {
 			q.lane(q.me.Index, i).Store(0) // its intents: the cells they name wait for no one now
 		}
-		a.Store(q.me.Gen)
+		q.area(q.me.Index).Store(q.me.Gen)
+		q.local = &slotLocal{}
+		attached[q.key] = q.local
 	}
-	attachMu.Unlock()
+	q.local.refs++
 	q.plain = registered()
 	return q, nil
+}
+
+// attached is this process's side of each slot it holds, per segment
+// mapping and slot claim (under attachMu): the first handle settles and
+// takes the slot's area, the others share it. Kept here, not read from
+// the shared area, which junk could make look like ours (the review's
+// TestJunkLanes).
+var attached = map[attachKey]*slotLocal{}
+
+type attachKey struct {
+	data *byte  // the mapping: one per segment per process (shm)
+	gen  uint64 // the slot claim
+}
+
+// slotLocal is what this process's handles on one slot share: which of
+// the slot's lanes a goroutine's Send holds. A lane is taken here, in
+// this process's memory, by a CAS, and its intent then written into the
+// shared lane; Close waits for every lane to be free again.
+type slotLocal struct {
+	lanes [lanes]atomic.Uint32
+	refs  int // handles, under attachMu
+}
+
+// detach is attach's undo, at Close.
+func (q *Queue) detach() {
+	attachMu.Lock()
+	defer attachMu.Unlock()
+	if q.local.refs--; q.local.refs <= 0 {
+		delete(attached, q.key)
+	}
 }
 
 // views checks seg's queue words and makes a Queue of them, without a
@@ -386,6 +429,7 @@ func views(seg *shm.Segment) (*Queue, error) {
 	q := &Queue{
 		seg: seg, capacity: uint64(capacity), mask: uint64(capacity - 1), maxSize: maxSize, cellSize: cs,
 		cells:        d[offCells:],
+		areas:        d[offAreas:offCells],
 		tail:         (*atomic.Uint64)(unsafe.Pointer(&d[offTail])),
 		head:         (*atomic.Uint64)(unsafe.Pointer(&d[offHead])),
 		closedAt:     (*atomic.Uint64)(unsafe.Pointer(&d[offClosedAt])),
@@ -403,7 +447,9 @@ func views(seg *shm.Segment) (*Queue, error) {
 	h1 := q.head.Load()
 	t := q.tail.Load() &^ closedBit
 	h2 := q.head.Load()
-	if h1 > t || t-h2 > 2*q.capacity+MaxProcs*lanes {
+	// h2 may be past t (both moved on meanwhile: the review's
+	// TestViewsBusy); only a head read before the tail must not be.
+	if h1 > t || h2 <= t && t-h2 > 2*q.capacity+MaxProcs*lanes {
 		return nil, fmt.Errorf("%s: %w: head %d, tail %d, %d cells", seg.Path(), ErrCorrupt, h1, t, capacity)
 	}
 	return q, nil
@@ -417,8 +463,13 @@ func views(seg *shm.Segment) (*Queue, error) {
 // that takes slot s over must do it first, for all of them, before its
 // generation goes into the slot's area: from then on a cell naming slot s
 // names it. See doc.go, Identity.
-func (q *Queue) settle(s int) {
+func (q *Queue) settle(ctx context.Context, s int) error {
 	changed := false
+	defer func() {
+		if changed {
+			q.wakeAll()
+		}
+	}()
 	for i := range q.capacity {
 		c := q.cell(i)
 		for {
@@ -430,6 +481,9 @@ func (q *Queue) settle(s int) {
 				// A receiver is taking it over from our dead
 				// predecessor: it finds it dead (our generation is not
 				// in the area yet) and commits; wait for that.
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("%s: settling slot %d: %w", q.seg.Path(), s, err)
+				}
 				yield()
 				continue
 			}
@@ -440,9 +494,7 @@ func (q *Queue) settle(s int) {
 			}
 		}
 	}
-	if changed {
-		q.wakeAll()
-	}
+	return nil
 }
 
 // settled is the word a cell gets when the process its word w names is
@@ -459,7 +511,7 @@ func (q *Queue) settled(w uint64) (nw uint64, ok bool) {
 // closed or zero Queue.
 func (q *Queue) enter() error {
 	if q == nil || q.seg == nil {
-		return fmt.Errorf("queue: a zero Queue (make one with Open, Create or OpenOrCreate): %w", ErrClosed)
+		return errZero()
 	}
 	q.inflight.Add(1)
 	if q.closed.Load() {
@@ -470,6 +522,26 @@ func (q *Queue) enter() error {
 }
 
 func (q *Queue) exit() { q.inflight.Add(-1) }
+
+func errZero() error {
+	return fmt.Errorf("queue: a zero Queue (make one with Open, Create or OpenOrCreate): %w", ErrClosed)
+}
+
+// busy reports whether a call is in flight on q: a Recv or a waiting
+// Send (inflight), or a Send's try, which holds one of the slot's lanes
+// (the lanes are the process's: another handle's Send keeps us waiting
+// too, for the few instructions it holds one).
+func (q *Queue) busy() bool {
+	if q.inflight.Load() != 0 {
+		return true
+	}
+	for i := range lanes {
+		if q.local.lanes[i].Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
 
 func (q *Queue) errClosed() error { return fmt.Errorf("%s: %w", q.seg.Path(), ErrClosed) }
 
@@ -553,11 +625,12 @@ func (q *Queue) Close() error {
 	// Sleepers of this handle look at closed when they wake: wake them
 	// now, and again now and then for one that was just going to sleep
 	// (every sleeper of the queue wakes too, so not often).
-	for i := 0; q.inflight.Load() != 0; i++ {
+	for i := 0; q.busy(); i++ {
 		if i%100 == 0 {
 			q.wakeAll()
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
+	q.detach()
 	return q.seg.Close()
 }

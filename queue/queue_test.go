@@ -837,8 +837,10 @@ func TestStoppedIntent(t *testing.T) {
 	dead.Wait()
 	buf := make([]byte, 64)
 	for range 3 {
-		if _, ok, err := q.TryRecv(buf); ok || err != nil {
-			t.Fatalf("TryRecv: %v %v", ok, err)
+		if n, ok, err := q.TryRecv(buf); ok || err != nil {
+			id, seq, _ := readMsg(buf[:n])
+			t.Fatalf("TryRecv: %v %v, message %d/%d; head %d, tail %d; the stopped one said %q, the dead one %q",
+				ok, err, id, seq, q.head.Load(), q.tail.Load(), stopped.Output(), dead.Output())
 		}
 	}
 	if q.head.Load() != 0 {
@@ -884,5 +886,101 @@ func TestGenerationABA(t *testing.T) {
 		t.Fatal(err)
 	} else if id, seq, _ := readMsg(buf[:n]); id != 5 || seq != 3 {
 		t.Fatalf("next message %d/%d, want 5/3", id, seq)
+	}
+}
+
+// TestViewsBusy (from the third review): views, which every Open and
+// Inspect runs, reads the head, the tail and the head again; on a busy,
+// nearly empty queue the second head can pass the tail it read, which
+// must not read as a tail 2^64 positions ahead.
+func TestViewsBusy(t *testing.T) {
+	name, q := newQueue(t, 64, 16)
+	p := testproc.Start(t, "pingpong", name)
+	p.Expect("ready")
+	defer func() { p.Kill(); p.Wait() }()
+	n := 0
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		for range 1000 {
+			n++
+			if _, err := views(q.seg); err != nil {
+				t.Fatalf("view %d of a healthy busy queue: %v", n, err)
+			}
+		}
+		if _, err := Inspect(q.Segment()); err != nil {
+			t.Fatalf("Inspect of a healthy busy queue: %v", err)
+		}
+	}
+}
+
+// TestRepairLaps (from the third review): producers die holding a lap's
+// reserved cells while no receiver runs, Repair drops them, and again for
+// the next lap. Repair drops only one lap from the head, so producers
+// never run more than two laps ahead of it: the queue still opens, and
+// the existing handle drains it. The dead producers are simulated: a CAS
+// of the tail without an intent is what a producer killed after its CAS
+// leaves once its slot's lanes are cleared.
+func TestRepairLaps(t *testing.T) {
+	ctx := context.Background()
+	name, q := newQueue(t, 1024, 16)
+	reserveDead := func() int {
+		k := 0
+		for {
+			tl := q.tail.Load()
+			if q.cell(tl).word.Load() != free(tl) {
+				return k // full
+			}
+			if !q.tail.CompareAndSwap(tl, tl+1) {
+				t.Fatal("tail moved")
+			}
+			k++
+		}
+	}
+	for round := range 3 {
+		k := reserveDead()
+		n, err := Repair(ctx, name)
+		if err != nil {
+			t.Fatalf("Repair %d: %v", round, err)
+		}
+		if round == 0 && (k != 1024 || n != 1024) {
+			t.Fatalf("round 0: %d reserved, %d repaired; want 1024 each", k, n)
+		}
+		if h, tl := q.head.Load(), q.tail.Load(); tl-h > 2*q.capacity {
+			t.Fatalf("round %d: tail %d, head %d: more than two laps", round, tl, h)
+		}
+		q2, err := Open(ctx, name)
+		if err != nil {
+			t.Fatalf("round %d: Open: %v", round, err)
+		}
+		q2.Close()
+	}
+	for {
+		if _, ok, err := q.TryRecv(make([]byte, 16)); err != nil {
+			t.Fatalf("TryRecv: %v", err)
+		} else if !ok && q.head.Load() == q.tail.Load() {
+			break
+		}
+	}
+}
+
+// TestJunkLanes (from the third review): slot 1's area holds the
+// generation its next claimer gets, and its lanes are all busy: junk
+// that looks like the claimer's own. The claimer must still take the
+// slot over as its first handle (clearing the lanes), not spin in Send
+// for a lane that never frees.
+func TestJunkLanes(t *testing.T) {
+	name, q := newQueue(t, 8, 64)
+	if q.me.Index != 0 {
+		t.Skipf("this process has slot %d; the test needs slot 0", q.me.Index)
+	}
+	q.area(1).Store(q.seg.SlotGen(1) + 1)
+	for i := range lanes {
+		q.lane(1, i).Store(laneBusy)
+	}
+	p := testproc.Start(t, "send-once", name)
+	p.Expect("returned <nil>")
+	p.Wait()
+	buf := make([]byte, 64)
+	if n, err := q.Recv(context.Background(), buf); err != nil || string(buf[:n]) != "once" {
+		t.Fatalf("Recv: %q %v", buf[:n], err)
 	}
 }

@@ -5,6 +5,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -15,20 +16,32 @@ import (
 // error means the message is in the queue: it will be received, even if
 // this process dies the next instant.
 func (q *Queue) Send(ctx context.Context, msg []byte) error {
+	if q == nil || q.seg == nil {
+		return errZero()
+	}
+	if len(msg) > q.maxSize {
+		return q.errTooBig(len(msg))
+	}
+	if ok, err := q.trySend(ctx, msg); ok || err != nil {
+		return err
+	}
+	return q.sendWaiting(ctx, msg)
+}
+
+// sendWaiting is Send once the queue was found full: the waiting, out of
+// the way of the first try (every store on a sender's path counts when
+// its stores wait for the cell's line).
+func (q *Queue) sendWaiting(ctx context.Context, msg []byte) error {
 	if err := q.enter(); err != nil {
 		return err
 	}
 	defer q.exit()
-	if len(msg) > q.maxSize {
-		return q.errTooBig(len(msg))
-	}
 	w := waiter{q: q, seq: q.notFull, sleepers: q.sendSleepers}
 	for {
-		ok, err := q.trySend(msg)
-		if ok || err != nil {
+		if err := w.wait(ctx, q.full); err != nil {
 			return err
 		}
-		if err := w.wait(ctx, q.full); err != nil {
+		if ok, err := q.trySend(ctx, msg); ok || err != nil {
 			return err
 		}
 	}
@@ -36,14 +49,13 @@ func (q *Queue) Send(ctx context.Context, msg []byte) error {
 
 // TrySend sends msg if there is room now; it reports whether it did.
 func (q *Queue) TrySend(msg []byte) (bool, error) {
-	if err := q.enter(); err != nil {
-		return false, err
+	if q == nil || q.seg == nil {
+		return false, errZero()
 	}
-	defer q.exit()
 	if len(msg) > q.maxSize {
 		return false, q.errTooBig(len(msg))
 	}
-	return q.trySend(msg)
+	return q.trySend(context.Background(), msg)
 }
 
 func (q *Queue) errTooBig(n int) error {
@@ -57,26 +69,39 @@ func (q *Queue) errTooBig(n int) error {
 // its slot's area (its intent): whoever finds a reserved cell (free, the
 // tail past it) can ask whether a live process still says it is writing
 // it (see doc.go, Protocol). It reports false when the queue is full.
-func (q *Queue) trySend(msg []byte) (bool, error) {
-	lane, err := q.claimLane()
+func (q *Queue) trySend(ctx context.Context, msg []byte) (bool, error) {
+	// The lane is also the Send's mark of being in flight on this
+	// handle (no enter and exit: two locked instructions less): Close
+	// sets closed, then waits for our lanes to be free; we take a lane
+	// (a locked CAS), then look at closed.
+	i, err := q.claimLane(ctx)
 	if err != nil {
 		return false, err
+	}
+	if q.closed.Load() {
+		release32(&q.local.lanes[i], 0)
+		return false, q.errClosed()
+	}
+	lane := q.lane(q.me.Index, i)
+	done := func() {
+		release64(lane, 0)
+		release32(&q.local.lanes[i], 0)
 	}
 	for range maxTries {
 		t := q.tail.Load()
 		if t&closedBit != 0 {
-			release64(lane, 0)
+			done()
 			return false, fmt.Errorf("%s: %w", q.seg.Path(), ErrSendClosed)
 		}
 		c := q.cell(t)
 		w := c.word.Load()
 		if w != free(t) {
 			if lap(w, t) == -int64(q.capacity) {
-				release64(lane, 0)
+				done()
 				return false, nil // the last lap's message is still there: full
 			}
 			if q.tail.Load() == t {
-				release64(lane, 0)
+				done()
 				return false, q.corrupt(t, w, "tail")
 			}
 			continue // the tail moved on meanwhile
@@ -98,13 +123,14 @@ func (q *Queue) trySend(msg []byte) (bool, error) {
 		release32(c.n, uint32(len(msg)))
 		copy(c.data, msg)
 		q.publish(c.word, published(t, 0))
-		// The lane after the publish: until the cell is published, its
-		// intent says a live process is writing it.
-		release64(lane, 0)
 		q.wakeRecvIfSleeping()
+		// The lane after the publish (until the cell is published, its
+		// intent says a live process is writing it), and after our last
+		// touch of the segment (once our lanes are free, Close may go on).
+		done()
 		return true, nil
 	}
-	release64(lane, 0)
+	done()
 	return false, fmt.Errorf("%s: %w: Send found no cell in %d tries", q.seg.Path(), ErrCorrupt, maxTries)
 }
 
@@ -122,19 +148,24 @@ func (q *Queue) publish(w *atomic.Uint64, v uint64) {
 // claimLane takes one of our slot's lanes for one try of a Send: a lane
 // holds one goroutine's intent at a time. With every lane taken (more
 // goroutines of this process sending at this instant than lanes), it
-// yields until one is free.
-func (q *Queue) claimLane() (*atomic.Uint64, error) {
-	for try := 0; ; try++ {
+// lets the holders run until one is free, or ctx is done.
+func (q *Queue) claimLane(ctx context.Context) (int, error) {
+	for {
 		for i := range lanes {
-			l := q.lane(q.me.Index, i)
-			if l.Load() == 0 && l.CompareAndSwap(0, laneBusy) {
-				return l, nil
+			l := &q.local.lanes[i]
+			if l.Load() == 0 && l.CompareAndSwap(0, 1) {
+				return i, nil
 			}
 		}
 		if q.closed.Load() {
-			return nil, q.errClosed()
+			return 0, q.errClosed()
 		}
-		yield()
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		// The holders are goroutines of this process, a Send's few
+		// instructions from done: let them run.
+		runtime.Gosched()
 	}
 }
 
