@@ -99,16 +99,18 @@ var derived = []ratio{
 	{"docs/11-redis.md", "3 160×", "123M", "38.9k"},
 	// lesson 12: runs/queue-bench.txt, msgs/s of the same run, or of the
 	// Python run and the bench queue run just before it
-	{"docs/12-queue.md", "4.0 times", "5561869", "1395327"},   // shm-queue / pipe, 1x1, first run
-	{"docs/12-queue.md", "3.3 times", "5172453", "1561958"},   // second run
-	{"docs/12-queue.md", "8.2 times", "5561869", "677607"},    // shm-queue / unix, 1x1, first run
-	{"docs/12-queue.md", "8.8 times", "5172453", "589365"},    // second run
-	{"docs/12-queue.md", "0.31 times", "5561869", "17944655"}, // shm-queue / c-ring, 1x1, first run
-	{"docs/12-queue.md", "0.28 times", "5172453", "18416302"}, // second run
-	{"docs/12-queue.md", "0.47 times", "7856650", "16549170"}, // 4x4, first run
-	{"docs/12-queue.md", "0.39 times", "7019558", "18126291"}, // second run
-	{"docs/12-queue.md", "31 times", "5561869", "179719"},     // shm-queue / multiprocessing.Queue
-	{"docs/12-queue.md", "29 times", "5172453", "179719"},
+	{"docs/12-queue.md", "8.2 times", "13611146", "1652758"},   // shm-queue / pipe, 1x1, first run
+	{"docs/12-queue.md", "19 times", "13611146", "713657"},     // shm-queue / unix, 1x1, first run
+	{"docs/12-queue.md", "0.73 times", "13611146", "18559726"}, // shm-queue / c-ring, 1x1, first run
+	{"docs/12-queue.md", "0.78 times", "14410821", "18546802"}, // third run
+	{"docs/12-queue.md", "9.2 times", "14410821", "1564890"},   // third run, pipe
+	{"docs/12-queue.md", "0.85 times", "5602181", "6588845"},   // second run
+	{"docs/12-queue.md", "6.0 times", "5602181", "928835"},     // second run, pipe
+	{"docs/12-queue.md", "0.82 times", "12571242", "15423903"}, // 4x4, first run
+	{"docs/12-queue.md", "0.72 times", "12649996", "17625010"}, // 4x4, third run
+	{"docs/12-queue.md", "97 times", "13611146", "140844"},     // shm-queue / multiprocessing.Queue, first run
+	{"docs/12-queue.md", "40 times", "5602181", "140844"},      // second run
+	{"docs/12-queue.md", "154 times", "107.8", "0.7"},          // Python's round trip / shm-queue's
 }
 
 var (
