@@ -101,6 +101,7 @@ type Queue struct {
 
 	key      attachKey
 	local    *slotLocal // this process's side of its slot: shared by its handles
+	id       uint32     // this handle's name in local's lanes, never 0
 	plain    bool       // publish with a plain store (registered for membarrier)
 	closed   atomic.Bool
 	inflight atomic.Int64
@@ -376,6 +377,9 @@ func attach(ctx context.Context, seg *shm.Segment, capacity, maxSize int) (*Queu
 		attached[q.key] = q.local
 	}
 	q.local.refs++
+	for q.id == 0 {
+		q.id = handleIDs.Add(1)
+	}
 	q.plain = registered()
 	return q, nil
 }
@@ -393,13 +397,19 @@ type attachKey struct {
 }
 
 // slotLocal is what this process's handles on one slot share: which of
-// the slot's lanes a goroutine's Send holds. A lane is taken here, in
-// this process's memory, by a CAS, and its intent then written into the
-// shared lane; Close waits for every lane to be free again.
+// the slot's lanes a goroutine's Send holds, and through which handle
+// (its id). A lane is taken here, in this process's memory, by a CAS, and
+// its intent then written into the shared lane; a handle's Close waits
+// for the lanes its own Sends hold (not another handle's: a busy handle
+// would keep the lanes from ever being all free at once, the second
+// review's TestCloseBesideBusyHandle).
 type slotLocal struct {
 	lanes [lanes]atomic.Uint32
 	refs  int // handles, under attachMu
 }
+
+// handleIDs numbers the handles of this process, for the lanes they hold.
+var handleIDs atomic.Uint32
 
 // detach is attach's undo, at Close.
 func (q *Queue) detach() {
@@ -529,14 +539,13 @@ func errZero() error {
 
 // busy reports whether a call is in flight on q: a Recv or a waiting
 // Send (inflight), or a Send's try, which holds one of the slot's lanes
-// (the lanes are the process's: another handle's Send keeps us waiting
-// too, for the few instructions it holds one).
+// in q's name.
 func (q *Queue) busy() bool {
 	if q.inflight.Load() != 0 {
 		return true
 	}
 	for i := range lanes {
-		if q.local.lanes[i].Load() != 0 {
+		if q.local.lanes[i].Load() == q.id {
 			return true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -983,4 +984,58 @@ func TestJunkLanes(t *testing.T) {
 	if n, err := q.Recv(context.Background(), buf); err != nil || string(buf[:n]) != "once" {
 		t.Fatalf("Recv: %q %v", buf[:n], err)
 	}
+}
+
+// TestCloseBesideBusyHandle (from the second review of layout 2): two
+// handles of one process on one queue share the slot's lanes. Closing
+// the idle one, and a Repair (which opens and closes a handle of its
+// own), must not wait for the busy one's Sends: with more sending
+// goroutines than lanes, the lanes are almost never all free at once.
+// The 20 s bound only tells a hang from a return; the return comes in
+// microseconds.
+func TestCloseBesideBusyHandle(t *testing.T) {
+	ctx := context.Background()
+	name, busy := newQueue(t, 64, 16)
+	idle, err := Open(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for i := range 2*lanes + 2 {
+		wg.Go(func() {
+			buf := make([]byte, 16)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if i < 2 {
+					busy.TryRecv(buf)
+				} else if ok, _ := busy.TrySend(buf[:8]); ok {
+					sent.Add(1)
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for sent.Load() < 100000 { // every goroutine running
+		time.Sleep(time.Millisecond)
+	}
+	within := func(what string, f func() error) {
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s has not returned in 20 s while another handle of the process sends", what)
+		}
+	}
+	within("Close of the idle handle", idle.Close)
+	within("Repair", func() error { _, err := Repair(ctx, name); return err })
 }

@@ -153,7 +153,7 @@ func (q *Queue) claimLane(ctx context.Context) (int, error) {
 	for {
 		for i := range lanes {
 			l := &q.local.lanes[i]
-			if l.Load() == 0 && l.CompareAndSwap(0, 1) {
+			if l.Load() == 0 && l.CompareAndSwap(0, q.id) {
 				return i, nil
 			}
 		}

@@ -4,6 +4,7 @@ package queue
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -104,10 +105,15 @@ func (w *waiter) wait(ctx context.Context, blocked func() (bool, time.Duration))
 		// A wake for every sleeper on the word when ctx is done. It
 		// may run after the handle's Close: harmless, the segment's
 		// range is retired, not unmapped (shm.Segment.Close).
-		word := w.seq
+		// It keeps the handle's segment reachable while it may run:
+		// word points into the mapping, which a pointer into it does
+		// not keep (shm's doc), and whose range is unmapped once no
+		// handle on the segment is reachable (the second review).
+		word, seg := w.seq, w.q.seg
 		stop := context.AfterFunc(ctx, func() {
 			word.Add(1)
 			futex.Wake(word, 1<<30)
+			runtime.KeepAlive(seg)
 		})
 		defer stop()
 	}
