@@ -3,6 +3,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -1038,4 +1039,35 @@ func TestCloseBesideBusyHandle(t *testing.T) {
 	}
 	within("Close of the idle handle", idle.Close)
 	within("Repair", func() error { _, err := Repair(ctx, name); return err })
+}
+
+// TestPublishPaths: a message is published whole by each of Send's
+// three ways: small through fillCell, large (past fillCellMax) through
+// memmove and a release store, and with an XCHG, as a process that
+// could not register for membarrier publishes.
+func TestPublishPaths(t *testing.T) {
+	ctx := context.Background()
+	_, q := newQueue(t, 8, 1000)
+	for _, plain := range []bool{true, false} {
+		q.plain = plain && registered()
+		for _, size := range []int{0, 1, 15, 16, 17, 64, fillCellMax, fillCellMax + 1, 1000} {
+			msg := make([]byte, size)
+			for i := range msg {
+				msg[i] = byte(i*7 + size)
+			}
+			if err := q.Send(ctx, msg); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 1000)
+			n, err := q.Recv(ctx, buf)
+			if err != nil || !bytes.Equal(buf[:n], msg) {
+				t.Fatalf("plain %v, %d bytes: got %d bytes (%v), not the message", q.plain, size, n, err)
+			}
+			for i := range q.local.lanes {
+				if q.local.lanes[i].Load() != 0 || q.lane(q.me.Index, i).Load() != 0 {
+					t.Fatalf("plain %v, %d bytes: lane %d still held", q.plain, size, i)
+				}
+			}
+		}
+	}
 }

@@ -120,14 +120,20 @@ func (q *Queue) trySend(ctx context.Context, msg []byte) (bool, error) {
 		if testHook != nil {
 			testHook("reserved")
 		}
-		release32(c.n, uint32(len(msg)))
-		copy(c.data, msg)
-		q.publish(c.word, published(t, 0))
+		// The lane cleared after the publish: until the cell is
+		// published, its intent says a live process is writing it.
+		if q.plain && len(msg) <= fillCellMax {
+			fillCell(c.word, msg, published(t, 0), lane)
+		} else {
+			release32(c.n, uint32(len(msg)))
+			copy(c.data, msg)
+			q.publish(c.word, published(t, 0))
+			release64(lane, 0)
+		}
 		q.wakeRecvIfSleeping()
-		// The lane after the publish (until the cell is published, its
-		// intent says a live process is writing it), and after our last
-		// touch of the segment (once our lanes are free, Close may go on).
-		done()
+		// Our lane in this process after our last touch of the segment:
+		// once our lanes are free, Close may go on.
+		release32(&q.local.lanes[i], 0)
 		return true, nil
 	}
 	done()

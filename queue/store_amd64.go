@@ -18,6 +18,20 @@ func release32(w *atomic.Uint32, v uint32)
 //go:noescape
 func release64(w *atomic.Uint64, v uint64)
 
+// fillCell publishes a small message (at most fillCellMax bytes) in
+// one call, where a Send would make four: it stores the length and the
+// message into the cell whose word is c, then w into c (the publish),
+// then 0 into lane (the intent, cleared after the publish), all plain
+// stores in that order (store_amd64.s).
+//
+//go:noescape
+func fillCell(c *atomic.Uint64, msg []byte, w uint64, lane *atomic.Uint64)
+
+// fillCellMax: past it, memmove's wide copy beats fillCell's 16-byte one.
+// (A Send and a Recv in one goroutine: 57-59 ns with fillCell, 60 ns
+// with the four calls, go test -bench SendRecv -count 5.)
+const fillCellMax = 256
+
 // plainStores: a publish may be a release store here, when the process is
 // registered for membarrier's global fence (fence_linux.go).
 const plainStores = true

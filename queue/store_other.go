@@ -9,6 +9,11 @@ import "sync/atomic"
 func release32(w *atomic.Uint32, v uint32) { w.Store(v) }
 func release64(w *atomic.Uint64, v uint64) { w.Store(v) }
 
+// fillCell is unused here (plainStores is false).
+func fillCell(*atomic.Uint64, []byte, uint64, *atomic.Uint64) { panic("queue: fillCell without plain stores") }
+
+const fillCellMax = 0
+
 // plainStores: a publish is always an atomic (sequentially consistent)
 // store here.
 const plainStores = false
