@@ -10,7 +10,9 @@ func release32(w *atomic.Uint32, v uint32) { w.Store(v) }
 func release64(w *atomic.Uint64, v uint64) { w.Store(v) }
 
 // fillCell is unused here (plainStores is false).
-func fillCell(*atomic.Uint64, []byte, uint64, *atomic.Uint64) { panic("queue: fillCell without plain stores") }
+func fillCell(*atomic.Uint64, []byte, uint64, *atomic.Uint64) {
+	panic("queue: fillCell without plain stores")
+}
 
 const fillCellMax = 0
 
