@@ -101,7 +101,7 @@ type Queue struct {
 
 	key      attachKey
 	local    *slotLocal // this process's side of its slot: shared by its handles
-	id       uint32     // this handle's name in local's lanes, never 0
+	id       uint64     // this handle's name in local's lanes, never 0 (64 bits: never reused)
 	plain    bool       // publish with a plain store (registered for membarrier)
 	closed   atomic.Bool
 	inflight atomic.Int64
@@ -404,12 +404,15 @@ type attachKey struct {
 // would keep the lanes from ever being all free at once, the second
 // review's TestCloseBesideBusyHandle).
 type slotLocal struct {
-	lanes [lanes]atomic.Uint32
+	lanes [lanes]atomic.Uint64
 	refs  int // handles, under attachMu
 }
 
-// handleIDs numbers the handles of this process, for the lanes they hold.
-var handleIDs atomic.Uint32
+// handleIDs numbers the handles of this process, for the lanes they
+// hold: 64 bits, so that no two handles ever share a number (32 bits
+// wrapped after 2^32 opens, and a new handle could take a live one's:
+// the third review's TestHandleIDWrap).
+var handleIDs atomic.Uint64
 
 // detach is attach's undo, at Close.
 func (q *Queue) detach() {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
@@ -1042,7 +1043,8 @@ func TestCloseBesideBusyHandle(t *testing.T) {
 }
 
 // TestPublishPaths: a message is published whole by each of Send's
-// three ways: small through fillCell, large (past fillCellMax) through
+// three ways: small through fillCell (copy under the race detector,
+// which TestFillCell makes up for), large (past fillCellMax) through
 // memmove and a release store, and with an XCHG, as a process that
 // could not register for membarrier publishes.
 func TestPublishPaths(t *testing.T) {
@@ -1066,6 +1068,65 @@ func TestPublishPaths(t *testing.T) {
 			for i := range q.local.lanes {
 				if q.local.lanes[i].Load() != 0 || q.lane(q.me.Index, i).Load() != 0 {
 					t.Fatalf("plain %v, %d bytes: lane %d still held", q.plain, size, i)
+				}
+			}
+		}
+	}
+}
+
+// TestFillCell (from the third review): fillCell, called directly (Send
+// takes the copy path under the race detector, so this is what covers
+// the assembly there): every size to 300 bytes, from sources at every
+// offset to 17, writes the word, the length, the bytes and the cleared
+// lane, and nothing before the cell, in its padding or past the message.
+func TestFillCell(t *testing.T) {
+	if !plainStores {
+		t.Skip("no fillCell here")
+	}
+	const max = 300
+	back := make([]byte, 64+16+max+64+64)
+	base := (64 - int(uintptr(unsafe.Pointer(&back[0]))%64)) % 64
+	cellb := back[base+64 : base+64+16+max+64]
+	src := make([]byte, max+64)
+	var lane atomic.Uint64
+	for size := 0; size <= max; size++ {
+		for off := 0; off < 18; off++ {
+			for i := range back {
+				back[i] = 0xA5
+			}
+			for i := range src {
+				src[i] = byte(i*13 + size + off)
+			}
+			msg := src[off : off+size : off+size]
+			lane.Store(laneBusy | 12345)
+			w := published(77, 3)
+			fillCell((*atomic.Uint64)(unsafe.Pointer(&cellb[0])), msg, w, &lane)
+			if got := binary.LittleEndian.Uint64(cellb[0:]); got != w {
+				t.Fatalf("size %d off %d: word %#x want %#x", size, off, got, w)
+			}
+			if got := binary.LittleEndian.Uint32(cellb[8:]); got != uint32(size) {
+				t.Fatalf("size %d off %d: length %d", size, off, got)
+			}
+			if !bytes.Equal(cellb[16:16+size], msg) {
+				t.Fatalf("size %d off %d: bytes differ", size, off)
+			}
+			if lane.Load() != 0 {
+				t.Fatalf("size %d off %d: lane not cleared", size, off)
+			}
+			// Guards: before the cell, the padding word 12..16, past the message.
+			for i := 0; i < base+64; i++ {
+				if back[i] != 0xA5 {
+					t.Fatalf("size %d off %d: byte %d before the cell written", size, off, i-base-64)
+				}
+			}
+			for i := 12; i < 16; i++ {
+				if cellb[i] != 0xA5 {
+					t.Fatalf("size %d off %d: padding byte %d written", size, off, i)
+				}
+			}
+			for i := base + 64 + 16 + size; i < len(back); i++ {
+				if back[i] != 0xA5 {
+					t.Fatalf("size %d off %d: byte %d past the message written", size, off, i-(base+64+16+size))
 				}
 			}
 		}

@@ -79,13 +79,13 @@ func (q *Queue) trySend(ctx context.Context, msg []byte) (bool, error) {
 		return false, err
 	}
 	if q.closed.Load() {
-		release32(&q.local.lanes[i], 0)
+		release64(&q.local.lanes[i], 0)
 		return false, q.errClosed()
 	}
 	lane := q.lane(q.me.Index, i)
 	done := func() {
 		release64(lane, 0)
-		release32(&q.local.lanes[i], 0)
+		release64(&q.local.lanes[i], 0)
 	}
 	for range maxTries {
 		t := q.tail.Load()
@@ -122,7 +122,7 @@ func (q *Queue) trySend(ctx context.Context, msg []byte) (bool, error) {
 		}
 		// The lane cleared after the publish: until the cell is
 		// published, its intent says a live process is writing it.
-		if q.plain && len(msg) <= fillCellMax {
+		if q.plain && !raceEnabled && len(msg) <= fillCellMax {
 			fillCell(c.word, msg, published(t, 0), lane)
 		} else {
 			release32(c.n, uint32(len(msg)))
@@ -133,7 +133,7 @@ func (q *Queue) trySend(ctx context.Context, msg []byte) (bool, error) {
 		q.wakeRecvIfSleeping()
 		// Our lane in this process after our last touch of the segment:
 		// once our lanes are free, Close may go on.
-		release32(&q.local.lanes[i], 0)
+		release64(&q.local.lanes[i], 0)
 		return true, nil
 	}
 	done()
