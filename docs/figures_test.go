@@ -99,18 +99,18 @@ var derived = []ratio{
 	{"docs/11-redis.md", "3 160×", "123M", "38.9k"},
 	// lesson 12: runs/queue-bench.txt, msgs/s of the same run, or of the
 	// Python run and the bench queue run just before it
-	{"docs/12-queue.md", "8.2 times", "13611146", "1652758"},   // shm-queue / pipe, 1x1, first run
-	{"docs/12-queue.md", "19 times", "13611146", "713657"},     // shm-queue / unix, 1x1, first run
-	{"docs/12-queue.md", "0.73 times", "13611146", "18559726"}, // shm-queue / c-ring, 1x1, first run
-	{"docs/12-queue.md", "0.78 times", "14410821", "18546802"}, // third run
-	{"docs/12-queue.md", "9.2 times", "14410821", "1564890"},   // third run, pipe
-	{"docs/12-queue.md", "0.85 times", "5602181", "6588845"},   // second run
-	{"docs/12-queue.md", "6.0 times", "5602181", "928835"},     // second run, pipe
-	{"docs/12-queue.md", "0.82 times", "12571242", "15423903"}, // 4x4, first run
-	{"docs/12-queue.md", "0.72 times", "12649996", "17625010"}, // 4x4, third run
-	{"docs/12-queue.md", "97 times", "13611146", "140844"},     // shm-queue / multiprocessing.Queue, first run
-	{"docs/12-queue.md", "40 times", "5602181", "140844"},      // second run
-	{"docs/12-queue.md", "154 times", "107.8", "0.7"},          // Python's round trip / shm-queue's
+	{"docs/12-queue.md", "9.5 times", "14695412", "1550087"},   // shm-queue / pipe, 1x1, first run
+	{"docs/12-queue.md", "20 times", "14695412", "729894"},     // shm-queue / unix, 1x1, first run
+	{"docs/12-queue.md", "0.78 times", "14695412", "18742678"}, // shm-queue / c-ring, 1x1, first run
+	{"docs/12-queue.md", "0.75 times", "14664575", "19469758"}, // second run
+	{"docs/12-queue.md", "0.78 times", "14401226", "18454686"}, // third run
+	{"docs/12-queue.md", "9.3 times", "14664575", "1577780"},   // second run, pipe
+	{"docs/12-queue.md", "8.5 times", "14401226", "1685325"},   // third run, pipe
+	{"docs/12-queue.md", "0.78 times", "12990027", "16630453"}, // 4x4, three runs
+	{"docs/12-queue.md", "0.74 times", "13172373", "17898665"},
+	{"docs/12-queue.md", "0.76 times", "12880106", "16873610"},
+	{"docs/12-queue.md", "80 times", "14695412", "182948"}, // shm-queue / multiprocessing.Queue
+	{"docs/12-queue.md", "135 times", "94.6", "0.7"},       // Python's round trip / shm-queue's
 }
 
 var (
