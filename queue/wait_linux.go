@@ -71,11 +71,10 @@ const (
 	// spinPause: PAUSEs between two looks of a spinning waiter. A
 	// receiver that looks at the cell its producer is writing, again and
 	// again, takes the line from it at each look, and the producer's
-	// stores wait for it back. On the 2-vCPU EPYC VM, one producer and
-	// one consumer of 64-byte messages (bench queue, rounds alternating
-	// with c-ring): 0 PAUSEs 13.0M msgs/s, 10 14.1M, 20 and 40 14.3-14.8M
-	// (c-ring 18.5-19.1M); a ping-pong round trip 0.7-0.8 µs at the
-	// median with 0 or 20, 1.2-1.5 µs with 40.
+	// stores wait for it back. Tried with bench queue and bench pingpong
+	// at 0, 10, 20, 40 and 100: throughput rose up to about 20 and no
+	// further, and ping-pong's round trip grew past it. Retune with
+	// both commands, compared within a run, if the machine changes.
 	spinPause = 20
 )
 
