@@ -411,7 +411,7 @@ type slotLocal struct {
 // handleIDs numbers the handles of this process, for the lanes they
 // hold: 64 bits, so that no two handles ever share a number (32 bits
 // wrapped after 2^32 opens, and a new handle could take a live one's:
-// the third review's TestHandleIDWrap).
+// the third review found it, with the counter set near its end).
 var handleIDs atomic.Uint64
 
 // detach is attach's undo, at Close.
