@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -723,6 +724,9 @@ func TestManyDroppedAtHead(t *testing.T) {
 	for _, p := range ps {
 		p.Kill()
 		p.Wait()
+	}
+	if in, err := Inspect(q.Segment()); err != nil || len(in.Writing) != 200 || slices.ContainsFunc(in.Writing, func(c CellState) bool { return c.Alive }) {
+		t.Fatalf("Inspect after the kills: %d cells writing (%v), want 200, none of a live process", len(in.Writing), err)
 	}
 	n, err := Repair(ctx, name)
 	if err != nil || n != 200 {
