@@ -1136,3 +1136,26 @@ func TestFillCell(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadWriterSlotReused: a producer killed after reserving position
+// 0; the next process takes its slot, and with it clears its lanes. No
+// lane names position 0 any more: Inspect reports the cell with no
+// process (slot -1), and the next receiver drops it and goes on.
+func TestDeadWriterSlotReused(t *testing.T) {
+	ctx := context.Background()
+	name, q := newQueue(t, 4, 64)
+	dead := testproc.Start(t, "die-at", name, "reserved", "send")
+	dead.Expect("at reserved")
+	dead.Wait()
+	next := testproc.Start(t, "send-once", name) // the lowest free slot: the dead one's
+	next.Expect("returned <nil>")
+	next.Wait()
+	in, err := Inspect(q.Segment())
+	if err != nil || len(in.Writing) != 1 || in.Writing[0].Position != 0 || in.Writing[0].Slot != -1 {
+		t.Fatalf("Inspect: %+v, %v; want position 0 writing, by no process", in.Writing, err)
+	}
+	buf := make([]byte, 64)
+	if n, err := q.Recv(ctx, buf); err != nil || string(buf[:n]) != "once" {
+		t.Fatalf("Recv past the dropped cell: %q %v", buf[:n], err)
+	}
+}
