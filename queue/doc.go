@@ -178,4 +178,11 @@
 // other receivers wait meanwhile. A cell's position wraps after 2^40
 // messages, which the protocol tolerates: cells compare positions modulo
 // 2^40, and the head and tail (64 bits) are never that far apart.
+//
+// A process sends from at most 6 goroutines at an instant (its lanes);
+// more wait their turn, for the few instructions a Send holds a lane.
+// Where membarrier(2) is refused (a seccomp filter, an old kernel), a
+// process publishes with an XCHG, and a receiver of it sleeps in 1 ms
+// slices: correct, a little slower. On other architectures than amd64,
+// every publish is an atomic store.
 package queue
