@@ -182,7 +182,7 @@
 // A process sends from at most 6 goroutines at an instant (its lanes);
 // more wait their turn, for the few instructions a Send holds a lane.
 // Where membarrier(2) is refused (a seccomp filter, an old kernel), a
-// process publishes with an XCHG, and a receiver of it sleeps in 1 ms
-// slices: correct, a little slower. On other architectures than amd64,
+// producer publishes with an XCHG and a receiver sleeps in 1 ms slices:
+// correct, a little slower. On other architectures than amd64,
 // every publish is an atomic store.
 package queue
