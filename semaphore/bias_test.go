@@ -468,3 +468,83 @@ func TestBiasedFastPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEnterFast: EnterFast and ExitFast, which keep no state and check
+// nothing but the bias word, enter only a lock biased to this process:
+// not one never biased (its word 0, want noBias), not one whose bias was
+// revoked or now names another process, and not after Close with the
+// segment unmapped (which must not fault); ExitFast leaves a waiting
+// revoker to Unlock, which wakes it.
+func TestEnterFast(t *testing.T) {
+	needBias(t)
+	name, seg, h := newBiased(t)
+	if w := biasWord(seg); w != 0 {
+		t.Fatalf("a new record's bias word = %#x, want 0", w)
+	}
+	if h.EnterFast() {
+		t.Fatal("EnterFast before any bias = true")
+	}
+	if err := h.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unlock(); err != nil { // biases it to us
+		t.Fatal(err)
+	}
+	if !h.EnterFast() {
+		t.Fatal("EnterFast of a lock biased to us = false")
+	}
+	if !h.ExitFast() {
+		t.Fatal("ExitFast with nobody waiting = false")
+	}
+
+	if !h.EnterFast() {
+		t.Fatal("EnterFast = false")
+	}
+	other := testproc.Start(t, "lock-report", name, "consistent")
+	other.Expect("waiting")
+	for biasRevoker(biasWord(seg)) < 0 {
+		time.Sleep(100 * time.Microsecond) // until the revoker has claimed
+	}
+	if h.ExitFast() {
+		t.Fatal("ExitFast with a revoker waiting = true, want false (Unlock wakes it)")
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	other.Expect("got ok")
+	other.MustExit()
+	if h.EnterFast() {
+		t.Fatalf("EnterFast after the revocation = true (bias word %#x)", biasWord(seg))
+	}
+	// The other process left the lock biased to itself, or free.
+	if err := h.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if !h.EnterFast() {
+		t.Fatal("EnterFast once biased to us again = false")
+	}
+	if !h.ExitFast() {
+		t.Fatal("ExitFast = false")
+	}
+
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := seg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if h.EnterFast() {
+		t.Fatal("EnterFast after Close = true")
+	}
+	// ExitFast without EnterFast is a misuse; after Close it writes h's
+	// own word and sends its caller to Unlock, which says ErrClosed.
+	if h.ExitFast() {
+		t.Fatal("ExitFast after Close = true")
+	}
+	if err := h.Unlock(); !errors.Is(err, shm.ErrClosed) {
+		t.Fatalf("Unlock after Close = %v, want ErrClosed", err)
+	}
+}
