@@ -115,6 +115,11 @@ const (
 	// falls back on the membarrier: a running holder looks at the bias
 	// word every few nanoseconds.
 	ackWait = 5 * time.Microsecond
+
+	// ackSpin is how long a revoker watches for the ack without
+	// yielding its CPU: a running holder answers in well under a
+	// microsecond, and a sched_yield costs about as much.
+	ackSpin = 2 * time.Microsecond
 )
 
 func biasVerdict(b uint64) uint64 { return b >> 16 & 3 }
@@ -714,8 +719,23 @@ func (m *mutex) biasHot(h int) bool {
 			return true
 		}
 	}
+	// Loads back to back can fall in step with a busy holder's stores
+	// and keep finding one value (each waits for the line the holder
+	// has just written): in traces of two buyers, many revocations took
+	// a holder in the middle of its turn, biasHot having found it idle.
+	// So look again, spaced by clock reads, for a while a busy holder
+	// cannot stand still.
+	for end := monoNow() + int64(hotWatch); monoNow() < end; {
+		if e.Load() != first {
+			return true
+		}
+	}
 	return false
 }
+
+// hotWatch is how long biasHot watches a holder's entry after its
+// back-to-back loads: an idle holder costs a revoker this much more.
+const hotWatch = 2 * time.Microsecond
 
 // hotLoads is how many times biasHot reads the holder's entry: a holder
 // buying back to back changes it every few nanoseconds.
@@ -752,6 +772,7 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 	// we watch its entry until it is out.
 	ep := m.entry(h)
 	fenced := false
+	spinUntil := monoNow() + int64(ackSpin)
 	for deadline := monoNow() + int64(ackWait); ; {
 		cur := m.bias.Load()
 		if cur == ack {
@@ -768,7 +789,9 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 			fenced = true
 		}
 		if !fenced {
-			yield()
+			if monoNow() >= spinUntil {
+				yield()
+			}
 			continue
 		}
 		e := ep.Load()
@@ -802,17 +825,24 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 	valid := func() bool { return holds() && stands() }
 	for {
 		v := m.word.Load()
-		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 || !holds() {
-			// It died since (the kernel marked the word, or its id
-			// went on to another process), or the word is seized:
-			// the next look deals with it.
+		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 {
+			// It died since (the kernel marked the word), or the
+			// word is seized: the next look deals with it.
 			giveUp()
 			return false, nil
 		}
+		// holds is a liveness check (a system call): asked under the
+		// seizure, where it counts, and again only when that failed.
 		if m.seize(v, valid, m.takenWord(slept)) {
 			break
 		}
 		if !stands() {
+			return false, nil
+		}
+		if !holds() {
+			// Its id went on to another process: the next look
+			// deals with it.
+			giveUp()
 			return false, nil
 		}
 	}
