@@ -132,7 +132,12 @@
 // clock_gettime in C's timed loops for c-robust and c-cas, which run in
 // the same invocation, at each process count in turn. -turn sets the shm
 // locks' turn (semaphore.SetTurn) in every buyer, to draw the curve of
-// wait against throughput. JSON fields: backend, procs, turn_us, tickets,
+// wait against throughput. -rounds R sells R times per backend and
+// process count, the backends taking turns round by round, and pools
+// each backend's gaps: the longest gaps are the machine's (a vCPU taken
+// away for milliseconds stalls c-cas, which has no lock at all, as long),
+// and in a single one-second sale one of them decides the mean wait.
+// JSON fields: backend, procs, turn_us, rounds, tickets, gaps,
 // gap_p50_ns, gap_p99_ns, gap_p999_ns, gap_max_ns, mean_wait_us,
 // time_p99_us, share_over_100us, ops_per_sec, timed_ops_per_sec, clock_ns.
 //

@@ -102,11 +102,14 @@ type GapResult struct {
 	Backend string  `json:"backend"`
 	Procs   int     `json:"procs"`
 	TurnUs  float64 `json:"turn_us"` // the shm locks' turn (semaphore.SetTurn)
+	// Rounds is how many sales were pooled; Tickets each one's size.
+	Rounds  int     `json:"rounds"`
 	Tickets int64   `json:"tickets"`
-	Seconds float64 `json:"seconds"` // the timed sale
+	Seconds float64 `json:"seconds"` // the timed sales' total
 	// GapP50ns ... GapMaxns: the gaps between a buyer's consecutive
 	// buys, all buyers together: quantiles by count (the upper bound of
 	// the histogram bucket, within 12.5%) and the longest.
+	Gaps      uint64 `json:"gaps"` // how many: one per timed buy
 	GapP50ns  uint64 `json:"gap_p50_ns"`
 	GapP99ns  uint64 `json:"gap_p99_ns"`
 	GapP999ns uint64 `json:"gap_p999_ns"`
@@ -131,10 +134,11 @@ type GapResult struct {
 }
 
 func runLatencyGaps(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench latency", "bench latency [-backends LIST] [-procs LIST] [-tickets N] [-turn D] [-json]", stderr)
+	fs := newFlags("bench latency", "bench latency [-backends LIST] [-procs LIST] [-tickets N] [-rounds R] [-turn D] [-json]", stderr)
 	list := fs.String("backends", strings.Join(latencyBackends(), ","), "backends to run, comma-separated")
 	procsFlag := fs.String("procs", "1,2,4,8", "buyer processes per run, comma-separated")
 	tickets := fs.Int64("tickets", 0, "tickets per sale; 0: sized to last about a second")
+	rounds := fs.Int("rounds", 1, "sales per backend and process count, taken in turn with the others'; their gaps are pooled")
 	turnFlag := fs.Duration("turn", semaphore.DefaultTurn, "the shm locks' turn (semaphore.SetTurn) in every buyer")
 	asJSON := fs.Bool("json", false, "one JSON object per run on stdout, nothing else")
 	if err := parse(fs, args); err != nil {
@@ -157,21 +161,34 @@ func runLatencyGaps(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *tickets < 0 || *tickets > maxTickets {
 		return usageError(fs, "-tickets %d: want 0 (auto) to %d", *tickets, maxTickets)
 	}
-	bar := newProgress(stderr, len(kinds)*len(procs), "measuring")
+	if *rounds < 1 || *rounds > 100 {
+		return usageError(fs, "-rounds %d: want 1 to 100", *rounds)
+	}
+	bar := newProgress(stderr, len(kinds)*len(procs)**rounds, "measuring")
 	var rs []GapResult
 	for _, p := range procs {
-		for _, kind := range kinds { // interleaved: every backend at one count, then the next
-			r, err := measureGaps(ctx, kind, p, *tickets)
-			if err != nil {
-				return err
+		// Interleaved: every backend at one count, round by round,
+		// then the next count; a backend's rounds are pooled, so that
+		// a stall of the machine (a vCPU taken away for milliseconds)
+		// weighs on each backend's figures at its rate over the whole
+		// run rather than on whichever single sale it fell in.
+		pools := make([]gapPool, len(kinds))
+		for range *rounds {
+			for i, kind := range kinds {
+				if err := pools[i].measure(ctx, kind, p, *tickets); err != nil {
+					return err
+				}
+				bar.Add(1)
 			}
+		}
+		for i, kind := range kinds {
+			r := pools[i].result(kind, p)
 			rs = append(rs, r)
 			if *asJSON {
 				if err := json.NewEncoder(stdout).Encode(r); err != nil {
 					return err
 				}
 			}
-			bar.Add(1)
 		}
 	}
 	bar.Finish()
@@ -203,34 +220,65 @@ func latencyBackends() []string {
 	return append(out, cBackends...)
 }
 
-// measureGaps sells with kind and procs buyers twice: untimed, then
-// timing every buy, and reports both.
-func measureGaps(ctx context.Context, kind string, procs int, tickets int64) (GapResult, error) {
+// gapPool gathers one backend's rounds at one process count.
+type gapPool struct {
+	rounds         int
+	tickets        int64 // per sale: calibrated in the first round
+	hist           gaphist.Hist
+	seconds        float64 // the timed sales'
+	untimedSec     float64
+	sold, untimedN int64
+	oversold, lost int64
+}
+
+// measure sells with kind and procs buyers twice, untimed then timing
+// every buy, and adds both to p.
+func (p *gapPool) measure(ctx context.Context, kind string, procs int, tickets int64) error {
+	if tickets == 0 {
+		tickets = p.tickets
+	}
 	if tickets == 0 {
 		n, _, err := calibrate(ctx, kind, procs, 0)
 		if err != nil {
-			return GapResult{}, err
+			return err
 		}
-		tickets = n
+		tickets, p.tickets = n, n
 	}
 	untimed, err := sell(ctx, kind, procs, tickets)
 	if err != nil {
-		return GapResult{}, err
+		return err
 	}
 	r, h, err := sellGaps(ctx, kind, procs, tickets, true)
 	if err != nil {
-		return GapResult{}, err
+		return err
 	}
+	p.rounds++
+	p.tickets = tickets
+	p.hist.Merge(&h)
+	p.seconds += r.Seconds
+	p.sold += total(r.PerBuyer)
+	p.untimedSec += untimed.Seconds
+	p.untimedN += total(untimed.PerBuyer)
+	p.oversold += r.Oversold + untimed.Oversold
+	p.lost += r.Lost + untimed.Lost
+	return nil
+}
+
+// result is p's row: the pooled gaps, and the rates over all its sales.
+func (p *gapPool) result(kind string, procs int) GapResult {
 	turn, _ := time.ParseDuration(os.Getenv(turnEnv))
 	if turn == 0 {
 		turn = semaphore.DefaultTurn
 	}
+	h := &p.hist
 	g := GapResult{
 		Backend:        kind,
 		Procs:          procs,
 		TurnUs:         float64(turn) / 1e3,
-		Tickets:        tickets,
-		Seconds:        r.Seconds,
+		Rounds:         p.rounds,
+		Tickets:        p.tickets,
+		Seconds:        p.seconds,
+		Gaps:           h.Count,
 		GapP50ns:       h.Quantile(0.5),
 		GapP99ns:       h.Quantile(0.99),
 		GapP999ns:      h.Quantile(0.999),
@@ -238,16 +286,30 @@ func measureGaps(ctx context.Context, kind string, procs int, tickets int64) (Ga
 		MeanWaitUs:     h.MeanWait() / 1e3,
 		TimeP99us:      float64(h.TimeQuantile(0.99)) / 1e3,
 		ShareOver100us: h.ShareOver(),
-		TimedOpsPerSec: r.OpsPerSec,
-		OpsPerSec:      untimed.OpsPerSec,
+		TimedOpsPerSec: rate(p.sold, p.seconds),
+		OpsPerSec:      rate(p.untimedN, p.untimedSec),
 		ClockNs:        goClockCost(),
-		Oversold:       r.Oversold + untimed.Oversold,
-		Lost:           r.Lost + untimed.Lost,
+		Oversold:       p.oversold,
+		Lost:           p.lost,
 	}
 	if isC(kind) {
 		g.ClockNs = cClockCost()
 	}
-	return g, nil
+	return g
+}
+
+func total(ns []int64) (t int64) {
+	for _, n := range ns {
+		t += n
+	}
+	return t
+}
+
+func rate(n int64, s float64) float64 {
+	if s <= 0 {
+		return 0
+	}
+	return float64(n) / s
 }
 
 // goClockCost is the cost of the clock read a Go buyer adds per buy.

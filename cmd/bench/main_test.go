@@ -351,6 +351,49 @@ func TestLatencyGaps(t *testing.T) {
 	}
 }
 
+// TestLatencyRounds: with -rounds, bench latency still prints one object
+// per backend and process count, pooling the rounds: rounds says how many,
+// and the timed sales' seconds are those of all of them.
+func TestLatencyRounds(t *testing.T) {
+	one, _, err := runArgs(t, "latency", "-json", "-backends", "shm-mutex", "-procs", "2", "-tickets", "200000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	three, _, err := runArgs(t, "latency", "-json", "-backends", "shm-mutex,shm-lockfree", "-procs", "2", "-tickets", "200000", "-rounds", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g1 GapResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(one)), &g1); err != nil {
+		t.Fatalf("%q: %v", one, err)
+	}
+	if g1.Rounds != 1 {
+		t.Errorf("rounds = %d without -rounds, want 1", g1.Rounds)
+	}
+	lines := strings.Split(strings.TrimSpace(three), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines with -rounds 3, want 2 (one per backend):\n%s", len(lines), three)
+	}
+	for _, line := range lines {
+		var g GapResult
+		if err := json.Unmarshal([]byte(line), &g); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if g.Rounds != 3 || g.Tickets != 200000 || g.Oversold != 0 || g.Lost != 0 {
+			t.Errorf("pooled row %+v: want rounds 3 of 200000 tickets, nothing oversold or lost", g)
+		}
+		if g.Gaps != 3*200000 {
+			t.Errorf("%d gaps pooled, want one per timed buy of the 3 sales: %d", g.Gaps, 3*200000)
+		}
+		if g.OpsPerSec <= 0 || g.TimedOpsPerSec <= 0 || g.Seconds <= 0 {
+			t.Errorf("pooled rates %+v", g)
+		}
+	}
+	if _, _, err := runArgs(t, "latency", "-rounds", "0"); err == nil {
+		t.Error("-rounds 0 accepted")
+	}
+}
+
 // TestBrokenFileFootnote: a torn db file's verdict keeps the file's own
 // first bytes, merge keeps them, and the table's footnote prints them
 // quoted (it used to print the same `{"count": 958}}` whatever the file
