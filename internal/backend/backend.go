@@ -63,7 +63,11 @@ func Create(ctx context.Context, kind, name string, total int64) error {
 		if err != nil {
 			return err
 		}
-		return c.Close()
+		if err := c.Close(); err != nil {
+			shm.Remove(name) // made here, and no caller will remove it
+			return err
+		}
+		return nil
 	case JSONFlock, JSONNoLock:
 		return jsonfile.Reset(name, total)
 	case Redis:
