@@ -833,6 +833,13 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 		}
 		// holds is a liveness check (a system call): asked under the
 		// seizure, where it counts, and again only when that failed.
+		// stands, a load, is asked first as well: a claim already gone
+		// (the holder died and the word went on, maybe to a process
+		// with its thread id) must not seize that process's word, which
+		// would hold up its Unlock for as long as we are stopped.
+		if !stands() {
+			return false, nil
+		}
 		if m.seize(v, valid, m.takenWord(slept)) {
 			break
 		}

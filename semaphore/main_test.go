@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testproc.Main(m, map[string]testproc.Entry{
+	testproc.Main(m, withEnterEntries(map[string]testproc.Entry{
 		"hold":         holdEntry,
 		"lock-report":  lockReportEntry,
 		"hammer":       hammerEntry,
@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 		"try-once":     tryOnceEntry,
 		"too-many":     tooManyEntry,
 		"hold-claim":   testproc.HoldClaimEntry,
-	})
+	}))
 }
 
 // The test segment: a Semaphore record (whose first MutexSize bytes are a
