@@ -100,16 +100,17 @@ func TestQueueBadFlags(t *testing.T) {
 // one, seq+i at byte i, for every size and a sequence number's every low
 // byte (the carries a plain add would spill across bytes).
 func TestPutMsgFiller(t *testing.T) {
+	tab := castagnoli()
 	for size := 12; size <= 80; size++ {
 		m := make([]byte, size)
 		for seq := uint32(1); seq < 600; seq += 7 {
-			putMsg(m, 3, seq)
+			putMsg(m, 3, seq, tab)
 			for i := 8; i < size-4; i++ {
 				if m[i] != byte(seq+uint32(i)) {
 					t.Fatalf("size %d, seq %d: byte %d is %d, want %d", size, seq, i, m[i], byte(seq+uint32(i)))
 				}
 			}
-			if torn, _ := tally(m, make([]atomic.Uint64, 700), 640, 4); torn {
+			if torn, _ := tally(m, make([]atomic.Uint64, 700), 640, 4, tab); torn {
 				t.Fatalf("size %d, seq %d: tally finds it torn", size, seq)
 			}
 		}

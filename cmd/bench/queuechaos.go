@@ -211,8 +211,9 @@ func qcProducerEntry(args []string) error {
 		return err
 	}
 	m := make([]byte, size)
+	tab := castagnoli()
 	for s := 1; s <= per; s++ {
-		putMsg(m, uint32(id), uint32(s))
+		putMsg(m, uint32(id), uint32(s), tab)
 		if err := q.Send(context.Background(), m); err != nil {
 			return err
 		}
@@ -246,11 +247,12 @@ func qcConsumerEntry(args []string) error {
 		return err
 	}
 	bits := bitmapView(bseg)
+	tab := castagnoli()
 	got, torn, _, _ := ctl.slot(self)
 	dup := ctl.word(slotStride*(self+1) + 40)
 	for {
 		err := q.RecvFunc(context.Background(), func(m []byte) error {
-			t, d := tally(m, bits, rowBits, rows)
+			t, d := tally(m, bits, rowBits, rows, tab)
 			switch {
 			case t:
 				torn.Add(1)
