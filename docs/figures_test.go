@@ -58,6 +58,7 @@ var allowed = []struct{ page, figure, why string }{
 	{"docs/10-measuring.md", "99%", "the definition of time p99"},
 	{"docs/10-measuring.md", "10 ms", "the slice a sleeper sleeps in: a constant of semaphore"},
 	{"docs/10-measuring.md", "1 ms", "the example of the mean-wait formula (one 1 ms stall...)"},
+	{"docs/10-measuring.md", "2 µs", "biasHot's watch and the revoker's spin: constants of semaphore"},
 	{"docs/10-measuring.md", "0.0025%", "the example of the mean-wait formula: 1 in 40 000"},
 	{"docs/10-measuring.md", "20 µs", "the turn a waiter grants (semaphore's default, bench latency -turn)"},
 	{"docs/10-measuring.md", "200 µs", "a -turn setting of the turn curve, the figures beside it are measured"},
@@ -81,6 +82,14 @@ var derived = []ratio{
 	{"README.md", "0.97×", "372M", "382M"}, // shm-lockfree / c-cas, 1 process
 	{"README.md", "0.72×", "125M", "173M"}, // 4 processes (the lowest)
 	{"README.md", "1.7×", "212M", "122M"},  // 2 processes (the highest)
+	// the README's before/after of runs/bench-session.txt (each pair
+	// from one run)
+	{"README.md", "2.7×", "308M", "114M"},  // 4ec5a7c, 1 process
+	{"README.md", "5.9×", "194M", "33M"},   // 4ec5a7c, 8 processes, second run (the lowest)
+	{"README.md", "9.3×", "274M", "29.6M"}, // 4ec5a7c, 2 processes, first run (the highest)
+	{"README.md", "2.3×", "259M", "114M"},  // 0ef4767, 1 process
+	{"README.md", "3.9×", "124M", "31.9M"}, // 0ef4767, 8 processes, first run (the lowest)
+	{"README.md", "6.5×", "162M", "25M"},   // 0ef4767, 4 processes, second run (the highest)
 	// lesson 10's table, the first run of runs/bench-chart.txt
 	{"docs/10-measuring.md", "2.1×", "219M", "102M"},  // shm-mutex / c-robust, 1 process
 	{"docs/10-measuring.md", "4.3×", "117M", "27.1M"}, // 2 processes
