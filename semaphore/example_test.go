@@ -98,3 +98,51 @@ func ExampleBiasedMutex() {
 	fmt.Println(n.Load())
 	// Output: 1000
 }
+
+// ExampleBiasedMutex_EnterFast: a critical section that begins and ends
+// in one function, with nothing in it that can fail, takes the bias
+// without any bookkeeping first (as ticketshm's locked Buy does), and
+// falls back on Lock and Unlock when the bias is not this process's.
+func ExampleBiasedMutex_EnterFast() {
+	const counterAt = semaphore.MutexSize // after the Mutex record
+	seg, err := shm.OpenOrCreate(context.Background(), "example.enterfast", counterAt+8, "example.Biased/1", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer shm.Remove("example.enterfast")
+	defer seg.Close()
+	m, err := semaphore.NewBiasedMutex(context.Background(), seg, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	n, err := seg.Int64(counterAt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	add := func() error {
+		if m.EnterFast() {
+			n.Store(n.Load() + 1)
+			if !m.ExitFast() {
+				return m.Unlock() // a locker of another process waits: wake it
+			}
+			return nil
+		}
+		err := m.Lock()
+		if errors.Is(err, semaphore.ErrOwnerDead) {
+			err = m.Consistent() // a one-word counter needs no repair
+		}
+		if err != nil {
+			return err
+		}
+		n.Store(n.Load() + 1)
+		return m.Unlock()
+	}
+	for range 1000 {
+		if err := add(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println(n.Load())
+	// Output: 1000
+}
