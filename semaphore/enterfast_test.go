@@ -495,13 +495,8 @@ func reusedHolderInside(t *testing.T, step string, sameSlot bool) {
 		f.ExpectPrefix("slot ")
 		f.Expect("joined")
 	}
-	p := testproc.Start(t, "bias-hold", name, "between")
-	pslot, ptid := parseID(t, p.ExpectPrefix("id "))
-	p.Expect("biased true")
-	p.Expect("between")
-	r := testproc.Start(t, "stop-at", name, step)
-	r.Expect("stopped " + step)
-	waitStopped(t, r)
+	p, pslot, ptid := idleBiased(t, name)
+	r := stoppedAt(t, name, step)
 	t.Logf("R stopped at %s: word %#x bias %#x", step, word(seg), biasWord(seg))
 	if f != nil {
 		f.Kill()
@@ -559,13 +554,8 @@ func TestSeizedRevokerHolderDies(t *testing.T) {
 	needBias(t)
 	testproc.NeedRoot(t)
 	name, seg := newTestSegment(t)
-	p := testproc.Start(t, "bias-hold", name, "between")
-	_, ptid := parseID(t, p.ExpectPrefix("id "))
-	p.Expect("biased true")
-	p.Expect("between")
-	r := testproc.Start(t, "stop-at", name, "seized")
-	r.Expect("stopped seized")
-	waitStopped(t, r)
+	p, _, ptid := idleBiased(t, name)
+	r := stoppedAt(t, name, "seized")
 	if w := word(seg); !isSeized(w&tidMask) || seizedOwner(w&tidMask) != ptid {
 		t.Fatalf("word %#x: want R's seizure of P's id %d", w, ptid)
 	}
@@ -681,13 +671,8 @@ func TestStaleRevokerSeizesReusedID(t *testing.T) {
 				f.ExpectPrefix("slot ")
 				f.Expect("joined")
 			}
-			p := testproc.Start(t, "bias-hold", name, "between")
-			pslot, ptid := parseID(t, p.ExpectPrefix("id "))
-			p.Expect("biased true")
-			p.Expect("between")
-			r := testproc.Start(t, "stop-at", name, "fenced,seized")
-			r.Expect("stopped fenced")
-			waitStopped(t, r)
+			p, pslot, ptid := idleBiased(t, name)
+			r := stoppedAt(t, name, "fenced,seized")
 			if f != nil {
 				f.Kill()
 				f.Wait()
@@ -736,4 +721,28 @@ func TestStaleRevokerSeizesReusedID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// idleBiased starts P, which biases the record of segment name to itself
+// and then stays between critical sections, and returns it with its slot
+// and owner id.
+func idleBiased(t *testing.T, name string) (p *testproc.Proc, slot int, tid uint32) {
+	t.Helper()
+	p = testproc.Start(t, "bias-hold", name, "between")
+	slot, tid = parseID(t, p.ExpectPrefix("id "))
+	p.Expect("biased true")
+	p.Expect("between")
+	return p, slot, tid
+}
+
+// stoppedAt starts a locker that stops itself at the first of steps (a
+// comma-separated list of stepHook steps, see stop-at), and returns it
+// once it has stopped there.
+func stoppedAt(t *testing.T, name, steps string) *testproc.Proc {
+	t.Helper()
+	r := testproc.Start(t, "stop-at", name, steps)
+	first, _, _ := strings.Cut(steps, ",")
+	r.Expect("stopped " + first)
+	waitStopped(t, r)
+	return r
 }

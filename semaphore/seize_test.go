@@ -107,13 +107,8 @@ func TestDeadRevokerSlotReused(t *testing.T) {
 	for _, killHolder := range []bool{true, false} {
 		t.Run(fmt.Sprint("holder killed ", killHolder), func(t *testing.T) {
 			name, seg := newTestSegment(t)
-			p := testproc.Start(t, "bias-hold", name, "between")
-			pslot, _ := parseID(t, p.ExpectPrefix("id "))
-			p.Expect("biased true")
-			p.Expect("between")
-			s := testproc.Start(t, "stop-at", name, "seized")
-			s.Expect("stopped seized")
-			waitStopped(t, s)
+			p, pslot, _ := idleBiased(t, name)
+			s := stoppedAt(t, name, "seized")
 			ss := seizer(word(seg) & tidMask)
 			s.Kill()
 			s.Wait()
