@@ -71,15 +71,11 @@ func checkedCS(holder, counter, bad interface {
 // critical section is checkedCS. Prints "running", and at the end "fast <n>
 // slow <n>".
 func enterLockEntry(args []string) int {
-	name, off := record(args[0])
-	seg, err := openTest(name)
+	seg, l, err := openLocker(args[0], true)
 	if err != nil {
 		return fail(err)
 	}
-	h, err := NewBiasedMutex(context.Background(), seg, off)
-	if err != nil {
-		return fail(err)
-	}
+	h := l.(*BiasedMutex)
 	rounds, _ := strconv.Atoi(args[1])
 	spin, pace, barrier := 0, 0, ""
 	for _, a := range args[2:] {
@@ -145,15 +141,11 @@ func enterLockEntry(args []string) int {
 // "exitfast <bool>", Unlock if false (say "unlock <err>"), say "out"; live
 // on.
 func enterHoldEntry(args []string) int {
-	name, off := record(args[0])
-	seg, err := openTest(name)
+	seg, l, err := openLocker(args[0], true)
 	if err != nil {
 		return fail(err)
 	}
-	h, err := NewBiasedMutex(context.Background(), seg, off)
-	if err != nil {
-		return fail(err)
-	}
+	h := l.(*BiasedMutex)
 	if err := h.Lock(); err != nil && !errors.Is(err, ErrOwnerDead) {
 		return fail(err)
 	} else if err != nil {
