@@ -52,7 +52,8 @@ import (
 //
 // Revocations are rationed as hand-offs are: a waiter lets a busy holder
 // have a turn (SetTurn) before it claims; an idle holder (its entry does
-// not change while the waiter watches) is revoked at once.
+// not change while the waiter watches it, a couple of microseconds: see
+// biasHot) is revoked at once.
 //
 // The bias word (64 bits):
 //
