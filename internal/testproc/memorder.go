@@ -19,7 +19,9 @@ type MemOp struct {
 	Text  string // the instruction, as go tool objdump prints it
 }
 
-var memOperand = regexp.MustCompile(`^-?(0x)?[0-9a-f]*\(([A-Z0-9]+)\)$`)
+// memOperand is a memory operand: displacement, base register, and an
+// optional index (0(R8)(DI*1)).
+var memOperand = regexp.MustCompile(`^-?(0x)?[0-9a-f]*\(([A-Z0-9]+)\)(\([A-Z0-9]+\*[1248]\))?$`)
 
 // MemoryOps builds the test binary of the package in dir as the gc
 // compiler compiles it for a normal build (no -race, no coverage), and
