@@ -72,6 +72,16 @@ func readMsg(b []byte) (id, seq uint32, ok bool) {
 	return binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:]), ok
 }
 
+// recvWant receives one message into buf and fails the test, saying
+// when, unless it is intact and producer id's number seq.
+func recvWant(t *testing.T, ctx context.Context, q *Queue, buf []byte, id, seq uint32, when string) {
+	t.Helper()
+	n, err := q.Recv(ctx, buf)
+	if gid, gseq, ok := readMsg(buf[:n]); err != nil || !ok || gid != id || gseq != seq {
+		t.Fatalf("%s: %v, message %d/%d (ok %v); want %d/%d", when, err, gid, gseq, ok, id, seq)
+	}
+}
+
 // produceEntry: args name, id, n, size, [acks]. Sends n messages of size
 // bytes with sequence numbers 1..n; with acks (the name of a shm segment
 // of words) it stores each acknowledged sequence number in word id, so

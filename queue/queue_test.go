@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -330,10 +331,7 @@ func TestDeadWriter(t *testing.T) {
 	if err := q.Send(ctx, buf); err != nil {
 		t.Fatal(err)
 	}
-	n, err := q.Recv(ctx, buf)
-	if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 1 || seq != 1 {
-		t.Fatalf("after a dead writer: %v, message %d/%d (ok %v); want producer 1's", err, id, seq, ok)
-	}
+	recvWant(t, ctx, q, buf, 1, 1, "after a dead writer")
 	if _, ok, err := q.TryRecv(buf); ok || err != nil {
 		t.Errorf("the dead writer's message came: %v %v", ok, err)
 	}
@@ -353,10 +351,7 @@ func TestDeadTaker(t *testing.T) {
 	p.Expect("at taking")
 	p.Wait()
 	for want := uint32(1); want <= 2; want++ {
-		n, err := q.Recv(ctx, buf)
-		if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 7 || seq != want {
-			t.Fatalf("message %d: %v, %d/%d ok %v", want, err, id, seq, ok)
-		}
+		recvWant(t, ctx, q, buf, 7, want, fmt.Sprintf("message %d", want))
 	}
 }
 
@@ -397,10 +392,7 @@ func TestStoppedTakerSlotReuse(t *testing.T) {
 	}
 	stopped.Kill()
 	stopped.Wait()
-	n, err := q.Recv(ctx, buf)
-	if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 3 || seq != 1 {
-		t.Fatalf("after the stopped taker's death: %v, %d/%d", err, id, seq)
-	}
+	recvWant(t, ctx, q, buf, 3, 1, "after the stopped taker's death")
 }
 
 // TestStoppedWriterBlocksNobodyElse: a producer stopped after reserving a
@@ -424,10 +416,7 @@ func TestStoppedWriterBlocksNobodyElse(t *testing.T) {
 	p.Kill()
 	p.Wait()
 	for i := range 3 {
-		n, err := q.Recv(ctx, buf)
-		if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 1 || seq != uint32(i+1) {
-			t.Fatalf("message %d after the writer's death: %v %d/%d", i+1, err, id, seq)
-		}
+		recvWant(t, ctx, q, buf, 1, uint32(i+1), fmt.Sprintf("message %d after the writer's death", i+1))
 	}
 }
 
@@ -822,10 +811,7 @@ func TestDeadIntent(t *testing.T) {
 	if err := q.Send(ctx, buf); err != nil {
 		t.Fatal(err)
 	}
-	n, err := q.Recv(ctx, buf)
-	if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 1 || seq != 1 {
-		t.Fatalf("after both deaths: %v, %d/%d", err, id, seq)
-	}
+	recvWant(t, ctx, q, buf, 1, 1, "after both deaths")
 }
 
 // TestStoppedIntent: a producer stopped after writing its intent for
@@ -855,10 +841,7 @@ func TestStoppedIntent(t *testing.T) {
 	}
 	stopped.Signal(syscall.SIGCONT)
 	stopped.Expect("returned <nil>")
-	n, err := q.Recv(ctx, buf)
-	if id, seq, ok := readMsg(buf[:n]); err != nil || !ok || id != 99 || seq != 1 {
-		t.Fatalf("the stopped producer's message: %v, %d/%d", err, id, seq)
-	}
+	recvWant(t, ctx, q, buf, 99, 1, "the stopped producer's message")
 	if h := q.head.Load(); h != 2 {
 		t.Fatalf("head %d, want 2: the dead producer's cell dropped, the live one's received", h)
 	}
