@@ -291,9 +291,8 @@ func (h *BiasedMutex) LockContext(ctx context.Context) error {
 // this process it locks h (two plain stores and a load) and returns true.
 // When it returns false it did nothing: call LockContext.
 func (h *BiasedMutex) LockFast() bool {
-	if h.biased && h.state == free && biasEnter(h.entry, h.in, h.bias, h.want) {
+	if h.biased && h.state == free && h.EnterFast() {
 		h.state = fast
-		raceAcquire(h.m)
 		return true
 	}
 	return false
@@ -304,12 +303,7 @@ func (h *BiasedMutex) LockFast() bool {
 // false, call Unlock: h was locked otherwise (UnlockFast did nothing), or
 // a revoker waits to be woken (Unlock wakes it).
 func (h *BiasedMutex) UnlockFast() bool {
-	if h.state != fast {
-		return false
-	}
-	raceRelease(h.m)
-	if biasExit(h.entry, h.out, h.bias, h.want) {
-		h.state = wakeDue
+	if h.state != fast || !h.ExitFast() { // ExitFast leaves wakeDue for Unlock
 		return false
 	}
 	h.state = free
