@@ -298,13 +298,6 @@ func (p *gapPool) result(kind string, procs int) GapResult {
 	return g
 }
 
-func total(ns []int64) (t int64) {
-	for _, n := range ns {
-		t += n
-	}
-	return t
-}
-
 func rate(n int64, s float64) float64 {
 	if s <= 0 {
 		return 0

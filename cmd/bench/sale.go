@@ -231,13 +231,18 @@ func sellGaps(ctx context.Context, kind string, procs int, tickets int64, gaps b
 	return r, hist, nil
 }
 
+// total is the sum of a sale's per-buyer counts.
+func total(ns []int64) (t int64) {
+	for _, n := range ns {
+		t += n
+	}
+	return t
+}
+
 // shares are the lowest and highest of the buyers' sales over the fair
 // share (all sales over the number of buyers); 0, 0 when nothing sold.
 func shares(perBuyer []int64) (lo, hi float64) {
-	var sum int64
-	for _, b := range perBuyer {
-		sum += b
-	}
+	sum := total(perBuyer)
 	if sum == 0 {
 		return 0, 0
 	}
