@@ -147,6 +147,19 @@ func TestBiasedGoroutines(t *testing.T) {
 }
 
 // biasWord reads the record's bias word.
+// claimingRevoker starts a locker of the record of segment name that
+// waits for a lock biased to another process, and returns it once it has
+// claimed the bias (its revocation under way).
+func claimingRevoker(t *testing.T, name string, seg *shm.Segment) *testproc.Proc {
+	t.Helper()
+	r := testproc.Start(t, "lock-report", name, "consistent")
+	r.Expect("waiting")
+	for biasRevoker(biasWord(seg)) < 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	return r
+}
+
 func biasWord(seg *shm.Segment) uint64 {
 	return binary.LittleEndian.Uint64(seg.Data()[offBias:])
 }
@@ -445,11 +458,7 @@ func TestBiasedFastPaths(t *testing.T) {
 	if !h.LockFast() {
 		t.Fatal("LockFast = false")
 	}
-	other := testproc.Start(t, "lock-report", name, "consistent")
-	other.Expect("waiting")
-	for biasRevoker(biasWord(seg)) < 0 {
-		time.Sleep(100 * time.Microsecond) // until the revoker has claimed
-	}
+	other := claimingRevoker(t, name, seg)
 	if h.UnlockFast() {
 		t.Fatal("UnlockFast with a revoker waiting = true, want false (Unlock wakes it)")
 	}
@@ -500,11 +509,7 @@ func TestEnterFast(t *testing.T) {
 	if !h.EnterFast() {
 		t.Fatal("EnterFast = false")
 	}
-	other := testproc.Start(t, "lock-report", name, "consistent")
-	other.Expect("waiting")
-	for biasRevoker(biasWord(seg)) < 0 {
-		time.Sleep(100 * time.Microsecond) // until the revoker has claimed
-	}
+	other := claimingRevoker(t, name, seg)
 	if h.ExitFast() {
 		t.Fatal("ExitFast with a revoker waiting = true, want false (Unlock wakes it)")
 	}

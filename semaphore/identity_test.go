@@ -152,11 +152,7 @@ func TestRevokerKeepsOwnerDead(t *testing.T) {
 	h := testproc.Start(t, "bias-hold", name, "inside")
 	hslot, _ := parseID(t, h.ExpectPrefix("id "))
 	h.Expect("inside")
-	r := testproc.Start(t, "lock-report", name, "consistent")
-	r.Expect("waiting")
-	for biasRevoker(biasWord(seg)) < 0 {
-		time.Sleep(100 * time.Microsecond) // until it has claimed the bias
-	}
+	r := claimingRevoker(t, name, seg)
 	r.Signal(syscall.SIGSTOP)
 	h.Kill()
 	h.Wait()
