@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -329,30 +328,13 @@ func TestStopStorm(t *testing.T) {
 		procs[i] = start(s)
 	}
 	counter := view(seg, offCounter)
-	stops, kills := 0, 0
-	for e := 0; e < events; e++ {
-		i := rand.IntN(len(procs))
-		before := counter.Load()
-		for n := 0; counter.Load() < before+int64(rand.IntN(20)) && n < 2000; n++ {
-			time.Sleep(10 * time.Microsecond)
-		}
-		if rand.IntN(8) == 0 {
-			procs[i].Kill()
-			if code := procs[i].Wait(); code != -9 {
-				t.Fatalf("event %d: %s exited %d before the kill:\n%s", e, specs[i][0], code, procs[i].Output())
+	stops, kills := testproc.StopStorm(t, procs, events, 8, counter.Load,
+		func(i int) *testproc.Proc { return start(specs[i]) },
+		func(e int) {
+			if bad := view(seg, offBad).Load(); bad != 0 {
+				t.Fatalf("event %d: mutual exclusion broken %d times", e, bad)
 			}
-			procs[i] = start(specs[i])
-			kills++
-			continue
-		}
-		procs[i].Signal(syscall.SIGSTOP)
-		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
-		procs[i].Signal(syscall.SIGCONT)
-		stops++
-		if bad := view(seg, offBad).Load(); bad != 0 {
-			t.Fatalf("event %d: mutual exclusion broken %d times", e, bad)
-		}
-	}
+		})
 	// Progress after the storm: every process still runs.
 	c0 := counter.Load()
 	time.Sleep(200 * time.Millisecond)

@@ -21,34 +21,6 @@ import (
 	"github.com/shmkit/shmkit/ticketshm"
 )
 
-// stopStorm stops (SIGSTOP, 0-3 ms, SIGCONT) one of ps at random, events
-// times, waiting for progress of sold() between events; with kill set, one
-// event in kill is a SIGKILL, and restart gives the replacement.
-func stopStorm(t *testing.T, ps []*testproc.Proc, events, kill int, sold func() int64, restart func(i int) *testproc.Proc) (stops, kills int) {
-	t.Helper()
-	for e := 0; e < events; e++ {
-		i := rand.IntN(len(ps))
-		before := sold()
-		for n := 0; sold() < before+int64(rand.IntN(50)) && n < 1000; n++ {
-			time.Sleep(10 * time.Microsecond)
-		}
-		if kill > 0 && rand.IntN(kill) == 0 {
-			ps[i].Kill()
-			if code := ps[i].Wait(); code != -9 {
-				t.Fatalf("event %d: buyer exited %d before the kill", e, code)
-			}
-			ps[i] = restart(i)
-			kills++
-			continue
-		}
-		ps[i].Signal(syscall.SIGSTOP)
-		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
-		ps[i].Signal(syscall.SIGCONT)
-		stops++
-	}
-	return stops, kills
-}
-
 // TestBuyStopStorm: Locked buyers (two of them paced, so their bias is
 // revoked idle, through the membarrier), stopped and killed at random
 // moments, over and over. The audit is exact: nothing sold twice, nothing
@@ -84,7 +56,7 @@ func TestBuyStopStorm(t *testing.T) {
 	if testing.Short() {
 		events = 300
 	}
-	stops, kills := stopStorm(t, ps, events, 6, sold, start)
+	stops, kills := testproc.StopStorm(t, ps, events, 6, sold, start, nil)
 	for _, p := range ps {
 		p.Kill()
 		p.Wait()
@@ -124,20 +96,15 @@ func stopStormTickets(t *testing.T) {
 	defer c.Close()
 	release()
 	sold := func() int64 { r, _ := c.Remaining(context.Background()); return total - r }
-	done := make(chan struct{})
 	stops := 0
-	go func() {
-		defer close(done)
-		for sold() < total {
-			i := rand.IntN(len(ps))
-			ps[i].Signal(syscall.SIGSTOP)
-			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
-			ps[i].Signal(syscall.SIGCONT)
-			stops++
-			time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
-		}
-	}()
-	<-done
+	for sold() < total {
+		i := rand.IntN(len(ps))
+		ps[i].Signal(syscall.SIGSTOP)
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		ps[i].Signal(syscall.SIGCONT)
+		stops++
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+	}
 	seen := make(map[int64]int, total)
 	for i, p := range ps {
 		p.MustExitWithin(2 * time.Minute)
