@@ -20,12 +20,12 @@ import (
 //
 // The goroutine that holds a Buyer must not call the Counter's own methods
 // meanwhile, nor open the Counter again: they wait for the Buyer's Close,
-// which that goroutine would never reach (Audit, Populate and Close wait
-// without a deadline, and an Open during the last Close waits for it). A
-// Buyer must not be copied.
+// which that goroutine would never reach (until their ctx is done; Close
+// waits without a deadline, and an Open during the last Close waits for
+// it). A Buyer must not be copied.
 type Buyer struct {
 	_ noCopy
-	c *Counter // nil once closed
+	c *counter // nil once closed
 }
 
 // noCopy makes go vet's copylocks check report a copied Buyer.
@@ -39,7 +39,7 @@ var _ Store = (*Buyer)(nil)
 // Buyer takes the Counter for this goroutine until the Buyer's Close,
 // waiting while another goroutine of this process uses it, until ctx is
 // done.
-func (c *Counter) Buyer(ctx context.Context) (*Buyer, error) {
+func (c *counter) Buyer(ctx context.Context) (*Buyer, error) {
 	if err := c.local.Lock(ctx); err != nil {
 		return nil, c.errWaiting(err)
 	}

@@ -61,7 +61,7 @@ func TestBuyStopStorm(t *testing.T) {
 		p.Kill()
 		p.Wait()
 	}
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func stopStormTickets(t *testing.T) {
 	if len(seen) != total {
 		t.Fatalf("%d tickets sold, want %d", len(seen), total)
 	}
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil || !a.OK() || a.Sold != total {
 		t.Fatalf("audit %+v, %v", a, err)
 	}

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 )
@@ -47,10 +49,83 @@ func check(t *testing.T, c *ticketshm.Counter) {
 	ctx := context.Background()
 	_, buy := c.Buy(ctx)
 	_, rem := c.Remaining(ctx)
-	_, audit := c.Audit()
-	for name, err := range map[string]error{"Buy": buy, "Remaining": rem, "Audit": audit, "Populate": c.Populate(), "Close": c.Close()} {
+	_, audit := c.Audit(context.Background())
+	for name, err := range map[string]error{"Buy": buy, "Remaining": rem, "Audit": audit, "Populate": c.Populate(context.Background()), "Close": c.Close()} {
 		if !errors.Is(err, ticketshm.ErrClosed) || !errors.Is(err, shm.ErrClosed) {
 			t.Errorf("%s on a closed or zero Counter: %v, want ErrClosed", name, err)
 		}
 	}
+}
+
+// TestCloseTwiceLeavesOtherOpens (a new user's trial): each open is a
+// handle of its own, so a second Close of one returns ErrClosed and the
+// process's other opens go on buying. Before, Open returned the same
+// *Counter and the second Close ended another open's.
+func TestCloseTwiceLeavesOtherOpens(t *testing.T) {
+	ctx := context.Background()
+	name := storeName(t, "shm-mutex")
+	c1, err := ticketshm.Create(ctx, name, 100, ticketshm.Locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := ticketshm.Open(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1 == c2 {
+		t.Fatal("two opens returned the same *Counter")
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Close(); !errors.Is(err, ticketshm.ErrClosed) {
+		t.Fatalf("a second Close: %v, want ErrClosed", err)
+	}
+	check(t, c1)
+	if _, err := c2.Buy(ctx); err != nil {
+		t.Fatalf("the other open, after the first was closed twice: %v", err)
+	}
+	if c1.Slot() != c2.Slot() || c1.Total() != 100 || c1.Mode() != ticketshm.Locked {
+		t.Errorf("Slot %d and %d, Total %d, Mode %v: want one slot, 100, Locked", c1.Slot(), c2.Slot(), c1.Total(), c1.Mode())
+	}
+	if err := c2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(t, c2)
+}
+
+// TestAuditHonoursCtx (a new user's trial): Audit and Populate take a
+// ctx; with another process holding the lock for good (stopped, or as
+// here, asleep), Audit returns when ctx ends, and Close then does not
+// wait for it. Before, Audit waited without a deadline, and Close behind
+// it.
+func TestAuditHonoursCtx(t *testing.T) {
+	ctx := context.Background()
+	name := storeName(t, "shm-mutex")
+	c, err := ticketshm.Create(ctx, name, 10, ticketshm.Locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := testproc.Start(t, "hold-counter", name) // holds the lock until killed
+	holder.Expect("holding")
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Audit(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Audit while another process holds the lock: %v, want DeadlineExceeded", err)
+	}
+	b, err := c.Buyer(ctx) // this process's other calls now wait for the Buyer's Close
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := c.Populate(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Populate while a Buyer holds the Counter: %v, want DeadlineExceeded", err)
+	}
+	b.Close()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	holder.Kill()
+	holder.Wait()
 }

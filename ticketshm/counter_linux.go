@@ -29,28 +29,11 @@ const (
 var _ [offOwners - 68224]struct{} // doc.go's table
 var _ [68224 - offOwners]struct{}
 
-// Counter is a ticket counter in a shared-memory segment: the total, the
-// remaining count and a ledger of which process slot bought each ticket.
-// Every buy is all-or-nothing: a buyer killed at any instruction never
-// makes a ticket vanish or sells one twice, and Audit proves it.
-//
-// A Counter is a Store shared by many processes, and safe for concurrent
-// use by many goroutines of each: share one *Counter as one shares a
-// *sql.DB. A process has one slot in the segment however many times it
-// opens it, and one Counter: Open, Create and OpenOrCreate return the same
-// *Counter for a segment this process has open already, and Close must be
-// called once per open; the last one closes it, after the calls in
-// flight. After that its methods return an error wrapping ErrClosed, as a
-// zero Counter's do.
-//
-// A process's goroutines buy one at a time (the ledger's log and the
-// lock's bias are the process's): each call takes an in-process lock, a
-// sync.Mutex's price (2-3 ns a buy in BenchmarkBuyOneGoroutine, on the
-// machine of docs/runs; 8 goroutines sharing a Counter bought faster than
-// 8 sharing an int64 under a sync.Mutex, BenchmarkBuySharedCounter). A
-// goroutine that buys in a loop and shares the Counter with nobody
-// meanwhile can take that lock once for the whole loop: see Buyer.
-type Counter struct {
+// counter is this process's one attachment of a Counter segment: its
+// slot, its BiasedMutex, its log. Every open of the segment in this
+// process gets a Counter handle of its own on it (handle_linux.go), and
+// the last handle's Close closes it.
+type counter struct {
 	// local serialises this process's goroutines: it guards open, log,
 	// guess and rng, and every use of mu and the mapping.
 	local     ctxlock.Mutex
@@ -82,12 +65,10 @@ var counters struct {
 // counterEntry is a Counter of this process, being opened, open or being
 // closed.
 type counterEntry struct {
-	c    *Counter      // nil while the first open makes it
+	c    *counter      // nil while the first open makes it
 	refs int           // opens not yet closed
 	done chan struct{} // while making (c nil) or closing (c set): closed when that is over
 }
-
-var _ Store = (*Counter)(nil)
 
 // Open opens the existing Counter segment name, in whatever Mode and with
 // however many tickets it was made (Mode, Total). It fails with an error
@@ -184,7 +165,7 @@ func attachOrClose(ctx context.Context, seg *shm.Segment, total int64, mode Mode
 		seg.Close()
 		return nil, err
 	}
-	return c, nil
+	return &Counter{c: c}, nil
 }
 
 // versionError tells a Counter of another layout version from a segment
@@ -202,7 +183,7 @@ func versionError(name string, err error) error {
 // the one it has. An open that finds the Counter being made, or being
 // closed by its last Close, waits for that (until ctx is done) and looks
 // again: it never makes a second Counter (and BiasedMutex) of one record.
-func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*counter, error) {
 	key := unsafe.SliceData(seg.Data())
 	for {
 		counters.mu.Lock()
@@ -254,12 +235,12 @@ func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Cou
 
 // views checks seg's Counter words and makes a Counter of them, not yet
 // attached: no slot (-1), no lock. Inspect uses it as it is.
-func views(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+func views(seg *shm.Segment, total int64, mode Mode) (*counter, error) {
 	d := seg.Data()
 	if len(d) <= offOwners {
 		return nil, fmt.Errorf("%s: %w: %d data bytes, a Counter has more than %d", seg.Path(), ErrCorrupt, len(d), offOwners)
 	}
-	c := &Counter{
+	c := &counter{
 		slot:      -1,
 		seg:       seg,
 		total:     i64(d, offTotal).Load(),
@@ -284,7 +265,7 @@ func views(seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
 	return c, nil
 }
 
-func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
+func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*counter, error) {
 	c, err := views(seg, total, mode)
 	if err != nil {
 		return nil, err
@@ -329,20 +310,10 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	return c, nil
 }
 
-// Buy sells one ticket and returns its number (1 for the first ticket
-// sold), or ErrSoldOut.
-//
-// Lock-free, it takes ticket total-r+1 with one CAS of remaining from r
-// to r-1. Before the CAS it writes r into its log as the intent; after
-// it, it commits the entry. Both are plain stores to this slot's own
-// cache lines, so the only line that travels between buyers is
-// remaining's. See log_linux.go.
-//
-// Locked, it sells ticket total-r+1 under the Mutex: through its bias,
-// when this process has it, two plain stores and a load each way. Both
-// paths are written out here rather than in functions of their own: at a
-// few nanoseconds per buy, a call is a tenth of one.
-func (c *Counter) Buy(ctx context.Context) (int64, error) {
+// Buy is Counter.Buy. Both of its paths are written out in Buyer.Buy
+// rather than in functions of their own: at a few nanoseconds per buy, a
+// call is a tenth of one.
+func (c *counter) Buy(ctx context.Context) (int64, error) {
 	if err := c.local.Lock(ctx); err != nil {
 		return 0, c.errWaiting(err)
 	}
@@ -457,7 +428,7 @@ func recordSale(owner *byte, slot byte, sales *uint64, s uint64, count *int64, r
 
 // unlockRefusing unlocks a locked Buy that found r remaining: sold out,
 // or a count no Counter writes.
-func (c *Counter) unlockRefusing(r int64) error {
+func (c *counter) unlockRefusing(r int64) error {
 	err := c.mu.Unlock()
 	switch {
 	case r != 0:
@@ -470,7 +441,7 @@ func (c *Counter) unlockRefusing(r int64) error {
 
 // buyLockFree retries after Buy's CAS on its guess failed (or had no
 // guess): another buyer got there first, so it backs off before each try.
-func (c *Counter) buyLockFree() (int64, error) {
+func (c *counter) buyLockFree() (int64, error) {
 	for losses := 0; ; losses++ {
 		if losses > 0 || c.guess > 0 {
 			c.backoff(losses)
@@ -491,7 +462,7 @@ func (c *Counter) buyLockFree() (int64, error) {
 
 // bought commits the lock-free buy that took remaining from r, flushing
 // a full log.
-func (c *Counter) bought(r int64) int64 {
+func (c *counter) bought(r int64) int64 {
 	c.guess = r - 1
 	if c.log.commit() {
 		c.flush()
@@ -514,7 +485,7 @@ const (
 	backoffDoublings = 2
 )
 
-func (c *Counter) backoff(losses int) {
+func (c *counter) backoff(losses int) {
 	x := c.rng*6364136223846793005 + 1442695040888963407 // Knuth's MMIX LCG
 	n := (x >> 33) % (backoffMin << min(losses, backoffDoublings))
 	for range n {
@@ -523,15 +494,15 @@ func (c *Counter) backoff(losses int) {
 	c.rng = x
 }
 
-func (c *Counter) soldOut() error { return fmt.Errorf("%s: %w", c.seg.Path(), ErrSoldOut) }
+func (c *counter) soldOut() error { return fmt.Errorf("%s: %w", c.seg.Path(), ErrSoldOut) }
 
 // badCount is the error for a remaining count r outside 0..total.
-func (c *Counter) badCount(r int64) error {
+func (c *counter) badCount(r int64) error {
 	return fmt.Errorf("%s: %w: %d remaining of %d", c.seg.Path(), ErrCorrupt, r, c.total)
 }
 
 // Remaining reports how many tickets are left: one atomic load.
-func (c *Counter) Remaining(ctx context.Context) (int64, error) {
+func (c *counter) Remaining(ctx context.Context) (int64, error) {
 	if err := c.local.Lock(ctx); err != nil {
 		return 0, c.errWaiting(err)
 	}
@@ -544,17 +515,17 @@ func (c *Counter) Remaining(ctx context.Context) (int64, error) {
 
 // errWaiting is the error of a call whose ctx ended while another
 // goroutine of this process had the Counter.
-func (c *Counter) errWaiting(err error) error {
+func (c *counter) errWaiting(err error) error {
 	name := "ticketshm: a zero Counter"
-	if c.seg != nil {
+	if c != nil && c.seg != nil {
 		name = c.seg.Path()
 	}
 	return fmt.Errorf("%s: waiting for this process's other buyer: %w", name, err)
 }
 
 // errClosed is the error of a call on a closed or zero Counter.
-func (c *Counter) errClosed() error {
-	if c.seg == nil {
+func (c *counter) errClosed() error {
+	if c == nil || c.seg == nil {
 		return fmt.Errorf("ticketshm: a zero Counter (make one with Open, Create or OpenOrCreate): %w", ErrClosed)
 	}
 	return fmt.Errorf("%s: %w", c.seg.Path(), ErrClosed)
@@ -562,7 +533,7 @@ func (c *Counter) errClosed() error {
 
 // lock takes the record's Mutex; if the previous holder died, it repairs
 // the counter first.
-func (c *Counter) lock(ctx context.Context) error {
+func (c *counter) lock(ctx context.Context) error {
 	err := c.mu.LockContext(ctx)
 	if errors.Is(err, semaphore.ErrOwnerDead) {
 		c.repair()
@@ -572,7 +543,7 @@ func (c *Counter) lock(ctx context.Context) error {
 }
 
 // locked runs fn under the record's Mutex, repaired.
-func (c *Counter) locked(ctx context.Context, fn func()) error {
+func (c *counter) locked(ctx context.Context, fn func()) error {
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
@@ -583,7 +554,7 @@ func (c *Counter) locked(ctx context.Context, fn func()) error {
 // repair completes a locked buy whose buyer died after writing the ledger
 // and before decrementing remaining: the ticket was sold. Its sales word
 // counts it unless it got that far (it names the ticket last sold).
-func (c *Counter) repair() {
+func (c *counter) repair() {
 	if c.mode != Locked {
 		return // lock-free buys hold no lock; a settler killed under it is redone
 	}
@@ -601,21 +572,10 @@ func (c *Counter) repair() {
 	c.remaining.Store(r - 1)
 }
 
-// Audit checks the counter under its Mutex: it settles the logs of dead
-// lock-free buyers, then counts the ledger, and the unflushed logs of live
-// ones, against the count. With live lock-free buyers running, their buys
-// between CAS and commit show as InFlight (and as Lost until they land);
-// audit a quiet counter for an exact answer. It reads every ledger byte:
-// O(total).
-//
-// A Locked counter also counts each process slot's sales as they are made
-// (Sales): a ticket sold twice, by two processes that both believed they
-// held the lock, has one ledger byte but two sales, and shows as
-// DoubleSold. A lock-free sale takes its ticket with one CAS of one word,
-// which cannot succeed twice; there Sales is 0.
-func (c *Counter) Audit() (Audit, error) {
-	if err := c.local.Lock(context.Background()); err != nil {
-		return Audit{}, err
+// Audit is Counter.Audit.
+func (c *counter) Audit(ctx context.Context) (Audit, error) {
+	if err := c.local.Lock(ctx); err != nil {
+		return Audit{}, c.errWaiting(err)
 	}
 	defer c.local.Unlock()
 	if !c.open {
@@ -623,7 +583,7 @@ func (c *Counter) Audit() (Audit, error) {
 	}
 	var a Audit
 	var serr error
-	err := c.locked(context.Background(), func() {
+	err := c.locked(ctx, func() {
 		if c.mode == LockFree {
 			c.flush()
 		}
@@ -639,7 +599,7 @@ func (c *Counter) Audit() (Audit, error) {
 }
 
 // tally is Audit's count, once dead logs are settled.
-func (c *Counter) tally() Audit {
+func (c *counter) tally() Audit {
 	live := c.liveLogs()
 	a := Audit{Total: c.total, Remaining: c.remaining.Load(), PerSlot: make([]int64, semaphore.MaxProcs)}
 	taken := c.total - a.Remaining
@@ -676,18 +636,10 @@ func (c *Counter) tally() Audit {
 	return a
 }
 
-// Mode is the counter's mode.
-func (c *Counter) Mode() Mode { return c.mode }
-
-// Total is the number of tickets the counter was created with.
-func (c *Counter) Total() int64 { return c.total }
-
-// Populate faults in every page of the counter's segment in this process
-// (see shm.Segment.Populate): the ledger has a byte per ticket, and each
-// untouched page of it costs the buy that reaches it a page fault.
-func (c *Counter) Populate() error {
-	if err := c.local.Lock(context.Background()); err != nil {
-		return err
+// Populate is Counter.Populate.
+func (c *counter) Populate(ctx context.Context) error {
+	if err := c.local.Lock(ctx); err != nil {
+		return c.errWaiting(err)
 	}
 	defer c.local.Unlock()
 	if !c.open {
@@ -696,14 +648,10 @@ func (c *Counter) Populate() error {
 	return c.seg.Populate()
 }
 
-// Slot is this process's slot in the counter's ledger.
-func (c *Counter) Slot() int { return c.slot }
-
-// Close ends one open of the counter. The last waits for the calls in
-// flight (and an open Buyer's Close), writes this process's lock-free
-// buys into the ledger and unmaps the counter. The segment stays;
-// shm.Remove deletes it.
-func (c *Counter) Close() error {
+// Close ends one open of the counter (Counter.Close): the last waits for
+// the calls in flight (and an open Buyer's Close), writes this process's
+// lock-free buys into the ledger and unmaps the counter.
+func (c *counter) Close() error {
 	if c.seg == nil {
 		return c.errClosed()
 	}

@@ -32,12 +32,12 @@ func OpenOrCreate(ctx context.Context, name string, total int64, mode Mode) (*Co
 
 func (c *Counter) Buy(context.Context) (int64, error)       { return 0, errors.ErrUnsupported }
 func (c *Counter) Remaining(context.Context) (int64, error) { return 0, errors.ErrUnsupported }
-func (c *Counter) Audit() (Audit, error)                    { return Audit{}, errors.ErrUnsupported }
+func (c *Counter) Audit(context.Context) (Audit, error)     { return Audit{}, errors.ErrUnsupported }
 func (c *Counter) Mode() Mode                               { return 0 }
 func (c *Counter) Total() int64                             { return 0 }
 func (c *Counter) Slot() int                                { return 0 }
 func (c *Counter) Close() error                             { return errors.ErrUnsupported }
-func (c *Counter) Populate() error                          { return errors.ErrUnsupported }
+func (c *Counter) Populate(context.Context) error           { return errors.ErrUnsupported }
 
 // Buyer is a Counter held by one goroutine (Linux only).
 type Buyer struct{}

@@ -71,7 +71,7 @@ func sale(t *testing.T, kind string, total int64, procs int) (tickets []int64, t
 			t.Fatal(err)
 		}
 		defer c.Close()
-		a, err := c.Audit()
+		a, err := c.Audit(context.Background())
 		if err != nil || !a.OK() || a.Sold != total {
 			t.Fatalf("audit %+v, %v", a, err)
 		}
@@ -200,7 +200,7 @@ func killRound(t *testing.T, kind string, total int64, kills int) (int, int64) {
 		p.Kill()
 		p.Wait()
 	}
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestDeathMidBuy(t *testing.T) {
 			if n, err := st.Buy(ctx); n != 3 || err != nil {
 				t.Fatalf("Buy after the death = %d, %v; want ticket 3 (2 went to the dead buyer)", n, err)
 			}
-			a, err := c.Audit()
+			a, err := c.Audit(context.Background())
 			if err != nil || !a.OK() || a.Sold != 3 || a.Remaining != 7 {
 				t.Fatalf("audit %+v, %v; want 3 sold, 7 left", a, err)
 			}
@@ -301,7 +301,7 @@ func TestBuyLog(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			a, err := c.Audit()
+			a, err := c.Audit(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}

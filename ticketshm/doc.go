@@ -8,7 +8,7 @@
 //
 //	c, err := ticketshm.OpenOrCreate(ctx, "tickets", 100, ticketshm.LockFree)
 //	t, err := c.Buy(ctx) // ticket number, or ErrSoldOut
-//	a, err := c.Audit()  // a.OK(): sold + remaining == total, nothing lost or sold twice
+//	a, err := c.Audit(ctx) // a.OK(): sold + remaining == total, nothing lost or sold twice
 //
 // A buy is all-or-nothing whatever instruction a buyer is killed at:
 //

@@ -30,7 +30,7 @@ func ExampleCounter() {
 		fmt.Println("ticket", t)
 	}
 	left, _ := c.Remaining(ctx)
-	a, _ := c.Audit()
+	a, _ := c.Audit(context.Background())
 	fmt.Println(left, "left; audit ok:", a.OK())
 	// Output:
 	// ticket 1

@@ -8,7 +8,8 @@ import "context"
 // the worst instruction would: Locked, it holds the Mutex and has written
 // the ledger but not remaining; LockFree, it has CASed remaining but not
 // committed it in its log. Tests kill the process right after.
-func BuyHalfway(c *Counter) {
+func BuyHalfway(h *Counter) {
+	c := h.c
 	if c.mode == LockFree {
 		r := c.remaining.Load()
 		c.log.intend(r)
@@ -24,7 +25,8 @@ func BuyHalfway(c *Counter) {
 
 // FlushHalfway writes half of this slot's logged tickets into the ledger
 // and stops, as a buyer killed mid-flush would.
-func FlushHalfway(c *Counter) {
+func FlushHalfway(h *Counter) {
+	c := h.c
 	for i := range c.log.n / 2 {
 		c.owners[c.total-c.log.entries[i]] = byte(c.slot + 1)
 	}
@@ -51,23 +53,24 @@ func SetSettleHook(fn func(slot int)) { settleHook = fn }
 
 // Intend, CASed and Commit are a lock-free buy's three steps, for tests
 // that stop a buyer between them.
-func Intend(c *Counter) int64 {
+func Intend(h *Counter) int64 {
+	c := h.c
 	r := c.remaining.Load()
 	c.log.intend(r)
 	return r
 }
-func CASed(c *Counter, r int64) bool { return c.remaining.CompareAndSwap(r, r-1) }
+func CASed(h *Counter, r int64) bool { return h.c.remaining.CompareAndSwap(r, r-1) }
 
 // KeepForOrder keeps recordSale in the test binary as a function of its
 // own, for TestStoreOrder to disassemble.
 var KeepForOrder = []any{recordSale}
 
 // Closing reports whether the last Close of c has begun and not ended.
-func Closing(c *Counter) bool {
+func Closing(h *Counter) bool {
 	counters.mu.Lock()
 	defer counters.mu.Unlock()
 	for _, e := range counters.m {
-		if e.c == c {
+		if e.c == h.c {
 			return e.done != nil
 		}
 	}

@@ -61,7 +61,7 @@ func FuzzOpenCounter(f *testing.F) {
 			return
 		}
 		defer c.Close()
-		if _, err := c.Audit(); err != nil && !errors.Is(err, semaphore.ErrNotRecoverable) {
+		if _, err := c.Audit(context.Background()); err != nil && !errors.Is(err, semaphore.ErrNotRecoverable) {
 			t.Fatalf("Audit: %v", err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -63,7 +63,7 @@ func TestSharedCounter(t *testing.T) {
 					t.Fatalf("ticket %d sold %d times", n, seen[n])
 				}
 			}
-			a, err := c.Audit()
+			a, err := c.Audit(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestCloseRacesCalls(t *testing.T) {
 								_, err = c.Remaining(ctx)
 							case 1:
 								if i%50 == 1 {
-									_, err = c.Audit()
+									_, err = c.Audit(context.Background())
 								}
 							default:
 								if _, err = c.Buy(ctx); err == nil {
@@ -219,7 +219,7 @@ func TestCloseRacesCalls(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				a, err := c.Audit()
+				a, err := c.Audit(context.Background())
 				c.Close()
 				if err != nil {
 					t.Fatal(err)

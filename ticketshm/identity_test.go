@@ -75,7 +75,7 @@ func TestDeadLogSlotReused(t *testing.T) {
 	b.Wait()
 	n := testproc.Start(t, "claim-slot", name, slot)
 	n.Expect("slot " + slot + " 2")
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil || !a.OK() || a.Sold != 11 || a.InFlight != 0 {
 		t.Fatalf("audit %+v, %v; want 11 sold (10 and the one in flight), OK", a, err)
 	}
@@ -111,7 +111,7 @@ func TestDoubleSaleAudit(t *testing.T) {
 	if n, err := c.Buy(ctx); n != 5 || err != nil {
 		t.Fatalf("Buy = %d, %v; want ticket 5 again", n, err)
 	}
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestNamespaceCounter(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			au, err := c.Audit()
+			au, err := c.Audit(context.Background())
 			if err != nil || !au.OK() || au.Remaining != 0 {
 				t.Fatalf("audit %+v, %v: want every ticket sold once", au, err)
 			}
@@ -203,7 +203,7 @@ func TestSlotChurn(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			a, err := c.Audit()
+			a, err := c.Audit(context.Background())
 			if err != nil || !a.OK() {
 				t.Fatalf("audit %+v, %v", a, err)
 			}
@@ -251,7 +251,7 @@ func TestDeadIntentClaimed(t *testing.T) {
 	if o := owner(); o != byte(dslot+1) {
 		t.Fatalf("ticket %d owned by slot %d after D was settled, want D's (%d)", ticket, int(o)-1, dslot)
 	}
-	a, err := c.Audit() // flushes our log: t is ours
+	a, err := c.Audit(context.Background()) // flushes our log: t is ours
 	if err != nil || !a.OK() || a.Sold != 1 {
 		t.Fatalf("audit %+v, %v", a, err)
 	}

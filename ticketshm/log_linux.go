@@ -76,12 +76,12 @@ type buyLog struct {
 // areaOf is slot's area. An area is 512 bytes at a 64-aligned offset of
 // the data region (which is 64-aligned itself) inside the shared mapping:
 // its int64s are aligned and the memory is never moved by Go.
-func (c *Counter) areaOf(slot int) area {
+func (c *counter) areaOf(slot int) area {
 	p := unsafe.Pointer(&c.seg.Data()[offAreas+areaSize*slot])
 	return area{gen: (*atomic.Uint64)(p), sales: (*uint64)(unsafe.Add(p, 8)), count: (*int64)(unsafe.Add(p, 16))}
 }
 
-func (c *Counter) logOf(slot int) buyLog {
+func (c *counter) logOf(slot int) buyLog {
 	a := c.areaOf(slot)
 	return buyLog{count: a.count, entries: (*[logCap]int64)(unsafe.Add(unsafe.Pointer(a.count), 8))}
 }
@@ -107,7 +107,7 @@ func (l buyLog) store(i int, v int64) { (*atomic.Int64)(unsafe.Pointer(&l.entrie
 // liveArea reports whether slot's area belongs to a live process: this
 // one, or the one its gen names. When that cannot be told, it says yes:
 // a live buyer's log must never be settled under it.
-func (c *Counter) liveArea(slot int) bool {
+func (c *counter) liveArea(slot int) bool {
 	if slot == c.slot {
 		return c.areaOf(slot).gen.Load() == c.id.Gen
 	}
@@ -138,7 +138,7 @@ func (l buyLog) pending(total int64) (int64, bool) {
 // runs once per 61 buys, and inlined it would only swell bought.
 //
 //go:noinline
-func (c *Counter) flush() {
+func (c *counter) flush() {
 	owners, total, me := c.owners, c.total, byte(c.slot+1)
 	e := c.log.entries[:c.log.n]
 	if n := int64(len(e)); n > 0 && e[0]-e[n-1] == n-1 {
@@ -172,7 +172,7 @@ func fill(b []byte, v byte) {
 
 // liveLogs maps the committed tickets of live slots' logs (this
 // process's included) to their slot.
-func (c *Counter) liveLogs() map[int64]int {
+func (c *counter) liveLogs() map[int64]int {
 	live := map[int64]int{}
 	for s := range semaphore.MaxProcs {
 		l := c.logOf(s)
@@ -197,7 +197,7 @@ var settleHook func(slot int)
 // attach (our slot's area among them, if it was an earlier process's) and
 // in Audit. Runs under the Mutex. A log that cannot have been written by
 // a buyer is ErrCorrupt.
-func (c *Counter) settleDead() error {
+func (c *counter) settleDead() error {
 	for s := range semaphore.MaxProcs {
 		if settleHook != nil {
 			settleHook(s)
@@ -249,7 +249,7 @@ func (c *Counter) settleDead() error {
 // claim makes slot the owner of ticket t if the ticket has none, with a
 // CAS on the ledger's aligned 32-bit word that holds t's byte: a live
 // buyer's flush storing that byte at the same moment wins.
-func (c *Counter) claim(t int64, slot int) {
+func (c *counter) claim(t int64, slot int) {
 	i := t - 1
 	if i&^3+4 > int64(len(c.owners)) { // the ledger's last bytes: no whole word
 		if c.owners[i] == 0 {

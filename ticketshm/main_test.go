@@ -239,7 +239,7 @@ func settleStopEntry(args []string) int {
 		fmt.Println("error", err)
 		time.Sleep(time.Hour)
 	}
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil {
 		fmt.Println("error", err)
 		time.Sleep(time.Hour)

@@ -305,7 +305,7 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 			return err
 		}
 		defer c.Close()
-		a, err := c.Audit()
+		a, err := c.Audit(ctx)
 		if errors.Is(err, semaphore.ErrNotRecoverable) {
 			res.NotRecoverable++
 		}

@@ -209,7 +209,7 @@ func verify(ctx context.Context, kind, name string, tickets, bought int64) (verd
 		return verdict{}, err
 	}
 	defer c.Close()
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil {
 		return verdict{}, err
 	}

@@ -187,7 +187,7 @@ func OpenBuyer(ctx context.Context, kind, name string, populate bool) (st ticket
 		return st, st.Close, nil
 	}
 	if populate {
-		_ = c.Populate() // best effort: without it, the sale takes the faults
+		_ = c.Populate(ctx) // best effort: without it, the sale takes the faults
 	}
 	b, err := c.Buyer(ctx)
 	if err != nil {

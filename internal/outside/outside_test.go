@@ -119,7 +119,7 @@ func run() error {
 			return err
 		}
 	}
-	a, err := c.Audit()
+	a, err := c.Audit(context.Background())
 	if err != nil {
 		return err
 	}

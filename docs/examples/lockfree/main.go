@@ -73,7 +73,7 @@ func run() error {
 			}
 		}
 		elapsed := time.Since(start) // includes starting the processes
-		a, err := c.Audit()
+		a, err := c.Audit(context.Background())
 		if err != nil {
 			return err
 		}
