@@ -110,6 +110,35 @@ func readHeader(f *os.File, size int64) ([]byte, error) {
 	return buf, nil
 }
 
+// readParsed reads and parses the header of f, a file of size bytes. A
+// header that fails validation while an initializer holds the init lock
+// is one being written (OpenOrCreate writes it in place, and a read of
+// the file may see some of its bytes and not others): ErrNotReady, not
+// ErrCorrupt. One that fails with the lock free is read once more, for
+// an initializer that finished between the read and the look at the
+// lock.
+func readParsed(f *os.File, size int64) ([]byte, header, error) {
+	for again := false; ; again = true {
+		buf, err := readHeader(f, size)
+		if err != nil {
+			return nil, header{}, err
+		}
+		h, err := parseHeader(buf)
+		if err == nil || errors.Is(err, ErrNotReady) {
+			return buf, h, err
+		}
+		if locked, lerr := byteLocked(f, initLockOffset); lerr == nil && locked {
+			return buf, h, fmt.Errorf("%w: being initialized (a read of its header found: %v)", ErrNotReady, err)
+		}
+		if again {
+			return buf, h, err
+		}
+		if size, err = fileSize(f); err != nil {
+			return nil, header{}, err
+		}
+	}
+}
+
 // lockByte takes a write lock on one byte with F_OFD_SETLK. It returns
 // errLocked if another open file description holds it.
 func lockByte(f *os.File, off int64) error {

@@ -66,11 +66,10 @@ func stat(path string) Info {
 		return fail(fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode)))
 	}
 	info.FileSize, info.Uid, info.ModTime = st.Size, st.Uid, time.Unix(st.Mtim.Unix())
-	buf, err := readHeader(f, info.FileSize)
-	if err != nil {
+	buf, h, err := readParsed(f, info.FileSize)
+	if buf == nil {
 		return fail(err)
 	}
-	h, err := parseHeader(buf)
 	if len(buf) >= HeaderSize {
 		// Show what the header says even when it fails validation.
 		info.Version = binary.LittleEndian.Uint32(buf[offVersion:])

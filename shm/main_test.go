@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/shmkit/shmkit/internal/testproc"
 )
@@ -24,6 +27,8 @@ func TestMain(m *testing.M) {
 		"fill-slots":  fillSlotsEntry,
 		"open-touch":  openTouchEntry,
 		"add-counter": addCounterEntry,
+		"map-nomem":   mapNoMemEntry,
+		"init-loop":   initLoopEntry,
 	})
 }
 
@@ -195,4 +200,57 @@ func openTouchEntry(args []string) int {
 	}
 	fmt.Println("touched")
 	return 0
+}
+
+// mapNoMemEntry: args path. Limits this process's address space to what
+// it uses now and 64 MiB more, then asks OpenOrCreate for a 256 MiB
+// segment at path: its space is reserved, its mapping fails (ENOMEM).
+// Prints "error <err>" or "opened".
+func mapNoMemEntry(args []string) int {
+	vm, err := vmSize()
+	if err == nil {
+		lim := unix.Rlimit{Cur: vm + 64<<20, Max: vm + 64<<20}
+		err = unix.Setrlimit(unix.RLIMIT_AS, &lim)
+	}
+	if err == nil {
+		var s *Segment
+		if s, err = OpenOrCreate(context.Background(), args[0], 256<<20, testTag, nil); err == nil {
+			s.Close()
+			fmt.Println("opened")
+			return 0
+		}
+	}
+	fmt.Println("error", err)
+	return 0
+}
+
+// vmSize is this process's address space in bytes (VmSize).
+func vmSize() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmSize in /proc/self/status")
+}
+
+// initLoopEntry: args name. Makes and removes the segment name with
+// OpenOrCreate until killed: the header written in place, again and
+// again, for TestOpenDuringInit's reader.
+func initLoopEntry(args []string) int {
+	fmt.Println("looping")
+	for {
+		s, err := OpenOrCreate(context.Background(), args[0], 64, testTag, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		s.Close()
+		Remove(args[0])
+	}
 }

@@ -185,17 +185,24 @@ func Create(name string, size int, tag string, init InitFunc) (*Segment, error) 
 		return nil, &fs.PathError{Op: "create", Path: path, Err: fmt.Errorf("unnamed file in %s: %w", filepath.Dir(path), err)}
 	}
 	f := os.NewFile(uintptr(fd), path)
+	registered := false
+	defer func() {
+		// On every failure, and on a panic of init, which goes on: the
+		// unnamed file goes with its descriptor.
+		if !registered {
+			f.Close()
+		}
+	}()
 	m, err := initialize(f, path, size, tag, 0, init)
 	if err != nil {
-		f.Close()
 		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
 	}
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
 	if err := unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW); err != nil {
 		m.unmap()
-		f.Close()
 		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
 	}
+	registered = true // register owns f from here
 	s, err := register(m, path, tag, size)
 	if err != nil {
 		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
@@ -230,9 +237,12 @@ func Open(name string, tag string) (*Segment, error) {
 
 // OpenOrCreate opens the segment, creating and initializing it if needed.
 // Of many processes that call it at once, exactly one runs init and the
-// others wait until the segment is ready. If an initializer died (or its
-// init returned an error), the next caller truncates the segment to zeros
-// and runs its own init.
+// others wait until the segment is ready. If an initializer died, the next
+// caller truncates the segment to zeros and runs its own init. An
+// initialization that fails (init returns an error or panics, no room,
+// no memory to map it) removes the file it was making: a segment never
+// ready holds nothing anyone could lose, and the callers waiting for it
+// find the name gone and start over.
 //
 // An existing segment must have the same tag (ErrTypeMismatch) and data
 // size (ErrSizeMismatch). Waiting stops when ctx is done, with ctx.Err().
@@ -290,6 +300,15 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 	}
 	var m *mapping
 	defer func() {
+		if r := recover(); r != nil {
+			// init panicked (initialize unmapped its mapping): remove
+			// the file it was making, as a failed init does, and let
+			// the panic go on.
+			unlinkNeverReady(f, path)
+			unlockByte(f, initLockOffset)
+			f.Close()
+			panic(r)
+		}
 		uerr := unlockByte(f, initLockOffset)
 		if uerr != nil && err == nil {
 			err = uerr
@@ -318,8 +337,10 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 	switch {
 	case errors.Is(err, ErrNotReady):
 		// Zeros: created, never initialized (the creator died first).
-		m, err = initialize(f, path, size, tag, 0, init)
-		return nil, false, unlinkUnreserved(f, path, err)
+		if m, err = initialize(f, path, size, tag, 0, init); err != nil {
+			unlinkNeverReady(f, path)
+		}
+		return nil, false, err
 	case err != nil:
 		return nil, false, err
 	case h.tag != tag:
@@ -327,30 +348,29 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 	case h.state == StateInitializing:
 		// The init lock is ours, so the initializer that wrote this
 		// state is gone: redo its work from zeros.
-		m, err = initialize(f, path, size, tag, h.inits, init)
-		return nil, false, unlinkUnreserved(f, path, err)
+		if m, err = initialize(f, path, size, tag, h.inits, init); err != nil {
+			unlinkNeverReady(f, path)
+		}
+		return nil, false, err
 	}
 	m, err = mapReady(f, key, h, st.Size, size, tag)
 	return nil, false, err
 }
 
-// unlinkUnreserved removes the file f at path when initializing it failed
-// and left it empty: its space could not be reserved (ENOSPC, EDQUOT, an
-// I/O error), and a full /dev/shm must not be left fuller by an empty
-// file. It runs under the init lock, so no initializer works on the file;
-// an opener waiting for the lock finds the name gone and starts over. A
-// failed init function leaves the file initializing (not empty), for the
-// next opener to redo.
-func unlinkUnreserved(f *os.File, path string, err error) error {
-	if err == nil {
-		return nil
-	}
+// unlinkNeverReady removes the file f at path, if path still names it,
+// after initializing it failed: its space could not be reserved (ENOSPC,
+// EDQUOT), it could not be mapped (ENOMEM), or init returned an error or
+// panicked. A segment that was never ready holds nothing to keep, and a
+// full /dev/shm must not be left fuller. It runs under the init lock, so
+// no other initializer works on the file and no process has mapped it
+// ready; an opener waiting for the lock finds the name gone and starts
+// over with a new file.
+func unlinkNeverReady(f *os.File, path string) {
 	var st, pst unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) == nil && st.Size == 0 &&
+	if unix.Fstat(int(f.Fd()), &st) == nil &&
 		unix.Lstat(path, &pst) == nil && st.Ino == pst.Ino && st.Dev == pst.Dev {
 		unix.Unlink(path)
 	}
-	return err
 }
 
 // openReady validates the header of an already opened file and maps it,
@@ -370,11 +390,7 @@ func openReady(f *os.File, path string, size int, tag string) (*Segment, error) 
 		if err != nil {
 			return nil, err
 		}
-		buf, err := readHeader(f, n)
-		if err != nil {
-			return nil, err
-		}
-		h, err := parseHeader(buf)
+		_, h, err := readParsed(f, n)
 		if err != nil {
 			return nil, err
 		}
@@ -434,8 +450,18 @@ func initialize(f *os.File, path string, size int, tag string, prevInits uint64,
 	if err != nil {
 		return nil, err
 	}
+	// The header in place, its magic last: an Open that reads the file
+	// meanwhile (pread, not the mapping) sees no magic until every other
+	// byte is written; a read torn even so finds the init lock held
+	// (readParsed).
 	h := header{totalSize: uint64(total), state: StateInitializing, tag: tag, inits: prevInits + 1}
-	h.encode(m.mem)
+	var hb [HeaderSize]byte
+	h.encode(hb[:])
+	copy(m.mem[len(Magic):HeaderSize], hb[len(Magic):])
+	// The mapping is page aligned: its first 8 bytes are an aligned
+	// word, stored in one go after the bytes above (TSO; an atomic store
+	// elsewhere).
+	(*atomic.Uint64)(unsafe.Pointer(&m.mem[0])).Store(binary.LittleEndian.Uint64(hb[:len(Magic)]))
 	if init != nil {
 		// The init function gets a handle of its own on the mapping,
 		// closed (not unmapping anything) when it returns.
@@ -444,7 +470,7 @@ func initialize(f *os.File, path string, size int, tag string, prevInits uint64,
 			defer func() {
 				s.closed.Store(true)
 				if r := recover(); r != nil {
-					m.unmap() // the state stays initializing
+					m.unmap() // the caller removes the file (unlinkNeverReady), or drops it (Create)
 					panic(r)
 				}
 			}()
