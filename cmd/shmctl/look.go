@@ -91,11 +91,23 @@ func look(name string, deep bool) (*segment, error) {
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: fmt.Errorf("%w: not a regular file", errNotSegment)}
 	}
 	info, err := shm.Stat(path)
+	ours := filepath.Dir(path) == shm.Dir && strings.HasPrefix(filepath.Base(path), shm.Prefix)
 	switch {
 	case errors.Is(err, shm.ErrBadMagic):
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: errNotSegment}
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, fs.ErrNotExist):
 		return nil, err
+	case err != nil && !errors.Is(err, shm.ErrCorrupt) && !errors.Is(err, shm.ErrTruncated) &&
+		!errors.Is(err, shm.ErrVersion) && !errors.Is(err, shm.ErrNotReady):
+		// The file could not be read (EMFILE, EIO...): that says
+		// nothing of the segment, which is not corrupt for it.
+		return nil, err
+	case errors.Is(err, shm.ErrNotReady) && info.State == shm.StateEmpty && !ours:
+		// Zeros, or nothing: what OpenOrCreate makes before it writes
+		// a header, and also any other program's empty file or fresh
+		// shared memory (Python's shared_memory). Only the name says
+		// it is ours.
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: fmt.Errorf("%w: no header, and not named %s*", errNotSegment, shm.Prefix)}
 	}
 	s := &segment{
 		Name: displayName(path), Path: path, Type: info.Tag, Size: int64(st.Size),
@@ -103,7 +115,12 @@ func look(name string, deep bool) (*segment, error) {
 		Modified: time.Unix(st.Mtim.Unix()),
 		State:    info.State.String(),
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, shm.ErrNotReady):
+		// Never initialized, or being initialized now: not corrupt.
+		// OpenOrCreate makes it, or redoes it.
+		s.Reason = reason(err)
+	case err != nil:
 		s.State, s.Reason = "corrupt", reason(err)
 	}
 	s.Pids = append([]int{}, holders(uint64(st.Dev), st.Ino)...)

@@ -52,6 +52,8 @@ func ls(out *printer, args []string) error {
 			switch {
 			case errors.Is(err, errNotSegment):
 				continue // not ours
+			case errors.Is(err, fs.ErrNotExist):
+				continue // removed since the directory was read
 			case errors.Is(err, fs.ErrPermission) && !strings.HasPrefix(filepath.Base(p), shm.Prefix):
 				continue // unreadable, and not named as ours
 			}

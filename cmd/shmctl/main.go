@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	procIndex = nil // /proc as it is now
 	out := newPrinter(stdout, *jsonOut)
 	defer out.flush()
-	complain := func(err error) { out.flush(); fmt.Fprintf(stderr, "shmctl %s: %v\n", cmd, err) }
+	complain := func(err error) { out.flush(); fmt.Fprintf(stderr, "shmctl %s: %s\n", cmd, printable(err.Error())) }
 	var code int
 	switch cmd {
 	case "ls":

@@ -429,7 +429,37 @@ func TestFiles(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	want(t, 0, "rm", corrupt, good)
+	// Files of zeros or of nothing are what OpenOrCreate makes before it
+	// writes a header, and any other program's fresh shared memory
+	// (Python's shared_memory) or empty file: outside /dev/shm/shmkit.*
+	// they are not segments (before, ls listed them as corrupt, exit 1,
+	// and rm removed them).
+	empty, zeros := filepath.Join(dir, "empty"), filepath.Join(dir, "psm_1234")
+	os.WriteFile(empty, nil, 0o600)
+	os.WriteFile(zeros, make([]byte, 4096), 0o600)
+	if out := want(t, 1, "ls", dir); strings.Contains(out, "empty") || strings.Contains(out, "psm_1234") {
+		t.Errorf("ls lists files of zeros not named as segments:\n%s", out)
+	}
+	want(t, 2, "rm", empty)
+	want(t, 2, "rm", zeros)
+	// A name that would paint the terminal or forge a row is escaped.
+	odd := filepath.Join(dir, "x\x1b[2J\ny")
+	if seg, err := shm.Create(odd, 64, "test.thing/1", nil); err != nil {
+		t.Fatal(err)
+	} else {
+		seg.Close()
+	}
+	if out := want(t, 1, "ls", dir); strings.ContainsAny(out, "\x1b") || !strings.Contains(out, `x\x1b[2J\ny`) || strings.Count(out, "\n") != 4 {
+		t.Errorf("ls of a name with an escape and a newline, raw or not on one row:\n%q", out)
+	}
+	for _, f := range []string{empty, zeros} {
+		if _, err := os.Lstat(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	os.Remove(empty)
+	os.Remove(zeros)
+	want(t, 0, "rm", corrupt, good, odd)
 
 	// A bare name lives in /dev/shm, which ls lists by default.
 	bare := fmt.Sprintf("shmctl-test.%d", os.Getpid())
@@ -449,7 +479,21 @@ func TestFiles(t *testing.T) {
 		t.Errorf("stat of a bare name: %q at %q", s.Name, s.Path)
 	}
 	seg.Close()
-	want(t, 0, "rm", bare)
+	// A file of nothing named as ours is a segment never initialized:
+	// empty, not corrupt; rm removes it.
+	never := bare + ".never"
+	neverPath := filepath.Join(shm.Dir, shm.Prefix+never)
+	if err := os.WriteFile(neverPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(neverPath)
+	if s := statJSON(t, never); s.State != "empty" || s.Reason == "" {
+		t.Errorf("stat of a 0-byte shmkit.* file: state %q (%s), want empty with a reason", s.State, s.Reason)
+	}
+	if out := want(t, 0, "stat", never); strings.Contains(out, "corrupt") {
+		t.Errorf("stat of a 0-byte shmkit.* file:\n%s", out)
+	}
+	want(t, 0, "rm", never, bare)
 	if out := want(t, 0, "ls", dir); strings.Count(out, "\n") != 1 {
 		t.Errorf("ls after rm: %q, want the header line alone", out)
 	}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 )
 
 // printer writes either aligned text (a tabwriter, flushed at the end)
@@ -32,7 +34,7 @@ func (p *printer) object(v any) {
 func (p *printer) row(cells ...any) {
 	s := make([]string, len(cells))
 	for i, c := range cells {
-		s[i] = fmt.Sprint(c)
+		s[i] = printable(fmt.Sprint(c))
 	}
 	fmt.Fprintln(p.tw, strings.Join(s, "\t"))
 }
@@ -40,7 +42,26 @@ func (p *printer) row(cells ...any) {
 // line prints an unaligned line: the end of one table.
 func (p *printer) line(format string, args ...any) {
 	p.tw.Flush()
-	fmt.Fprintf(p.w, format+"\n", args...)
+	fmt.Fprintln(p.w, printable(fmt.Sprintf(format, args...)))
+}
+
+// printable is s with what a terminal would act on escaped: file names
+// are anybody's (another uid's in /dev/shm too), and a name holding an
+// escape sequence or a newline must not paint the screen or forge a row.
+// JSON output escapes them already.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == '\t' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func (p *printer) flush() { p.tw.Flush() }

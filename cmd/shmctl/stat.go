@@ -59,16 +59,16 @@ func printSegment(out *printer, s *segment) {
 	switch {
 	case s.Mutex != nil:
 		out.line("")
-		printMutex(out, "mutex", *s.Mutex)
+		printMutex(out, "mutex", *s.Mutex, s.Slots)
 	case s.Semaphore != nil:
 		out.line("")
-		printSemaphore(out, *s.Semaphore)
+		printSemaphore(out, *s.Semaphore, s.Slots)
 	case s.Counter != nil:
 		out.line("")
-		printCounter(out, *s.Counter)
+		printCounter(out, *s.Counter, s.Slots)
 	case s.Queue != nil:
 		out.line("")
-		printQueue(out, *s.Queue)
+		printQueue(out, *s.Queue, s.Slots)
 	}
 	out.flush()
 }
@@ -87,14 +87,17 @@ func procOrNone(p *semaphore.Process) string {
 	return p.String()
 }
 
-func printMutex(out *printer, label string, m semaphore.MutexState) {
+func printMutex(out *printer, label string, m semaphore.MutexState, slots []slotView) {
 	state := m.State
 	if m.Owner != nil && m.Held() {
 		state += " by " + m.Owner.String()
 	} else if m.OwnerID != 0 && m.Held() {
 		state += fmt.Sprintf(" (owner id %d)", m.OwnerID)
 	}
-	out.row(label, state+"; "+m.Consistency)
+	if !strings.HasSuffix(state, m.Consistency) { // "free, owner died" says it already
+		state += "; " + m.Consistency
+	}
+	out.row(label, state)
 	out.row("waiters", yes(m.Waiters))
 	bias := procOrNone(m.BiasedTo)
 	if m.BiasedTo != nil {
@@ -109,14 +112,30 @@ func printMutex(out *printer, label string, m semaphore.MutexState) {
 		handoff = "pending for " + handoff + ", granted: " + yes(m.Granted)
 	}
 	out.row("hand-off", handoff)
-	var att []string
-	for _, p := range m.Attached {
-		att = append(att, p.String())
-	}
-	out.row("attached", orDash(strings.Join(att, ", ")))
+	out.row("attached", attached(m.Attached, slots))
 }
 
-func printSemaphore(out *printer, s semaphore.SemaphoreState) {
+// attached lists the processes a type's slot areas name. One that is not
+// alive is "dead" to the type's inspection; the slot table tells one that
+// closed the segment before it ended ("closed") from one that died with
+// it open.
+func attached(ps []semaphore.Process, slots []slotView) string {
+	var att []string
+	for _, p := range ps {
+		s := p.String()
+		if !p.Alive && p.Pid != 0 {
+			for _, sl := range slots {
+				if sl.Index == p.Slot && sl.Pid == p.Pid && sl.Closed {
+					s = fmt.Sprintf("pid %d (slot %d, closed)", p.Pid, p.Slot)
+				}
+			}
+		}
+		att = append(att, s)
+	}
+	return orDash(strings.Join(att, ", "))
+}
+
+func printSemaphore(out *printer, s semaphore.SemaphoreState, slots []slotView) {
 	books := "balance"
 	if !s.Balanced {
 		books = "do not balance"
@@ -132,14 +151,14 @@ func printSemaphore(out *printer, s semaphore.SemaphoreState) {
 		}
 		out.row(label, fmt.Sprintf("%s: %d", h.Process, h.Permits))
 	}
-	printMutex(out, "its mutex", s.Mutex)
+	printMutex(out, "its mutex", s.Mutex, slots)
 }
 
-func printCounter(out *printer, c ticketshm.Inspection) {
+func printCounter(out *printer, c ticketshm.Inspection, slots []slotView) {
 	out.row("counter", fmt.Sprintf("%v, %d tickets, %d remaining", c.Mode, c.Total, c.Remaining))
 	out.row("audit", auditLine(c.Audit))
 	out.row("unsettled", fmt.Sprintf("%d tickets in dead buyers' logs (the next open or shmctl repair settles them)", c.Unsettled))
-	printMutex(out, "lock", c.Lock)
+	printMutex(out, "lock", c.Lock, slots)
 	if len(c.Slots) > 0 {
 		out.line("")
 		out.row("SLOT", "PID", "ALIVE", "SOLD", "SALES", "LOGGED", "DEAD LOG")
@@ -149,18 +168,14 @@ func printCounter(out *printer, c ticketshm.Inspection) {
 	}
 }
 
-func printQueue(out *printer, q queue.Inspection) {
+func printQueue(out *printer, q queue.Inspection, slots []slotView) {
 	closed := ""
 	if q.Closed {
 		closed = "; closed for sending"
 	}
 	out.row("queue", fmt.Sprintf("%d of %d cells used, messages up to %d bytes; %d ready%s", q.Len, q.Capacity, q.MaxSize, q.Ready, closed))
 	out.row("positions", fmt.Sprintf("head %d, tail %d", q.Head, q.Tail))
-	var att []string
-	for _, p := range q.Attached {
-		att = append(att, p.String())
-	}
-	out.row("attached", orDash(strings.Join(att, ", ")))
+	out.row("attached", attached(q.Attached, slots))
 	for _, c := range q.Writing {
 		out.row("writing", fmt.Sprintf("position %d by %s", c.Position, cellProcess(c)))
 	}

@@ -114,6 +114,20 @@ func TestFailedWriteKeepsCount(t *testing.T) {
 	}
 }
 
+// TestResetTrimFails (a fault review): a reset whose last step, trimming
+// the padding off the new count, fails has reset the file all the same:
+// it reports success, and Python reads the new count. Before, it
+// reported the error, for a file holding the new count.
+func TestResetTrimFails(t *testing.T) {
+	path := dbFile(t, `{"count": 1000000}`)
+	if got := strace(t, "ftruncate", "EIO", "create", path, "7"); got != "ok 7" {
+		t.Fatalf("Reset with EIO injected into its ftruncate reported %q, want ok 7", got)
+	}
+	if n := jsonLoad(t, path); n != 7 {
+		t.Fatalf("json.load reads %d, want 7", n)
+	}
+}
+
 // TestFullTmpfs: on a file system with no free block, buys and resets of
 // an existing db file still work (they write inside the file's blocks),
 // and creating a new one fails with ENOSPC, leaving no file behind.
