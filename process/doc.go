@@ -69,4 +69,14 @@
 // a child started with an unknown entry name exits with status 2 instead of
 // running main again, so a mistake cannot become a fork bomb. Entries get
 // strings, not Go values; pass more through a file or a shm segment.
+//
+// A child gets this process's environment. Under the race detector (a
+// -race build, whose children are -race builds too) its GORACE also gets
+// atexit_sleep_ms=0 unless GORACE sets that option: the race runtime
+// otherwise sleeps a second as each child exits, and every Join waits
+// for it. A child reports its races as it finds them all the same.
+//
+// In tests, wrap the test binary's TestMain in Main, as for a program:
+//
+//	func TestMain(m *testing.M) { process.Main(func() error { return process.Exit(m.Run()) }) }
 package process

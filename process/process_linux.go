@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -144,7 +145,7 @@ func (p *Process) Start() error {
 	// process runs it, deleted or renamed over.
 	cmd := exec.Command(selfExe, p.Args...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(childEnviron(), env...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = orDefault(p.Stdout, os.Stdout), orDefault(p.Stderr, os.Stderr)
 	cmd.ExtraFiles = p.Files
@@ -430,4 +431,22 @@ func ReapOrphan(pid int) (int, error) {
 		}
 		return ws.ExitStatus(), nil
 	}
+}
+
+// childEnviron is a child's environment: this process's. Under the race
+// detector (a -race build, whose children are -race too), it adds
+// atexit_sleep_ms=0 to GORACE unless GORACE sets it: the race runtime
+// otherwise sleeps a second at every exit, to let other goroutines'
+// reports land, and every Join of a child would take a second. A child
+// reports its races as it finds them, before it exits, all the same.
+func childEnviron() []string {
+	env := os.Environ()
+	if !raceEnabled {
+		return env
+	}
+	gorace := os.Getenv("GORACE")
+	if strings.Contains(gorace, "atexit_sleep_ms") {
+		return env
+	}
+	return append(env, "GORACE="+strings.TrimSpace(gorace+" atexit_sleep_ms=0"))
 }

@@ -40,6 +40,10 @@ func init() {
 		code, _ := strconv.Atoi(args[0])
 		return Exit(code)
 	})
+	Register("getenv", func(args []string) error {
+		fmt.Printf("env %s=%q\n", args[0], os.Getenv(args[0]))
+		return nil
+	})
 	Register("sleep", func([]string) error {
 		fmt.Println("ready")
 		time.Sleep(time.Hour)
@@ -563,5 +567,32 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRaceExitSleep (a new user's trial): under the race detector a
+// child's GORACE gets atexit_sleep_ms=0, added to the user's options
+// unless they set it; without it, every child of a -race build slept a
+// second at exit, and each Join took a second. Built without -race,
+// GORACE is the user's, untouched.
+func TestRaceExitSleep(t *testing.T) {
+	for _, c := range []struct{ user, race, plain string }{
+		{"", "atexit_sleep_ms=0", ""},
+		{"halt_on_error=1", "halt_on_error=1 atexit_sleep_ms=0", "halt_on_error=1"},
+		{"atexit_sleep_ms=250", "atexit_sleep_ms=250", "atexit_sleep_ms=250"},
+	} {
+		t.Setenv("GORACE", c.user)
+		out := newLines()
+		p := start(t, &Process{Entry: "getenv", Args: []string{"GORACE"}, Stdout: out})
+		if err := p.Join(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := c.plain
+		if raceEnabled {
+			want = c.race
+		}
+		if got := out.wait(t, "env "); got != fmt.Sprintf("env GORACE=%q", want) {
+			t.Errorf("GORACE %q in the parent (race %v): the child has %s, want %q", c.user, raceEnabled, got, want)
+		}
 	}
 }

@@ -136,7 +136,7 @@ func startWarm() (*warmChild, error) {
 	w, r := os.NewFile(uintptr(fds[0]), "warm"), os.NewFile(uintptr(fds[1]), "warm-child")
 	cmd := exec.Command(selfExe)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), envWarm+"=1")
+	cmd.Env = append(childEnviron(), envWarm+"=1")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -11,6 +11,10 @@
 //	err = q.RecvFunc(ctx, func(msg []byte) error {...})  // removed only when fn returns nil
 //	err = q.CloseSend()                                  // any process, once: receivers drain, then io.EOF
 //
+// A queue lives in /dev/shm until Remove, and CloseSend is for good: a
+// program that closes its queue at the end makes a new one at its next
+// start (Remove, then Create); OpenOrCreate would open the closed one.
+//
 // A Queue is safe for concurrent use by many goroutines of many processes
 // (at most MaxProcs processes at once, of one PID namespace). Waiting
 // spins briefly, then sleeps on a futex: a Send wakes a sleeping receiver,

@@ -91,7 +91,7 @@ func (q *Queue) trySend(ctx context.Context, msg []byte) (bool, error) {
 		t := q.tail.Load()
 		if t&closedBit != 0 {
 			done()
-			return false, fmt.Errorf("%s: %w", q.seg.Path(), ErrSendClosed)
+			return false, fmt.Errorf("%s: %w (CloseSend was called on it, perhaps by an earlier run: a closed queue stays closed; Remove it and Create a new one)", q.seg.Path(), ErrSendClosed)
 		}
 		c := q.cell(t)
 		w := c.word.Load()
