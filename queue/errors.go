@@ -1,6 +1,10 @@
 package queue
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/shmkit/shmkit/shm"
+)
 
 // Errors returned by this package, wrapped with the segment's path and
 // detail; test them with errors.Is. Recv returns io.EOF bare, as a reader
@@ -19,8 +23,9 @@ var (
 	ErrSendClosed = errors.New("queue: closed for sending")
 
 	// ErrClosed is returned by every method of a closed Queue handle, and
-	// of a zero Queue.
-	ErrClosed = errors.New("queue: handle closed")
+	// of a zero Queue. It is shm.ErrClosed, as ticketshm.ErrClosed is and
+	// as package semaphore returns: one errors.Is covers every handle.
+	ErrClosed = shm.ErrClosed
 
 	// ErrCapacityMismatch and ErrSizeMismatch are returned by
 	// OpenOrCreate when the existing queue was made with another

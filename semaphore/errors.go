@@ -50,6 +50,10 @@ var (
 	// reset would let that state be used unrepaired.
 	ErrHeld = errors.New("semaphore: mutex held or awaiting repair; Reset only re-initialises a not-recoverable mutex")
 
+	// ErrCapacity is returned by Semaphore.Acquire for more permits than
+	// the semaphore has: they can never be had.
+	ErrCapacity = errors.New("semaphore: more permits than the semaphore's capacity")
+
 	// ErrTooMany is returned when a process attaches more mutexes than the
 	// kernel's robust list can track (2048 per process slot).
 	ErrTooMany = errors.New("semaphore: too many mutexes attached")

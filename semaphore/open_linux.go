@@ -143,3 +143,8 @@ func checkCapacity(n int64) error {
 	}
 	return nil
 }
+
+// Remove deletes the segment name that OpenMutex, CreateMutex or their
+// Semaphore counterparts made (shm.Remove): processes that have it open
+// keep using it; the next OpenOrCreate makes a new one.
+func Remove(name string) error { return shm.Remove(name) }

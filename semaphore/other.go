@@ -105,3 +105,6 @@ func InspectMutex(seg *shm.Segment, off int) (MutexState, error) {
 func InspectSemaphore(seg *shm.Segment, off int) (SemaphoreState, error) {
 	return SemaphoreState{}, errors.ErrUnsupported
 }
+
+// Remove fails with errors.ErrUnsupported: package semaphore is Linux only.
+func Remove(name string) error { return errors.ErrUnsupported }

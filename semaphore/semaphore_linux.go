@@ -230,14 +230,18 @@ func (s *Semaphore) reclaim() int64 {
 
 // Acquire acquires n permits, waiting until they are available or ctx is
 // done. On success it returns nil; on failure ctx.Err() (or the error of the
-// record's mutex) and leaves the semaphore unchanged. It panics if n is
-// negative or larger than the semaphore's capacity. Ignoring its error
-// means running without the permits: more holders than the capacity.
+// record's mutex) and leaves the semaphore unchanged. More permits than
+// the semaphore's capacity (which whoever made it chose) can never be
+// had: an error wrapping ErrCapacity, at once. It panics if n is negative.
+// Ignoring its error means running without the permits: more holders than
+// the capacity.
 func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
-	s.checkN(n)
+	if err := s.checkN(n); err != nil {
+		return err
+	}
 	var stopWake func() bool
 	defer func() {
 		if stopWake != nil {
@@ -264,12 +268,13 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 }
 
 // TryAcquire acquires n permits without waiting for a Release, and reports
-// whether it did. On failure it leaves the semaphore unchanged.
+// whether it did. On failure it leaves the semaphore unchanged; more
+// permits than its capacity are a failure (Acquire says why). It panics
+// if n is negative.
 func (s *Semaphore) TryAcquire(n int64) bool {
-	if s.usable() != nil {
+	if s.usable() != nil || s.checkN(n) != nil {
 		return false
 	}
-	s.checkN(n)
 	ok, _ := s.try(context.Background(), n, true)
 	return ok
 }
@@ -367,10 +372,17 @@ func (s *Semaphore) usable() error {
 // Capacity is the number of permits the semaphore was made with.
 func (s *Semaphore) Capacity() int64 { return s.capacity }
 
-func (s *Semaphore) checkN(n int64) {
-	if n < 0 || n > s.capacity {
-		panic(fmt.Sprintf("semaphore: acquire of %d permits from a semaphore of %d", n, s.capacity))
+// checkN panics on a negative count (a bug in the caller, as for
+// Release) and refuses one beyond the capacity (data: another process may
+// have made the semaphore).
+func (s *Semaphore) checkN(n int64) error {
+	if n < 0 {
+		panic(fmt.Sprintf("semaphore: acquire of %d permits", n))
 	}
+	if n > s.capacity {
+		return fmt.Errorf("%s: %w: %d permits asked, it has %d", s.seg.Path(), ErrCapacity, n, s.capacity)
+	}
+	return nil
 }
 
 // ctxWaker is the callback that wakes Acquire's sleepers when its

@@ -64,6 +64,25 @@ func TestOpenVocabulary(t *testing.T) {
 	if o.Capacity() != 2 {
 		t.Fatalf("OpenSemaphore: capacity %d, want 2", o.Capacity())
 	}
+	// More permits than another process made it with: an error at once,
+	// not a panic (before) and not a wait for ctx.
+	if err := o.Acquire(ctx, 3); !errors.Is(err, ErrCapacity) {
+		t.Fatalf("Acquire of 3 permits of a 2: %v, want ErrCapacity", err)
+	}
+	if o.TryAcquire(3) || o.Available() != 2 {
+		t.Fatalf("TryAcquire of 3 permits of a 2 succeeded, or took some: %d left", o.Available())
+	}
+	// Remove, in this package's words: the name goes, the handles stay.
+	if err := Remove(sname); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSemaphore(ctx, sname); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenSemaphore after Remove: %v, want fs.ErrNotExist", err)
+	}
+	if err := o.Acquire(ctx, 1); err != nil {
+		t.Fatalf("Acquire on a handle of a removed semaphore: %v", err)
+	}
+	o.Release(1)
 }
 
 // TestAttachNotHeldUpByAClaim: a NewMutex that waits for another

@@ -134,6 +134,11 @@ func OpenOrCreate(ctx context.Context, name string, total int64, mode Mode) (*Co
 	return attachOrClose(ctx, seg, total, mode)
 }
 
+// Remove deletes the Counter segment name (shm.Remove): processes that
+// have it open keep selling from it; the next Create or OpenOrCreate
+// makes a new one.
+func Remove(name string) error { return shm.Remove(name) }
+
 // checkNew checks the arguments of a Counter to make, and returns the
 // mode it is made in.
 func checkNew(total int64, mode Mode) (Mode, error) {

@@ -57,3 +57,6 @@ func Inspect(seg *shm.Segment) (Inspection, error) { return Inspection{}, errors
 func Repair(ctx context.Context, name string) (Repaired, error) {
 	return Repaired{}, errors.ErrUnsupported
 }
+
+// Remove fails with errors.ErrUnsupported: Counter is Linux only.
+func Remove(name string) error { return errors.ErrUnsupported }

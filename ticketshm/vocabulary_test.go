@@ -58,4 +58,15 @@ func TestOpenVocabulary(t *testing.T) {
 	if _, err := ticketshm.Create(ctx, storeName(t, "shm-mutex"), 0, 0); err == nil {
 		t.Fatal("Create of 0 tickets: nil")
 	}
+	// Remove, in this package's words: the name goes, the open handles
+	// sell on.
+	if err := ticketshm.Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ticketshm.Open(ctx, name); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open after Remove: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := o.Buy(ctx); err != nil {
+		t.Fatalf("Buy through an open of a removed Counter: %v", err)
+	}
 }
