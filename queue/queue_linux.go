@@ -84,6 +84,7 @@ func lap(w, p uint64) int64 {
 // processes at once). Close it when done; its methods return an error
 // wrapping ErrClosed after, as a zero Queue's do.
 type Queue struct {
+	_        noCopy // go vet's copylocks reports a copied Queue
 	seg      *shm.Segment
 	me       shm.Slot
 	gen8     uint8 // me.Gen's low bits, in the words of our cells
@@ -99,10 +100,24 @@ type Queue struct {
 	notEmpty, recvSleepers *atomic.Uint32
 	notFull, sendSleepers  *atomic.Uint32
 
-	key      attachKey
-	local    *slotLocal // this process's side of its slot: shared by its handles
-	id       uint64     // this handle's name in local's lanes, never 0 (64 bits: never reused)
-	plain    bool       // publish with a plain store (registered for membarrier)
+	key   attachKey
+	local *slotLocal // this process's side of its slot: shared by its handles
+	id    uint64     // this handle's name in local's lanes, never 0 (64 bits: never reused)
+	plain bool       // publish with a plain store (registered for membarrier)
+	*handle
+}
+
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
+
+// handle is a Queue handle's own state, behind a pointer so that a copy
+// of the Queue (which go vet reports) shares it: the copy's Close closes
+// the original too, and waits for its calls. With the state copied, the
+// original went on sending into the mapping the copy's Close had retired,
+// and its Send returned nil for messages no one would ever see.
+type handle struct {
 	closed   atomic.Bool
 	inflight atomic.Int64
 }
@@ -451,6 +466,7 @@ func views(seg *shm.Segment) (*Queue, error) {
 		notFull:      (*atomic.Uint32)(unsafe.Pointer(&d[offNotFull])),
 		sendSleepers: (*atomic.Uint32)(unsafe.Pointer(&d[offSendSleepers])),
 		me:           shm.Slot{Index: -1},
+		handle:       new(handle),
 	}
 	// The head before the tail, and again after: on a busy queue both
 	// move meanwhile. The tail is never behind the head, and never more

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -1140,5 +1141,29 @@ func TestDeadWriterSlotReused(t *testing.T) {
 	buf := make([]byte, 64)
 	if n, err := q.Recv(ctx, buf); err != nil || string(buf[:n]) != "once" {
 		t.Fatalf("Recv past the dropped cell: %q %v", buf[:n], err)
+	}
+}
+
+// TestCopyClosedWithOriginal (a new user's trial): a copy of a Queue
+// (which go vet reports) shares its handle's state: the copy's Close
+// closes the original too, whose Send then returns ErrClosed. Before, the
+// original's Send returned nil into the mapping the copy's Close had
+// retired, and the message was gone.
+func TestCopyClosedWithOriginal(t *testing.T) {
+	ctx := context.Background()
+	_, q := newQueue(t, 8, 64)
+	c := new(Queue)
+	reflect.ValueOf(c).Elem().Set(reflect.ValueOf(q).Elem()) // qc := *q, unseen by vet
+	if err := c.Send(ctx, []byte("through the copy")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Send(ctx, []byte("lost?")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send through the original after the copy's Close: %v, want ErrClosed", err)
+	}
+	if err := q.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Close of the original after the copy's: %v, want ErrClosed", err)
 	}
 }
