@@ -4,8 +4,10 @@ package shm
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -110,16 +112,32 @@ func readHeader(f *os.File, size int64) ([]byte, error) {
 	return buf, nil
 }
 
-// readParsed reads and parses the header of f, a file of size bytes. A
-// header that fails validation while an initializer holds the init lock
-// is one being written (OpenOrCreate writes it in place, and a read of
-// the file may see some of its bytes and not others): ErrNotReady, not
-// ErrCorrupt. One that fails with the lock free is read once more, for
-// an initializer that finished between the read and the look at the
-// lock.
+// readParsed reads and parses the header of f, a file of size bytes.
+//
+// OpenOrCreate writes a new header in place, its magic last, and a read
+// of the file (not the mapping) may see some of its bytes and not others.
+// So a header that fails validation, holds our magic or none yet, and a
+// state of empty or initializing is one being written if an initializer
+// holds the init lock: ErrNotReady, not ErrCorrupt. A ready header, or
+// another program's bytes, fail as they are whoever holds the lock (every
+// OpenOrCreate takes it a moment, and a foreign file may be locked with
+// lockf). One that fails with the lock free is read once more, for an
+// initializer that finished between the read and the look at the lock.
+// A file that shrinks under the read (a dead initializer's work being
+// redone truncates it) is read again too.
 func readParsed(f *os.File, size int64) ([]byte, header, error) {
-	for again := false; ; again = true {
+	for try := 0; ; try++ {
 		buf, err := readHeader(f, size)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			// Shorter than when its size was read: being redone.
+			if try < 3 {
+				if size, err = fileSize(f); err != nil {
+					return nil, header{}, err
+				}
+				continue
+			}
+			return nil, header{}, fmt.Errorf("%w: the file changed size while it was read (being initialized)", ErrNotReady)
+		}
 		if err != nil {
 			return nil, header{}, err
 		}
@@ -127,16 +145,35 @@ func readParsed(f *os.File, size int64) ([]byte, header, error) {
 		if err == nil || errors.Is(err, ErrNotReady) {
 			return buf, h, err
 		}
-		if locked, lerr := byteLocked(f, initLockOffset); lerr == nil && locked {
-			return buf, h, fmt.Errorf("%w: being initialized (a read of its header found: %v)", ErrNotReady, err)
+		if beingWritten(buf) {
+			if locked, lerr := byteLocked(f, initLockOffset); lerr == nil && locked {
+				return buf, h, fmt.Errorf("%w: being initialized (a read of its header found: %v)", ErrNotReady, err)
+			}
 		}
-		if again {
+		if try > 0 {
 			return buf, h, err
 		}
 		if size, err = fileSize(f); err != nil {
 			return nil, header{}, err
 		}
 	}
+}
+
+// beingWritten reports whether b could be a header that initialize is
+// writing: a full header whose magic is ours or not yet stored (zeros)
+// and whose state word is empty or initializing (initialize writes
+// initializing; every other byte of a file being made is zero or its
+// final value).
+func beingWritten(b []byte) bool {
+	if len(b) < HeaderSize {
+		return false
+	}
+	magic := b[offMagic : offMagic+len(Magic)]
+	if string(magic) != Magic && !isZero(magic) {
+		return false
+	}
+	st := State(binary.LittleEndian.Uint32(b[offState:]))
+	return st == StateEmpty || st == StateInitializing
 }
 
 // lockByte takes a write lock on one byte with F_OFD_SETLK. It returns

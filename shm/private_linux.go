@@ -50,13 +50,12 @@ func OpenPrivate(name string) (*Segment, error) {
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return nil, fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode))
 		}
-		buf, err := readHeader(f, st.Size)
+		_, h, err := readParsed(f, st.Size)
 		if err != nil {
 			return nil, err
 		}
-		h, err := parseHeader(buf)
-		if err != nil {
-			return nil, err
+		if err := unix.Fstat(fd, &st); err != nil { // the size now, after any re-read
+			return nil, os.NewSyscallError("fstat", err)
 		}
 		switch {
 		case h.state != StateReady:

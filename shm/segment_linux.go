@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/edsrzf/mmap-go"
@@ -299,15 +300,16 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 		return nil, false, err
 	}
 	var m *mapping
+	finished := false
 	defer func() {
-		if r := recover(); r != nil {
-			// init panicked (initialize unmapped its mapping): remove
-			// the file it was making, as a failed init does, and let
-			// the panic go on.
+		if !finished {
+			// init panicked, or called runtime.Goexit (a t.Fatal in a
+			// test's init): both go on once this returns. Remove the
+			// file it was making, as a failed init does.
 			unlinkNeverReady(f, path)
 			unlockByte(f, initLockOffset)
 			f.Close()
-			panic(r)
+			return
 		}
 		uerr := unlockByte(f, initLockOffset)
 		if uerr != nil && err == nil {
@@ -322,6 +324,15 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 		}
 		s, err = register(m, path, tag, size)
 	}()
+	m, replaced, err = initOrMap(f, key, path, size, tag, init)
+	finished = true
+	return nil, replaced, err
+}
+
+// initOrMap is openOrInit's work under the init lock: it maps the ready
+// segment f, or initializes it if it never was or its initializer died.
+// An initialization that fails removes the file (unlinkNeverReady).
+func initOrMap(f *os.File, key fileKey, path string, size int, tag string, init InitFunc) (m *mapping, replaced bool, err error) {
 	var st, pst unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, false, os.NewSyscallError("fstat", err)
@@ -334,13 +345,10 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 		return nil, false, err
 	}
 	h, err := parseHeader(buf)
+	prevInits := uint64(0)
 	switch {
 	case errors.Is(err, ErrNotReady):
 		// Zeros: created, never initialized (the creator died first).
-		if m, err = initialize(f, path, size, tag, 0, init); err != nil {
-			unlinkNeverReady(f, path)
-		}
-		return nil, false, err
 	case err != nil:
 		return nil, false, err
 	case h.tag != tag:
@@ -348,30 +356,47 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 	case h.state == StateInitializing:
 		// The init lock is ours, so the initializer that wrote this
 		// state is gone: redo its work from zeros.
-		if m, err = initialize(f, path, size, tag, h.inits, init); err != nil {
-			unlinkNeverReady(f, path)
-		}
-		return nil, false, err
+		prevInits = h.inits
+	default:
+		m, err = mapReady(f, key, h, st.Size, size, tag)
+		return m, false, err
 	}
-	m, err = mapReady(f, key, h, st.Size, size, tag)
-	return nil, false, err
+	if m, err = initialize(f, path, size, tag, prevInits, init); err != nil {
+		unlinkNeverReady(f, path)
+	}
+	return m, false, err
 }
 
 // unlinkNeverReady removes the file f at path, if path still names it,
 // after initializing it failed: its space could not be reserved (ENOSPC,
-// EDQUOT), it could not be mapped (ENOMEM), or init returned an error or
-// panicked. A segment that was never ready holds nothing to keep, and a
-// full /dev/shm must not be left fuller. It runs under the init lock, so
-// no other initializer works on the file and no process has mapped it
-// ready; an opener waiting for the lock finds the name gone and starts
-// over with a new file.
+// EDQUOT), it could not be mapped (ENOMEM), or init returned an error,
+// panicked or called runtime.Goexit. A segment that was never ready holds
+// nothing to keep, and a full /dev/shm must not be left fuller. It runs
+// under f's init lock, so no other initializer works on f and no process
+// has mapped it ready; an opener waiting for the lock finds the name gone
+// and starts over with a new file.
+//
+// Between its look at the name and the unlink, the name must not come to
+// name another file: a Remove of f and an OpenOrCreate that makes a new
+// file there would have this unlink remove a segment other processes
+// use, and split them from the next ones. Remove takes f's init lock
+// before it unlinks f, which we hold; and once Remove gave up waiting for
+// it (an initializer stopped for a second), f has no link left, which the
+// Fstat below sees.
 func unlinkNeverReady(f *os.File, path string) {
 	var st, pst unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) == nil &&
+	if unix.Fstat(int(f.Fd()), &st) == nil && st.Nlink > 0 &&
 		unix.Lstat(path, &pst) == nil && st.Ino == pst.Ino && st.Dev == pst.Dev {
+		if unlinkHook != nil {
+			unlinkHook()
+		}
 		unix.Unlink(path)
 	}
 }
+
+// unlinkHook, when set (tests only), runs in unlinkNeverReady between
+// its look at the name and the unlink.
+var unlinkHook func()
 
 // openReady validates the header of an already opened file and maps it,
 // or shares this process's mapping of it. It owns f.
@@ -467,14 +492,19 @@ func initialize(f *os.File, path string, size int, tag string, prevInits uint64,
 		// closed (not unmapping anything) when it returns.
 		s := &Segment{m: m, path: path}
 		err := func() (err error) {
+			returned := false
 			defer func() {
 				s.closed.Store(true)
-				if r := recover(); r != nil {
-					m.unmap() // the caller removes the file (unlinkNeverReady), or drops it (Create)
-					panic(r)
+				if !returned {
+					// init panicked or called runtime.Goexit, which
+					// go on: the caller removes the file
+					// (unlinkNeverReady), or drops it (Create).
+					m.unmap()
 				}
 			}()
-			return init(s)
+			err = init(s)
+			returned = true
+			return err
 		}()
 		if err != nil {
 			m.unmap()
@@ -719,22 +749,70 @@ func (s *Segment) File() *os.File {
 // Remove deletes the segment's file. Processes that have it open keep their
 // mapping; new opens will not find it. Remove refuses anything but a
 // regular file (ErrNotRegular) and reports a missing one as fs.ErrNotExist.
+//
+// It takes the file's init lock before it unlinks it (waiting up to
+// removeWait for an initialization in progress), so that an initializer
+// whose init failed, and which removes the file it was making, never
+// finds the name taken by a new file in between (unlinkNeverReady).
 func Remove(name string) error {
 	path, err := Path(name)
 	if err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return &fs.PathError{Op: "remove", Path: path, Err: err}
+	for range 10 {
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			return &fs.PathError{Op: "remove", Path: path, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return &fs.PathError{Op: "remove", Path: path, Err: fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode))}
+		}
+		done, err := removeLocked(path, st)
+		if done {
+			if err != nil {
+				return &fs.PathError{Op: "remove", Path: path, Err: err}
+			}
+			return nil
+		}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return &fs.PathError{Op: "remove", Path: path, Err: fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode))}
-	}
+	// The name named another file at each look: someone makes and
+	// removes it in a loop. Remove what is there now.
 	if err := unix.Unlink(path); err != nil {
 		return &fs.PathError{Op: "remove", Path: path, Err: err}
 	}
 	return nil
+}
+
+// removeWait bounds how long Remove waits for an initialization in
+// progress: one stopped (SIGSTOP) must not hold a Remove for ever.
+const removeWait = time.Second
+
+// removeLocked unlinks path, which Lstat found as st, under the file's
+// init lock. done is false if path came to name another file meanwhile:
+// look again. A file this process may not open for writing (another
+// uid's, read-only) cannot be locked and is unlinked as it is, if the
+// directory lets us.
+func removeLocked(path string, st unix.Stat_t) (done bool, err error) {
+	fd, oerr := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if oerr != nil {
+		if errors.Is(oerr, unix.ENOENT) {
+			return false, nil
+		}
+		return true, unix.Unlink(path)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), removeWait)
+	defer cancel()
+	if lockByteContext(ctx, f, initLockOffset) == nil {
+		defer unlockByte(f, initLockOffset)
+	}
+	var fst, pst unix.Stat_t
+	if unix.Fstat(fd, &fst) != nil || fst.Ino != st.Ino || fst.Dev != st.Dev ||
+		unix.Lstat(path, &pst) != nil || pst.Ino != st.Ino || pst.Dev != st.Dev {
+		return false, nil
+	}
+	return true, unix.Unlink(path)
 }
 
 // Populate maps every page of the segment into this process ahead of use

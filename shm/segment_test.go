@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -579,5 +580,145 @@ func TestZeroAndClosed(t *testing.T) {
 	}
 	if z.Tag() != "" || z.Size() != 0 || z.Pinned() == nil {
 		t.Error("zero Segment: Tag, Size or Pinned")
+	}
+}
+
+// TestRemoveWaitsForFailingInit (review, round 3): an initializer whose
+// init failed removes the file it was making, by name. A Remove of that
+// file and a new segment made under the name, landing between its look
+// at the name and its unlink, had it remove the new segment: two
+// processes held the name ready, each with a file of its own. Remove now
+// takes the file's init lock, which the failing initializer holds.
+func TestRemoveWaitsForFailingInit(t *testing.T) {
+	name := tempName(t)
+	path, _ := Path(name)
+	var made *Segment
+	var madeErr error
+	done := make(chan struct{})
+	unlinkHook = func() {
+		unlinkHook = nil
+		go func() {
+			defer close(done)
+			Remove(name) // waits for our init lock, held while we unlink
+			made, madeErr = OpenOrCreate(context.Background(), name, 8, testTag, nil)
+		}()
+		select {
+		case <-done: // Remove did not wait: the new segment is made
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	defer func() { unlinkHook = nil }()
+	boom := errors.New("boom")
+	if _, err := OpenOrCreate(context.Background(), name, 8, testTag, func(*Segment) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("OpenOrCreate with a failing init: %v", err)
+	}
+	<-done
+	if madeErr != nil {
+		t.Fatal(madeErr)
+	}
+	defer made.Close()
+	var st, fst syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatalf("the segment made after the Remove is gone: %v", err)
+	}
+	if err := syscall.Fstat(int(made.File().Fd()), &fst); err != nil || st.Ino != fst.Ino {
+		t.Fatalf("%s names inode %d, the segment made after the Remove is %d", path, st.Ino, fst.Ino)
+	}
+}
+
+// TestCorruptUnderInitLock (review, round 3): a lock on the init byte
+// makes only a header that could be being written "not ready". A ready
+// header that fails its checksum is corrupt, and another program's file
+// is no segment, whoever holds the lock: every OpenOrCreate takes it a
+// moment, and a foreign file may be locked whole with lockf. Before, both
+// read as ErrNotReady while the lock was held (and shmctl listed the
+// corrupt one as ready, the foreign one as a segment it could remove).
+func TestCorruptUnderInitLock(t *testing.T) {
+	name := tempName(t)
+	path, _ := Path(name)
+	s, err := Create(name, 8, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte{0xde, 0xad, 0xbe, 0xef}, offChecksum); err != nil {
+		t.Fatal(err)
+	}
+	if err := lockByte(f, initLockOffset); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(name, testTag); !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotReady) {
+		t.Fatalf("Open of a ready segment with a bad checksum, init lock held: %v, want ErrCorrupt", err)
+	}
+	if _, err := Stat(name); !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotReady) {
+		t.Fatalf("Stat of a ready segment with a bad checksum, init lock held: %v, want ErrCorrupt", err)
+	}
+	foreign := filepath.Join(t.TempDir(), "PostgreSQL.1234")
+	if err := os.WriteFile(foreign, append([]byte("PGSHMEM\x00"), make([]byte, 4088)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.OpenFile(foreign, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK} // the whole file, as lockf does
+	if err := syscall.FcntlFlock(g.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Stat(foreign); !errors.Is(err, ErrBadMagic) || errors.Is(err, ErrNotReady) {
+		t.Fatalf("Stat of another program's locked file: %v, want ErrBadMagic", err)
+	}
+}
+
+// TestHeaderShrinksUnderRead (review, round 3): a file read at a size it
+// no longer has (a dead initializer's work being redone truncates it) is
+// read again; it was a bare EOF, which shmctl showed as unreadable.
+func TestHeaderShrinksUnderRead(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "shrunk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, _, err := readParsed(f, 4096); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("a header read at a size the file no longer has: %v, want ErrNotReady", err)
+	}
+}
+
+// TestInitGoexit (review, round 3): an init that calls runtime.Goexit (a
+// t.Fatal in a test's init) ends as a failed init: the file removed, no
+// descriptor left, no panic of shm's own. Before, the redo path panicked
+// with a nil dereference and left the file initializing.
+func TestInitGoexit(t *testing.T) {
+	name := tempName(t)
+	path, _ := Path(name)
+	p := testproc.Start(t, "stuck-init", name) // leaves the segment initializing
+	p.Expect("in-init")
+	p.Kill()
+	p.Wait()
+	fds := openFDs(t)
+	for _, how := range []string{"redo", "fresh"} {
+		done := make(chan any)
+		go func() {
+			defer func() { done <- recover() }()
+			OpenOrCreate(context.Background(), name, 64, testTag, func(*Segment) error {
+				runtime.Goexit()
+				return nil
+			})
+		}()
+		if r := <-done; r != nil {
+			t.Fatalf("%s: an init that calls Goexit: panic %v", how, r)
+		}
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s: an init that called Goexit left %s (%v)", how, path, err)
+		}
+	}
+	if now := openFDs(t); now != fds {
+		t.Fatalf("%d descriptors open after two inits that called Goexit, %d before", now, fds)
 	}
 }

@@ -170,7 +170,7 @@ func attachOrClose(ctx context.Context, seg *shm.Segment, total int64, mode Mode
 		seg.Close()
 		return nil, err
 	}
-	return &Counter{c: c}, nil
+	return &Counter{handle: &handle{c: c}}, nil
 }
 
 // versionError tells a Counter of another layout version from a segment

@@ -30,7 +30,17 @@ import (
 // goroutine that buys in a loop and shares the Counter with nobody
 // meanwhile can take that lock once for the whole loop: see Buyer.
 type Counter struct {
-	c      *counter // nil in a zero Counter
+	_       noCopy // go vet's copylocks reports a copied Counter
+	*handle        // nil in a zero Counter
+}
+
+// handle is one open's state, behind a pointer so that a copy of its
+// Counter (which go vet reports) shares it: the copy's Close is this
+// open's Close, and a second Close of either returns ErrClosed. With the
+// flag copied, each copy's Close ended an open, and the second ended
+// another open's.
+type handle struct {
+	c      *counter
 	closed atomic.Bool
 }
 
@@ -41,7 +51,7 @@ var _ Store = (*Counter)(nil)
 // Close; if that Close was the process's last, the attachment says so.
 func (h *Counter) use() (*counter, error) {
 	switch {
-	case h == nil || h.c == nil:
+	case h == nil || h.handle == nil:
 		return nil, (*counter)(nil).errClosed()
 	case h.closed.Load():
 		return nil, h.c.errClosed()
@@ -103,7 +113,7 @@ func (h *Counter) Audit(ctx context.Context) (Audit, error) {
 
 // Mode is the counter's mode (0 for a zero Counter).
 func (h *Counter) Mode() Mode {
-	if h == nil || h.c == nil {
+	if h == nil || h.handle == nil {
 		return 0
 	}
 	return h.c.mode
@@ -112,7 +122,7 @@ func (h *Counter) Mode() Mode {
 // Total is the number of tickets the counter was created with (0 for a
 // zero Counter).
 func (h *Counter) Total() int64 {
-	if h == nil || h.c == nil {
+	if h == nil || h.handle == nil {
 		return 0
 	}
 	return h.c.total
@@ -121,7 +131,7 @@ func (h *Counter) Total() int64 {
 // Slot is this process's slot in the counter's ledger (-1 for a zero
 // Counter).
 func (h *Counter) Slot() int {
-	if h == nil || h.c == nil {
+	if h == nil || h.handle == nil {
 		return -1
 	}
 	return h.c.slot
@@ -156,7 +166,7 @@ func (h *Counter) Buyer(ctx context.Context) (*Buyer, error) {
 // process's lock-free buys into the ledger and unmaps the counter. The
 // segment stays; Remove deletes it.
 func (h *Counter) Close() error {
-	if h == nil || h.c == nil {
+	if h == nil || h.handle == nil {
 		return (*counter)(nil).errClosed()
 	}
 	if !h.closed.CompareAndSwap(false, true) {

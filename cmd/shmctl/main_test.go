@@ -443,13 +443,13 @@ func TestFiles(t *testing.T) {
 	want(t, 2, "rm", empty)
 	want(t, 2, "rm", zeros)
 	// A name that would paint the terminal or forge a row is escaped.
-	odd := filepath.Join(dir, "x\x1b[2J\ny")
+	odd := filepath.Join(dir, "x\x1b[2J\ny\x9b")
 	if seg, err := shm.Create(odd, 64, "test.thing/1", nil); err != nil {
 		t.Fatal(err)
 	} else {
 		seg.Close()
 	}
-	if out := want(t, 1, "ls", dir); strings.ContainsAny(out, "\x1b") || !strings.Contains(out, `x\x1b[2J\ny`) || strings.Count(out, "\n") != 4 {
+	if out := want(t, 1, "ls", dir); strings.ContainsAny(out, "\x1b") || strings.Contains(out, "\x9b") || !strings.Contains(out, `x\x1b[2J\ny\x9b`) || strings.Count(out, "\n") != 4 {
 		t.Errorf("ls of a name with an escape and a newline, raw or not on one row:\n%q", out)
 	}
 	for _, f := range []string{empty, zeros} {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"unicode"
+	"unicode/utf8"
 )
 
 // printer writes either aligned text (a tabwriter, flushed at the end)
@@ -50,9 +51,9 @@ func (p *printer) line(format string, args ...any) {
 // escape sequence or a newline must not paint the screen or forge a row.
 // JSON output escapes them already.
 func printable(s string) string {
-	clean := true
+	clean := utf8.ValidString(s) // a lone 0x9b is a CSI to some terminals
 	for _, r := range s {
-		if !unicode.IsPrint(r) || r == '\t' {
+		if !clean || !unicode.IsPrint(r) || r == '\t' {
 			clean = false
 			break
 		}
