@@ -69,6 +69,13 @@ var (
 	// another file was renamed over it.
 	ErrReplaced = errors.New("shm: segment name now names another file")
 
+	// ErrBusy is returned by Remove when an initializer has held the
+	// segment's init lock for longer than Remove waits (a second): a
+	// process inside OpenOrCreate, stopped or slow. Remove again once it
+	// is done, or gone; unlinking under it could remove a segment made
+	// after this one.
+	ErrBusy = errors.New("shm: an initializer holds the segment")
+
 	// ErrPrivate is returned by Segment.Slot and Segment.Populate on a
 	// handle of OpenPrivate: a private look claims nothing.
 	ErrPrivate = errors.New("shm: a private look at a segment claims no slot")

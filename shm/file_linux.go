@@ -145,6 +145,9 @@ func readParsed(f *os.File, size int64) ([]byte, header, error) {
 		if err == nil || errors.Is(err, ErrNotReady) {
 			return buf, h, err
 		}
+		if wh, ok := withoutMagic(buf); ok {
+			return buf, wh, fmt.Errorf("%w: initializing: the header lacks only its magic (its initializer is storing it, or died first; OpenOrCreate redoes it)", ErrNotReady)
+		}
 		if beingWritten(buf) {
 			if locked, lerr := byteLocked(f, initLockOffset); lerr == nil && locked {
 				return buf, h, fmt.Errorf("%w: being initialized (a read of its header found: %v)", ErrNotReady, err)
@@ -172,14 +175,47 @@ func beingWritten(b []byte) bool {
 	if string(magic) != Magic && !isZero(magic) {
 		return false
 	}
-	st := State(binary.LittleEndian.Uint32(b[offState:]))
-	return st == StateEmpty || st == StateInitializing
+	// Each constant field holds its value or nothing yet, and the
+	// reserved bytes nothing: another program's bytes seldom do.
+	u32 := func(off int) uint32 { return binary.LittleEndian.Uint32(b[off:]) }
+	for _, f := range []struct {
+		off  int
+		want uint32
+	}{{offVersion, Version}, {offHeaderSize, HeaderSize}, {offSlots, MaxSlots}} {
+		if v := u32(f.off); v != 0 && v != f.want {
+			return false
+		}
+	}
+	st := State(u32(offState))
+	return (st == StateEmpty || st == StateInitializing) && isZero(b[offReserved:HeaderSize])
+}
+
+// withoutMagic reports whether b is a whole header of ours but for its
+// magic, still zero: the state initialize leaves between its last two
+// stores, for good if it was killed there. The checksum, which covers
+// the magic, must match with the magic put in: no other program's file
+// does that. It returns the header.
+func withoutMagic(b []byte) (header, bool) {
+	if len(b) < HeaderSize || !isZero(b[offMagic:offMagic+len(Magic)]) {
+		return header{}, false
+	}
+	var c [HeaderSize]byte
+	copy(c[:], b)
+	copy(c[offMagic:], Magic)
+	h, err := parseHeader(c[:])
+	return h, err == nil && h.state == StateInitializing
 }
 
 // lockByte takes a write lock on one byte with F_OFD_SETLK. It returns
 // errLocked if another open file description holds it.
-func lockByte(f *os.File, off int64) error {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+func lockByte(f *os.File, off int64) error { return setLock(f, off, unix.F_WRLCK) }
+
+// lockByteShared takes a read lock on one byte (f may be read-only): it
+// excludes write locks (an initializer), not other read locks.
+func lockByteShared(f *os.File, off int64) error { return setLock(f, off, unix.F_RDLCK) }
+
+func setLock(f *os.File, off int64, typ int16) error {
+	lk := unix.Flock_t{Type: typ, Whence: 0, Start: off, Len: 1}
 	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 		return errLocked
@@ -213,9 +249,18 @@ func byteLocked(f *os.File, off int64) (bool, error) {
 // (20µs doubling to 2ms) instead of F_OFD_SETLKW keeps the wait cancellable;
 // the lock is held only while a segment is initialized, so waits are short.
 func lockByteContext(ctx context.Context, f *os.File, off int64) error {
+	return pollLock(ctx, func() error { return lockByte(f, off) })
+}
+
+// lockByteSharedContext is lockByteContext for a read lock.
+func lockByteSharedContext(ctx context.Context, f *os.File, off int64) error {
+	return pollLock(ctx, func() error { return lockByteShared(f, off) })
+}
+
+func pollLock(ctx context.Context, lock func() error) error {
 	delay := 20 * time.Microsecond
 	for {
-		err := lockByte(f, off)
+		err := lock()
 		if err != errLocked {
 			return err
 		}

@@ -70,6 +70,9 @@ func stat(path string) Info {
 	if buf == nil {
 		return fail(err)
 	}
+	if unix.Fstat(fd, &st) == nil {
+		info.FileSize = st.Size // the size now: it may have changed under a re-read (a redo)
+	}
 	if len(buf) >= HeaderSize {
 		// Show what the header says even when it fails validation.
 		info.Version = binary.LittleEndian.Uint32(buf[offVersion:])

@@ -345,6 +345,11 @@ func initOrMap(f *os.File, key fileKey, path string, size int, tag string, init 
 		return nil, false, err
 	}
 	h, err := parseHeader(buf)
+	if wh, ok := withoutMagic(buf); err != nil && ok {
+		// Its initializer died between the header and the magic, the
+		// last store of it.
+		h, err = wh, nil
+	}
 	prevInits := uint64(0)
 	switch {
 	case errors.Is(err, ErrNotReady):
@@ -380,9 +385,9 @@ func initOrMap(f *os.File, key fileKey, path string, size int, tag string, init 
 // name another file: a Remove of f and an OpenOrCreate that makes a new
 // file there would have this unlink remove a segment other processes
 // use, and split them from the next ones. Remove takes f's init lock
-// before it unlinks f, which we hold; and once Remove gave up waiting for
-// it (an initializer stopped for a second), f has no link left, which the
-// Fstat below sees.
+// before it unlinks f, and we hold it: Remove waits, or fails with
+// ErrBusy. (A remover outside shmkit, rm(1), takes no lock: against it
+// the window is the few instructions between the Lstat and the unlink.)
 func unlinkNeverReady(f *os.File, path string) {
 	var st, pst unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &st) == nil && st.Nlink > 0 &&
@@ -417,6 +422,12 @@ func openReady(f *os.File, path string, size int, tag string) (*Segment, error) 
 		}
 		_, h, err := readParsed(f, n)
 		if err != nil {
+			return nil, err
+		}
+		// The size now: a dead initializer's work redone meanwhile
+		// (with another size) changed it, and the header read is the
+		// new one. A ready segment's size no longer changes.
+		if n, err = fileSize(f); err != nil {
 			return nil, err
 		}
 		if h.state != StateReady {
@@ -750,37 +761,37 @@ func (s *Segment) File() *os.File {
 // mapping; new opens will not find it. Remove refuses anything but a
 // regular file (ErrNotRegular) and reports a missing one as fs.ErrNotExist.
 //
-// It takes the file's init lock before it unlinks it (waiting up to
-// removeWait for an initialization in progress), so that an initializer
-// whose init failed, and which removes the file it was making, never
-// finds the name taken by a new file in between (unlinkNeverReady).
+// It takes the file's init lock (shared) before it unlinks it, waiting up
+// to removeWait for an initialization in progress, and fails with ErrBusy
+// after that: an initializer whose init failed removes the file it was
+// making, and must not find the name taken by a new segment in between
+// (unlinkNeverReady). A file this process cannot open (another uid's) is
+// unlinked without the lock, if the directory lets it.
 func Remove(name string) error {
 	path, err := Path(name)
 	if err != nil {
 		return err
 	}
+	fail := func(err error) error { return &fs.PathError{Op: "remove", Path: path, Err: err} }
 	for range 10 {
 		var st unix.Stat_t
 		if err := unix.Lstat(path, &st); err != nil {
-			return &fs.PathError{Op: "remove", Path: path, Err: err}
+			return fail(err)
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return &fs.PathError{Op: "remove", Path: path, Err: fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode))}
+			return fail(fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode)))
 		}
 		done, err := removeLocked(path, st)
 		if done {
 			if err != nil {
-				return &fs.PathError{Op: "remove", Path: path, Err: err}
+				return fail(err)
 			}
 			return nil
 		}
 	}
 	// The name named another file at each look: someone makes and
-	// removes it in a loop. Remove what is there now.
-	if err := unix.Unlink(path); err != nil {
-		return &fs.PathError{Op: "remove", Path: path, Err: err}
-	}
-	return nil
+	// removes it in a loop.
+	return fail(fmt.Errorf("%w: it named another file at each of 10 looks", ErrBusy))
 }
 
 // removeWait bounds how long Remove waits for an initialization in
@@ -789,24 +800,33 @@ const removeWait = time.Second
 
 // removeLocked unlinks path, which Lstat found as st, under the file's
 // init lock. done is false if path came to name another file meanwhile:
-// look again. A file this process may not open for writing (another
-// uid's, read-only) cannot be locked and is unlinked as it is, if the
-// directory lets us.
+// look again.
 func removeLocked(path string, st unix.Stat_t) (done bool, err error) {
-	fd, oerr := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if oerr != nil {
-		if errors.Is(oerr, unix.ENOENT) {
-			return false, nil
-		}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return false, nil
+	case errors.Is(err, unix.ELOOP):
+		return false, nil // a symbolic link now: Lstat refuses it
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		// Not ours to read; perhaps ours to unlink (the directory
+		// says). No lock to take: no initializer of ours works on a
+		// file we cannot open.
 		return true, unix.Unlink(path)
+	case err != nil:
+		return true, os.NewSyscallError("open", err)
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), removeWait)
 	defer cancel()
-	if lockByteContext(ctx, f, initLockOffset) == nil {
-		defer unlockByte(f, initLockOffset)
+	if err := lockByteSharedContext(ctx, f, initLockOffset); err != nil {
+		if ctx.Err() != nil {
+			return true, fmt.Errorf("%w: its init lock is held after %v (a process inside OpenOrCreate, stopped or slow)", ErrBusy, removeWait)
+		}
+		return true, err
 	}
+	defer unlockByte(f, initLockOffset)
 	var fst, pst unix.Stat_t
 	if unix.Fstat(fd, &fst) != nil || fst.Ino != st.Ino || fst.Dev != st.Dev ||
 		unix.Lstat(path, &pst) != nil || pst.Ino != st.Ino || pst.Dev != st.Dev {

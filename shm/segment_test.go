@@ -583,29 +583,31 @@ func TestZeroAndClosed(t *testing.T) {
 	}
 }
 
-// TestRemoveWaitsForFailingInit (review, round 3): an initializer whose
-// init failed removes the file it was making, by name. A Remove of that
-// file and a new segment made under the name, landing between its look
-// at the name and its unlink, had it remove the new segment: two
+// TestRemoveWaitsForFailingInit (review, rounds 3 and 4): an initializer
+// whose init failed removes the file it was making, by name. A Remove of
+// that file and a new segment made under the name, landing between its
+// look at the name and its unlink, had it remove the new segment: two
 // processes held the name ready, each with a file of its own. Remove now
-// takes the file's init lock, which the failing initializer holds.
+// takes the file's init lock, which the failing initializer holds, and
+// after waiting a second fails with ErrBusy rather than unlink (round 4:
+// it unlinked, and an initializer stalled past the second still removed
+// the new segment).
 func TestRemoveWaitsForFailingInit(t *testing.T) {
 	name := tempName(t)
 	path, _ := Path(name)
 	var made *Segment
-	var madeErr error
+	var removed, madeErr error
 	done := make(chan struct{})
 	unlinkHook = func() {
 		unlinkHook = nil
+		removed = Remove(name) // the init lock is ours: ErrBusy, after removeWait
 		go func() {
 			defer close(done)
-			Remove(name) // waits for our init lock, held while we unlink
+			// Waits for our init lock, then finds the name gone and
+			// makes a new file.
 			made, madeErr = OpenOrCreate(context.Background(), name, 8, testTag, nil)
 		}()
-		select {
-		case <-done: // Remove did not wait: the new segment is made
-		case <-time.After(200 * time.Millisecond):
-		}
+		time.Sleep(10 * time.Millisecond) // let it start waiting
 	}
 	defer func() { unlinkHook = nil }()
 	boom := errors.New("boom")
@@ -613,16 +615,80 @@ func TestRemoveWaitsForFailingInit(t *testing.T) {
 		t.Fatalf("OpenOrCreate with a failing init: %v", err)
 	}
 	<-done
+	if !errors.Is(removed, ErrBusy) {
+		t.Fatalf("Remove while an initializer holds the init lock: %v, want ErrBusy", removed)
+	}
 	if madeErr != nil {
 		t.Fatal(madeErr)
 	}
 	defer made.Close()
 	var st, fst syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatalf("the segment made after the Remove is gone: %v", err)
+		t.Fatalf("the segment made after the failed init is gone: %v", err)
 	}
 	if err := syscall.Fstat(int(made.File().Fd()), &fst); err != nil || st.Ino != fst.Ino {
-		t.Fatalf("%s names inode %d, the segment made after the Remove is %d", path, st.Ino, fst.Ino)
+		t.Fatalf("%s names inode %d, the segment made after the failed init is %d", path, st.Ino, fst.Ino)
+	}
+	if made.Inits() != 1 {
+		t.Fatalf("the new segment: inits %d, want 1 (a new file)", made.Inits())
+	}
+}
+
+// TestHeaderWithoutMagic (review, round 4): an initializer killed between
+// its header and the magic, its last store, leaves a header whole but for
+// the magic: Open and Stat say not ready (initializing), and the next
+// OpenOrCreate redoes it. Stored first, as before, the magic would have
+// left a header failing its checksum, corrupt for good.
+func TestHeaderWithoutMagic(t *testing.T) {
+	name := tempName(t)
+	path, _ := Path(name)
+	p := testproc.Start(t, "stuck-init", name)
+	p.Expect("in-init")
+	p.Kill()
+	p.Wait()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, len(Magic)), offMagic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(name, testTag); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Open of a header without its magic: %v, want ErrNotReady", err)
+	}
+	if info, err := Stat(name); !errors.Is(err, ErrNotReady) || info.State != StateInitializing {
+		t.Fatalf("Stat of a header without its magic: %v, state %v; want ErrNotReady, initializing", err, info.State)
+	}
+	s, err := OpenOrCreate(context.Background(), name, 64, testTag, nil)
+	if err != nil {
+		t.Fatalf("OpenOrCreate of a header without its magic: %v, want it redone", err)
+	}
+	defer s.Close()
+	if s.Inits() != 2 {
+		t.Fatalf("inits %d, want 2: the dead initializer's, then ours", s.Inits())
+	}
+}
+
+// TestRemoveBusy (review, round 4): a Remove of a segment whose
+// initializer is stopped inside init (it holds the init lock) fails with
+// ErrBusy after a second and leaves the file; once the initializer is
+// gone, Remove removes it.
+func TestRemoveBusy(t *testing.T) {
+	name := tempName(t)
+	path, _ := Path(name)
+	p := testproc.Start(t, "stuck-init", name)
+	p.Expect("in-init")
+	if err := Remove(name); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Remove under a live initializer: %v, want ErrBusy", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("a refused Remove removed the file: %v", err)
+	}
+	p.Kill()
+	p.Wait()
+	if err := Remove(name); err != nil {
+		t.Fatalf("Remove once the initializer is dead: %v", err)
 	}
 }
 

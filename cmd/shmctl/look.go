@@ -102,12 +102,13 @@ func look(name string, deep bool) (*segment, error) {
 		// The file could not be read (EMFILE, EIO...): that says
 		// nothing of the segment, which is not corrupt for it.
 		return nil, err
-	case errors.Is(err, shm.ErrNotReady) && info.State == shm.StateEmpty && !ours:
-		// Zeros, or nothing: what OpenOrCreate makes before it writes
-		// a header, and also any other program's empty file or fresh
-		// shared memory (Python's shared_memory). Only the name says
-		// it is ours.
-		return nil, &fs.PathError{Op: "stat", Path: path, Err: fmt.Errorf("%w: no header, and not named %s*", errNotSegment, shm.Prefix)}
+	case errors.Is(err, shm.ErrNotReady) && !ours:
+		// Zeros, or nothing, or a header being written: what
+		// OpenOrCreate makes before its segment is ready, and also any
+		// other program's empty file or fresh shared memory (Python's
+		// shared_memory). Only the name could say it is ours: outside
+		// /dev/shm/shmkit.*, a segment is listed once it is ready.
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: fmt.Errorf("%w: not ready, and not named %s*", errNotSegment, shm.Prefix)}
 	}
 	s := &segment{
 		Name: displayName(path), Path: path, Type: info.Tag, Size: int64(st.Size),
