@@ -170,7 +170,7 @@ func attachOrClose(ctx context.Context, seg *shm.Segment, total int64, mode Mode
 		seg.Close()
 		return nil, err
 	}
-	return &Counter{handle: &handle{c: c}}, nil
+	return &Counter{c: c, closed: new(atomic.Bool)}, nil
 }
 
 // versionError tells a Counter of another layout version from a segment
@@ -313,23 +313,6 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	}
 	ok = true
 	return c, nil
-}
-
-// Buy is Counter.Buy. Both of its paths are written out in Buyer.Buy
-// rather than in functions of their own: at a few nanoseconds per buy, a
-// call is a tenth of one.
-func (c *counter) Buy(ctx context.Context) (int64, error) {
-	if err := c.local.Lock(ctx); err != nil {
-		return 0, c.errWaiting(err)
-	}
-	if !c.open {
-		c.local.Unlock()
-		return 0, c.errClosed()
-	}
-	b := Buyer{c: c}
-	t, err := b.Buy(ctx)
-	c.local.Unlock()
-	return t, err
 }
 
 // Buy is Counter.Buy. The body of both is here, so that a Buyer's buy is

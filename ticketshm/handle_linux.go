@@ -30,18 +30,15 @@ import (
 // goroutine that buys in a loop and shares the Counter with nobody
 // meanwhile can take that lock once for the whole loop: see Buyer.
 type Counter struct {
-	_       noCopy // go vet's copylocks reports a copied Counter
-	*handle        // nil in a zero Counter
-}
-
-// handle is one open's state, behind a pointer so that a copy of its
-// Counter (which go vet reports) shares it: the copy's Close is this
-// open's Close, and a second Close of either returns ErrClosed. With the
-// flag copied, each copy's Close ended an open, and the second ended
-// another open's.
-type handle struct {
-	c      *counter
-	closed atomic.Bool
+	_ noCopy   // go vet's copylocks reports a copied Counter
+	c *counter // nil in a zero Counter
+	// closed is this open's, behind a pointer so that a copy of the
+	// Counter (which go vet reports) shares it: the copy's Close is this
+	// open's Close, and a second Close of either returns ErrClosed. With
+	// the flag copied, each copy's Close ended an open, and the second
+	// ended another open's. (c is beside it, not behind it: a buy loads
+	// both at once, not one after the other.)
+	closed *atomic.Bool
 }
 
 var _ Store = (*Counter)(nil)
@@ -51,7 +48,7 @@ var _ Store = (*Counter)(nil)
 // Close; if that Close was the process's last, the attachment says so.
 func (h *Counter) use() (*counter, error) {
 	switch {
-	case h == nil || h.handle == nil:
+	case h == nil || h.c == nil:
 		return nil, (*counter)(nil).errClosed()
 	case h.closed.Load():
 		return nil, h.c.errClosed()
@@ -72,12 +69,26 @@ func (h *Counter) use() (*counter, error) {
 //
 // Locked, it sells ticket total-r+1 under the Mutex: through its bias,
 // when this process has it, two plain stores and a load each way.
+//
+// The buy itself is Buyer.Buy's, inlined here (a call between would be a
+// tenth of a buy), under this process's lock.
 func (h *Counter) Buy(ctx context.Context) (int64, error) {
-	c, err := h.use()
-	if err != nil {
+	if h == nil || h.c == nil || h.closed.Load() {
+		_, err := h.use()
 		return 0, err
 	}
-	return c.Buy(ctx)
+	c := h.c
+	if err := c.local.Lock(ctx); err != nil {
+		return 0, c.errWaiting(err)
+	}
+	if !c.open {
+		c.local.Unlock()
+		return 0, c.errClosed()
+	}
+	b := Buyer{c: c}
+	t, err := b.Buy(ctx)
+	c.local.Unlock()
+	return t, err
 }
 
 // Remaining reports how many tickets are left: one atomic load, once this
@@ -113,7 +124,7 @@ func (h *Counter) Audit(ctx context.Context) (Audit, error) {
 
 // Mode is the counter's mode (0 for a zero Counter).
 func (h *Counter) Mode() Mode {
-	if h == nil || h.handle == nil {
+	if h == nil || h.c == nil {
 		return 0
 	}
 	return h.c.mode
@@ -122,7 +133,7 @@ func (h *Counter) Mode() Mode {
 // Total is the number of tickets the counter was created with (0 for a
 // zero Counter).
 func (h *Counter) Total() int64 {
-	if h == nil || h.handle == nil {
+	if h == nil || h.c == nil {
 		return 0
 	}
 	return h.c.total
@@ -131,7 +142,7 @@ func (h *Counter) Total() int64 {
 // Slot is this process's slot in the counter's ledger (-1 for a zero
 // Counter).
 func (h *Counter) Slot() int {
-	if h == nil || h.handle == nil {
+	if h == nil || h.c == nil {
 		return -1
 	}
 	return h.c.slot
@@ -166,7 +177,7 @@ func (h *Counter) Buyer(ctx context.Context) (*Buyer, error) {
 // process's lock-free buys into the ledger and unmaps the counter. The
 // segment stays; Remove deletes it.
 func (h *Counter) Close() error {
-	if h == nil || h.handle == nil {
+	if h == nil || h.c == nil {
 		return (*counter)(nil).errClosed()
 	}
 	if !h.closed.CompareAndSwap(false, true) {
