@@ -275,14 +275,12 @@ func pollLock(ctx context.Context, lock func() error) error {
 	}
 }
 
-// reserve gives f exactly size bytes, all zero, backed by allocated blocks.
+// reserve gives f, whose header initialize just wrote, size bytes backed by
+// allocated blocks, zeros after the header.
 // fallocate, not a sparse ftruncate alone: on a full tmpfs a store into a
 // sparse mapping is a SIGBUS, a failed fallocate is an error here.
 func reserve(f *os.File, size int64) error {
 	fd := int(f.Fd())
-	if err := unix.Ftruncate(fd, 0); err != nil {
-		return os.NewSyscallError("ftruncate", err)
-	}
 	err := unix.Fallocate(fd, 0, 0, size)
 	if errors.Is(err, unix.EOPNOTSUPP) {
 		// A file system without fallocate: the file is sparse, which

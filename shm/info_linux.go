@@ -84,6 +84,9 @@ func stat(path string) Info {
 	info.Tag, info.Inits = h.tag, h.inits
 	info.Size = int(h.dataSize())
 	switch {
+	case h.state != StateReady:
+		// Being made (or its maker died): the file grows to its size
+		// after its header is written (initialize).
 	case uint64(info.FileSize) < h.totalSize:
 		return fail(ErrTruncated)
 	case uint64(info.FileSize) > h.totalSize:

@@ -203,18 +203,20 @@ func openTouchEntry(args []string) int {
 }
 
 // mapNoMemEntry: args path. Limits this process's address space to what
-// it uses now and 64 MiB more, then asks OpenOrCreate for a 256 MiB
+// it uses now and 512 MiB more, then asks OpenOrCreate for a 1 GiB
 // segment at path: its space is reserved, its mapping fails (ENOMEM).
 // Prints "error <err>" or "opened".
 func mapNoMemEntry(args []string) int {
 	vm, err := vmSize()
 	if err == nil {
-		lim := unix.Rlimit{Cur: vm + 64<<20, Max: vm + 64<<20}
+		// Room for the runtime's own growth (the race runtime's too:
+		// 64 MiB was short now and then), not for the segment.
+		lim := unix.Rlimit{Cur: vm + 512<<20, Max: vm + 512<<20}
 		err = unix.Setrlimit(unix.RLIMIT_AS, &lim)
 	}
 	if err == nil {
 		var s *Segment
-		if s, err = OpenOrCreate(context.Background(), args[0], 256<<20, testTag, nil); err == nil {
+		if s, err = OpenOrCreate(context.Background(), args[0], 1<<30, testTag, nil); err == nil {
 			s.Close()
 			fmt.Println("opened")
 			return 0

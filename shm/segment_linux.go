@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -237,6 +238,9 @@ func Open(name string, tag string) (*Segment, error) {
 }
 
 // OpenOrCreate opens the segment, creating and initializing it if needed.
+// init runs under the segment's init lock: it must not open or remove the
+// segment it initializes (an OpenOrCreate of it waits for the lock, until
+// its ctx is done; a Remove fails with ErrBusy after a second).
 // Of many processes that call it at once, exactly one runs init and the
 // others wait until the segment is ready. If an initializer died, the next
 // caller truncates the segment to zeros and runs its own init. An
@@ -300,6 +304,7 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 		return nil, false, err
 	}
 	var m *mapping
+	var ready header // a ready segment's, for the map after the lock
 	finished := false
 	defer func() {
 		if !finished {
@@ -315,6 +320,18 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 		if uerr != nil && err == nil {
 			err = uerr
 		}
+		if err == nil && !replaced && m == nil {
+			// Ready: mapped after the lock, which only initializers
+			// need. Backing a big file's blocks (mapReady's fallocate)
+			// takes seconds for gigabytes, and held a Remove up.
+			if readyMapHook != nil {
+				readyMapHook()
+			}
+			var n int64
+			if n, err = fileSize(f); err == nil {
+				m, err = mapReady(f, key, ready, n, size, tag)
+			}
+		}
 		if err != nil || replaced {
 			if m != nil {
 				m.unmap()
@@ -324,25 +341,26 @@ func openOrInit(ctx context.Context, f *os.File, path string, size int, tag stri
 		}
 		s, err = register(m, path, tag, size)
 	}()
-	m, replaced, err = initOrMap(f, key, path, size, tag, init)
+	m, ready, replaced, err = initOrMap(f, path, size, tag, init)
 	finished = true
 	return nil, replaced, err
 }
 
-// initOrMap is openOrInit's work under the init lock: it maps the ready
-// segment f, or initializes it if it never was or its initializer died.
-// An initialization that fails removes the file (unlinkNeverReady).
-func initOrMap(f *os.File, key fileKey, path string, size int, tag string, init InitFunc) (m *mapping, replaced bool, err error) {
+// initOrMap is openOrInit's work under the init lock: it returns the
+// header of a ready segment, for openOrInit to map, or initializes the
+// segment if it never was or its initializer died. An initialization
+// that fails removes the file (unlinkNeverReady).
+func initOrMap(f *os.File, path string, size int, tag string, init InitFunc) (m *mapping, ready header, replaced bool, err error) {
 	var st, pst unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, false, os.NewSyscallError("fstat", err)
+		return nil, header{}, false, os.NewSyscallError("fstat", err)
 	}
 	if err := unix.Lstat(path, &pst); err != nil || pst.Ino != st.Ino || pst.Dev != st.Dev {
-		return nil, true, nil
+		return nil, header{}, true, nil
 	}
 	buf, err := readHeader(f, st.Size)
 	if err != nil {
-		return nil, false, err
+		return nil, header{}, false, err
 	}
 	h, err := parseHeader(buf)
 	if wh, ok := withoutMagic(buf); err != nil && ok {
@@ -353,23 +371,50 @@ func initOrMap(f *os.File, key fileKey, path string, size int, tag string, init 
 	prevInits := uint64(0)
 	switch {
 	case errors.Is(err, ErrNotReady):
-		// Zeros: created, never initialized (the creator died first).
+		// Nothing, or zeros: created, never initialized (the creator
+		// died first; an older shmkit reserved the space before it
+		// wrote the header). A header of zeros in front of data is
+		// another program's file: not ours to overwrite.
+		if zero, zerr := allZero(f, st.Size); zerr != nil || !zero {
+			if zerr != nil {
+				return nil, header{}, false, zerr
+			}
+			return nil, header{}, false, fmt.Errorf("%w: its first %d bytes are zero and it holds data after them: another program's file", ErrBadMagic, HeaderSize)
+		}
 	case err != nil:
-		return nil, false, err
+		return nil, header{}, false, err
 	case h.tag != tag:
-		return nil, false, fmt.Errorf("%w: segment holds %q, want %q", ErrTypeMismatch, h.tag, tag)
+		return nil, header{}, false, fmt.Errorf("%w: segment holds %q, want %q", ErrTypeMismatch, h.tag, tag)
 	case h.state == StateInitializing:
 		// The init lock is ours, so the initializer that wrote this
 		// state is gone: redo its work from zeros.
 		prevInits = h.inits
 	default:
-		m, err = mapReady(f, key, h, st.Size, size, tag)
-		return m, false, err
+		return nil, h, false, nil
 	}
 	if m, err = initialize(f, path, size, tag, prevInits, init); err != nil {
 		unlinkNeverReady(f, path)
 	}
-	return m, false, err
+	return m, header{}, false, err
+}
+
+// allZero reports whether the file f, of size bytes, holds only zeros:
+// it stops at the first byte that is not.
+func allZero(f *os.File, size int64) (bool, error) {
+	buf := make([]byte, min(size, 1<<20))
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if !isZero(buf[:n]) {
+			return false, nil
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return true, nil // shorter now: its zeros are all read
+			}
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // unlinkNeverReady removes the file f at path, if path still names it,
@@ -398,6 +443,10 @@ func unlinkNeverReady(f *os.File, path string) {
 		unix.Unlink(path)
 	}
 }
+
+// readyMapHook, when set (tests only), runs in openOrInit before it maps
+// a ready segment, the init lock released.
+var readyMapHook func()
 
 // unlinkHook, when set (tests only), runs in unlinkNeverReady between
 // its look at the name and the unlink.
@@ -475,6 +524,22 @@ func mapReady(f *os.File, key fileKey, h header, fileSize int64, size int, tag s
 // mapping it returns is not registered yet; f stays the caller's.
 func initialize(f *os.File, path string, size int, tag string, prevInits uint64, init InitFunc) (*mapping, error) {
 	total := DataOffset + size
+	// The header first, into an empty file, in one write: a process
+	// killed at any instruction leaves nothing, or the whole header
+	// (state initializing, which the next OpenOrCreate redoes), never a
+	// part of it; and no file of shmkit's has a header of zeros and data
+	// after it. Then the rest of the file's space, reserved behind it. An
+	// Open that reads the header while it is written (pread runs beside
+	// the write) finds the init lock held (readParsed).
+	h := header{totalSize: uint64(total), state: StateInitializing, tag: tag, inits: prevInits + 1}
+	var hb [HeaderSize]byte
+	h.encode(hb[:])
+	if err := unix.Ftruncate(int(f.Fd()), 0); err != nil {
+		return nil, os.NewSyscallError("ftruncate", err)
+	}
+	if _, err := f.WriteAt(hb[:], 0); err != nil {
+		return nil, err
+	}
 	if err := reserve(f, int64(total)); err != nil {
 		return nil, err
 	}
@@ -486,18 +551,6 @@ func initialize(f *os.File, path string, size int, tag string, prevInits uint64,
 	if err != nil {
 		return nil, err
 	}
-	// The header in place, its magic last: an Open that reads the file
-	// meanwhile (pread, not the mapping) sees no magic until every other
-	// byte is written; a read torn even so finds the init lock held
-	// (readParsed).
-	h := header{totalSize: uint64(total), state: StateInitializing, tag: tag, inits: prevInits + 1}
-	var hb [HeaderSize]byte
-	h.encode(hb[:])
-	copy(m.mem[len(Magic):HeaderSize], hb[len(Magic):])
-	// The mapping is page aligned: its first 8 bytes are an aligned
-	// word, stored in one go after the bytes above (TSO; an atomic store
-	// elsewhere).
-	(*atomic.Uint64)(unsafe.Pointer(&m.mem[0])).Store(binary.LittleEndian.Uint64(hb[:len(Magic)]))
 	if init != nil {
 		// The init function gets a handle of its own on the mapping,
 		// closed (not unmapping anything) when it returns.

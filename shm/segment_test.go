@@ -3,6 +3,7 @@
 package shm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -787,4 +788,76 @@ func TestInitGoexit(t *testing.T) {
 	if now := openFDs(t); now != fds {
 		t.Fatalf("%d descriptors open after two inits that called Goexit, %d before", now, fds)
 	}
+}
+
+// TestReadyMappedOutsideInitLock (review, round 5): OpenOrCreate maps a
+// ready segment after it releases the init lock. Backing a big file's
+// blocks takes seconds for gigabytes, and a Remove meanwhile failed with
+// ErrBusy (4 GiB: the opener held the lock 4.6 s).
+func TestReadyMappedOutsideInitLock(t *testing.T) {
+	name := tempName(t)
+	path, _ := Path(name)
+	s, err := Create(name, 64, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	var locked bool
+	var lerr, removed error
+	readyMapHook = func() {
+		readyMapHook = nil
+		f, err := os.Open(path)
+		if err != nil {
+			lerr = err
+			return
+		}
+		defer f.Close()
+		locked, lerr = byteLocked(f, initLockOffset)
+		removed = Remove(name)
+	}
+	defer func() { readyMapHook = nil }()
+	s, err = OpenOrCreate(context.Background(), name, 64, testTag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if lerr != nil || locked {
+		t.Fatalf("the init lock while a ready segment is mapped: held %v (%v), want free", locked, lerr)
+	}
+	if removed != nil {
+		t.Fatalf("Remove while OpenOrCreate maps a ready segment: %v", removed)
+	}
+}
+
+// TestZeroHeadedFileIsNotRedone (review, round 5): a file whose first
+// bytes are zero and which holds data after them is another program's:
+// OpenOrCreate on its path refuses it (ErrBadMagic) and leaves it as it
+// was. Before, it truncated and overwrote it, or removed it when init
+// failed. A file of zeros only (what an older shmkit left when its
+// creator died) is still made a segment.
+func TestZeroHeadedFileIsNotRedone(t *testing.T) {
+	dir := t.TempDir()
+	foreign := filepath.Join(dir, "theirs")
+	content := append(make([]byte, HeaderSize), []byte("their data")...)
+	if err := os.WriteFile(foreign, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	for _, init := range []InitFunc{nil, func(*Segment) error { return boom }} {
+		if _, err := OpenOrCreate(context.Background(), foreign, 64, testTag, init); !errors.Is(err, ErrBadMagic) {
+			t.Fatalf("OpenOrCreate of a zero-headed file with data: %v, want ErrBadMagic", err)
+		}
+		if b, err := os.ReadFile(foreign); err != nil || !bytes.Equal(b, content) {
+			t.Fatalf("OpenOrCreate changed another program's file: %q, %v", b, err)
+		}
+	}
+	zeros := filepath.Join(dir, "zeros")
+	if err := os.WriteFile(zeros, make([]byte, 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenOrCreate(context.Background(), zeros, 64, testTag, nil)
+	if err != nil {
+		t.Fatalf("OpenOrCreate of a file of zeros: %v, want it made", err)
+	}
+	s.Close()
 }

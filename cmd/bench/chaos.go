@@ -141,16 +141,20 @@ func chaosForeignEntry(args []string) error {
 
 // ChaosResult is the JSON of bench chaos.
 type ChaosResult struct {
-	Backend        string `json:"backend"`
-	Procs          int    `json:"procs"`
-	Kills          int    `json:"kills"`
-	Buys           int64  `json:"buys"`
-	Oversold       int64  `json:"oversold"`
-	Lost           int64  `json:"lost"`
-	DoubleSold     int64  `json:"double_sold"` // Locked: sales of tickets sold already (Audit.DoubleSold)
-	NotRecoverable int    `json:"not_recoverable"`
-	BuyerErrors    int    `json:"buyer_errors"` // buyers that failed other than by our SIGKILL
-	Rounds         int    `json:"rounds"`       // counters sold out and checked, plus the last one
+	Backend  string `json:"backend"`
+	Procs    int    `json:"procs"`
+	Kills    int    `json:"kills"`
+	Buys     int64  `json:"buys"`
+	Oversold int64  `json:"oversold"`
+	Lost     int64  `json:"lost"`
+	// InFlight counts buys between CAS and commit in logs Audit judged
+	// live, with every buyer dead: a dead buyer's log taken for a live
+	// one's, whose tickets show as lost too. It must be 0.
+	InFlight       int64 `json:"in_flight"`
+	DoubleSold     int64 `json:"double_sold"` // Locked: sales of tickets sold already (Audit.DoubleSold)
+	NotRecoverable int   `json:"not_recoverable"`
+	BuyerErrors    int   `json:"buyer_errors"` // buyers that failed other than by our SIGKILL
+	Rounds         int   `json:"rounds"`       // counters sold out and checked, plus the last one
 	// SlotClaims counts the claims of the counters' process slots (the
 	// generations in their slot tables): with -churn, many more than
 	// procs+kills, slots being taken over again and again.
@@ -197,7 +201,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "chaos %s, %d buyers: kills: %d, buys: %d, oversold: %d, lost: %d, double_sold: %d, not_recoverable: %d, buyer_errors: %d, slot_claims: %d, foreign refused: %d of %d (%d counters, %.1fs)\n",
 			res.Backend, res.Procs, res.Kills, res.Buys, res.Oversold, res.Lost, res.DoubleSold, res.NotRecoverable, res.BuyerErrors, res.SlotClaims, res.ForeignRefused, res.Foreign, res.Rounds, res.Seconds)
 	}
-	if res.Oversold != 0 || res.Lost != 0 || res.DoubleSold != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 || res.ForeignRefused != res.Foreign {
+	if res.Oversold != 0 || res.Lost != 0 || res.InFlight != 0 || res.DoubleSold != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 || res.ForeignRefused != res.Foreign {
 		return fmt.Errorf("bench chaos: the counter did not survive: %+v", res)
 	}
 	return nil
@@ -318,7 +322,17 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 		res.Buys += a.Sold
 		res.Oversold += a.Oversold
 		res.Lost += a.Lost
+		res.InFlight += a.InFlight
 		res.DoubleSold += a.DoubleSold
+		if a.Lost != 0 || a.InFlight != 0 {
+			// Say what the counter held, for whoever reads the failure.
+			if seg, err := shm.Open(store, ticketshm.Tag); err == nil {
+				in, _ := ticketshm.Inspect(seg)
+				seg.Close()
+				b, _ := json.Marshal(in)
+				fmt.Fprintf(os.Stderr, "bench chaos: round %d lost %d, in flight %d; the counter: %s\n", res.Rounds, a.Lost, a.InFlight, b)
+			}
+		}
 		if seg, err := shm.Open(store, ticketshm.Tag); err == nil {
 			for i := range shm.MaxSlots {
 				res.SlotClaims += seg.SlotGen(i)

@@ -196,12 +196,12 @@ func TestChaos(t *testing.T) {
 			}
 			var obj map[string]any
 			json.Unmarshal([]byte(stdout), &obj)
-			for _, f := range []string{"kills", "buys", "oversold", "lost", "double_sold", "not_recoverable", "slot_claims", "foreign", "foreign_refused"} {
+			for _, f := range []string{"kills", "buys", "oversold", "lost", "in_flight", "double_sold", "not_recoverable", "slot_claims", "foreign", "foreign_refused"} {
 				if _, ok := obj[f]; !ok {
 					t.Errorf("no field %q in %s", f, stdout)
 				}
 			}
-			if res.Kills != 40 || res.Buys == 0 || res.Oversold != 0 || res.Lost != 0 || res.DoubleSold != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 {
+			if res.Kills != 40 || res.Buys == 0 || res.Oversold != 0 || res.Lost != 0 || res.InFlight != 0 || res.DoubleSold != 0 || res.NotRecoverable != 0 || res.BuyerErrors != 0 {
 				t.Fatalf("%+v", res)
 			}
 			// The hopper and the squatter churn the slots: far more

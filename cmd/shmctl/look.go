@@ -102,6 +102,10 @@ func look(name string, deep bool) (*segment, error) {
 		// The file could not be read (EMFILE, EIO...): that says
 		// nothing of the segment, which is not corrupt for it.
 		return nil, err
+	case errors.Is(err, shm.ErrTruncated) && st.Size < shm.HeaderSize && !ours:
+		// Shorter than a header: shmkit writes its header whole, so a
+		// few bytes that happen to start like its magic are not its.
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: fmt.Errorf("%w: %d bytes, shorter than a header, and not named %s*", errNotSegment, st.Size, shm.Prefix)}
 	case errors.Is(err, shm.ErrNotReady) && !ours:
 		// Zeros, or nothing, or a header being written: what
 		// OpenOrCreate makes before its segment is ready, and also any

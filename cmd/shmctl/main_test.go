@@ -437,6 +437,10 @@ func TestFiles(t *testing.T) {
 	empty, zeros := filepath.Join(dir, "empty"), filepath.Join(dir, "psm_1234")
 	os.WriteFile(empty, nil, 0o600)
 	os.WriteFile(zeros, make([]byte, 4096), 0o600)
+	short := filepath.Join(dir, "S") // a byte that starts like the magic
+	os.WriteFile(short, []byte("S"), 0o600)
+	defer os.Remove(short)
+	want(t, 2, "rm", short)
 	if out := want(t, 1, "ls", dir); strings.Contains(out, "empty") || strings.Contains(out, "psm_1234") {
 		t.Errorf("ls lists files of zeros not named as segments:\n%s", out)
 	}
