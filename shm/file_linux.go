@@ -114,8 +114,9 @@ func readHeader(f *os.File, size int64) ([]byte, error) {
 
 // readParsed reads and parses the header of f, a file of size bytes.
 //
-// OpenOrCreate writes a new header in place, its magic last, and a read
-// of the file (not the mapping) may see some of its bytes and not others.
+// OpenOrCreate writes a new header with one write into the emptied file,
+// and a read of the file beside that write may see some of its bytes and
+// not others.
 // So a header that fails validation, holds our magic or none yet, and a
 // state of empty or initializing is one being written if an initializer
 // holds the init lock: ErrNotReady, not ErrCorrupt. A ready header, or
@@ -191,10 +192,11 @@ func beingWritten(b []byte) bool {
 }
 
 // withoutMagic reports whether b is a whole header of ours but for its
-// magic, still zero: the state initialize leaves between its last two
-// stores, for good if it was killed there. The checksum, which covers
-// the magic, must match with the magic put in: no other program's file
-// does that. It returns the header.
+// magic, still zero: what a build that stored the magic last (345c8e2 to
+// 523a58d's parent) left when its initializer was killed between the two
+// stores; this one writes the header in one write. The checksum, which
+// covers the magic, must match with the magic put in: no other program's
+// file does that. It returns the header.
 func withoutMagic(b []byte) (header, bool) {
 	if len(b) < HeaderSize || !isZero(b[offMagic:offMagic+len(Magic)]) {
 		return header{}, false

@@ -364,8 +364,8 @@ func initOrMap(f *os.File, path string, size int, tag string, init InitFunc) (m 
 	}
 	h, err := parseHeader(buf)
 	if wh, ok := withoutMagic(buf); err != nil && ok {
-		// Its initializer died between the header and the magic, the
-		// last store of it.
+		// Its initializer (of a build that stored the magic last) died
+		// before the magic: a header being made, to redo.
 		h, err = wh, nil
 	}
 	prevInits := uint64(0)

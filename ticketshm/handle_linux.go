@@ -70,8 +70,9 @@ func (h *Counter) use() (*counter, error) {
 // Locked, it sells ticket total-r+1 under the Mutex: through its bias,
 // when this process has it, two plain stores and a load each way.
 //
-// The buy itself is Buyer.Buy's, inlined here (a call between would be a
-// tenth of a buy), under this process's lock.
+// The buy itself is Buyer.Buy's, called from here under this process's
+// lock: one more call in between cost 2.5 ns a buy, a third of one
+// (docs/runs/session-2026-11-27.txt).
 func (h *Counter) Buy(ctx context.Context) (int64, error) {
 	if h == nil || h.c == nil || h.closed.Load() {
 		_, err := h.use()

@@ -17,7 +17,9 @@
 //     time, process slots held by live processes and by processes that
 //     died with the segment open, the pids that have it open (process
 //     slots, and /proc for processes that hold the file without a slot),
-//     owner uid. Files that are not segments are skipped.
+//     owner uid. Files that are not segments are skipped; outside
+//     /dev/shm/shmkit.*, a file of zeros or one still being made is not
+//     taken for one (other programs' shared memory looks the same).
 //   - stat NAME...: the header, the slot table, and what the type holds,
 //     from the type's own package (semaphore.InspectMutex,
 //     semaphore.InspectSemaphore, ticketshm.Inspect): a Mutex's state,
