@@ -225,8 +225,7 @@ func TestOpenOrCreateRace(t *testing.T) {
 // waiting while it lives, and the next OpenOrCreate redoes init on zeros.
 func TestInitializerKilled(t *testing.T) {
 	name := tempName(t)
-	p := testproc.Start(t, "stuck-init", name)
-	p.Expect("in-init")
+	p := stuckInitializer(t, name)
 
 	if _, err := Open(name, testTag); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Open during init: %v, want ErrNotReady", err)
@@ -263,6 +262,24 @@ func TestInitializerKilled(t *testing.T) {
 	if !ran || s.Inits() != 2 {
 		t.Fatalf("init ran %v, inits %d; want true, 2", ran, s.Inits())
 	}
+}
+
+// stuckInitializer starts a process that is inside init of the segment
+// name, the init lock held, until it is killed.
+func stuckInitializer(t *testing.T, name string) *testproc.Proc {
+	t.Helper()
+	p := testproc.Start(t, "stuck-init", name)
+	p.Expect("in-init")
+	return p
+}
+
+// deadInitializer leaves the segment name initializing: its initializer
+// killed inside init.
+func deadInitializer(t *testing.T, name string) {
+	t.Helper()
+	p := stuckInitializer(t, name)
+	p.Kill()
+	p.Wait()
 }
 
 // TestFailedInitLeavesNothing (a new user's trial, and a fault review):
@@ -383,8 +400,7 @@ func TestOpenDuringInit(t *testing.T) {
 func TestTornHeaderWhileInitializing(t *testing.T) {
 	name := tempName(t)
 	path, _ := Path(name)
-	p := testproc.Start(t, "stuck-init", name)
-	p.Expect("in-init")
+	p := stuckInitializer(t, name)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -635,18 +651,15 @@ func TestRemoveWaitsForFailingInit(t *testing.T) {
 	}
 }
 
-// TestHeaderWithoutMagic (review, round 4): an initializer killed between
-// its header and the magic, its last store, leaves a header whole but for
-// the magic: Open and Stat say not ready (initializing), and the next
-// OpenOrCreate redoes it. Stored first, as before, the magic would have
-// left a header failing its checksum, corrupt for good.
+// TestHeaderWithoutMagic (review, round 4): the builds that stored the
+// magic last left, when their initializer was killed between the two
+// stores, a header whole but for the magic: Open and Stat say not ready
+// (initializing), and the next OpenOrCreate redoes it. (This build writes
+// the header in one write: a kill leaves all of it or none.)
 func TestHeaderWithoutMagic(t *testing.T) {
 	name := tempName(t)
 	path, _ := Path(name)
-	p := testproc.Start(t, "stuck-init", name)
-	p.Expect("in-init")
-	p.Kill()
-	p.Wait()
+	deadInitializer(t, name)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -678,8 +691,7 @@ func TestHeaderWithoutMagic(t *testing.T) {
 func TestRemoveBusy(t *testing.T) {
 	name := tempName(t)
 	path, _ := Path(name)
-	p := testproc.Start(t, "stuck-init", name)
-	p.Expect("in-init")
+	p := stuckInitializer(t, name)
 	if err := Remove(name); !errors.Is(err, ErrBusy) {
 		t.Fatalf("Remove under a live initializer: %v, want ErrBusy", err)
 	}
@@ -764,10 +776,7 @@ func TestHeaderShrinksUnderRead(t *testing.T) {
 func TestInitGoexit(t *testing.T) {
 	name := tempName(t)
 	path, _ := Path(name)
-	p := testproc.Start(t, "stuck-init", name) // leaves the segment initializing
-	p.Expect("in-init")
-	p.Kill()
-	p.Wait()
+	deadInitializer(t, name)
 	fds := openFDs(t)
 	for _, how := range []string{"redo", "fresh"} {
 		done := make(chan any)

@@ -58,21 +58,29 @@ func check(t *testing.T, c *ticketshm.Counter) {
 	}
 }
 
-// TestCloseTwiceLeavesOtherOpens (a new user's trial): each open is a
-// handle of its own, so a second Close of one returns ErrClosed and the
-// process's other opens go on buying. Before, Open returned the same
-// *Counter and the second Close ended another open's.
-func TestCloseTwiceLeavesOtherOpens(t *testing.T) {
+// twoOpens creates a Locked Counter of 100 tickets and opens it again:
+// two handles on this process's one attachment.
+func twoOpens(t *testing.T) (c1, c2 *ticketshm.Counter) {
+	t.Helper()
 	ctx := context.Background()
 	name := storeName(t, "shm-mutex")
 	c1, err := ticketshm.Create(ctx, name, 100, ticketshm.Locked)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := ticketshm.Open(ctx, name)
-	if err != nil {
+	if c2, err = ticketshm.Open(ctx, name); err != nil {
 		t.Fatal(err)
 	}
+	return c1, c2
+}
+
+// TestCloseTwiceLeavesOtherOpens (a new user's trial): each open is a
+// handle of its own, so a second Close of one returns ErrClosed and the
+// process's other opens go on buying. Before, Open returned the same
+// *Counter and the second Close ended another open's.
+func TestCloseTwiceLeavesOtherOpens(t *testing.T) {
+	ctx := context.Background()
+	c1, c2 := twoOpens(t)
 	if c1 == c2 {
 		t.Fatal("two opens returned the same *Counter")
 	}
@@ -101,15 +109,7 @@ func TestCloseTwiceLeavesOtherOpens(t *testing.T) {
 // copy's Close ended an open, and the second ended another open's.
 func TestCopyIsTheSameOpen(t *testing.T) {
 	ctx := context.Background()
-	name := storeName(t, "shm-mutex")
-	c1, err := ticketshm.Create(ctx, name, 100, ticketshm.Locked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := ticketshm.Open(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c1, c2 := twoOpens(t)
 	cp := new(ticketshm.Counter)
 	reflect.ValueOf(cp).Elem().Set(reflect.ValueOf(c1).Elem()) // *cp = *c1, unseen by vet
 	if err := c1.Close(); err != nil {
