@@ -133,6 +133,9 @@ func look(name string, deep bool) (*segment, error) {
 		return s, nil
 	}
 	seg, err := shm.OpenPrivate(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err // removed since its header was read: missing, not failing
+	}
 	if err != nil {
 		s.Reason = reason(err)
 		return s, nil
