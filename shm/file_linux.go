@@ -116,8 +116,7 @@ func readHeader(f *os.File, size int64) ([]byte, error) {
 //
 // OpenOrCreate writes a new header with one write into the emptied file,
 // and a read of the file beside that write may see some of its bytes and
-// not others.
-// So a header that fails validation, holds our magic or none yet, and a
+// not others. So a header that fails validation, holds our magic or none yet, and a
 // state of empty or initializing is one being written if an initializer
 // holds the init lock: ErrNotReady, not ErrCorrupt. A ready header, or
 // another program's bytes, fail as they are whoever holds the lock (every
@@ -126,7 +125,24 @@ func readHeader(f *os.File, size int64) ([]byte, error) {
 // initializer that finished between the read and the look at the lock.
 // A file that shrinks under the read (a dead initializer's work being
 // redone truncates it) is read again too.
-func readParsed(f *os.File, size int64) ([]byte, header, error) {
+//
+// It returns the file's size after the read too: a dead initializer's work
+// redone meanwhile (with another size) changes it, and the header read is
+// the new one; a ready segment's size no longer changes.
+func readParsed(f *os.File, size int64) (buf []byte, h header, now int64, err error) {
+	buf, h, err = readParsedAt(f, size)
+	if buf == nil {
+		return nil, h, 0, err
+	}
+	now, serr := fileSize(f)
+	if serr != nil {
+		return nil, h, 0, serr
+	}
+	return buf, h, now, err
+}
+
+// readParsedAt is readParsed, for a file of size bytes as last seen.
+func readParsedAt(f *os.File, size int64) ([]byte, header, error) {
 	for try := 0; ; try++ {
 		buf, err := readHeader(f, size)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -66,13 +66,11 @@ func stat(path string) Info {
 		return fail(fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode)))
 	}
 	info.FileSize, info.Uid, info.ModTime = st.Size, st.Uid, time.Unix(st.Mtim.Unix())
-	buf, h, err := readParsed(f, info.FileSize)
+	buf, h, now, err := readParsed(f, info.FileSize)
 	if buf == nil {
 		return fail(err)
 	}
-	if unix.Fstat(fd, &st) == nil {
-		info.FileSize = st.Size // the size now: it may have changed under a re-read (a redo)
-	}
+	info.FileSize = now
 	if len(buf) >= HeaderSize {
 		// Show what the header says even when it fails validation.
 		info.Version = binary.LittleEndian.Uint32(buf[offVersion:])

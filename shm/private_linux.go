@@ -50,13 +50,11 @@ func OpenPrivate(name string) (*Segment, error) {
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return nil, fmt.Errorf("%w: file type %s", ErrNotRegular, fileType(st.Mode))
 		}
-		_, h, err := readParsed(f, st.Size)
+		_, h, now, err := readParsed(f, st.Size)
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Fstat(fd, &st); err != nil { // the size now, after any re-read
-			return nil, os.NewSyscallError("fstat", err)
-		}
+		st.Size = now
 		switch {
 		case h.state != StateReady:
 			return nil, fmt.Errorf("%w: state %v", ErrNotReady, h.state)

@@ -469,14 +469,8 @@ func openReady(f *os.File, path string, size int, tag string) (*Segment, error) 
 		if err != nil {
 			return nil, err
 		}
-		_, h, err := readParsed(f, n)
+		_, h, n, err := readParsed(f, n)
 		if err != nil {
-			return nil, err
-		}
-		// The size now: a dead initializer's work redone meanwhile
-		// (with another size) changed it, and the header read is the
-		// new one. A ready segment's size no longer changes.
-		if n, err = fileSize(f); err != nil {
 			return nil, err
 		}
 		if h.state != StateReady {

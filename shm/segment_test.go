@@ -764,7 +764,7 @@ func TestHeaderShrinksUnderRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, _, err := readParsed(f, 4096); !errors.Is(err, ErrNotReady) {
+	if _, _, _, err := readParsed(f, 4096); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("a header read at a size the file no longer has: %v, want ErrNotReady", err)
 	}
 }

@@ -67,10 +67,16 @@ var errNotSegment = errors.New("not a shmkit segment")
 
 // displayName is the name a user would give for path.
 func displayName(path string) string {
-	if filepath.Dir(path) == shm.Dir && strings.HasPrefix(filepath.Base(path), shm.Prefix) {
+	if ours(path) {
 		return strings.TrimPrefix(filepath.Base(path), shm.Prefix)
 	}
 	return path
+}
+
+// ours reports whether path is named as a segment of a bare name,
+// /dev/shm/shmkit.*.
+func ours(path string) bool {
+	return filepath.Dir(path) == shm.Dir && strings.HasPrefix(filepath.Base(path), shm.Prefix)
 }
 
 // look reads what a segment file is, without changing it: its header
@@ -91,7 +97,6 @@ func look(name string, deep bool) (*segment, error) {
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: fmt.Errorf("%w: not a regular file", errNotSegment)}
 	}
 	info, err := shm.Stat(path)
-	ours := filepath.Dir(path) == shm.Dir && strings.HasPrefix(filepath.Base(path), shm.Prefix)
 	switch {
 	case errors.Is(err, shm.ErrBadMagic):
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: errNotSegment}
@@ -102,11 +107,11 @@ func look(name string, deep bool) (*segment, error) {
 		// The file could not be read (EMFILE, EIO...): that says
 		// nothing of the segment, which is not corrupt for it.
 		return nil, err
-	case errors.Is(err, shm.ErrTruncated) && st.Size < shm.HeaderSize && !ours:
+	case errors.Is(err, shm.ErrTruncated) && st.Size < shm.HeaderSize && !ours(path):
 		// Shorter than a header: shmkit writes its header whole, so a
 		// few bytes that happen to start like its magic are not its.
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: fmt.Errorf("%w: %d bytes, shorter than a header, and not named %s*", errNotSegment, st.Size, shm.Prefix)}
-	case errors.Is(err, shm.ErrNotReady) && !ours:
+	case errors.Is(err, shm.ErrNotReady) && !ours(path):
 		// Zeros, or nothing, or a header being written: what
 		// OpenOrCreate makes before its segment is ready, and also any
 		// other program's empty file or fresh shared memory (Python's
