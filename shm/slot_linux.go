@@ -183,7 +183,12 @@ func seq(n int) []int {
 // true one may be stale by the time it is used, and for a moment after
 // another process claimed sl's index (it takes the lock before it bumps
 // the generation) it is true of a dead Slot: callers that wait for a death
-// see it soon after.
+// see it soon after. So it is for a while after the process's death, even
+// once its parent reaped it: the lock goes with the last reference to its
+// open file, and another task may hold one (a reader of /proc/PID/maps or
+// smaps holds the dead process's memory map, and with it the file, for up
+// to milliseconds). A caller that asks twice can get true, then false:
+// whatever it decides from the first answer, it decides once.
 func (s *Segment) Alive(sl Slot) (bool, error) {
 	if s.dead() {
 		return false, s.errClosed()

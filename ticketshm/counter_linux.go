@@ -302,7 +302,8 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 	// settle them (and every other dead slot's) before the area is ours.
 	var serr error
 	if err := c.locked(ctx, func() {
-		if serr = c.settleDead(); serr == nil {
+		var v verdicts
+		if serr = c.settleDead(&v); serr == nil {
 			c.areaOf(c.slot).gen.Store(c.id.Gen)
 		}
 	}); err != nil {
@@ -575,10 +576,11 @@ func (c *counter) Audit(ctx context.Context) (Audit, error) {
 		if c.mode == LockFree {
 			c.flush()
 		}
-		if serr = c.settleDead(); serr != nil {
+		var v verdicts // one look at each slot, for both
+		if serr = c.settleDead(&v); serr != nil {
 			return
 		}
-		a = c.tally()
+		a = c.tally(&v)
 	})
 	if err == nil {
 		err = serr
@@ -586,9 +588,10 @@ func (c *counter) Audit(ctx context.Context) (Audit, error) {
 	return a, err
 }
 
-// tally is Audit's count, once dead logs are settled.
-func (c *counter) tally() Audit {
-	live := c.liveLogs()
+// tally is Audit's count, once settleDead settled the logs it judged
+// dead (v).
+func (c *counter) tally(v *verdicts) Audit {
+	live := c.liveLogs(v)
 	a := Audit{Total: c.total, Remaining: c.remaining.Load(), PerSlot: make([]int64, semaphore.MaxProcs)}
 	taken := c.total - a.Remaining
 	for i, o := range c.owners {

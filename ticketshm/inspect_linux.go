@@ -49,12 +49,13 @@ func inspect(seg *shm.Segment) (Inspection, error) {
 	}
 	states := make([]SlotState, semaphore.MaxProcs)
 	taken := c.total - in.Remaining
+	var v verdicts // one look at each slot, for everything below
 	for s := range semaphore.MaxProcs {
 		st := &states[s]
 		st.Slot = s
 		g := c.areaOf(s).gen.Load()
 		if g != 0 {
-			st.Alive = c.liveArea(s)
+			st.Alive = c.live(&v, s)
 			if p, ok := procs[s]; ok && p.Gen == g {
 				st.Pid = p.Pid
 			}
@@ -69,7 +70,7 @@ func inspect(seg *shm.Segment) (Inspection, error) {
 			continue // settleDead below says ErrCorrupt, if dead
 		}
 		st.Logged = n
-		if n == 0 && l.load(0) == 0 || c.liveArea(s) {
+		if n == 0 && l.load(0) == 0 || c.live(&v, s) {
 			continue
 		}
 		st.DeadLog = true
@@ -82,10 +83,10 @@ func inspect(seg *shm.Segment) (Inspection, error) {
 			in.Unsettled++ // the intent: settleDead claims it, if nobody else does
 		}
 	}
-	if err := c.settleDead(); err != nil { // on the private copy
+	if err := c.settleDead(&v); err != nil { // on the private copy
 		return Inspection{}, err
 	}
-	in.Audit = c.tally()
+	in.Audit = c.tally(&v)
 	for s := range semaphore.MaxProcs {
 		st := states[s]
 		st.Sold = in.Audit.PerSlot[s]

@@ -119,6 +119,38 @@ func (c *counter) liveArea(slot int) bool {
 	return err != nil || alive
 }
 
+// verdicts holds, for one settlement and the count that follows it, what
+// liveArea said of each slot, asked once: a slot's process can die
+// between two questions. (Its slot's lock outlives it while another task
+// holds its open file: a reader of /proc/PID/maps or smaps does, for up to
+// milliseconds after its parent reaped it.) Judged live by settleDead and
+// dead by tally, a log was in neither the ledger nor the live logs, and
+// Audit called its tickets lost, as one chaos run in a full test run did
+// (4 of 25M; TestAuditLateSlotRelease).
+type verdicts [semaphore.MaxProcs]uint8
+
+const (
+	unjudged uint8 = iota
+	judgedLive
+	judgedDead
+)
+
+// live is liveArea(slot), asked once per v.
+func (c *counter) live(v *verdicts, slot int) bool {
+	switch v[slot] {
+	case judgedLive:
+		return true
+	case judgedDead:
+		return false
+	}
+	alive := c.liveArea(slot)
+	v[slot] = judgedDead
+	if alive {
+		v[slot] = judgedLive
+	}
+	return alive
+}
+
 // pending is the ticket the log's intent names, if it is a ticket at all.
 func (l buyLog) pending(total int64) (int64, bool) {
 	n := l.loadCount()
@@ -171,13 +203,13 @@ func fill(b []byte, v byte) {
 }
 
 // liveLogs maps the committed tickets of live slots' logs (this
-// process's included) to their slot.
-func (c *counter) liveLogs() map[int64]int {
+// process's included) to their slot, live as v judged them.
+func (c *counter) liveLogs(v *verdicts) map[int64]int {
 	live := map[int64]int{}
 	for s := range semaphore.MaxProcs {
 		l := c.logOf(s)
 		n := l.loadCount()
-		if n == 0 || n > logCap || n < 0 || !c.liveArea(s) {
+		if n == 0 || n > logCap || n < 0 || !c.live(v, s) {
 			continue
 		}
 		for i := range int(n) {
@@ -196,8 +228,9 @@ var settleHook func(slot int)
 // settleDead empties the logs of dead processes into the ledger: at
 // attach (our slot's area among them, if it was an earlier process's) and
 // in Audit. Runs under the Mutex. A log that cannot have been written by
-// a buyer is ErrCorrupt.
-func (c *counter) settleDead() error {
+// a buyer is ErrCorrupt. What it judged of each slot goes into v, for the
+// count that follows (tally).
+func (c *counter) settleDead(v *verdicts) error {
 	for s := range semaphore.MaxProcs {
 		if settleHook != nil {
 			settleHook(s)
@@ -210,7 +243,7 @@ func (c *counter) settleDead() error {
 		if c.mode == Locked {
 			return fmt.Errorf("%s: %w: slot %d has a lock-free log in a locked counter", c.seg.Path(), ErrCorrupt, s)
 		}
-		if c.liveArea(s) {
+		if c.live(v, s) {
 			continue
 		}
 		if n < 0 || n > logCap {

@@ -304,6 +304,15 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 	}
 	// audit checks the counter once every buyer is gone.
 	audit := func() error {
+		// A buyer reaped by Join may hold its slot a little longer:
+		// its open file, which carries the slot's lock, goes with the
+		// last reference, and another task (a reader of its
+		// /proc/PID/maps) can hold one for milliseconds. Audit leaves
+		// a live slot's log unsettled, and its buy in flight would
+		// count as lost: wait until no slot is held.
+		if err := slotsReleased(ctx, store, 10*time.Second); err != nil {
+			return err
+		}
 		c, err := ticketshm.Open(context.Background(), store)
 		if err != nil {
 			return err
@@ -316,8 +325,9 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 		if err != nil {
 			return err
 		}
-		// Every buyer is dead, so Audit has settled their in-flight
-		// buys: a ticket taken with no owner now is lost for good.
+		// Every buyer is dead and its slot released, so Audit has
+		// settled their in-flight buys: a ticket taken with no owner
+		// now is lost for good.
 		res.Rounds++
 		res.Buys += a.Sold
 		res.Oversold += a.Oversold
@@ -326,11 +336,11 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 		res.DoubleSold += a.DoubleSold
 		if a.Lost != 0 || a.InFlight != 0 {
 			// Say what the counter held, for whoever reads the failure.
-			if seg, err := shm.Open(store, ticketshm.Tag); err == nil {
-				in, _ := ticketshm.Inspect(seg)
+			if seg, err := shm.OpenPrivate(store); err == nil {
+				in, err := ticketshm.Inspect(seg)
 				seg.Close()
 				b, _ := json.Marshal(in)
-				fmt.Fprintf(os.Stderr, "bench chaos: round %d lost %d, in flight %d; the counter: %s\n", res.Rounds, a.Lost, a.InFlight, b)
+				fmt.Fprintf(os.Stderr, "bench chaos: round %d lost %d, in flight %d; the counter (%v): %s\n", res.Rounds, a.Lost, a.InFlight, err, b)
 			}
 		}
 		if seg, err := shm.Open(store, ticketshm.Tag); err == nil {
@@ -412,6 +422,40 @@ func chaos(ctx context.Context, cfg chaosConfig, bar progress) (res ChaosResult,
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// slotsReleased waits until no process holds a slot of the segment name,
+// polling every millisecond, for up to limit.
+func slotsReleased(ctx context.Context, name string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		seg, err := shm.OpenPrivate(name)
+		if err != nil {
+			return err
+		}
+		slots, err := seg.Slots()
+		seg.Close()
+		if err != nil {
+			return err
+		}
+		held := 0
+		for _, s := range slots {
+			if s.Alive {
+				held++
+			}
+		}
+		switch {
+		case held == 0:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("bench chaos: %s: %d process slots still held %v after every buyer was reaped", name, held, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // anyExited reports whether a buyer has ended by itself (sold out, or an

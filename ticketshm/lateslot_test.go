@@ -1,0 +1,115 @@
+//go:build linux
+
+package ticketshm_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
+	"github.com/shmkit/shmkit/ticketshm"
+)
+
+// TestAuditLateSlotRelease: a lock-free buyer B with 4 committed,
+// unflushed buys is SIGKILLed and reaped, but its open file of the
+// segment (which carries its slot's OFD lock) outlives it for a moment,
+// as it does when another task holds the last reference: here a
+// pidfd_getfd copy; in a test run, a reader of /proc/B/maps or smaps
+// (shmctl's look at who has a segment open). The reference goes while
+// Audit (and Inspect) run, after settleDead judged B's log live and
+// before tally counts: a log judged live by one and dead by the other
+// was in neither, and its 4 tickets were reported lost. Found by an
+// adversarial review after one full test run's chaos reported Lost:4.
+func TestAuditLateSlotRelease(t *testing.T) {
+	for _, how := range []string{"audit", "inspect"} {
+		t.Run(how, func(t *testing.T) { lateSlotRelease(t, how) })
+	}
+}
+
+func lateSlotRelease(t *testing.T, how string) {
+	ctx := context.Background()
+	name := storeName(t, backend.ShmLockFree)
+	c, err := ticketshm.OpenOrCreate(ctx, name, 1000, ticketshm.LockFree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := testproc.Start(t, "log", name, "4", "none")
+	slot, _ := strconv.Atoi(strings.TrimSpace(b.ExpectPrefix("slot ")))
+	b.Expect("logged")
+
+	// Another task takes a reference to B's open file description.
+	path, err := shm.Path(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "/proc/" + strconv.Itoa(b.Pid()) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == path {
+			fd, _ = strconv.Atoi(e.Name())
+		}
+	}
+	if fd < 0 {
+		t.Fatalf("no descriptor of %s in %s", path, dir)
+	}
+	pidfd, err := unix.PidfdOpen(b.Pid(), 0)
+	if err != nil {
+		t.Skip("pidfd_open:", err)
+	}
+	held, err := unix.PidfdGetfd(pidfd, fd, 0)
+	unix.Close(pidfd)
+	if err != nil {
+		t.Skip("pidfd_getfd:", err)
+	}
+	b.Kill()
+	b.Wait() // dead and reaped; its file, and so its slot's lock, lives on in held
+
+	released := false
+	ticketshm.SetSettleHook(func(s int) {
+		if s == slot+1 && !released {
+			released = true
+			unix.Close(held) // the last reference goes: B's slot lock is released
+		}
+	})
+	var a ticketshm.Audit
+	if how == "audit" {
+		a, err = c.Audit(ctx)
+	} else {
+		var seg *shm.Segment
+		if seg, err = shm.OpenPrivate(name); err == nil {
+			var in ticketshm.Inspection
+			in, err = ticketshm.Inspect(seg)
+			a = in.Audit
+			seg.Close()
+		}
+	}
+	ticketshm.SetSettleHook(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !released {
+		t.Fatalf("settleDead never reached slot %d: the release did not happen during the %s", slot+1, how)
+	}
+	t.Logf("%s with the release during it: %+v", how, a)
+	again, err := c.Audit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("audit again:                      %+v", again)
+	if a.Lost != 0 || !a.OK() {
+		t.Errorf("%s reported Lost %d, InFlight %d for a counter that lost nothing (the next Audit: Lost %d, Sold %d)", how, a.Lost, a.InFlight, again.Lost, again.Sold)
+	}
+}
