@@ -318,6 +318,14 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 
 // Buy is Counter.Buy. The body of both is here, so that a Buyer's buy is
 // one call (see Counter.Buy's doc).
+//
+// Its fast paths (a lock-free CAS on the count this buyer last left; a
+// locked buy through the bias) are written out here and everything else
+// is in calls at their ends, which take ctx there and then: ctx is live
+// across no call, so the function keeps it in registers, and a buy that
+// takes a fast path stores nothing on the stack. With ctx kept for a call
+// after one of them (the locked path after a failed bias, in the same
+// function), every buy spilled it and the loop's frame first.
 func (b *Buyer) Buy(ctx context.Context) (int64, error) {
 	c := b.c
 	if c == nil {
@@ -331,10 +339,11 @@ func (b *Buyer) Buy(ctx context.Context) (int64, error) {
 			c.log.intend(r)
 			if c.remaining.CompareAndSwap(r, r-1) {
 				c.guess = r - 1 // bought(r), written out
+				t := c.total - r + 1
 				if c.log.commit() {
 					c.flush()
 				}
-				return c.total - r + 1, nil
+				return t, nil
 			}
 		}
 		return c.buyLockFree()
@@ -342,26 +351,51 @@ func (b *Buyer) Buy(ctx context.Context) (int64, error) {
 	// Through the bias first: EnterFast and ExitFast keep no state in
 	// the BiasedMutex, which is right here, where the section begins and
 	// ends in this function and nothing in it can fail. A count out of
-	// range is left to the locked path below, which says why. The body
-	// is the locked path's, written out again: a function shared by both
+	// range is left to the locked path, which says why. The body is the
+	// locked path's, written out again: a function shared by both
 	// (inlined all the same) compiled to a slower loop.
-	if c.mu.EnterFast() {
-		r := c.remaining.Load()
-		if uint64(r-1) < uint64(c.total) {
-			t := c.total - r + 1
-			owner := (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(c.owners)), t-1))
-			recordSale(owner, byte(c.slot+1), c.sales, (atomic.LoadUint64(c.sales)>>32+1)<<32|uint64(t), c.count, r-1)
-			if !c.mu.ExitFast() {
-				if err := c.mu.Unlock(); err != nil {
-					return 0, err
-				}
-			}
-			return t, nil
-		}
-		if !c.mu.ExitFast() {
-			c.mu.Unlock()
+	if !c.mu.EnterFast() {
+		return c.buyLocked(ctx)
+	}
+	r := c.remaining.Load()
+	if uint64(r-1) >= uint64(c.total) {
+		return 0, c.refuseFast(r)
+	}
+	t := c.total - r + 1
+	owner := (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(c.owners)), t-1))
+	recordSale(owner, byte(c.slot+1), c.sales, (atomic.LoadUint64(c.sales)>>32+1)<<32|uint64(t), c.count, r-1)
+	if !c.mu.ExitFast() {
+		return c.unlockSold(t)
+	}
+	return t, nil
+}
+
+// refuseFast leaves the critical section that Buy entered through the
+// bias and found r remaining in: sold out, or a count no Counter writes.
+func (c *counter) refuseFast(r int64) error {
+	if !c.mu.ExitFast() {
+		if err := c.mu.Unlock(); err != nil && r == 0 {
+			return err
 		}
 	}
+	if r != 0 {
+		return c.badCount(r)
+	}
+	return c.soldOut()
+}
+
+// unlockSold unlocks after a sale through the bias that a revoker waits
+// on (ExitFast said so): Unlock wakes it.
+func (c *counter) unlockSold(t int64) (int64, error) {
+	if err := c.mu.Unlock(); err != nil {
+		return 0, err
+	}
+	return t, nil
+}
+
+// buyLocked is a locked Buy that did not get through the bias: it takes
+// the Mutex (through the bias if it can, else waiting, until ctx is done).
+func (c *counter) buyLocked(ctx context.Context) (int64, error) {
 	if !c.mu.LockFast() {
 		if err := c.lock(ctx); err != nil {
 			return 0, err

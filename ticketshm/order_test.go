@@ -36,47 +36,49 @@ func TestStoreOrder(t *testing.T) {
 	}
 }
 
-// TestBuyOrder: the locked Buy's path through the bias, where gc inlines
-// semaphore's EnterFast and ExitFast and recordSale into Buyer.Buy,
-// keeps the order the bias protocol and a buyer's death rely on: the
-// entry marked inside, then the bias word read (only then the count and
-// the sales word), the ledger byte, the sales word and the count written,
-// the entry marked outside, then the bias word read again. TestBiasOrder
-// (semaphore) and TestStoreOrder check the functions compiled on their
-// own; this checks the copies that run. The shared words are reached
-// through pointers the Counter and the BiasedMutex hold, at displacement
-// 0, while their own fields sit at other displacements: the test keeps
-// the displacement-0 accesses of Buy, in the order of its machine code,
-// and looks for that sequence among them (with, after the first read of
-// the bias word, the store that takes the mark back when the bias is not
-// ours, where gc places it).
+// TestBuyOrder: the locked Buy's paths through the bias, where gc inlines
+// semaphore's EnterFast and ExitFast (in Buyer.Buy) or LockFast and
+// UnlockFast (in counter.buyLocked, Buy's path after the bias was not
+// ours, which finds it ours again) and recordSale, keep the order the
+// bias protocol and a buyer's death rely on: the entry marked inside,
+// then the bias word read (only then the count and the sales word), the
+// ledger byte, the sales word and the count written, the entry marked
+// outside, then the bias word read again. TestBiasOrder (semaphore) and
+// TestStoreOrder check the functions compiled on their own; this checks
+// the copies that run. The shared words are reached through pointers the
+// Counter and the BiasedMutex hold, at displacement 0, while their own
+// fields sit at other displacements: the test keeps the displacement-0
+// accesses of each function, in the order of its machine code, and looks
+// for that sequence among them (with, after the first read of the bias
+// word, the store that takes the mark back when the bias is not ours,
+// where gc places it).
 func TestBuyOrder(t *testing.T) {
-	ops := testproc.MemoryOps(t, ".", "github.com/shmkit/shmkit/ticketshm.(*Buyer).Buy")
-	var shape []string
-	for _, op := range ops {
-		mnemonic, operands, _ := strings.Cut(op.Text, " ")
-		args := strings.Split(operands, ", ")
-		mem := args[0]
-		if op.Store {
-			mem = args[len(args)-1]
+	for _, fn := range []string{"(*Buyer).Buy", "(*counter).buyLocked"} {
+		ops := testproc.MemoryOps(t, ".", "github.com/shmkit/shmkit/ticketshm."+fn)
+		var shape []string
+		for _, op := range ops {
+			mnemonic, operands, _ := strings.Cut(op.Text, " ")
+			args := strings.Split(operands, ", ")
+			mem := args[0]
+			if op.Store {
+				mem = args[len(args)-1]
+			}
+			if !strings.HasPrefix(mem, "0(") {
+				continue
+			}
+			width := map[byte]string{'B': "1", 'W': "2", 'L': "4", 'Q': "8"}[mnemonic[3]]
+			if op.Store {
+				shape = append(shape, "S"+width)
+			} else {
+				shape = append(shape, "L"+width)
+			}
 		}
-		if !strings.HasPrefix(mem, "0(") {
-			continue
+		got := strings.Join(shape, " ")
+		// entry in, bias, [take the mark back], count, sales word,
+		// ledger, sales word, count, entry out, bias.
+		want := regexp.MustCompile(`S4 L8 (S4 )?L8 L8 S1 S8 S8 S4 L8`)
+		if n := len(want.FindAllString(got, -1)); n != 1 {
+			t.Errorf("%s's accesses at displacement 0: %s\nwant %s in that order once, found it %d times", fn, got, want, n)
 		}
-		width := map[byte]string{'B': "1", 'W': "2", 'L': "4", 'Q': "8"}[mnemonic[3]]
-		if op.Store {
-			shape = append(shape, "S"+width)
-		} else {
-			shape = append(shape, "L"+width)
-		}
-	}
-	got := strings.Join(shape, " ")
-	// entry in, bias, [take the mark back], count, sales word, ledger,
-	// sales word, count, entry out, bias: twice, through EnterFast and
-	// ExitFast, and through LockFast and UnlockFast (Buy's path after the
-	// bias was not ours, which finds it ours again).
-	want := regexp.MustCompile(`S4 L8 (S4 )?L8 L8 S1 S8 S8 S4 L8`)
-	if n := len(want.FindAllString(got, -1)); n != 2 {
-		t.Fatalf("Buyer.Buy's accesses at displacement 0: %s\nwant %s in that order twice, found it %d times", got, want, n)
 	}
 }
