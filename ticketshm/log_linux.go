@@ -171,7 +171,7 @@ func (l buyLog) pending(total int64) (int64, bool) {
 //
 //go:noinline
 func (c *counter) flush() {
-	owners, total, me := c.owners, c.total, byte(c.slot+1)
+	owners, total, me := c.owners, c.total, c.me
 	e := c.log.entries[:c.log.n]
 	if n := int64(len(e)); n > 0 && e[0]-e[n-1] == n-1 {
 		// A log's entries fall strictly (remaining only goes down),
