@@ -4,6 +4,7 @@ package shm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -79,8 +80,10 @@ func PIDNamespace() (uint64, error) { return pidNamespace() }
 // it (the file is opened O_CLOEXEC).
 //
 // It fails with ErrNoSlot when all MaxSlots slots are held by live
-// processes, and with ErrNamespace when a live process of another PID
-// namespace holds one. Waiting for another claimer stops when ctx is done.
+// processes, and with ErrNamespace when a process of another PID
+// namespace holds one still after namespaceWait (100 ms: a dead
+// process's slot can be held a little longer than it lives; see Alive).
+// Waiting for another claimer stops when ctx is done.
 func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
 	if s.dead() {
 		return Slot{}, s.errClosed()
@@ -105,13 +108,54 @@ func (s *Segment) Slot(ctx context.Context, prefer ...int) (Slot, error) {
 	return sl, nil
 }
 
+// namespaceWait bounds how long a claim waits for another PID namespace's
+// slots to be let go before it fails with ErrNamespace. A dead process's
+// slot lock can outlive it by milliseconds (see Alive), and its pid means
+// nothing here, so nothing tells a dead process of another namespace from
+// a live one but the lock: a claim right after the other namespace's last
+// process died would fail for nothing.
+const namespaceWait = 100 * time.Millisecond
+
 // claim takes a slot under the attach lock, which makes the namespace
 // check and the claim one step for every other claimer.
-func (m *mapping) claim(ctx context.Context, prefer []int) (sl Slot, err error) {
+func (m *mapping) claim(ctx context.Context, prefer []int) (Slot, error) {
 	ns, err := pidNamespace()
 	if err != nil {
 		return Slot{}, err
 	}
+	deadline := time.Now().Add(namespaceWait)
+	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
+		sl, err := m.claimLocked(ctx, ns, prefer)
+		var foreign *foreignSlot
+		if !errors.As(err, &foreign) || time.Now().Add(delay).After(deadline) {
+			return sl, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Slot{}, err
+		case <-t.C:
+		}
+	}
+}
+
+// foreignSlot is claimLocked's refusal: a process of another PID
+// namespace holds slot i.
+type foreignSlot struct {
+	i            int
+	pid          int32
+	theirs, ours uint64
+}
+
+func (f *foreignSlot) Error() string {
+	return fmt.Sprintf("%v: pid %d of PID namespace %d holds slot %d; this process is in namespace %d", ErrNamespace, f.pid, f.theirs, f.i, f.ours)
+}
+
+func (f *foreignSlot) Unwrap() error { return ErrNamespace }
+
+// claimLocked is one try of claim, under the attach lock.
+func (m *mapping) claimLocked(ctx context.Context, ns uint64, prefer []int) (sl Slot, err error) {
 	if err := lockByteContext(ctx, m.f, attachLockOffset); err != nil {
 		return Slot{}, err
 	}
@@ -130,7 +174,7 @@ func (m *mapping) claim(ctx context.Context, prefer []int) (sl Slot, err error) 
 			return Slot{}, fmt.Errorf("slot %d: %w", i, err)
 		}
 		if locked {
-			return Slot{}, fmt.Errorf("%w: pid %d of PID namespace %d holds slot %d; this process is in namespace %d", ErrNamespace, e.pid.Load(), e.pidNS.Load(), i, ns)
+			return Slot{}, &foreignSlot{i: i, pid: e.pid.Load(), theirs: e.pidNS.Load(), ours: ns}
 		}
 	}
 	try := func(i int) (bool, error) {
@@ -178,17 +222,29 @@ func seq(n int) []int {
 }
 
 // Alive reports whether sl's process still holds its slot: the slot's
-// generation is still sl.Gen and its lock is held (by this process, or by
-// a live one). A false answer is final: a dead Slot never comes back. A
-// true one may be stale by the time it is used, and for a moment after
-// another process claimed sl's index (it takes the lock before it bumps
-// the generation) it is true of a dead Slot: callers that wait for a death
-// see it soon after. So it is for a while after the process's death, even
-// once its parent reaped it: the lock goes with the last reference to its
-// open file, and another task may hold one (a reader of /proc/PID/maps or
-// smaps holds the dead process's memory map, and with it the file, for up
-// to milliseconds). A caller that asks twice can get true, then false:
-// whatever it decides from the first answer, it decides once.
+// generation is still sl.Gen, its lock is held (by this process, or by
+// another), and the process that claimed it has not been seen gone.
+//
+// The lock goes with the last reference to the claimer's open file, and
+// that can outlive the process: a reader of /proc/PID/maps or smaps holds
+// a dead process's memory map, and with it the file, for up to
+// milliseconds after its parent reaped it (12.5 ms measured), and a copy
+// of the descriptor (pidfd_getfd, SCM_RIGHTS, Segment.File) holds it for
+// as long as it is open. So a held lock whose claimer was of this PID
+// namespace is asked about once more: if no process has the claimer's pid
+// (kill(pid, 0) fails with ESRCH), the claimer is gone and Alive says
+// false. A zombie, a pid already reused, a claimer of another namespace
+// or one this process may not signal still count as alive: the safe
+// answer, until the lock goes.
+//
+// A false answer is final, but for one case: a pid reused while the dead
+// claimer's file is still held makes a later answer true again (the safe
+// direction). A true one may be stale by the time it is used, and for a
+// moment after another process claimed sl's index (it takes the lock
+// before it bumps the generation) it is true of a dead Slot: callers that
+// wait for a death see it soon after. A caller that asks twice can get
+// true, then false: whatever it decides from the first answer, it decides
+// once.
 func (s *Segment) Alive(sl Slot) (bool, error) {
 	if s.dead() {
 		return false, s.errClosed()
@@ -215,7 +271,25 @@ func (s *Segment) Alive(sl Slot) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%s: slot %d: %w", s.path, sl.Index, err)
 	}
-	return locked, nil
+	return locked && !gone(m.slotEntry(sl.Index), sl.Gen), nil
+}
+
+// gone reports whether the process that claimed e at generation gen is
+// known to have no pid any more: it was of this PID namespace (its pid
+// means something here) and kill(pid, 0) says ESRCH. The pid is read
+// before the signal and the generation after it: a pid read while a new
+// claimer wrote its own is that live claimer's (no ESRCH), and a
+// generation that moved on means gen's claimer let the slot go.
+func gone(e *slotEntry, gen uint64) bool {
+	ns, err := pidNamespace()
+	if err != nil || e.pidNS.Load() != ns {
+		return false
+	}
+	pid := int(e.pid.Load())
+	if pid <= 0 {
+		return false
+	}
+	return unix.Kill(pid, 0) == unix.ESRCH || e.gen.Load() != gen
 }
 
 // SlotGen is slot i's current generation: the Gen of its last claim, 0 if

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/shmkit/shmkit/internal/testproc"
@@ -50,7 +51,9 @@ func TestSlots(t *testing.T) {
 		t.Fatalf("Slots() = %+v, %v; want ours alive and the child's (pid %d) dead, not closed", infos, err, p.Pid())
 	}
 	// Its index again, for a new process: a new generation, and the old
-	// Slot stays dead.
+	// Slot stays dead. (Its lock first goes: a reaped process's lock can
+	// outlive it while another task holds its file; see Alive.)
+	waitLockGone(t, s, 1)
 	q := testproc.Start(t, "claim-slot", name, "1")
 	q.Expect("slot 1 2")
 	if alive, err := s.Alive(theirs); err != nil || alive {
@@ -166,6 +169,22 @@ func TestNamespaces(t *testing.T) {
 		t.Fatalf("Slot after the other namespace's process died: %v, %v; want slot 0, generation 3", sl, err)
 	}
 	s.Close()
+}
+
+// waitLockGone waits until no process holds slot i's lock of s's file.
+func waitLockGone(t *testing.T, s *Segment, i int) {
+	t.Helper()
+	for range 5000 {
+		locked, err := byteLocked(s.m.f, slotLockBase+int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !locked {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("slot %d's lock still held 5 s after its process was reaped", i)
 }
 
 func mustNS(t *testing.T) uint64 {
