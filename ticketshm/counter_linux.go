@@ -52,6 +52,9 @@ type counter struct {
 	log       buyLog   // this slot's log of lock-free buys not yet in owners
 	guess     int64    // the remaining count the next lock-free CAS tries first
 	rng       uint64   // back-off's state
+	// attachSettled is how many tickets the attach's settlement moved
+	// from dead buyers' logs into the ledger (Repair reports it).
+	attachSettled int64
 }
 
 // counters are this process's Counters, one per mapped segment, keyed by
@@ -77,11 +80,28 @@ type counterEntry struct {
 // slot and settles what dead buyers left under the Counter's lock, so it
 // waits for the lock's holder, until ctx is done.
 func Open(ctx context.Context, name string) (*Counter, error) {
+	c, _, err := openSettling(ctx, name)
+	return c, err
+}
+
+// openSettling is Open, which also returns how many tickets its attach
+// settled from dead buyers' logs into the ledger: 0 when this process
+// had the Counter attached already (then its first attach settled).
+func openSettling(ctx context.Context, name string) (*Counter, int64, error) {
 	seg, err := shm.Open(name, Tag)
 	if err != nil {
-		return nil, versionError(name, err)
+		return nil, 0, versionError(name, err)
 	}
-	return attachOrClose(ctx, seg, int64(seg.Size()-offOwners), 0)
+	c, made, err := attach(ctx, seg, int64(seg.Size()-offOwners), 0)
+	if err != nil {
+		seg.Close()
+		return nil, 0, err
+	}
+	var settled int64
+	if made {
+		settled = c.attachSettled
+	}
+	return &Counter{c: c, closed: new(atomic.Bool)}, settled, nil
 }
 
 // Create makes the Counter segment name with total tickets in mode
@@ -166,7 +186,7 @@ func initCounter(total int64, mode Mode) shm.InitFunc {
 }
 
 func attachOrClose(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
-	c, err := attach(ctx, seg, total, mode)
+	c, _, err := attach(ctx, seg, total, mode)
 	if err != nil {
 		seg.Close()
 		return nil, err
@@ -189,7 +209,8 @@ func versionError(name string, err error) error {
 // the one it has. An open that finds the Counter being made, or being
 // closed by its last Close, waits for that (until ctx is done) and looks
 // again: it never makes a second Counter (and BiasedMutex) of one record.
-func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*counter, error) {
+// made says this call made it.
+func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (c *counter, made bool, err error) {
 	key := unsafe.SliceData(seg.Data())
 	for {
 		counters.mu.Lock()
@@ -212,7 +233,7 @@ func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*cou
 			close(e.done)
 			e.done = nil
 			counters.mu.Unlock()
-			return c, err
+			return c, err == nil, err
 		}
 		if wait := e.done; wait != nil {
 			counters.mu.Unlock()
@@ -220,22 +241,22 @@ func attach(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*cou
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%s: waiting for this process's other open or close of the counter: %w", seg.Path(), context.Cause(ctx))
+				return nil, false, fmt.Errorf("%s: waiting for this process's other open or close of the counter: %w", seg.Path(), context.Cause(ctx))
 			}
 		}
 		c := e.c
 		switch {
 		case c.total != total:
 			counters.mu.Unlock()
-			return nil, fmt.Errorf("%s: %w: it has %d tickets, want %d", seg.Path(), ErrTotalMismatch, c.total, total)
+			return nil, false, fmt.Errorf("%s: %w: it has %d tickets, want %d", seg.Path(), ErrTotalMismatch, c.total, total)
 		case mode != 0 && c.mode != mode:
 			counters.mu.Unlock()
-			return nil, fmt.Errorf("%s: %w: counter is %v, want %v", seg.Path(), ErrModeMismatch, c.mode, mode)
+			return nil, false, fmt.Errorf("%s: %w: counter is %v, want %v", seg.Path(), ErrModeMismatch, c.mode, mode)
 		}
 		e.refs++
 		counters.mu.Unlock()
 		seg.Close() // the mapping stays, with c's handle
-		return c, nil
+		return c, false, nil
 	}
 }
 
@@ -306,6 +327,7 @@ func newCounter(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (
 		var v verdicts
 		if serr = c.settleDead(&v); serr == nil {
 			c.areaOf(c.slot).gen.Store(c.id.Gen)
+			c.attachSettled = v.settled
 		}
 	}); err != nil {
 		return nil, err

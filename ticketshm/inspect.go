@@ -30,7 +30,7 @@ type SlotState struct {
 
 // Repaired is what Repair did.
 type Repaired struct {
-	Settled int64      // tickets moved from dead buyers' logs into the ledger
+	Settled int64      // tickets Repair's settlement moved from dead buyers' logs into the ledger (0 if this process had the counter open: its open settled then)
 	Before  Inspection // the counter before
 	After   Inspection // and after
 }

@@ -117,16 +117,20 @@ func Repair(ctx context.Context, name string) (Repaired, error) {
 	if r.Before, err = look(); err != nil {
 		return r, err
 	}
-	c, err := Open(ctx, name)
+	// Settled is what the Open's settlement wrote, not the difference of
+	// the two looks: a buyer judged alive by the first look (a zombie
+	// whose slot is still held) and dead by the second is in After's
+	// count and not in Before's, and the difference came out negative.
+	c, settled, err := openSettling(ctx, name)
 	if err != nil {
 		return r, err
 	}
 	if err := c.Close(); err != nil {
 		return r, err
 	}
+	r.Settled = settled
 	if r.After, err = look(); err != nil {
 		return r, err
 	}
-	r.Settled = r.Before.Unsettled - r.After.Unsettled
 	return r, nil
 }

@@ -4,13 +4,9 @@ package ticketshm_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/testproc"
@@ -51,37 +47,18 @@ func lateSlotRelease(t *testing.T, how string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := "/proc/" + strconv.Itoa(b.Pid()) + "/fd"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd := -1
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == path {
-			fd, _ = strconv.Atoi(e.Name())
-		}
-	}
-	if fd < 0 {
-		t.Fatalf("no descriptor of %s in %s", path, dir)
-	}
-	pidfd, err := unix.PidfdOpen(b.Pid(), 0)
-	if err != nil {
-		t.Skip("pidfd_open:", err)
-	}
-	held, err := unix.PidfdGetfd(pidfd, fd, 0)
-	unix.Close(pidfd)
-	if err != nil {
-		t.Skip("pidfd_getfd:", err)
-	}
-	b.Kill()
-	b.Wait() // dead and reaped; its file, and so its slot's lock, lives on in held
+	release := b.HoldFile(t, path)
+	// Dead, not yet reaped: its pid still names a process (a zombie's,
+	// which Alive must count as alive), and its file, with its slot's
+	// lock, lives on in the reference.
+	b.Zombie(t)
 
 	released := false
 	ticketshm.SetSettleHook(func(s int) {
 		if s == slot+1 && !released {
 			released = true
-			unix.Close(held) // the last reference goes: B's slot lock is released
+			release() // the last reference goes: B's slot lock is released
+			b.Wait()  // and its pid with its reaping
 		}
 	})
 	var a ticketshm.Audit

@@ -127,7 +127,13 @@ func (c *counter) liveArea(slot int) bool {
 // dead by tally, a log was in neither the ledger nor the live logs, and
 // Audit called its tickets lost, as one chaos run in a full test run did
 // (4 of 25M; TestAuditLateSlotRelease).
-type verdicts [semaphore.MaxProcs]uint8
+//
+// It also counts the tickets the settlement moved into the ledger (owner
+// bytes it found 0), for Repair.
+type verdicts struct {
+	of      [semaphore.MaxProcs]uint8
+	settled int64
+}
 
 const (
 	unjudged uint8 = iota
@@ -137,16 +143,16 @@ const (
 
 // live is liveArea(slot), asked once per v.
 func (c *counter) live(v *verdicts, slot int) bool {
-	switch v[slot] {
+	switch v.of[slot] {
 	case judgedLive:
 		return true
 	case judgedDead:
 		return false
 	}
 	alive := c.liveArea(slot)
-	v[slot] = judgedDead
+	v.of[slot] = judgedDead
 	if alive {
-		v[slot] = judgedLive
+		v.of[slot] = judgedLive
 	}
 	return alive
 }
@@ -258,6 +264,9 @@ func (c *counter) settleDead(v *verdicts) error {
 				return fmt.Errorf("%s: %w: slot %d's log holds remaining count %d; the counter has %d of %d left",
 					c.seg.Path(), ErrCorrupt, s, r, rem, c.total)
 			}
+			if c.owners[c.total-r] == 0 {
+				v.settled++
+			}
 			c.owners[c.total-r] = byte(s + 1)
 		}
 		if t, ok := l.pending(c.total); ok && t <= c.total-rem {
@@ -269,7 +278,9 @@ func (c *counter) settleDead(v *verdicts) error {
 			// live log changes while it is read (a flush, a new
 			// intent), and a torn read that named the ticket as a live
 			// one's lost it for good (the fifth review's finding).
-			c.claim(t, s)
+			if c.claim(t, s) {
+				v.settled++
+			}
 		}
 		l.clearCount()
 		for i := range logCap {
@@ -281,14 +292,16 @@ func (c *counter) settleDead(v *verdicts) error {
 
 // claim makes slot the owner of ticket t if the ticket has none, with a
 // CAS on the ledger's aligned 32-bit word that holds t's byte: a live
-// buyer's flush storing that byte at the same moment wins.
-func (c *counter) claim(t int64, slot int) {
+// buyer's flush storing that byte at the same moment wins. It reports
+// whether slot got it.
+func (c *counter) claim(t int64, slot int) bool {
 	i := t - 1
 	if i&^3+4 > int64(len(c.owners)) { // the ledger's last bytes: no whole word
 		if c.owners[i] == 0 {
 			c.owners[i] = byte(slot + 1)
+			return true
 		}
-		return
+		return false
 	}
 	// owners starts at a 64-aligned offset, so the word at i&^3 is a
 	// 4-aligned uint32 of the shared mapping.
@@ -296,8 +309,11 @@ func (c *counter) claim(t int64, slot int) {
 	shift := 8 * uint(i&3) // little-endian: byte i&3 of the word
 	for {
 		old := w.Load()
-		if byte(old>>shift) != 0 || w.CompareAndSwap(old, old|uint32(slot+1)<<shift) {
-			return
+		if byte(old>>shift) != 0 {
+			return false
+		}
+		if w.CompareAndSwap(old, old|uint32(slot+1)<<shift) {
+			return true
 		}
 	}
 }
