@@ -38,9 +38,13 @@
 // it dies. Package semaphore builds its robust locks on them.
 //
 // A slot is an OFD write lock on one byte of the file, past its end: the
-// kernel drops it with the process's last descriptor of the file, which is
-// after every thread of a dying process has stopped running. So a slot
-// found free belongs to a process that will never write again.
+// kernel drops it with the last reference to the process's open file,
+// which is after every thread of a dying process has stopped running. So
+// a slot found free belongs to a process that will never write again.
+// The reverse does not hold: another task can hold that reference a while
+// longer (a reader of /proc/PID/maps holds a dead process's mappings, and
+// their files, for milliseconds after its reaping), so Alive also asks
+// whether the claimer's pid still names a process.
 //
 // A slot's index is reused; a Slot is not. Each claim stores the slot's
 // generation plus one, and a Slot is the pair (index, generation), so a
@@ -50,8 +54,10 @@
 // another PID namespace.
 //
 // PID namespaces: processes of two PID namespaces (two containers sharing
-// /dev/shm) never hold slots of one segment at once; a claim while a live
-// process of another namespace holds one fails with ErrNamespace. Claims
+// /dev/shm) never hold slots of one segment at once; a claim while a
+// process of another namespace holds one fails with ErrNamespace (after
+// 100 ms: a pid of another namespace tells nothing, so a dead process's
+// lingering lock is waited for). Claims
 // take the attach lock (another byte lock), so two claimers in two
 // namespaces cannot both pass the check.
 //
