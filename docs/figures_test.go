@@ -90,6 +90,12 @@ var derived = []ratio{
 	{"README.md", "2.3×", "259M", "114M"},  // 0ef4767, 1 process
 	{"README.md", "3.9×", "124M", "31.9M"}, // 0ef4767, 8 processes, first run (the lowest)
 	{"README.md", "6.5×", "162M", "25M"},   // 0ef4767, 4 processes, second run (the highest)
+	// the README's before/after of runs/buy-loads.txt, 1 process (each
+	// pair from one run)
+	{"README.md", "2.94×", "326M", "111M"}, // c492b0e, third run (the lowest)
+	{"README.md", "2.99×", "332M", "111M"}, // c492b0e, first run (the highest)
+	{"README.md", "2.49×", "271M", "109M"}, // 9c95118, third run (the lowest)
+	{"README.md", "2.81×", "306M", "109M"}, // 9c95118, first run (the highest)
 	// lesson 10's table, the first run of runs/bench-chart.txt
 	{"docs/10-measuring.md", "2.1×", "219M", "102M"},  // shm-mutex / c-robust, 1 process
 	{"docs/10-measuring.md", "4.3×", "117M", "27.1M"}, // 2 processes

@@ -381,7 +381,8 @@ func (b *Buyer) Buy(ctx context.Context) (int64, error) {
 	// Each of the Counter's fields is loaded once (remaining's word
 	// through count, the pointer the store uses; the ledger byte
 	// precomputed in me): a buy is about 60 instructions, and three
-	// loads fewer sold 327-333M tickets/s against 311-312M.
+	// loads fewer sold 324-332M tickets/s against 271-309M
+	// (docs/runs/buy-loads.txt).
 	count, sales := c.count, c.sales
 	r := atomic.LoadInt64(count)
 	if uint64(r-1) >= uint64(c.total) {
