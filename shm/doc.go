@@ -44,7 +44,11 @@
 // The reverse does not hold: another task can hold that reference a while
 // longer (a reader of /proc/PID/maps holds a dead process's mappings, and
 // their files, for milliseconds after its reaping), so Alive also asks
-// whether the claimer's pid still names a process.
+// whether the claimer's pid still names a process. A fork without exec
+// (C through cgo, daemon(3)) shares the open file, and so the lock, but
+// not the mapping, which is MADV_DONTFORK: it cannot write as the slot
+// once Alive has called its parent dead. Children started by exec do not
+// even share the file (it is opened O_CLOEXEC).
 //
 // A slot's index is reused; a Slot is not. Each claim stores the slot's
 // generation plus one, and a Slot is the pair (index, generation), so a

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 		"add-counter": addCounterEntry,
 		"map-nomem":   mapNoMemEntry,
 		"init-loop":   initLoopEntry,
+		"fork-writer": forkWriterEntry,
 	})
 }
 

@@ -578,6 +578,14 @@ func mapFile(f *os.File, key fileKey, tag string, total int) (*mapping, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("mmap", err)
 	}
+	// A fork without exec (C through cgo, daemon(3)) shares this
+	// process's open file, so its slot lock, but not the mapping: once
+	// this process is reaped, Alive calls the slot dead (its pid is
+	// gone), and the fork must not be able to write as it.
+	if err := unix.Madvise(mem, unix.MADV_DONTFORK); err != nil {
+		mem.Unmap()
+		return nil, os.NewSyscallError("madvise(MADV_DONTFORK)", err)
+	}
 	return &mapping{key: key, tag: tag, f: f, mem: mem, data: mem[DataOffset:total:total]}, nil
 }
 
@@ -794,9 +802,11 @@ func (s *Segment) Inits() uint64 {
 }
 
 // File is the segment's open file, shared by every handle on the segment
-// in this process. It is owned by the Segment: do not close it, and do not
-// take or release byte-range locks through it below 2^62 (the slot locks
-// live there).
+// in this process. It is owned by the Segment: do not close it, do not
+// take or release byte-range locks through it at or above 2^62 (the init,
+// attach and slot locks live there), and do not hand a copy of it to
+// another process (dup into a child, SCM_RIGHTS): the copy holds this
+// process's slot lock for as long as it is open.
 func (s *Segment) File() *os.File {
 	if s.dead() {
 		return nil

@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 		"goroutines":   goroutinesEntry,
 		"hold-counter": holdCounterEntry,
 		"hold-claim":   testproc.HoldClaimEntry,
+		"fork-buyer":   forkBuyerEntry,
 	})
 }
 
