@@ -227,10 +227,9 @@ func seq(n int) []int {
 //
 // The lock goes with the last reference to the claimer's open file, and
 // that can outlive the process: a reader of /proc/PID/maps or smaps holds
-// a dead process's memory map, and with it the file, for up to
-// milliseconds after its parent reaped it (12.5 ms measured), and a copy
-// of the descriptor (pidfd_getfd, SCM_RIGHTS, Segment.File) holds it for
-// as long as it is open. So a held lock whose claimer was of this PID
+// a dead process's memory map, and with it the file, for milliseconds
+// after its parent reaped it, and a copy of the descriptor (pidfd_getfd,
+// SCM_RIGHTS, Segment.File) holds it for as long as it is open. So a held lock whose claimer was of this PID
 // namespace is asked about once more: if no process has the claimer's pid
 // (kill(pid, 0) fails with ESRCH), the claimer is gone and Alive says
 // false. A zombie, a pid already reused, a claimer of another namespace

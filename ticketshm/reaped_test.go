@@ -13,9 +13,9 @@ import (
 )
 
 // TestDeathMidBuyAfterReap: TestDeathMidBuy's lock-free case, with the
-// dead buyer's slot lock living on after its reaping (a reader of its
-// /proc/PID/maps in a full test run: TestDeathMidBuy failed 31 of 100
-// runs beside one, adversarial review). Nothing was lost: the buyer took
+// dead buyer's slot lock living on after its reaping (as a reader of its
+// /proc/PID/maps makes it in a full test run, where an adversarial
+// review saw TestDeathMidBuy fail this way). Nothing was lost: the buyer took
 // ticket 2 with its CAS and died before its commit. Inspect must say so
 // (1 unsettled, OK) and Audit and Repair settle it; before, all of them
 // took the buyer for a live one, and Audit said Lost 1, InFlight 1.
