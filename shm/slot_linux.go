@@ -229,12 +229,14 @@ func seq(n int) []int {
 // that can outlive the process: a reader of /proc/PID/maps or smaps holds
 // a dead process's memory map, and with it the file, for milliseconds
 // after its parent reaped it, and a copy of the descriptor (pidfd_getfd,
-// SCM_RIGHTS, Segment.File) holds it for as long as it is open. So a held lock whose claimer was of this PID
-// namespace is asked about once more: if no process has the claimer's pid
-// (kill(pid, 0) fails with ESRCH), the claimer is gone and Alive says
-// false. A zombie, a pid already reused, a claimer of another namespace
-// or one this process may not signal still count as alive: the safe
-// answer, until the lock goes.
+// SCM_RIGHTS, Segment.File) holds it for as long as it is open. So a held
+// lock whose claimer was of this PID namespace is asked about once more:
+// if no process has the claimer's pid (kill(pid, 0) fails with ESRCH),
+// the claimer is gone and Alive says false. A zombie, a pid already
+// reused, a claimer of another namespace or one this process may not
+// signal still count as alive: the safe answer, until the lock goes. (A
+// fork without exec shares the claimer's file, and so its lock, but not
+// its mapping, which is MADV_DONTFORK: it cannot write as the slot.)
 //
 // A false answer is final, but for one case: a pid reused while the dead
 // claimer's file is still held makes a later answer true again (the safe

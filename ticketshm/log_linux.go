@@ -122,8 +122,9 @@ func (c *counter) liveArea(slot int) bool {
 // verdicts holds, for one settlement and the count that follows it, what
 // liveArea said of each slot, asked once: a slot's process can die
 // between two questions. (Its slot's lock outlives it while another task
-// holds its open file: a reader of /proc/PID/maps or smaps does, for up to
-// milliseconds after its parent reaped it.) Judged live by settleDead and
+// holds its open file: a reader of /proc/PID/maps or smaps does, for
+// milliseconds after its parent reaped it, and Alive calls a zombie
+// alive.) Judged live by settleDead and
 // dead by tally, a log was in neither the ledger nor the live logs, and
 // Audit called its tickets lost, as one chaos run in a full test run did
 // (4 of 25M; TestAuditLateSlotRelease).
