@@ -81,17 +81,22 @@
 //
 // # Profile
 //
-// A buyer's loop calls Buy through the ticketshm.Store interface, once per
-// ticket. A dynamic call cannot be inlined, and at 4 to 6 ns a buy the call
-// and its result are a quarter to a third of the cost (the last lines of
+// A shm buyer's loop (sellBuyer) calls the Counter's Buyer.Buy directly,
+// once per ticket, as a Go program's buyer would; other stores' loops call
+// Buy through the ticketshm.Store interface. Buy is too big to inline
+// without a profile, and at 3 to 6 ns a buy the call and its result are a
+// quarter to a third of the cost (the last lines of
 // docs/runs/bench-chart.txt: shm-lockfree alone 245M and 251M tickets/s
 // without the profile, 367M and 373M with it); the C backends' loops are
 // one function that gcc optimizes whole. default.pgo, a CPU profile of the
 // buyers, producers and consumers, is what `go build` and `go run` use by
-// default (-pgo=auto) to devirtualize that call and inline the hot Buy into
-// the loop, as any Go program built with a profile of its own hot path
-// would. `-pgo=off` builds the plain binary. Made on the machine of
-// docs/runs with:
+// default (-pgo=auto) to inline the hot Buy into the loop, as any Go
+// program built with a profile of its own hot path would. (Through the
+// interface, the profile devirtualized the call behind a type check on
+// every buy: one lock-free buyer sold 377-379M tickets/s that way and
+// 388-392M called directly, docs/runs/buy-loop.txt.)
+// `-pgo=off` builds the plain binary. Made on the machine of docs/runs
+// with:
 //
 //	rm -rf /tmp/p && mkdir /tmp/p
 //	go build -pgo=off -o /tmp/bench ./cmd/bench
