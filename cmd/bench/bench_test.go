@@ -57,3 +57,27 @@ func BenchmarkLatency(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueue is bench queue as a benchmark: b.N 64-byte messages from
+// P producer processes to C consumer processes through each transport,
+// reported as msgs/s (from the start barrier to the last consumer's last
+// message), so that `go test -bench Queue -count 10 | benchstat` compares
+// them. A lost, duplicated or torn message fails it.
+func BenchmarkQueue(b *testing.B) {
+	for _, kind := range queueBackends() {
+		for _, pc := range [][2]int{{1, 1}, {4, 4}} {
+			b.Run(fmt.Sprintf("backend=%s/pairs=%dx%d", kind, pc[0], pc[1]), func(b *testing.B) {
+				msgs := max(b.N, pc[0]*pc[1]) // every producer and consumer has one
+				r, err := queueOnce(b.Context(), kind, pc[0], pc[1], 64, msgs, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r.Lost != 0 || r.Dup != 0 || r.Torn != 0 {
+					b.Fatalf("%+v", r)
+				}
+				b.ReportMetric(r.MsgsPerSec, "msgs/s")
+				b.ReportMetric(0, "ns/op") // the clock is the run's, not b's
+			})
+		}
+	}
+}
