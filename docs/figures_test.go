@@ -114,18 +114,19 @@ var derived = []ratio{
 	{"docs/11-redis.md", "3 160×", "123M", "38.9k"},
 	// lesson 12: runs/queue-bench.txt, msgs/s of the same run, or of the
 	// Python run and the bench queue run just before it
-	{"docs/12-queue.md", "9.5 times", "14695412", "1550087"},   // shm-queue / pipe, 1x1, first run
-	{"docs/12-queue.md", "20 times", "14695412", "729894"},     // shm-queue / unix, 1x1, first run
-	{"docs/12-queue.md", "0.78 times", "14695412", "18742678"}, // shm-queue / c-ring, 1x1, first run
-	{"docs/12-queue.md", "0.75 times", "14664575", "19469758"}, // second run
-	{"docs/12-queue.md", "0.78 times", "14401226", "18454686"}, // third run
-	{"docs/12-queue.md", "9.3 times", "14664575", "1577780"},   // second run, pipe
-	{"docs/12-queue.md", "8.5 times", "14401226", "1685325"},   // third run, pipe
-	{"docs/12-queue.md", "0.78 times", "12990027", "16630453"}, // 4x4, three runs
-	{"docs/12-queue.md", "0.74 times", "13172373", "17898665"},
-	{"docs/12-queue.md", "0.76 times", "12880106", "16873610"},
-	{"docs/12-queue.md", "80 times", "14695412", "182948"}, // shm-queue / multiprocessing.Queue
-	{"docs/12-queue.md", "135 times", "94.6", "0.7"},       // Python's round trip / shm-queue's
+	{"docs/12-queue.md", "10.6 times", "15761024", "1479938"},  // shm-queue / pipe, 1x1, first run
+	{"docs/12-queue.md", "22 times", "15761024", "724024"},     // shm-queue / unix, 1x1, first run
+	{"docs/12-queue.md", "0.82 times", "15761024", "19144476"}, // shm-queue / c-ring, 1x1, first run
+	{"docs/12-queue.md", "0.85 times", "15908875", "18798234"}, // second run
+	{"docs/12-queue.md", "0.80 times", "14463468", "17970509"}, // third run
+	{"docs/12-queue.md", "10.9 times", "15908875", "1464159"},  // second run, pipe
+	{"docs/12-queue.md", "9.5 times", "14463468", "1526750"},   // third run, pipe
+	{"docs/12-queue.md", "0.78 times", "14063061", "17978592"}, // 4x4, three runs
+	{"docs/12-queue.md", "0.97 times", "13372356", "13755424"},
+	{"docs/12-queue.md", "0.98 times", "14066919", "14411893"},
+	{"docs/12-queue.md", "0.75 times", "14664575", "19469758"}, // the earlier run (queue-bench.txt), its second
+	{"docs/12-queue.md", "84 times", "15761024", "186711"},     // shm-queue / multiprocessing.Queue
+	{"docs/12-queue.md", "132 times", "92.2", "0.7"},           // Python's round trip / shm-queue's
 }
 
 var (
