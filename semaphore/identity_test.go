@@ -37,10 +37,13 @@ func parseID(t *testing.T, rest string) (slot int, tid uint32) {
 // thread id of its robust thread, which it prints in an "id" line) is tid:
 // it steers the kernel's next pid with ns_last_pid, from a first guess of
 // how far past its pid a child's robust thread lands, and tries again when
-// another process took the number first.
+// another process took the number first. In a full test run other test
+// binaries start processes all the time (ticketshm's kill storms), and
+// 100 tries once all lost the race (TestStaleRevokerSeizesReusedID, in
+// .ci/run): it tries 1000 times, a few seconds at most.
 func startWithTID(t *testing.T, tid uint32, guess int, entry string, args ...string) (*testproc.Proc, int) {
 	t.Helper()
-	for range 100 {
+	for range 1000 {
 		if err := testproc.SetLastPid(int(tid) - guess - 1); err != nil {
 			t.Fatalf("set ns_last_pid: %v", err)
 		}
