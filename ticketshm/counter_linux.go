@@ -85,23 +85,13 @@ func Open(ctx context.Context, name string) (*Counter, error) {
 }
 
 // openSettling is Open, which also returns how many tickets its attach
-// settled from dead buyers' logs into the ledger: 0 when this process
-// had the Counter attached already (then its first attach settled).
+// settled (attachOrClose).
 func openSettling(ctx context.Context, name string) (*Counter, int64, error) {
 	seg, err := shm.Open(name, Tag)
 	if err != nil {
 		return nil, 0, versionError(name, err)
 	}
-	c, made, err := attach(ctx, seg, int64(seg.Size()-offOwners), 0)
-	if err != nil {
-		seg.Close()
-		return nil, 0, err
-	}
-	var settled int64
-	if made {
-		settled = c.attachSettled
-	}
-	return &Counter{c: c, closed: new(atomic.Bool)}, settled, nil
+	return attachOrClose(ctx, seg, int64(seg.Size()-offOwners), 0)
 }
 
 // Create makes the Counter segment name with total tickets in mode
@@ -124,7 +114,8 @@ func Create(ctx context.Context, name string, total int64, mode Mode) (*Counter,
 	// cannot attach it (ctx done while one of them holds its lock, no
 	// free slot, this process's robust list full), the segment stays,
 	// theirs as much as ours: removing it by name could split a sale.
-	return attachOrClose(ctx, seg, total, mode)
+	h, _, err := attachOrClose(ctx, seg, total, mode)
+	return h, err
 }
 
 // OpenOrCreate opens the Counter segment name, making it with total
@@ -152,7 +143,8 @@ func OpenOrCreate(ctx context.Context, name string, total int64, mode Mode) (*Co
 	if err != nil {
 		return nil, versionError(name, err)
 	}
-	return attachOrClose(ctx, seg, total, mode)
+	h, _, err := attachOrClose(ctx, seg, total, mode)
+	return h, err
 }
 
 // Remove deletes the Counter segment name (shm.Remove): processes that
@@ -185,13 +177,21 @@ func initCounter(total int64, mode Mode) shm.InitFunc {
 	}
 }
 
-func attachOrClose(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, error) {
-	c, _, err := attach(ctx, seg, total, mode)
+// attachOrClose makes a handle on seg's Counter (attach), or closes seg.
+// It also returns how many tickets the attach settled from dead buyers'
+// logs into the ledger: 0 when this process had the Counter attached
+// already (its first attach settled then).
+func attachOrClose(ctx context.Context, seg *shm.Segment, total int64, mode Mode) (*Counter, int64, error) {
+	c, made, err := attach(ctx, seg, total, mode)
 	if err != nil {
 		seg.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	return &Counter{c: c, closed: new(atomic.Bool)}, nil
+	var settled int64
+	if made {
+		settled = c.attachSettled
+	}
+	return &Counter{c: c, closed: new(atomic.Bool)}, settled, nil
 }
 
 // versionError tells a Counter of another layout version from a segment
