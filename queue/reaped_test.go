@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmkit/shmkit/internal/shmtest"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
 )
@@ -33,7 +34,7 @@ func TestQueueAfterReap(t *testing.T) {
 			}
 			p := testproc.Start(t, "stop-at", name, step, side)
 			p.Expect("at " + step)
-			release := p.HoldFile(t, segPath(t, name))
+			release := p.HoldFile(t, shmtest.Path(t, name))
 			p.Kill()
 			p.Wait()
 			if side == "send" {
@@ -71,14 +72,4 @@ func TestQueueAfterReap(t *testing.T) {
 			}
 		})
 	}
-}
-
-// segPath is the file of the segment name.
-func segPath(t *testing.T, name string) string {
-	t.Helper()
-	p, err := shm.Path(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

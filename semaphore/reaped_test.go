@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmkit/shmkit/internal/shmtest"
 	"github.com/shmkit/shmkit/internal/testproc"
-	"github.com/shmkit/shmkit/shm"
 )
 
 // TestSemaphoreAfterReap: TestSemaphoreDeadHolders with the dead holder's
@@ -20,7 +20,7 @@ func TestSemaphoreAfterReap(t *testing.T) {
 	name, s := newTestSemaphore(t)
 	a := testproc.Start(t, "sem-hold", name, "2")
 	a.Expect("held")
-	release := a.HoldFile(t, segPath(t, name))
+	release := a.HoldFile(t, shmtest.Path(t, name))
 	a.Kill()
 	a.Wait()
 	if !s.TryAcquire(2) {
@@ -60,7 +60,7 @@ func TestMutexAfterReap(t *testing.T) {
 				p = testproc.Start(t, tc.entry, name, tc.arg)
 				p.Expect(tc.arg)
 			}
-			release := p.HoldFile(t, segPath(t, name))
+			release := p.HoldFile(t, shmtest.Path(t, name))
 			p.Kill()
 			p.Wait()
 			ok, err := m.TryLock()
@@ -84,14 +84,4 @@ func TestMutexAfterReap(t *testing.T) {
 			m.Unlock()
 		})
 	}
-}
-
-// segPath is the file of the segment name.
-func segPath(t *testing.T, name string) string {
-	t.Helper()
-	p, err := shm.Path(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

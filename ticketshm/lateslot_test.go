@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/shmtest"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
@@ -43,11 +44,7 @@ func lateSlotRelease(t *testing.T, how string) {
 	b.Expect("logged")
 
 	// Another task takes a reference to B's open file description.
-	path, err := shm.Path(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	release := b.HoldFile(t, path)
+	release := b.HoldFile(t, shmtest.Path(t, name))
 	// Dead, not yet reaped: its pid still names a process (a zombie's,
 	// which Alive must count as alive), and its file, with its slot's
 	// lock, lives on in the reference.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shmkit/shmkit/internal/backend"
+	"github.com/shmkit/shmkit/internal/shmtest"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
@@ -32,7 +33,7 @@ func TestDeathMidBuyAfterReap(t *testing.T) {
 	}
 	p := testproc.Start(t, "mid", name, "lock-free")
 	p.Expect("mid")
-	release := p.HoldFile(t, segPath(t, name))
+	release := p.HoldFile(t, shmtest.Path(t, name))
 	p.Kill()
 	p.Wait() // dead and reaped
 
@@ -85,7 +86,7 @@ func TestRepairCountAfterReap(t *testing.T) {
 	b := testproc.Start(t, "log", name, "4", "none")
 	b.ExpectPrefix("slot ")
 	b.Expect("logged")
-	release := b.HoldFile(t, segPath(t, name))
+	release := b.HoldFile(t, shmtest.Path(t, name))
 	b.Zombie(t)
 	calls := 0
 	// settleDead runs three times in Repair: the first look's (private),
@@ -108,14 +109,4 @@ func TestRepairCountAfterReap(t *testing.T) {
 	if rep, err = ticketshm.Repair(ctx, name); err != nil || rep.Settled != 4 || rep.After.Unsettled != 0 || !rep.After.Audit.OK() {
 		t.Errorf("the next Repair: settled %d, after %d unsettled, audit %+v, %v; want 4, 0, OK", rep.Settled, rep.After.Unsettled, rep.After.Audit, err)
 	}
-}
-
-// segPath is the file of the segment name.
-func segPath(t *testing.T, name string) string {
-	t.Helper()
-	p, err := shm.Path(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

@@ -1,7 +1,8 @@
 //go:build linux
 
 // Package shmtest helps the tests of packages built on shm: the fuzz
-// targets of the types' Inspect functions share their setup here.
+// targets of the types' Inspect functions share their setup here, and
+// tests that reach a segment's file its path.
 package shmtest
 
 import (
