@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -39,29 +37,19 @@ func forkWriterEntry(args []string) int {
 	v, _ := s.Uint64(0)
 	stop, _ := s.Uint64(8)
 	fmt.Println("slot", sl.Index, sl.Gen)
-	pid, _, errno := unix.RawSyscall(unix.SYS_FORK, 0, 0, 0)
-	if errno != 0 {
-		fmt.Println("error", errno)
+	pid, err := testproc.ForkWithoutExec(func() {
+		for i := 0; i < 30000 && stop.Load() == 0; i++ {
+			v.Add(1)
+			testproc.RawSleep(time.Millisecond)
+		}
+	})
+	if err != nil {
+		fmt.Println("error", err)
 		return 1
-	}
-	if pid == 0 {
-		forkedWriter(v, stop) // never returns
 	}
 	fmt.Println("forked", pid)
 	time.Sleep(time.Hour)
 	return 0
-}
-
-//go:noinline
-func forkedWriter(v, stop *atomic.Uint64) {
-	unix.RawSyscall(unix.SYS_CLOSE, 1, 0, 0)
-	unix.RawSyscall(unix.SYS_CLOSE, 2, 0, 0)
-	ts := unix.Timespec{Nsec: int64(time.Millisecond)}
-	for i := 0; i < 30000 && stop.Load() == 0; i++ {
-		v.Add(1)
-		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
-	}
-	unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 }
 
 // TestAliveForkedHolder: a slot's claimer forks (no exec) and dies; its

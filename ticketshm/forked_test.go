@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -44,30 +43,19 @@ func forkBuyerEntry(args []string) int {
 		}
 	}
 	fmt.Println("slot", c.Slot())
-	pid, _, errno := unix.RawSyscall(unix.SYS_FORK, 0, 0, 0)
-	if errno != 0 {
-		fmt.Println("error", errno)
+	pid, err := testproc.ForkWithoutExec(func() {
+		for range n {
+			b.Buy(ctx)
+			testproc.RawSleep(2 * time.Millisecond)
+		}
+	})
+	if err != nil {
+		fmt.Println("error", err)
 		return 1
-	}
-	if pid == 0 {
-		forkedBuys(b, n) // never returns
 	}
 	fmt.Println("forked", pid)
 	time.Sleep(time.Hour)
 	return 0
-}
-
-//go:noinline
-func forkedBuys(b *ticketshm.Buyer, n int) {
-	unix.RawSyscall(unix.SYS_CLOSE, 1, 0, 0)
-	unix.RawSyscall(unix.SYS_CLOSE, 2, 0, 0)
-	ts := unix.Timespec{Nsec: int64(2 * time.Millisecond)}
-	ctx := context.Background()
-	for range n {
-		b.Buy(ctx)
-		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
-	}
-	unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 }
 
 // TestSettleForkedBuyer: a lock-free buyer forks (no exec) and dies; its
