@@ -376,24 +376,13 @@ func TestParentKilled(t *testing.T) {
 
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z"
+	st, err := testproc.Stat(pid)
+	return err == nil && st.State != 'Z'
 }
 
 func parentOf(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	st, _ := testproc.Stat(pid)
+	return st.PPid
 }
 
 // TestNewPIDNamespace: a child, daemon or not, started in a PID namespace

@@ -189,12 +189,8 @@ func neverSays(t *testing.T, p *testproc.Proc, prefix, what string) {
 func waitStopped(t *testing.T, p *testproc.Proc) {
 	t.Helper()
 	for range 60000 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
-		if err == nil {
-			s := string(b)
-			if i := strings.LastIndexByte(s, ')'); i >= 0 && strings.HasPrefix(s[i+1:], " T") {
-				return
-			}
+		if st, err := testproc.Stat(p.Pid()); err == nil && st.State == 'T' {
+			return
 		}
 		time.Sleep(time.Millisecond)
 	}

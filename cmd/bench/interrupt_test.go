@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
 )
 
 var built struct {
@@ -52,14 +54,8 @@ func childrenOf(pid int) []int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []int
 	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			n, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSuffix(p, "/stat"), "/proc/"))
+		n, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSuffix(p, "/stat"), "/proc/"))
+		if st, err := testproc.Stat(n); err == nil && st.PPid == pid {
 			out = append(out, n)
 		}
 	}

@@ -3,7 +3,6 @@
 package testproc
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,14 +55,12 @@ func (p *Proc) HoldFile(t testing.TB, path string) (release func()) {
 func (p *Proc) Zombie(t testing.TB) {
 	t.Helper()
 	p.Kill()
-	stat := "/proc/" + strconv.Itoa(p.Pid()) + "/stat"
 	for range 5000 {
-		b, err := os.ReadFile(stat)
+		st, err := Stat(p.Pid())
 		if err != nil {
-			t.Fatalf("testproc: %v", err)
+			t.Fatal(err)
 		}
-		// pid (comm) S ...: the state follows the last ')'.
-		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
+		if st.State == 'Z' {
 			return
 		}
 		time.Sleep(time.Millisecond)

@@ -85,22 +85,13 @@ func Children() []string {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []string
 	for _, p := range stats {
-		b, err := os.ReadFile(p)
+		pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "/proc/"), "/stat"))
+		st, err := Stat(pid)
 		if err != nil {
 			continue // exited meanwhile
 		}
-		// pid (comm) state ppid ...; comm may hold spaces and parens.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == self {
-			out = append(out, strings.TrimSpace(s[:i+1])+" "+f[0])
+		if st.PPid == self {
+			out = append(out, fmt.Sprintf("%d (%s) %c", pid, st.Comm, st.State))
 		}
 	}
 	return out
