@@ -88,3 +88,6 @@ func Making() bool {
 	}
 	return false
 }
+
+// NextSales is nextSales, for TestNextSales.
+var NextSales = nextSales
