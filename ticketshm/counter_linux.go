@@ -461,6 +461,8 @@ func (c *counter) buyLocked(ctx context.Context) (int64, error) {
 // operations between are on the chain that paces a buyer running alone:
 // three here against four, and one buyer sold 349-350M tickets/s against
 // 335-340M, c-robust 110-114M beside both (docs/runs/buy-sales.txt).
+// Two forms with two operations there were slower (325-336M), so the
+// chain is not all of it; keep this one unless a run says otherwise.
 func nextSales(s uint64, t int64) uint64 { return (s | lowHalf) + uint64(t) + 1 }
 
 const lowHalf = 1<<32 - 1
