@@ -96,6 +96,14 @@ var derived = []ratio{
 	{"README.md", "2.99×", "332M", "111M"}, // c492b0e, first run (the highest)
 	{"README.md", "2.49×", "271M", "109M"}, // 9c95118, third run (the lowest)
 	{"README.md", "2.81×", "306M", "109M"}, // 9c95118, first run (the highest)
+	// the README's before/after of runs/session-2026-11-27c.txt (each
+	// pair from one run)
+	{"README.md", "3.1×", "353M", "114M"},   // b1c6a04, first run, 1 process
+	{"README.md", "3.1×", "350M", "114M"},   // b1c6a04, second run, 1 process
+	{"README.md", "6.0×", "187M", "31M"},    // b1c6a04, first run, 8 processes (the lowest)
+	{"README.md", "10.0×", "300M", "29.9M"}, // b1c6a04, first run, 2 processes (the highest)
+	{"README.md", "3.0×", "341M", "114M"},   // 246f72e, first run, 1 process
+	{"README.md", "3.0×", "338M", "114M"},   // 246f72e, second run, 1 process
 	// lesson 10's table, the first run of runs/bench-chart.txt
 	{"docs/10-measuring.md", "2.1×", "219M", "102M"},  // shm-mutex / c-robust, 1 process
 	{"docs/10-measuring.md", "4.3×", "117M", "27.1M"}, // 2 processes
