@@ -144,7 +144,11 @@
 // and in a single one-second sale one of them decides the mean wait.
 // JSON fields: backend, procs, turn_us, rounds, tickets, gaps,
 // gap_p50_ns, gap_p99_ns, gap_p999_ns, gap_max_ns, mean_wait_us,
-// time_p99_us, share_over_100us, ops_per_sec, timed_ops_per_sec, clock_ns.
+// mean_wait_over_1ms_us (the part of the mean wait that gaps over a
+// millisecond make: the machine's stalls, mostly), time_p99_us,
+// share_over_100us, ops_per_sec, timed_ops_per_sec, clock_ns, and hist:
+// the histogram itself, its non-empty buckets as lo_ns (included), hi_ns
+// (excluded) and count.
 //
 // # Chaos
 //

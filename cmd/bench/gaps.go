@@ -117,6 +117,11 @@ type GapResult struct {
 	// MeanWaitUs is how long a buyer arriving at a random moment waits
 	// for its next buy, on average: ΣG²/2ΣG.
 	MeanWaitUs float64 `json:"mean_wait_us"`
+	// MeanWaitOver1msUs is the part of MeanWaitUs that gaps longer than
+	// a millisecond make, from the histogram (each gap taken at its
+	// bucket's middle, within 6%): stalls of the machine, which c-cas
+	// (no lock at all) has too, or of a lock holder.
+	MeanWaitOver1msUs float64 `json:"mean_wait_over_1ms_us"`
 	// TimeP99us is the gap below which 99% of the buyers' time falls.
 	TimeP99us float64 `json:"time_p99_us"`
 	// ShareOver100us is the share of the buyers' time spent in gaps
@@ -131,6 +136,44 @@ type GapResult struct {
 	ClockNs  float64 `json:"clock_ns"`
 	Oversold int64   `json:"oversold"`
 	Lost     int64   `json:"lost"`
+	// Hist is the histogram the figures above come from: its non-empty
+	// buckets, shortest gaps first.
+	Hist []GapBucket `json:"hist"`
+}
+
+// GapBucket is a bucket of GapResult.Hist: Count gaps from LoNs
+// (included) to HiNs (excluded).
+type GapBucket struct {
+	LoNs  uint64 `json:"lo_ns"`
+	HiNs  uint64 `json:"hi_ns"`
+	Count uint64 `json:"count"`
+}
+
+// meanWaitOver is the part of h's mean wait (ns) that its gaps from
+// bucket-lower-bound min up make, each taken at its bucket's middle.
+func meanWaitOver(h *gaphist.Hist, min uint64) float64 {
+	if h.Sum == 0 {
+		return 0
+	}
+	var sq float64
+	for i, n := range h.Bucket {
+		if n != 0 && gaphist.Lower(i) >= min {
+			mid := float64(gaphist.Lower(i)+gaphist.Upper(i)) / 2
+			sq += float64(n) * mid * mid
+		}
+	}
+	return sq / (2 * float64(h.Sum))
+}
+
+// buckets lists h's non-empty buckets.
+func buckets(h *gaphist.Hist) []GapBucket {
+	var bs []GapBucket
+	for i, n := range h.Bucket {
+		if n != 0 {
+			bs = append(bs, GapBucket{gaphist.Lower(i), gaphist.Upper(i), n})
+		}
+	}
+	return bs
 }
 
 func runLatencyGaps(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -291,7 +334,9 @@ func (p *gapPool) result(kind string, procs int) GapResult {
 		ClockNs:        goClockCost(),
 		Oversold:       p.oversold,
 		Lost:           p.lost,
+		Hist:           buckets(h),
 	}
+	g.MeanWaitOver1msUs = meanWaitOver(h, uint64(time.Millisecond)) / 1e3
 	if isC(kind) {
 		g.ClockNs = cClockCost()
 	}

@@ -345,8 +345,21 @@ func TestLatencyGaps(t *testing.T) {
 		var g GapResult
 		json.Unmarshal([]byte(line), &g)
 		if g.GapP50ns > g.GapP99ns || g.GapP99ns > g.GapP999ns || g.GapP999ns > g.GapMaxns || g.MeanWaitUs <= 0 ||
+			g.MeanWaitOver1msUs < 0 || g.MeanWaitOver1msUs > 1.07*g.MeanWaitUs ||
 			g.ShareOver100us < 0 || g.ShareOver100us > 1 || g.OpsPerSec <= 0 || g.TimedOpsPerSec <= 0 || g.ClockNs <= 0 {
 			t.Errorf("numbers that do not hang together: %+v", g)
+		}
+		// The histogram is the gaps': one count per gap, buckets in
+		// order, the longest gap in the last.
+		var n uint64
+		for i, b := range g.Hist {
+			if b.Count == 0 || b.LoNs >= b.HiNs || i > 0 && b.LoNs < g.Hist[i-1].HiNs {
+				t.Errorf("bucket %d of %+v", i, g.Hist)
+			}
+			n += b.Count
+		}
+		if n != g.Gaps || len(g.Hist) == 0 || g.GapMaxns < g.Hist[len(g.Hist)-1].LoNs || g.GapMaxns >= g.Hist[len(g.Hist)-1].HiNs {
+			t.Errorf("histogram of %d gaps for %d, longest %d ns: %+v", n, g.Gaps, g.GapMaxns, g.Hist)
 		}
 	}
 }
