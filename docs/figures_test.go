@@ -64,7 +64,7 @@ var allowed = []struct{ page, figure, why string }{
 	{"docs/10-measuring.md", "200 µs", "a -turn setting of the turn curve, the figures beside it are measured"},
 	{"docs/10-measuring.md", "1 ms", "a -turn setting of the turn curve, the figures beside it are measured"},
 	{"docs/12-queue.md", "2 million", "bench queue's default -msgs: a setting"},
-	{"README.md", "20 µs", "the turn a waiter grants (semaphore's default), a setting"},
+	{"README.md", "20 µs", "the turn a waiter granted (semaphore's default then), a setting"},
 }
 
 // derived: ratios a page computes from two figures of one run in its

@@ -79,6 +79,12 @@ type mutex struct {
 	biased *BiasedMutex
 	plain  bool
 
+	// lostTo is the slot of the revoker that last took the lock from
+	// this process's bias, at lostAt (monoNow): see fresh. Written and
+	// read by the BiasedMutex's goroutine only.
+	lostTo int
+	lostAt int64
+
 	// errNotRecoverable is made by NewMutex (see errorf).
 	errNotRecoverable error
 
@@ -152,6 +158,7 @@ func newMutex(ctx context.Context, seg *shm.Segment, off int, forBias bool) (*mu
 		a:       a,
 		off:     off,
 		local:   make(chan struct{}, 1),
+		lostTo:  -1,
 	}
 	m.errNotRecoverable = m.wrap(ErrNotRecoverable)
 	m.join()

@@ -21,9 +21,14 @@ import (
 // unlock or lock, in about a microsecond when it runs. A turn is the
 // throughput against the wait: a hand-over costs a few microseconds of
 // nobody buying, and a process arriving at a random moment waits a
-// fraction of a turn. SetTurn sets it; DefaultTurn is where `bench
-// latency -turn` found the two balanced on a 2-core VM (the curve is in
-// docs/runs/latency-turns.txt).
+// fraction of a turn. SetTurn sets it. DefaultTurn is a middle of the
+// curve measured on a 2-core VM: with 2 buyers, the part of the mean wait
+// that gaps under 100 µs make was 7.85 µs at a turn of 20 µs, 6.18 µs at
+// 10 µs, 4.06 µs at 5 µs and 3.42 µs at 2 µs (part 2 of
+// docs/runs/latency-handover.txt), while the default table sold 310M,
+// 232-298M and 279-280M tickets/s with 2 buyers at 20, 10 and 5 µs, and
+// 211-227M, 207M and 175-194M with 8 (part 2 of
+// docs/runs/session-2026-11-27d.txt), glibc's robust mutex 24.7-33.8M.
 //
 // While it waits its turn a waiter does not touch the lock's cache lines
 // (that would slow the holder down) and does not sleep in Go's timers (an
@@ -37,7 +42,7 @@ import (
 
 // DefaultTurn is the turn a waiter lets the holder have before it asks
 // for the lock.
-const DefaultTurn = 20 * time.Microsecond
+const DefaultTurn = 10 * time.Microsecond
 
 var turn atomic.Int64
 
