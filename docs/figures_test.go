@@ -60,7 +60,7 @@ var allowed = []struct{ page, figure, why string }{
 	{"docs/10-measuring.md", "1 ms", "the example of the mean-wait formula (one 1 ms stall...)"},
 	{"docs/10-measuring.md", "2 µs", "biasHot's watch and the revoker's spin: constants of semaphore"},
 	{"docs/10-measuring.md", "0.0025%", "the example of the mean-wait formula: 1 in 40 000"},
-	{"docs/10-measuring.md", "20 µs", "the turn a waiter grants (semaphore's default, bench latency -turn)"},
+	{"docs/10-measuring.md", "20 µs", "the turn a waiter granted (semaphore's default then, bench latency -turn)"},
 	{"docs/10-measuring.md", "200 µs", "a -turn setting of the turn curve, the figures beside it are measured"},
 	{"docs/10-measuring.md", "1 ms", "a -turn setting of the turn curve, the figures beside it are measured"},
 	{"docs/12-queue.md", "2 million", "bench queue's default -msgs: a setting"},
