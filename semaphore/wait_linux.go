@@ -71,14 +71,23 @@ func turnNs() int64 {
 // yields its CPU gives it away for a while (another process's time slice:
 // milliseconds), and short turns only multiply the switches: every waiter
 // takes its turn at the scheduler's pace anyway. So waiters keep a score
-// of their yields: one that gave the CPU away (took longer than
-// crowdedYield) adds crowdedLong, one that did not takes one off. While
-// the score is above crowdedScore, which a lone slow yield (an interrupt,
-// a kernel thread) does not reach, this process is crowded: its turns
-// last crowdedTurn at least, and it sleeps out its waits instead of
-// yielding.
+// of their yields: one that gave the CPU away adds crowdedLong, one that
+// did not takes one off. While the score is above crowdedScore, which a
+// lone slow yield (an interrupt, a kernel thread) does not reach, this
+// process is crowded: its turns last crowdedTurn at least, and it sleeps
+// out its waits instead of yielding.
+//
+// A yield gave the CPU away if it took longer than crowdedYield and the
+// kernel switched the thread out meanwhile: its count of involuntary
+// context switches moved. A long yield without a switch is the machine
+// stalling the thread (a hypervisor taking the vCPU away), which no turn
+// length helps: on the 2-vCPU VM measured, a waiter alone on its CPU had
+// 93-118 yields over crowdedYield in 400 ms, 3-6 of them switches
+// (docs/runs/yields.txt). Each counted toward crowding, and a few close
+// together put the process in turns of a millisecond, which the other
+// process waited out.
 const (
-	crowdedYield = int64(20 * time.Microsecond) // a yield this long gave the CPU away
+	crowdedYield = int64(20 * time.Microsecond) // a yield this long may have given the CPU away
 	crowdedLong  = 8
 	crowdedScore = 16
 	crowdedTurn  = time.Millisecond
@@ -86,11 +95,16 @@ const (
 
 var crowdScore atomic.Int64
 
+// longYields counts the yields that took longer than crowdedYield, and
+// gaveAway those of them that gave the CPU away (tests).
+var longYields, gaveAway atomic.Int64
+
 func crowded() bool { return crowdScore.Load() > crowdedScore }
 
-// noteYield scores a yield that took d ns.
-func noteYield(d int64) {
-	if d > crowdedYield {
+// noteYield scores a yield: gave, it gave the CPU away.
+func noteYield(gave bool) {
+	if gave {
+		gaveAway.Add(1)
 		if crowdScore.Add(crowdedLong) > 4*crowdedScore {
 			crowdScore.Store(4 * crowdedScore)
 		}
@@ -118,7 +132,11 @@ func yield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 // clock), or ctx is done, yielding its CPU meanwhile; on a crowded CPU it
 // sleeps instead. It touches no shared memory.
 func waitUntil(ctx context.Context, deadline int64) error {
+	// On one thread, whose switches it counts.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	lost := false
+	switches := involuntarySwitches()
 	for {
 		now := monoNow()
 		if now >= deadline {
@@ -135,14 +153,31 @@ func waitUntil(ctx context.Context, deadline int64) error {
 			return nil
 		}
 		yield()
-		d := monoNow() - now
-		noteYield(d)
+		gave := false
+		if monoNow()-now > crowdedYield {
+			longYields.Add(1)
+			s := involuntarySwitches()
+			gave = s != switches || s < 0
+			switches = s
+		}
+		noteYield(gave)
 		// A yield that gave the CPU away shares it with a busy process
 		// (the holder, perhaps), which runs to the end of its time slice
 		// unless something wakes: sleep the rest, and let the timer's
 		// wake-up take the CPU back.
-		lost = lost || d > crowdedYield
+		lost = lost || gave
 	}
+}
+
+// involuntarySwitches is how many times the kernel has switched this
+// thread out while it could run (a yield that let another thread run
+// counts), or -1 if it cannot tell. A variable for the tests.
+var involuntarySwitches = func() int64 {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
+		return -1
+	}
+	return ru.Nivcsw
 }
 
 // minSleep is the shortest wait worth a sleep rather than yields: a
