@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,24 +73,22 @@ func TestStallNotCrowded(t *testing.T) {
 
 	var cpu unix.CPUSet
 	cpu.Set(0)
-	stop := make(chan struct{})
+	var stop atomic.Bool
 	spinning := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		err := unix.SchedSetaffinity(0, &cpu)
-		spinning <- err
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		if err := unix.SchedSetaffinity(0, &cpu); err != nil {
+			spinning <- err
+			return
+		}
+		spinning <- nil
+		for !stop.Load() {
 		}
 	}()
 	if err := <-spinning; err != nil {
 		t.Fatal(err)
 	}
-	defer close(stop)
+	defer stop.Store(true)
 	waited := make(chan error)
 	go func() {
 		runtime.LockOSThread() // as above

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -209,11 +210,7 @@ func TestAckedRevokerDies(t *testing.T) {
 	needBias(t)
 	for _, how := range []string{"kill", "reuse-none", "reuse-mutex", "reuse-biased"} {
 		t.Run(how, func(t *testing.T) {
-			name, seg := newTestSegment(t)
-			counter := view(seg, offCounter)
-			h := testproc.Start(t, "rv-hammer", name, "-")
-			h.Expect("running")
-			progresses(t, counter, 1000, "hammer start")
+			name, seg, counter, h := startHammer(t, "-")
 			r, rslot := ackedRevoker(t, name, seg)
 			if how != "kill" {
 				h.Signal(syscall.SIGSTOP)
@@ -270,11 +267,7 @@ func TestAckedRevokerDies(t *testing.T) {
 // inside, the next one is told ErrOwnerDead, once.
 func TestAckedRevokerStopped(t *testing.T) {
 	needBias(t)
-	name, seg := newTestSegment(t)
-	counter := view(seg, offCounter)
-	h := testproc.Start(t, "rv-hammer", name, "-")
-	h.Expect("running")
-	progresses(t, counter, 1000, "hammer start")
+	name, seg, counter, h := startHammer(t, "-")
 	r, _ := ackedRevoker(t, name, seg)
 	c0, cpu0 := counter.Load(), cpuTicks(t, h.Pid())
 	time.Sleep(time.Second)
@@ -347,11 +340,7 @@ func TestFreshHolder(t *testing.T) {
 		for _, mode := range []string{"inside-kill", "inside-stop", "idle", "idle-stop", "idle-kill", "exit"} {
 			t.Run(strings.Trim(turn, "-")+"/"+mode, func(t *testing.T) {
 				for round := range 5 {
-					name, seg := newTestSegment(t)
-					counter := view(seg, offCounter)
-					p := testproc.Start(t, "rv-hammer", name, turn)
-					p.Expect("running")
-					progresses(t, counter, 1000, "hammer start")
+					name, seg, counter, p := startHammer(t, turn)
 					how, _, _ := strings.Cut(mode, "-")
 					r := testproc.Start(t, "grab", name, how)
 					if got := r.ExpectPrefix("got "); got != "ok alone" {
@@ -366,13 +355,7 @@ func TestFreshHolder(t *testing.T) {
 					case "inside-stop":
 						r.Signal(syscall.SIGSTOP)
 						waitStopped(t, r)
-						c0 := counter.Load()
-						time.Sleep(200 * time.Millisecond)
-						if c1 := counter.Load(); c1 != c0 {
-							t.Fatalf("EXCLUSION BROKEN: counter %d -> %d while R was stopped inside", c0, c1)
-						}
-						r.Kill()
-						r.Wait()
+						stoppedInside(t, counter, r)
 						wantOD = 1
 					case "idle":
 						r.ExpectPrefix("out ")
@@ -390,14 +373,7 @@ func TestFreshHolder(t *testing.T) {
 							t.Fatalf("R exited %d", code)
 						}
 					}
-					progresses(t, counter, 1000, "P after R "+mode)
-					p.Kill()
-					p.Wait()
-					r.Kill()
-					r.Wait()
-					if bad, od := view(seg, offBad).Load(), view(seg, offOwnerDead).Load(); bad != 0 || od != wantOD {
-						t.Fatalf("round %d: violations %d, ErrOwnerDead %d (want 0, %d)", round, bad, od, wantOD)
-					}
+					endRound(t, seg, p, r, round, wantOD, "P after R "+mode)
 				}
 			})
 		}
@@ -415,11 +391,7 @@ func TestFreshHolderQuick(t *testing.T) {
 		for _, mode := range []string{"kill", "stop", "inside-kill", "inside-stop", "idle"} {
 			t.Run(strings.Trim(turn, "-")+"/"+mode, func(t *testing.T) {
 				for round := range 10 {
-					name, seg := newTestSegment(t)
-					counter := view(seg, offCounter)
-					p := testproc.Start(t, "rv-hammer", name, turn)
-					p.Expect("running")
-					progresses(t, counter, 1000, "hammer start")
+					name, seg, counter, p := startHammer(t, turn)
 					r := testproc.Start(t, "grab", name, "quick-"+mode)
 					wantOD := int64(0)
 					switch mode {
@@ -433,26 +405,13 @@ func TestFreshHolderQuick(t *testing.T) {
 					case "stop", "inside-stop":
 						waitStopped(t, r)
 						if mode == "inside-stop" {
-							c0 := counter.Load()
-							time.Sleep(200 * time.Millisecond)
-							if c1 := counter.Load(); c1 != c0 {
-								t.Fatalf("EXCLUSION BROKEN: counter %d -> %d while R was stopped inside", c0, c1)
-							}
-							r.Kill()
-							r.Wait()
+							stoppedInside(t, counter, r)
 							wantOD = 1
 						}
 					case "idle":
 						r.ExpectPrefix("quick ")
 					}
-					progresses(t, counter, 1000, "P after R quick-"+mode)
-					p.Kill()
-					p.Wait()
-					r.Kill()
-					r.Wait()
-					if bad, od := view(seg, offBad).Load(), view(seg, offOwnerDead).Load(); bad != 0 || od != wantOD {
-						t.Fatalf("round %d: violations %d, ErrOwnerDead %d (want 0, %d)", round, bad, od, wantOD)
-					}
+					endRound(t, seg, p, r, round, wantOD, "P after R quick-"+mode)
 				}
 			})
 		}
@@ -503,11 +462,7 @@ func midClaimEntry(args []string) int {
 // only on a wedge after N is gone, or on a violation.
 func TestAckedRevokerSlotMidClaim(t *testing.T) {
 	needBias(t)
-	name, seg := newTestSegment(t)
-	counter := view(seg, offCounter)
-	h := testproc.Start(t, "rv-hammer", name, "-")
-	h.Expect("running")
-	progresses(t, counter, 1000, "hammer start")
+	name, seg, counter, h := startHammer(t, "-")
 	r, rslot := ackedRevoker(t, name, seg)
 	h.Signal(syscall.SIGSTOP)
 	waitStopped(t, h)
@@ -590,4 +545,45 @@ func TestRevokerDiesInGrace(t *testing.T) {
 			t.Logf("%d of 40 died right after an ack", view(seg, offTest+56).Load())
 		})
 	}
+}
+
+// stoppedInside: R is stopped inside its critical section; nobody else
+// may get in meanwhile (the counter stays still for a while), and R is
+// then killed there.
+func stoppedInside(t *testing.T, counter interface{ Load() int64 }, r *testproc.Proc) {
+	t.Helper()
+	c0 := counter.Load()
+	time.Sleep(200 * time.Millisecond)
+	if c1 := counter.Load(); c1 != c0 {
+		t.Fatalf("EXCLUSION BROKEN: counter %d -> %d while R was stopped inside", c0, c1)
+	}
+	r.Kill()
+	r.Wait()
+}
+
+// endRound ends a round of P hammering and R grabbing: P must go on, then
+// both are killed, and the segment must show no violation and wantOD
+// ErrOwnerDead results.
+func endRound(t *testing.T, seg *shm.Segment, p, r *testproc.Proc, round int, wantOD int64, what string) {
+	t.Helper()
+	progresses(t, view(seg, offCounter), 1000, what)
+	p.Kill()
+	p.Wait()
+	r.Kill()
+	r.Wait()
+	if bad, od := view(seg, offBad).Load(), view(seg, offOwnerDead).Load(); bad != 0 || od != wantOD {
+		t.Fatalf("round %d: violations %d, ErrOwnerDead %d (want 0, %d)", round, bad, od, wantOD)
+	}
+}
+
+// startHammer starts a hammering BiasedMutex user (rv-hammer, turn "-"
+// for the default) on a new test segment and waits until it runs.
+func startHammer(t *testing.T, turn string) (string, *shm.Segment, *atomic.Int64, *testproc.Proc) {
+	t.Helper()
+	name, seg := newTestSegment(t)
+	counter := view(seg, offCounter)
+	p := testproc.Start(t, "rv-hammer", name, turn)
+	p.Expect("running")
+	progresses(t, counter, 1000, "hammer start")
+	return name, seg, counter, p
 }
