@@ -11,6 +11,7 @@
 //	go run ./cmd/bench latency             # what a waiting buyer feels: gaps between its buys
 //	go run ./cmd/bench recover -n 300      # owner-death takeover latency
 //	go run ./cmd/bench spawn -n 300        # Start+Join latency of a child
+//	go run ./cmd/bench spawn -exec /bin/true  # the same for any program: a yardstick (lesson 1)
 //	go run ./cmd/bench replot docs/charts  # redraw throughput.svg from results.json
 //	go run ./cmd/bench queue               # messages/s: shm-queue, c-ring, pipe, unix
 //	go run ./cmd/bench pingpong            # one message there and back: latency

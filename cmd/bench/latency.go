@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -66,8 +68,9 @@ func printLatency(w io.Writer, asJSON bool, l Latency) error {
 }
 
 func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench spawn", "bench spawn [-n N] [-warm W] [-json]", stderr)
+	fs := newFlags("bench spawn", "bench spawn [-n N] [-warm W | -exec PATH] [-json]", stderr)
 	n := fs.Int("n", 200, "children to start and join, one at a time")
+	execPath := fs.String("exec", "", "start and wait for this program instead (os/exec, no arguments): a yardstick")
 	warmN := fs.Int("warm", 0, "children to keep started ahead of need (process.KeepWarm); 0 starts each cold")
 	pause := fs.Duration("pause", 0, "wait between children (lets the warm ones be replaced)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
@@ -80,6 +83,16 @@ func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *warmN < 0 {
 		return usageError(fs, "-warm %d: want 0 or more", *warmN)
 	}
+	if *execPath != "" && *warmN > 0 {
+		return usageError(fs, "-exec and -warm: want one of them")
+	}
+	start := func() error {
+		p := &process.Process{Entry: "noop"}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		return p.Join(context.Background())
+	}
 	what := "spawn"
 	if *warmN > 0 {
 		if err := process.KeepWarm(*warmN); err != nil {
@@ -89,6 +102,18 @@ func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		what = fmt.Sprintf("spawn warm=%d", *warmN)
 		time.Sleep(100 * time.Millisecond) // let the first ones start
 	}
+	if *execPath != "" {
+		path, err := exec.LookPath(*execPath)
+		if err != nil {
+			return usageError(fs, "-exec: %v", err)
+		}
+		what = "exec " + filepath.Base(path)
+		start = func() error {
+			cmd := exec.Command(path)
+			cmd.Stdout, cmd.Stderr = stderr, stderr
+			return cmd.Run()
+		}
+	}
 	bar := newProgress(stderr, *n, "spawning")
 	ds := make([]time.Duration, 0, *n)
 	for range *n {
@@ -96,11 +121,7 @@ func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		t0 := time.Now()
-		p := &process.Process{Entry: "noop"}
-		if err := p.Start(); err != nil {
-			return err
-		}
-		if err := p.Join(context.Background()); err != nil {
+		if err := start(); err != nil {
 			return err
 		}
 		ds = append(ds, time.Since(t0))

@@ -69,6 +69,8 @@ func TestBadFlags(t *testing.T) {
 		{"chaos", "-procs", "0"},
 		{"recover", "-n", "0"},
 		{"spawn", "-n", "-1"},
+		{"spawn", "-exec", "/nonexistent-program"},
+		{"spawn", "-exec", "true", "-warm", "1"},
 		{"replot"},
 		{"replot", "/nonexistent-dir"},
 	} {
@@ -217,7 +219,7 @@ func TestChaos(t *testing.T) {
 }
 
 func TestRecoverAndSpawn(t *testing.T) {
-	for _, args := range [][]string{{"recover", "-json", "-n", "5"}, {"spawn", "-json", "-n", "5"}} {
+	for _, args := range [][]string{{"recover", "-json", "-n", "5"}, {"spawn", "-json", "-n", "5"}, {"spawn", "-json", "-n", "5", "-exec", "true"}} {
 		stdout, _, err := runArgs(t, args...)
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
