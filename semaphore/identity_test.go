@@ -43,7 +43,18 @@ func parseID(t *testing.T, rest string) (slot int, tid uint32) {
 // .ci/run): it tries 1000 times, a few seconds at most.
 func startWithTID(t *testing.T, tid uint32, guess int, entry string, args ...string) (*testproc.Proc, int) {
 	t.Helper()
-	for range 1000 {
+	// Thread ids are one counter for the whole machine, and the tests
+	// of other packages make processes and threads all the time. A try
+	// loses when one of them takes an id between ours; and while a live
+	// task of theirs holds tid itself, every try loses: wait for it to
+	// end (a .ci/run once spent all its tries so).
+	deadline := time.Now().Add(time.Minute)
+	for tries := 0; tries < 1000 && time.Now().Before(deadline); {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", tid)); err == nil {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		tries++
 		if err := testproc.SetLastPid(int(tid) - guess - 1); err != nil {
 			t.Fatalf("set ns_last_pid: %v", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -113,22 +114,38 @@ func run() error {
 	return nil
 }
 
-// killHolder starts an owner, waits until it holds m, and SIGKILLs it.
+// killHolder starts an owner, waits until it says it holds m, and
+// SIGKILLs it. Its output comes through us (lineSignal), so its line is
+// printed before ours.
 func killHolder(m *semaphore.Mutex) (*process.Process, error) {
-	owner := &process.Process{Entry: "owner", Daemon: true}
+	said := make(chan struct{}, 1)
+	owner := &process.Process{Entry: "owner", Daemon: true, Stdout: lineSignal{os.Stdout, said}}
 	if err := owner.Start(); err != nil {
 		return nil, err
 	}
-	for { // wait until the owner holds the lock
-		if ok, _ := m.TryLock(); !ok {
-			break
-		}
-		m.Unlock()
-		time.Sleep(time.Millisecond)
+	select {
+	case <-said:
+	case <-owner.Done():
+		return nil, fmt.Errorf("the owner ended before it took the lock: %w", owner.Join(context.Background()))
 	}
 	fmt.Println("main: the lock is held; killing its owner")
 	owner.Kill()
 	return owner, nil
+}
+
+// lineSignal writes to w, then tells said that something was written.
+type lineSignal struct {
+	w    io.Writer
+	said chan<- struct{}
+}
+
+func (l lineSignal) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	select {
+	case l.said <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 // killAndJoin is killHolder, then the owner's end, which is known.
