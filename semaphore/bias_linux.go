@@ -462,13 +462,19 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 		}
 		h.ack()
 		revoker = biasRevoker(b)
-		// The revoker takes the word in a moment, or gives up.
+		// The revoker takes the word in a moment, or gives up. One that
+		// does neither was stopped (or its CPU taken away): nap, longer
+		// as it lasts, as biasedWait does, so that a revoker stopped for
+		// good does not cost us a third of a CPU in 100 µs naps.
 		var err error
-		if monoNow()-start < int64(time.Millisecond) {
+		switch waited := monoNow() - start; {
+		case waited < int64(time.Millisecond):
 			err = ctx.Err()
 			yield()
-		} else {
-			err = nap(ctx, 100*time.Microsecond) // a revoker that was stopped
+		case waited < int64(10*time.Millisecond):
+			err = nap(ctx, 100*time.Microsecond)
+		default:
+			err = nap(ctx, time.Millisecond)
 		}
 		if err != nil {
 			return false, err
