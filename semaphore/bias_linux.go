@@ -436,9 +436,9 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 // revokerGrace after that, until the revocation ends: the claim of a dead
 // revoker, answered or not, is undone at the first look that finds it
 // dead (about 50 µs; about 100 µs if it died with the word seized, whose
-// seizure the first undo only clears). With 2 buyers at a 20 µs turn, this and fresh took the
-// gaps of a waiting buyer from 30.7-32.8 µs to 26.6-28.7 µs (part 1 of
-// docs/runs/latency-handover.txt).
+// seizure the first undo only clears). With 2 buyers at a 20 µs turn,
+// this and fresh took the gaps of a waiting buyer from 30.7-32.8 µs to
+// 26.6-28.7 µs (part 1 of docs/runs/latency-handover.txt).
 func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 	m := h.m
 	start := monoNow()
