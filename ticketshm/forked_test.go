@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/ticketshm"
 )
@@ -69,12 +68,7 @@ func forkBuyerEntry(args []string) int {
 // ErrCorrupt.
 func TestSettleForkedBuyer(t *testing.T) {
 	ctx := context.Background()
-	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenOrCreate(ctx, name, 1000, ticketshm.LockFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	name := makeCounter(t, ticketshm.LockFree, 1000)
 	// The fork's parent dies: make this process its reaper.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Skip(err)

@@ -25,12 +25,7 @@ import (
 // it read when it began: the later buys made it report ErrCorrupt, and the
 // ticket in flight was dropped as never taken, and lost.)
 func TestSettleRace(t *testing.T) {
-	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenOrCreate(context.Background(), name, 1000, ticketshm.LockFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	name := makeCounter(t, ticketshm.LockFree, 1000)
 	dir := t.TempDir()
 	more, settle := filepath.Join(dir, "more"), filepath.Join(dir, "settle")
 	b := testproc.Start(t, "log-stages", name, "10", more, "5")
@@ -58,12 +53,7 @@ func TestSettleRace(t *testing.T) {
 // the reused slot made the log look live: the ticket stayed in flight, and
 // lost, for as long as the new process lived.)
 func TestDeadLogSlotReused(t *testing.T) {
-	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenOrCreate(context.Background(), name, 100, ticketshm.LockFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := newCounter(t, ticketshm.LockFree, 100)
 	more := filepath.Join(t.TempDir(), "more")
 	if err := os.WriteFile(more, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -87,12 +77,7 @@ func TestDeadLogSlotReused(t *testing.T) {
 // DoubleSold and not OK. (Before, it said OK.)
 func TestDoubleSaleAudit(t *testing.T) {
 	ctx := context.Background()
-	name := storeName(t, backend.ShmMutex)
-	c, err := ticketshm.OpenOrCreate(ctx, name, 10, ticketshm.Locked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := newCounter(t, ticketshm.Locked, 10)
 	for range 5 {
 		if _, err := c.Buy(ctx); err != nil {
 			t.Fatal(err)
@@ -223,12 +208,7 @@ func TestSlotChurn(t *testing.T) {
 // the fifth adversarial review lost one that way for good: Lost 1.)
 func TestDeadIntentClaimed(t *testing.T) {
 	ctx := context.Background()
-	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenOrCreate(ctx, name, 1000, ticketshm.LockFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := newCounter(t, ticketshm.LockFree, 1000)
 	d := testproc.Start(t, "intend", name)
 	var r int64
 	var dslot int

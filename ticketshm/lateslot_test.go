@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/shmtest"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
@@ -33,12 +32,7 @@ func TestAuditLateSlotRelease(t *testing.T) {
 
 func lateSlotRelease(t *testing.T, how string) {
 	ctx := context.Background()
-	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenOrCreate(ctx, name, 1000, ticketshm.LockFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := newCounter(t, ticketshm.LockFree, 1000)
 	b := testproc.Start(t, "log", name, "4", "none")
 	slot, _ := strconv.Atoi(strings.TrimSpace(b.ExpectPrefix("slot ")))
 	b.Expect("logged")
@@ -58,7 +52,10 @@ func lateSlotRelease(t *testing.T, how string) {
 			b.Wait()  // and its pid with its reaping
 		}
 	})
-	var a ticketshm.Audit
+	var (
+		a   ticketshm.Audit
+		err error
+	)
 	if how == "audit" {
 		a, err = c.Audit(ctx)
 	} else {

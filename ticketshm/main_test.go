@@ -43,6 +43,35 @@ func TestMain(m *testing.M) {
 
 var nameSeq atomic.Int64
 
+// newCounter makes a Counter of total tickets in mode on a fresh segment
+// (see storeName) and returns its name and a handle, closed when the test
+// ends.
+func newCounter(t testing.TB, mode ticketshm.Mode, total int64) (string, *ticketshm.Counter) {
+	t.Helper()
+	kind := backend.ShmMutex
+	if mode == ticketshm.LockFree {
+		kind = backend.ShmLockFree
+	}
+	name := storeName(t, kind)
+	c, err := ticketshm.OpenOrCreate(context.Background(), name, total, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return name, c
+}
+
+// makeCounter is newCounter with the handle closed at once: the counter
+// is left for other processes, and for the test's own opens.
+func makeCounter(t testing.TB, mode ticketshm.Mode, total int64) string {
+	t.Helper()
+	name, c := newCounter(t, mode, total)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
 // storeName is a fresh segment name or file path for the backend,
 // removed when the test ends.
 func storeName(t testing.TB, kind string) string {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/shmtest"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/shm"
@@ -22,12 +21,7 @@ import (
 // took the buyer for a live one, and Audit said Lost 1, InFlight 1.
 func TestDeathMidBuyAfterReap(t *testing.T) {
 	ctx := context.Background()
-	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenOrCreate(ctx, name, 10, ticketshm.LockFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	name, c := newCounter(t, ticketshm.LockFree, 10)
 	if n, err := c.Buy(ctx); n != 1 || err != nil {
 		t.Fatalf("first Buy = %d, %v", n, err)
 	}
@@ -77,12 +71,7 @@ func TestDeathMidBuyAfterReap(t *testing.T) {
 // wrote: 0, with the 4 left for the next Open or Audit.
 func TestRepairCountAfterReap(t *testing.T) {
 	ctx := context.Background()
-	name := storeName(t, backend.ShmLockFree)
-	c, err := ticketshm.OpenOrCreate(ctx, name, 1000, ticketshm.LockFree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	name := makeCounter(t, ticketshm.LockFree, 1000)
 	b := testproc.Start(t, "log", name, "4", "none")
 	b.ExpectPrefix("slot ")
 	b.Expect("logged")
