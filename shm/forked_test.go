@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -37,19 +36,12 @@ func forkWriterEntry(args []string) int {
 	v, _ := s.Uint64(0)
 	stop, _ := s.Uint64(8)
 	fmt.Println("slot", sl.Index, sl.Gen)
-	pid, err := testproc.ForkWithoutExec(func() {
+	return testproc.ForkAndPark(func() {
 		for i := 0; i < 30000 && stop.Load() == 0; i++ {
 			v.Add(1)
 			testproc.RawSleep(time.Millisecond)
 		}
 	})
-	if err != nil {
-		fmt.Println("error", err)
-		return 1
-	}
-	fmt.Println("forked", pid)
-	time.Sleep(time.Hour)
-	return 0
 }
 
 // TestAliveForkedHolder: a slot's claimer forks (no exec) and dies; its
@@ -74,10 +66,7 @@ func TestAliveForkedHolder(t *testing.T) {
 	stop, _ := s.Uint64(8)
 	p := testproc.Start(t, "fork-writer", name)
 	p.Expect("slot 1 1")
-	fpid, err := strconv.Atoi(p.ExpectPrefix("forked "))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fpid := p.Forked()
 	t.Cleanup(func() {
 		stop.Store(1)
 		unix.Kill(fpid, unix.SIGKILL)

@@ -42,19 +42,12 @@ func forkBuyerEntry(args []string) int {
 		}
 	}
 	fmt.Println("slot", c.Slot())
-	pid, err := testproc.ForkWithoutExec(func() {
+	return testproc.ForkAndPark(func() {
 		for range n {
 			b.Buy(ctx)
 			testproc.RawSleep(2 * time.Millisecond)
 		}
 	})
-	if err != nil {
-		fmt.Println("error", err)
-		return 1
-	}
-	fmt.Println("forked", pid)
-	time.Sleep(time.Hour)
-	return 0
 }
 
 // TestSettleForkedBuyer: a lock-free buyer forks (no exec) and dies; its
@@ -77,10 +70,7 @@ func TestSettleForkedBuyer(t *testing.T) {
 	const n = 100
 	p := testproc.Start(t, "fork-buyer", name, strconv.Itoa(n))
 	p.ExpectPrefix("slot ")
-	fpid, err := strconv.Atoi(p.ExpectPrefix("forked "))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fpid := p.Forked()
 	var ws unix.WaitStatus
 	reaped := false
 	defer func() {

@@ -3,6 +3,9 @@
 package testproc
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -30,6 +33,33 @@ func ForkWithoutExec(child func()) (int, error) {
 		unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 	}
 	return int(pid), nil
+}
+
+// ForkAndPark is a child entry's end: it runs child in a fork without
+// exec (ForkWithoutExec), says "forked <pid>" on stdout for the test
+// (Proc.Forked), and waits to be killed. It returns only if the fork
+// failed, with the entry's exit status.
+func ForkAndPark(child func()) int {
+	pid, err := ForkWithoutExec(child)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("forked", pid)
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// Forked waits for the "forked <pid>" line of a child that called
+// ForkAndPark and returns the fork's pid.
+func (p *Proc) Forked() int {
+	p.t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(p.ExpectPrefix("forked ")))
+	if err != nil {
+		p.t.Fatalf("forked: %v", err)
+	}
+	return pid
 }
 
 // RawSleep sleeps d with a raw nanosleep, for a fork's child (see
