@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -59,6 +60,25 @@ func checkedCS(holder, counter, bad interface {
 	if !holder.CompareAndSwap(pid, 0) {
 		bad.Add(1)
 	}
+}
+
+// lockedCS takes h through Lock (repairing after a dead owner: its mark
+// cleared, and counted in ownerDead unless that is nil), runs checkedCS
+// and unlocks.
+func lockedCS(h *BiasedMutex, holder, counter, bad, ownerDead *atomic.Int64, pid int64, spin int) error {
+	err := h.Lock()
+	if errors.Is(err, ErrOwnerDead) {
+		if ownerDead != nil {
+			ownerDead.Add(1)
+		}
+		holder.Store(0) // the repair: the dead owner's mark
+		err = h.Consistent()
+	}
+	if err != nil {
+		return err
+	}
+	checkedCS(holder, counter, bad, pid, spin)
+	return h.Unlock()
 }
 
 // enterLockEntry: args record, rounds (0: forever), then options
@@ -116,16 +136,7 @@ func enterLockEntry(args []string) int {
 			continue
 		}
 		slow++
-		err := h.Lock()
-		if errors.Is(err, ErrOwnerDead) {
-			holder.Store(0) // the repair: the dead owner's mark
-			err = h.Consistent()
-		}
-		if err != nil {
-			return fail(err)
-		}
-		checkedCS(holder, counter, bad, pid, spin)
-		if err := h.Unlock(); err != nil {
+		if err := lockedCS(h, holder, counter, bad, nil, pid, spin); err != nil {
 			return fail(err)
 		}
 	}
@@ -209,16 +220,7 @@ func enterReopenEntry(args []string) int {
 				}
 				continue
 			}
-			err := h.Lock()
-			if errors.Is(err, ErrOwnerDead) {
-				holder.Store(0)
-				err = h.Consistent()
-			}
-			if err != nil {
-				return fail(err)
-			}
-			checkedCS(holder, counter, bad, pid, 0)
-			if err := h.Unlock(); err != nil {
+			if err := lockedCS(h, holder, counter, bad, nil, pid, 0); err != nil {
 				return fail(err)
 			}
 		}

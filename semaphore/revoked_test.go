@@ -53,17 +53,7 @@ func rvHammerEntry(args []string) int {
 	pid := int64(os.Getpid())
 	fmt.Println("running")
 	for {
-		err := h.Lock()
-		if errors.Is(err, ErrOwnerDead) {
-			od.Add(1)
-			holder.Store(0)
-			err = h.Consistent()
-		}
-		if err != nil {
-			return fail(err)
-		}
-		checkedCS(holder, counter, bad, pid, 2)
-		if err := h.Unlock(); err != nil {
+		if err := lockedCS(h, holder, counter, bad, od, pid, 2); err != nil {
 			return fail(err)
 		}
 	}
