@@ -109,9 +109,14 @@ func runSpawn(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		what = "exec " + filepath.Base(path)
 		start = func() error {
-			cmd := exec.Command(path)
+			cmd := exec.CommandContext(ctx, path) // Ctrl-C stops a program that hangs
 			cmd.Stdout, cmd.Stderr = stderr, stderr
-			return cmd.Run()
+			if err := cmd.Run(); err != nil {
+				// Not wrapped: an *exec.ExitError has an exit code, and
+				// process.Main would exit with it silently.
+				return fmt.Errorf("bench spawn -exec %s: %v", path, err)
+			}
+			return nil
 		}
 	}
 	bar := newProgress(stderr, *n, "spawning")

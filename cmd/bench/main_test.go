@@ -218,6 +218,16 @@ func TestChaos(t *testing.T) {
 	}
 }
 
+// TestSpawnExecFails: a program that fails under spawn -exec is an error
+// that says so, not an exit code process.Main would pass on in silence.
+func TestSpawnExecFails(t *testing.T) {
+	_, _, err := runArgs(t, "spawn", "-n", "2", "-exec", "false")
+	var ec interface{ ExitCode() int }
+	if err == nil || errors.As(err, &ec) || !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("spawn -exec false: %v; want an error saying exit status 1, with no exit code to pass on", err)
+	}
+}
+
 func TestRecoverAndSpawn(t *testing.T) {
 	for _, args := range [][]string{{"recover", "-json", "-n", "5"}, {"spawn", "-json", "-n", "5"}, {"spawn", "-json", "-n", "5", "-exec", "true"}} {
 		stdout, _, err := runArgs(t, args...)
