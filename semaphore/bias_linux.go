@@ -446,15 +446,16 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 	revoker := -1  // the revoker we answered
 	for {
 		b := m.bias.Load()
+		now := monoNow()
 		switch {
 		case biasHolder(b) != m.a.slot.Index || biasVerdict(b) != 0:
-			m.lostTo, m.lostAt = revoker, monoNow()
+			m.lostTo, m.lostAt = revoker, now
 			return false, nil
 		case biasRevoker(b) < 0:
 			h.want = b // a revoker gave up and restored it
 			return true, nil
-		case monoNow()-asked >= int64(revokerGrace):
-			asked = monoNow()
+		case now-asked >= int64(revokerGrace):
+			asked = now
 			if !m.live(biasRevoker(b)) {
 				m.undoRevoke(b)
 				continue
@@ -467,7 +468,7 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 		// as it lasts, as biasedWait does, so that a revoker stopped for
 		// good does not cost us a third of a CPU in 100 µs naps.
 		var err error
-		switch waited := monoNow() - start; {
+		switch waited := now - start; {
 		case waited < int64(time.Millisecond):
 			err = ctx.Err()
 			yield()
