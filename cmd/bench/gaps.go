@@ -149,22 +149,6 @@ type GapBucket struct {
 	Count uint64 `json:"count"`
 }
 
-// meanWaitOver is the part of h's mean wait (ns) that its gaps from
-// bucket-lower-bound min up make, each taken at its bucket's middle.
-func meanWaitOver(h *gaphist.Hist, min uint64) float64 {
-	if h.Sum == 0 {
-		return 0
-	}
-	var sq float64
-	for i, n := range h.Bucket {
-		if n != 0 && gaphist.Lower(i) >= min {
-			mid := float64(gaphist.Lower(i)+gaphist.Upper(i)) / 2
-			sq += float64(n) * mid * mid
-		}
-	}
-	return sq / (2 * float64(h.Sum))
-}
-
 // buckets lists h's non-empty buckets.
 func buckets(h *gaphist.Hist) []GapBucket {
 	var bs []GapBucket
@@ -336,7 +320,7 @@ func (p *gapPool) result(kind string, procs int) GapResult {
 		Lost:           p.lost,
 		Hist:           buckets(h),
 	}
-	g.MeanWaitOver1msUs = meanWaitOver(h, uint64(time.Millisecond)) / 1e3
+	g.MeanWaitOver1msUs = h.MeanWaitFrom(uint64(time.Millisecond)) / 1e3
 	if isC(kind) {
 		g.ClockNs = cClockCost()
 	}

@@ -127,6 +127,23 @@ func (h *Hist) MeanWait() float64 {
 	return h.SumSq / (2 * float64(h.Sum))
 }
 
+// MeanWaitFrom is the part of MeanWait that the gaps of the buckets whose
+// lower bound is min or more make (ns), each gap taken at its bucket's middle, within 6%: how
+// much of the wait long gaps make, say the machine's stalls.
+func (h *Hist) MeanWaitFrom(min uint64) float64 {
+	if h.Sum == 0 {
+		return 0
+	}
+	var sq float64
+	for i, n := range h.Bucket {
+		if n != 0 && Lower(i) >= min {
+			mid := float64(Lower(i)+Upper(i)) / 2
+			sq += float64(n) * mid * mid
+		}
+	}
+	return sq / (2 * float64(h.Sum))
+}
+
 // ShareOver is the share of the time spent in gaps longer than
 // OverThreshold.
 func (h *Hist) ShareOver() float64 {

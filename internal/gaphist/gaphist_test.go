@@ -46,6 +46,18 @@ func TestStats(t *testing.T) {
 	if w := h.MeanWait(); math.Abs(w-250_000) > 1000 {
 		t.Errorf("mean wait %.0f ns, want about 250 000", w)
 	}
+	// All of it is the long gap's: from the buckets of 0.9 ms up (the
+	// gap's bucket starts at 983 040 ns; its middle is within 6%),
+	// nothing from 2 ms, and every gap from 0.
+	if w := h.MeanWaitFrom(900_000); math.Abs(w-250_000) > 0.07*250_000 {
+		t.Errorf("mean wait from gaps of 0.9 ms up %.0f ns, want about 250 000", w)
+	}
+	if w := h.MeanWaitFrom(2_000_000); w != 0 {
+		t.Errorf("mean wait from gaps of 2 ms up %.0f ns, want 0", w)
+	}
+	if w := h.MeanWaitFrom(0); math.Abs(w-h.MeanWait()) > 0.07*h.MeanWait() {
+		t.Errorf("mean wait from every gap %.0f ns, MeanWait %.0f", w, h.MeanWait())
+	}
 	if h.Max != 1_000_000 || !h.Valid() {
 		t.Errorf("max %d, valid %v", h.Max, h.Valid())
 	}
