@@ -43,12 +43,9 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("process: %s (pid %d) exited with status %d", e.Name, e.Pid, e.Code)
 }
 
-// exitCoder is an error that asks Main for a particular exit status.
-type exitCoder interface {
-	error
-	ExitCode() int
-}
-
+// exitStatus is Exit's error. Main honours this type only, not any error
+// with an ExitCode method: an *exec.ExitError that a run function passes
+// on must be printed, not turned into a silent exit.
 type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }

@@ -157,12 +157,12 @@ func runChild(c childSpec) int {
 // finish reaps children as Python does at exit and turns err into a status.
 func finish(err error) int {
 	shutdown()
-	var ec exitCoder
+	var es exitStatus
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ec):
-		return ec.ExitCode()
+	case errors.As(err, &es):
+		return es.ExitCode()
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", self.Name, err)
 	return 1

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 )
 
 // Elsewhere than Linux, Start fails with errors.ErrUnsupported and Main
@@ -69,3 +70,6 @@ func (p *Process) Interrupt() error                     { return ErrNotStarted }
 func (p *Process) String() string                       { return "<Process name='" + p.Name + "' initial>" }
 
 func KeepWarm(n int) error { return errors.ErrUnsupported }
+
+// StartCommand fails with errors.ErrUnsupported: Pdeathsig is Linux's.
+func StartCommand(cmd *exec.Cmd) error { return errors.ErrUnsupported }

@@ -403,6 +403,23 @@ func spawn(cmd *exec.Cmd, daemon bool) error {
 	return <-errc
 }
 
+// StartCommand starts cmd, an external program, so that it dies with
+// this process: the kernel sends it cmd.SysProcAttr.Pdeathsig (SIGKILL if
+// unset) when this process dies, however it dies, as a daemon child gets.
+// Setting Pdeathsig on an exec.Cmd alone is not enough in Go: the signal
+// comes when the OS thread that started the program exits, and Go retires
+// threads when it likes (Go issue 27505); StartCommand starts cmd from a
+// thread that lives as long as the process. Wait for cmd as usual.
+func StartCommand(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	if cmd.SysProcAttr.Pdeathsig == 0 {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	return spawn(cmd, true)
+}
+
 // SetSubreaper makes this process the reaper of its orphaned descendants
 // (PR_SET_CHILD_SUBREAPER): a grandchild whose parent dies is reparented
 // here instead of to init. Reap each with ReapOrphan.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,35 @@ func init() {
 		fmt.Println("pids", d.Pid(), n.Pid())
 		time.Sleep(time.Hour)
 		return nil
+	})
+	Register("command-forever", func([]string) error {
+		runtime.LockOSThread() // keep the main thread here, so that the goroutine below runs on another
+		pid, tid := make(chan int), make(chan int, 1)
+		go func() {
+			// Start from a thread that then ends (a goroutine that
+			// exits locked takes its thread with it): a Pdeathsig tied
+			// to this thread would kill the command now.
+			runtime.LockOSThread()
+			tid <- syscall.Gettid()
+			cmd := exec.Command("sleep", "3600")
+			if err := StartCommand(cmd); err != nil {
+				panic(err)
+			}
+			go cmd.Wait()
+			pid <- cmd.Process.Pid
+		}()
+		p, gone := <-pid, fmt.Sprintf("/proc/self/task/%d", <-tid)
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if _, err := os.Stat(gone); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+		}
+		fmt.Println("pid", p)
+		time.Sleep(time.Hour)
+		return nil
+	})
+	Register("fail-exec", func([]string) error {
+		return fmt.Errorf("ran false: %w", exec.Command("false").Run())
 	})
 	Register("touch-after", func(args []string) error {
 		secs, _ := strconv.ParseFloat(args[1], 64)
@@ -371,6 +401,45 @@ func TestParentKilled(t *testing.T) {
 	syscall.Kill(orphan, syscall.SIGKILL)
 	if code, err := ReapOrphan(orphan); err != nil || code != -9 {
 		t.Fatalf("orphan: status %d, %v", code, err)
+	}
+}
+
+// TestExitErrorPrinted: an entry that passes on a program's failure (an
+// *exec.ExitError, which has an ExitCode method too) exits 1 and says so;
+// only Exit's status is silent.
+func TestExitErrorPrinted(t *testing.T) {
+	var stderr strings.Builder
+	p := start(t, &Process{Entry: "fail-exec", Stderr: &stderr})
+	p.Join(context.Background())
+	if code, _ := p.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "ran false: exit status 1") {
+		t.Fatalf("exit code %d, stderr %q; want 1 and the error", code, stderr.String())
+	}
+}
+
+// TestStartCommand: an external program started with StartCommand lives
+// on after the thread that started it ends, and dies with its parent.
+func TestStartCommand(t *testing.T) {
+	if err := SetSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	out := newLines()
+	p := start(t, &Process{Entry: "command-forever", Stdout: out})
+	var pid int
+	fmt.Sscanf(out.wait(t, "pid"), "pid %d", &pid)
+	// The child said so once the thread that started the command was gone.
+	if !alive(pid) {
+		t.Fatal("the command died while its parent lives")
+	}
+	p.Kill()
+	p.Join(context.Background())
+	code, err := ReapOrphan(pid)
+	switch {
+	case errors.Is(err, syscall.ECHILD):
+		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", pid)); !errors.Is(serr, fs.ErrNotExist) {
+			t.Fatalf("command %d is not our child and still exists: %v", pid, serr)
+		}
+	case err != nil || code != -9:
+		t.Fatalf("command: status %d, %v; want killed by SIGKILL with its parent", code, err)
 	}
 }
 

@@ -2,7 +2,7 @@
 
 package semaphore
 
-import "github.com/shmkit/shmkit/internal/crobust"
+import "github.com/shmkit/shmkit/internal/cyard/crobust"
 
 const haveCgo = true
 

@@ -20,6 +20,8 @@ import (
 //	offset size    field
 //	     0    8    buyers ready, int64
 //	     8    8    go: 0 wait, 1 start buying, int64
+//	    16    8    producers done (bench queue), int64
+//	    24    8    CLOCK_MONOTONIC (ns) when the waiter got the lock (bench recover), int64
 //	64+64i   8     tickets bought by buyer i, int64
 //	72+64i   8     torn reads seen by buyer i, int64
 //	80+64i   8     1 once buyer i has stored its results, int64
@@ -85,6 +87,7 @@ func (c *control) word(off int) *atomic.Int64 {
 
 func (c *control) ready() *atomic.Int64 { return c.word(0) }
 func (c *control) start() *atomic.Int64 { return c.word(8) }
+func (c *control) took() *atomic.Int64  { return c.word(24) }
 
 func (c *control) slot(i int) (bought, torn, done, broken *atomic.Int64) {
 	if i < 0 || i >= maxBuyers {

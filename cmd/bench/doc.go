@@ -1,8 +1,8 @@
 // Command bench sells tickets from many processes through each of shmkit's
 // ticket stores and shows, side by side, what the course notes' JSON file
 // behind flock costs against shared memory with a robust futex lock and
-// with a lock-free counter, with glibc's robust pthread mutex (through cgo)
-// next to them.
+// with a lock-free counter, with glibc's robust pthread mutex next to them
+// (in C, in a program of its own: see C yardsticks below).
 //
 //	go run ./cmd/bench                     # the default comparison, a table
 //	go run ./cmd/bench -json               # one JSON object per run on stdout
@@ -22,8 +22,8 @@
 // bench queue moves -msgs messages (default 2 million, 64 bytes) from P
 // producer processes to C consumer processes (-pairs 1x1,4x4) through each
 // transport: shm-queue (package queue, 1024 cells), c-ring (Vyukov's
-// bounded MPMC ring with a sequence number per cell, in C through cgo,
-// spinning, 1024 cells: the limit of the algorithm, with nothing for a
+// bounded MPMC ring with a sequence number per cell, in C, spinning, 1024
+// cells: the limit of the algorithm, with nothing for a
 // dead process), pipe (one os.Pipe shared by all, a message per write;
 // -batch N writes up to PIPE_BUF bytes at once) and unix (an AF_UNIX
 // SOCK_SEQPACKET socket pair, a message per send). Every message carries
@@ -76,9 +76,22 @@
 // (ticketshm.Counter, LockFree), json-flock and json-nolock
 // (ticketshm/jsonfile), redis (ticketshm/redisstore, on -redis ADDR or on a
 // redis-server the harness starts on a free loopback port; in the default
-// set when redis-server is installed), and, when built with cgo, c-robust
-// (glibc's robust process-shared pthread mutex around a counter, the loop
-// in C) and c-cas (a C compare-and-swap loop: no lock at all, the ceiling).
+// set when redis-server is installed), and, when there is a C compiler,
+// c-robust (glibc's robust process-shared pthread mutex around a counter,
+// the loop in C) and c-cas (a C compare-and-swap loop: no lock at all, the
+// ceiling).
+//
+// # C yardsticks
+//
+// The C rows (c-robust, c-cas, c-ring) run internal/cyard's yard, a C
+// program the harness compiles on first use with cc, gcc or $CC and keeps
+// in the user's cache directory (named by a hash of its source and
+// compiler, so a change builds afresh). A C buyer is a buyer process that
+// runs yard for its loop; yard waits on the same start barrier, so the
+// clock is the same. The bench binary itself links no C: linked in through
+// cgo, C made every process it starts slower to start, the shm buyers
+// included (lesson 1, docs/runs/startcost.txt). Without a C compiler the
+// default runs leave the C rows out and say so.
 //
 // # Profile
 //

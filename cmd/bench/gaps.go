@@ -181,6 +181,9 @@ func runLatencyGaps(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	if err := prepareC(ctx, kinds, isSet(fs, "backends"), stderr); err != nil {
+		return err
+	}
 	procs, err := parseProcs(fs, *procsFlag)
 	if err != nil {
 		return err
@@ -244,7 +247,10 @@ func setTurnFromEnv() {
 // yardsticks (the JSON stores' gaps are their file system's).
 func latencyBackends() []string {
 	out := []string{"shm-mutex", "shm-lockfree"}
-	return append(out, cBackends...)
+	if haveC() {
+		out = append(out, cBackends...)
+	}
+	return out
 }
 
 // gapPool gathers one backend's rounds at one process count.

@@ -80,6 +80,9 @@ func TestInterrupt(t *testing.T) {
 		{"shm-lockfree,json-flock", syscall.SIGINT, false},
 		{"shm-mutex,json-flock", syscall.SIGTERM, false},
 	}
+	if haveC() { // the buyers run yard, which must go too
+		cases = append(cases, tc{"c-robust,shm-mutex", syscall.SIGINT, true}, tc{"c-robust,json-flock", syscall.SIGTERM, false})
+	}
 	if haveRedisServer() {
 		cases = append(cases, tc{"redis,shm-mutex", syscall.SIGINT, true}, tc{"redis,json-flock", syscall.SIGTERM, false})
 	} else if os.Getenv("SHMKIT_REQUIRE_REDIS") != "" {
@@ -104,20 +107,22 @@ func TestInterrupt(t *testing.T) {
 			defer syscall.Kill(-pid, syscall.SIGKILL)
 
 			// Wait until the buyers run: two children that are not a
-			// redis-server, and the run's segment in /dev/shm.
-			var buyers []int
+			// redis-server, and the run's segment in /dev/shm; for
+			// c-robust, each running yard.
+			var buyers, yards []int
 			for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("the sale did not start; stderr: %s", stderr.String())
 				}
-				buyers = buyers[:0]
+				buyers, yards = buyers[:0], yards[:0]
 				for _, c := range childrenOf(pid) {
 					if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c)); !strings.HasPrefix(string(comm), "redis") {
 						buyers = append(buyers, c)
+						yards = append(yards, childrenOf(c)...)
 					}
 				}
 				segs, _ := filepath.Glob(fmt.Sprintf("/dev/shm/shmkit.bench.%d.*", pid))
-				if len(buyers) == 2 && len(segs) > 0 {
+				if len(buyers) == 2 && len(segs) > 0 && (!strings.HasPrefix(c.backends, "c-") || len(yards) == 2) {
 					break
 				}
 			}
@@ -151,6 +156,20 @@ func TestInterrupt(t *testing.T) {
 				if _, err := os.Stat(fmt.Sprintf("/proc/%d", c)); err == nil {
 					comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c))
 					t.Errorf("child %d (%s) outlived the harness", c, strings.TrimSpace(string(comm)))
+				}
+			}
+			// A buyer's yard gets its SIGKILL as the buyer dies
+			// (Pdeathsig), and init reaps it: wait for that to land.
+			for _, y := range yards {
+				for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+					st, err := testproc.Stat(y)
+					if err != nil || st.State == 'Z' {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Errorf("yard %d outlived its buyer", y)
+						break
+					}
 				}
 			}
 		})

@@ -24,6 +24,7 @@ import (
 func init() {
 	process.Register("noop", func([]string) error { return nil })
 	process.Register("holder", holderEntry)
+	process.Register("waiter", waiterEntry)
 }
 
 // Latency is the JSON of bench recover and bench spawn.
@@ -147,7 +148,7 @@ func holderEntry(args []string) error {
 	if err != nil {
 		return err
 	}
-	if args[0] == cRobustName {
+	if args[0] == cRobust {
 		return holdC(args[1], ctl)
 	}
 	m, err := semaphore.OpenMutex(context.Background(), args[1])
@@ -169,9 +170,6 @@ func holderEntry(args []string) error {
 	}
 }
 
-// cRobustName is c-robust's name whether or not cgo is on.
-const cRobustName = "c-robust"
-
 func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench recover", "bench recover [-n N] [-json]", stderr)
 	n := fs.Int("n", 200, "owner deaths to recover from, per lock")
@@ -188,8 +186,8 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer ctl.remove()
 	locks := []string{"shm-mutex"}
-	if isC(cRobustName) {
-		locks = append(locks, cRobustName)
+	if haveC() {
+		locks = append(locks, cRobust)
 	}
 	var rs []*recoverer
 	defer func() {
@@ -198,7 +196,7 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}()
 	for _, lock := range locks {
-		r, err := newRecoverer(ctx, lock)
+		r, err := newRecoverer(ctx, lock, ctl)
 		if err != nil {
 			return err
 		}
@@ -259,26 +257,35 @@ func firstShares(a, b []time.Duration) (float64, float64) {
 
 // A recoverer times owner deaths of one lock: shm-mutex or c-robust.
 type recoverer struct {
-	lock    string
-	store   string
-	word    *atomic.Uint32 // the futex word: bit 31 is set once a waiter sleeps
-	takeRaw func() error   // the waiter: lock, expecting the owner's death
-	close   func()
+	lock  string
+	store string
+	word  *atomic.Uint32 // the futex word: bit 31 is set once a waiter sleeps
+	// take is the waiter, a process of its own for either lock: it
+	// locks, expecting the owner's death, repairs and unlocks, and
+	// returns when the lock came (CLOCK_MONOTONIC ns).
+	take  func() (took int64, err error)
+	close func()
 }
 
-func newRecoverer(ctx context.Context, lock string) (*recoverer, error) {
+func newRecoverer(ctx context.Context, lock string, ctl *control) (*recoverer, error) {
 	r := &recoverer{lock: lock}
-	if lock == cRobustName {
+	if lock == cRobust {
 		store, err := createC(lock, 0)
 		if err != nil {
 			return nil, err
 		}
-		seg, take, err := openCWaiter(store)
+		seg, err := openC(store)
+		if err == nil {
+			r.take, err = cWaiter(ctx, store)
+		}
 		if err != nil {
+			if seg != nil {
+				seg.Close()
+			}
 			removeC(store)
 			return nil, err
 		}
-		r.store, r.word, r.takeRaw = store, wordAt(seg), take
+		r.store, r.word = store, wordAt(seg)
 		r.close = func() { seg.Close(); removeC(store) }
 		return r, nil
 	}
@@ -288,26 +295,58 @@ func newRecoverer(ctx context.Context, lock string) (*recoverer, error) {
 		return nil, err
 	}
 	r.word = wordAt(m.Segment())
-	r.takeRaw = func() error {
-		err := m.Lock()
-		if !errors.Is(err, semaphore.ErrOwnerDead) {
-			if err == nil {
-				m.Unlock()
-				return errors.New("bench recover: the lock came without ErrOwnerDead")
-			}
-			return err
+	r.take = func() (int64, error) {
+		w := &process.Process{Entry: "waiter", Args: []string{r.store, ctl.name()}, Daemon: true}
+		if err := w.Start(); err != nil {
+			return 0, err
 		}
-		if err := m.Consistent(); err != nil {
-			return err
+		if err := w.Join(ctx); err != nil {
+			return 0, err
 		}
-		return m.Unlock()
+		return ctl.took().Load(), nil
 	}
 	r.close = func() { m.Close(); shm.Remove(r.store) }
 	return r, nil
 }
 
+// waiterEntry: args store, control. The waiter of bench recover for
+// shm-mutex, a process of its own as yard's is for c-robust: it locks the
+// Mutex store expecting its owner's death, notes when the lock came in
+// the control segment, repairs and unlocks.
+func waiterEntry(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("waiter: want store, control; got %q", args)
+	}
+	ctl, err := openControl(args[1])
+	if err != nil {
+		return err
+	}
+	m, err := semaphore.OpenMutex(context.Background(), args[0])
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	err = m.Lock()
+	took := monoNow()
+	if !errors.Is(err, semaphore.ErrOwnerDead) {
+		if err == nil {
+			m.Unlock()
+			return errors.New("bench recover: the lock came without ErrOwnerDead")
+		}
+		return err
+	}
+	if err := m.Consistent(); err != nil {
+		return err
+	}
+	if err := m.Unlock(); err != nil {
+		return err
+	}
+	ctl.took().Store(took)
+	return nil
+}
+
 // once measures one time from the SIGKILL of the lock's owner to the
-// return of a waiter that was asleep on it, with the owner's death
+// moment a waiter that was asleep on it got it, with the owner's death
 // reported (ErrOwnerDead, EOWNERDEAD).
 func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, error) {
 	p := &process.Process{Entry: "holder", Args: []string{r.lock, r.store, ctl.name()}, Daemon: true}
@@ -317,10 +356,10 @@ func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, erro
 		return 0, fmt.Errorf("bench recover: holder died before taking the lock: %w", p.Join(ctx))
 	}
 	done := make(chan error, 1)
-	var took time.Time
+	var took int64
 	go func() {
-		err := r.takeRaw()
-		took = time.Now()
+		var err error
+		took, err = r.take()
 		done <- err
 	}()
 	// Wait until the waiter sleeps on the futex (it sets the waiters
@@ -339,14 +378,14 @@ func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, erro
 		}
 	}
 	time.Sleep(time.Millisecond)
-	killed := time.Now()
+	killed := monoNow()
 	p.Kill()
 	if err := <-done; err != nil {
 		p.Join(ctx)
 		return 0, err
 	}
 	p.Join(ctx) // reaps it; the error says it was killed, as it was
-	return took.Sub(killed), nil
+	return time.Duration(took - killed), nil
 }
 
 // wordAt is the 32-bit futex word at the start of a segment's data: a

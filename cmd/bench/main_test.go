@@ -320,13 +320,13 @@ func TestRecoverWaiterFailsEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ctl.remove()
-	r, err := newRecoverer(t.Context(), "shm-mutex")
+	r, err := newRecoverer(t.Context(), "shm-mutex", ctl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.close()
 	boom := errors.New("boom")
-	r.takeRaw = func() error { return boom }
+	r.take = func() (int64, error) { return 0, boom }
 	if _, err := r.once(t.Context(), ctl); !errors.Is(err, boom) {
 		t.Fatalf("once = %v, want the waiter's error", err)
 	}
@@ -336,13 +336,14 @@ func TestRecoverWaiterFailsEarly(t *testing.T) {
 // process count, with the fields scripts rely on, and numbers that hang
 // together.
 func TestLatencyGaps(t *testing.T) {
-	stdout, _, err := runArgs(t, "latency", "-json", "-backends", "shm-mutex,shm-lockfree", "-procs", "1,2", "-tickets", "200000")
+	kinds := latencyBackends() // the C ones too, when there is a compiler: yard's histograms
+	stdout, _, err := runArgs(t, "latency", "-json", "-backends", strings.Join(kinds, ","), "-procs", "1,2", "-tickets", "200000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("%d lines, want 4:\n%s", len(lines), stdout)
+	if len(lines) != 2*len(kinds) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), 2*len(kinds), stdout)
 	}
 	for _, line := range lines {
 		var obj map[string]any
@@ -373,6 +374,26 @@ func TestLatencyGaps(t *testing.T) {
 		if n != g.Gaps || len(g.Hist) == 0 || g.GapMaxns < g.Hist[len(g.Hist)-1].LoNs || g.GapMaxns >= g.Hist[len(g.Hist)-1].HiNs {
 			t.Errorf("histogram of %d gaps for %d, longest %d ns: %+v", n, g.Gaps, g.GapMaxns, g.Hist)
 		}
+	}
+}
+
+// TestNoCompiler: without a C compiler the default runs leave the C
+// yardsticks out and say so; the rest runs.
+func TestNoCompiler(t *testing.T) {
+	t.Setenv("CC", "")
+	t.Setenv("PATH", t.TempDir()) // no cc, no gcc, no redis-server
+	if haveC() || slices.ContainsFunc(defaultBackends(""), isC) || slices.Contains(latencyBackends(), cRobust) || slices.Contains(queueBackends(), qCRing) {
+		t.Fatal("C yardsticks offered without a compiler")
+	}
+	stdout, stderr, err := runArgs(t, "-json", "-procs", "1", "-tickets", "2000", "-rounds", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "no C compiler") || strings.Contains(stdout, `"c-`) {
+		t.Fatalf("stdout %q, stderr %q; want no C rows and a word on why", stdout, stderr)
+	}
+	if n := strings.Count(stdout, "\n"); n != len(backend.Names) {
+		t.Fatalf("%d rows, want %d:\n%s", n, len(backend.Names), stdout)
 	}
 }
 

@@ -138,8 +138,8 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	kinds := strings.Split(*backends, ",")
 	for _, k := range kinds {
-		if !slices.Contains(queueBackends(), k) {
-			return usageError(fs, "unknown backend %q (have %s)", k, strings.Join(queueBackends(), ", "))
+		if !slices.Contains(queueKinds, k) {
+			return usageError(fs, "unknown backend %q (have %s)", k, strings.Join(queueKinds, ", "))
 		}
 	}
 	var shapes [][2]int
@@ -157,6 +157,9 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *msgs < 1 || *rounds < 1 {
 		return usageError(fs, "-msgs and -rounds: want at least 1")
+	}
+	if err := prepareC(ctx, kinds, isSet(fs, "backends"), stderr); err != nil {
+		return err
 	}
 	if !*asJSON {
 		fmt.Fprintf(stdout, "%-10s %5s %5s %6s %12s %8s %5s %5s %5s\n", "backend", "prod", "cons", "size", "msgs/s", "seconds", "lost", "dup", "torn")
@@ -436,7 +439,7 @@ func qConsumerEntry(args []string) error {
 	}
 	switch a.kind {
 	case qCRing:
-		got, dup, torn, err = consumeCRing(a, bits)
+		got, dup, torn, err = consumeCRing(a)
 		if err != nil {
 			return err
 		}

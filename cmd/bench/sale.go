@@ -56,14 +56,17 @@ func buyerEntry(args []string) error {
 		defer gaps.close()
 		h = new(gaphist.Hist)
 	}
-	sellAll, closeStore, err := openSale(context.Background(), kind, store, tickets, h)
+	sellAll, closeStore, err := openSale(context.Background(), kind, store, tickets, h, ctl)
 	if err != nil {
 		return err
 	}
 	ctl.ready().Add(1)
 	ctl.waitStart()
-	n, t, err := sellAll()
-	ctl.finished(i).Store(monoNow())
+	n, t, stopped, err := sellAll()
+	if stopped == 0 {
+		stopped = monoNow()
+	}
+	ctl.finished(i).Store(stopped)
 	closeStore()
 	if gaps != nil {
 		gaps.store(i, h)

@@ -19,19 +19,24 @@ import (
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
 )
 
-// backends lists every backend this build can run, in table order: the
-// ticketshm stores, the C yardsticks when cgo is on, and Redis.
+// backends lists every backend the bench knows, in table order: the
+// ticketshm stores, the C yardsticks, and Redis.
 func backends() []string {
 	return append(append(slices.Clone(backend.Names), cBackends...), backend.Redis)
 }
 
 // defaultBackends are those the default command runs: all but Redis when
-// there is no redis-server to start (nor -redis to use).
+// there is no redis-server to start (nor -redis to use), and all but the
+// C yardsticks when there is no C compiler to build them with.
 func defaultBackends(redisAddr string) []string {
+	out := backends()
 	if redisAddr == "" && !haveRedisServer() {
-		return slices.DeleteFunc(backends(), backend.IsRedis)
+		out = slices.DeleteFunc(out, backend.IsRedis)
 	}
-	return backends()
+	if !haveC() {
+		out = slices.DeleteFunc(out, isC)
+	}
+	return out
 }
 
 func known(kind string) bool { return slices.Contains(backends(), kind) }
@@ -94,28 +99,37 @@ func removeStore(kind, name string) error {
 }
 
 // openSale opens kind's store name for a buyer and returns its loop, which
-// buys until sold out and returns the tickets bought and, for the unlocked
-// JSON store, the torn reads it survived; and a func that closes the
+// buys until sold out and returns the tickets bought, for the unlocked
+// JSON store the torn reads it survived, and when it stopped buying
+// (CLOCK_MONOTONIC ns; 0: when it returned); and a func that closes the
 // store. A store that can fault in its shared pages ahead of use (a shm
 // Counter: a ledger byte per ticket) does so here, so the sale measures
 // the lock, not the first touch of each page. With h, the loop records
-// the gap between consecutive buys in it (bench latency).
-func openSale(ctx context.Context, kind, name string, tickets int64, h *gaphist.Hist) (sell func() (bought, torn int64, err error), closeStore func(), err error) {
+// the gap between consecutive buys in it (bench latency). A C yardstick
+// runs in yard, which waits on ctl's barrier itself.
+func openSale(ctx context.Context, kind, name string, tickets int64, h *gaphist.Hist, ctl *control) (sell func() (bought, torn, stopped int64, err error), closeStore func(), err error) {
 	if isC(kind) {
-		sell = func() (int64, int64, error) {
-			n, err := sellC(kind, name, tickets, h)
-			return n, 0, err
+		sellC, err := sellC(ctx, kind, name, tickets, h, ctl)
+		if err != nil {
+			return nil, nil, err
 		}
-		return sell, func() {}, nil
+		return func() (int64, int64, int64, error) {
+			n, stopped, err := sellC()
+			return n, 0, stopped, err
+		}, func() {}, nil
 	}
 	st, closeAll, err := backend.OpenBuyer(ctx, kind, name, true)
 	if err != nil {
 		return nil, nil, err
 	}
+	loop := func() (int64, int64, error) { return sellAll(ctx, st) }
 	if h != nil {
-		return func() (int64, int64, error) { return sellTimed(ctx, st, h) }, func() { closeAll() }, nil
+		loop = func() (int64, int64, error) { return sellTimed(ctx, st, h) }
 	}
-	return func() (int64, int64, error) { return sellAll(ctx, st) }, func() { closeAll() }, nil
+	return func() (int64, int64, int64, error) {
+		n, t, err := loop()
+		return n, t, 0, err
+	}, func() { closeAll() }, nil
 }
 
 // sellAll is a buyer's loop over an open store.

@@ -32,6 +32,7 @@ type throughputFlags struct {
 	json     bool
 	out      string
 	redis    string // -redis: an existing server; "" starts one if needed
+	chosen   bool   // -backends given: nothing left out silently
 }
 
 func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
@@ -55,7 +56,7 @@ func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
 	}
 	list := strings.Join(defaultBackends(f.redis), ",")
 	if *backendList != "" {
-		list = *backendList
+		list, f.chosen = *backendList, true
 	}
 	var err error
 	if f.backends, err = parseBackends(fs, list); err != nil {
@@ -108,6 +109,9 @@ func parseProcs(fs *flag.FlagSet, list string) ([]int, error) {
 func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, err := parseThroughput(args, stderr)
 	if err != nil {
+		return err
+	}
+	if err := prepareC(ctx, f.backends, f.chosen, stderr); err != nil {
 		return err
 	}
 	if slices.Contains(f.backends, backend.Redis) {
