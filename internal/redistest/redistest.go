@@ -156,6 +156,17 @@ func (s *Server) Kill() {
 	<-done
 }
 
+// Pid returns the server's process id, for tests that signal it (0 if
+// it never started).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Restart starts the server again on the same port and directory (a
 // durable server replays its append-only file).
 func (s *Server) Restart() error {
