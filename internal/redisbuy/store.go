@@ -2,10 +2,11 @@ package redisbuy
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,9 +96,7 @@ func New(ctx context.Context, c Client, key, buyer string) (*Store, error) {
 	if buyer == "" || strings.ContainsAny(buyer, " \r\n") {
 		return nil, fmt.Errorf("redisstore: buyer id %q: want a non-empty word", buyer)
 	}
-	var id [12]byte
-	rand.Read(id[:]) // never fails (crypto/rand's contract since Go 1.24)
-	s := &Store{c: c, key: key, buyer: buyer, id: hex.EncodeToString(id[:]), retry: DefaultRetry}
+	s := &Store{c: c, key: key, buyer: buyer, id: storeID(), retry: DefaultRetry}
 	if _, err := s.Remaining(ctx); err != nil {
 		return nil, err
 	}
@@ -105,6 +104,21 @@ func New(ctx context.Context, c Client, key, buyer string) (*Store, error) {
 		return nil, wrap(c, key, err)
 	}
 	return s, nil
+}
+
+// storeID returns a new Store's id: 96 random bits, in hex. It must be
+// unique among the Stores that ever buy from one counter (a retried
+// purchase is recognised by it), not secret, so it comes from
+// math/rand/v2, whose generator the runtime seeds from the kernel's
+// randomness in every process, rather than crypto/rand: that package
+// made each of the bench's buyer processes start 40-100 µs slower
+// (bench spawn, p50 of 300, three runs each way: 1642, 1702, 1639 µs
+// against 1604, 1596, 1603).
+func storeID() string {
+	var id [12]byte
+	binary.LittleEndian.PutUint64(id[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(id[8:], rand.Uint32())
+	return hex.EncodeToString(id[:])
 }
 
 // SetRetry sets how long Buy retries a purchase when its context has no
