@@ -27,7 +27,9 @@ import (
 // server starts a redis-server for the test. Without the binary the test
 // is skipped, except where SHMKIT_REQUIRE_REDIS is set (CI), where it
 // fails.
-func server(t *testing.T) *redistest.Server {
+func server(t *testing.T) *redistest.Server { return benchServer(t) }
+
+func benchServer(t testing.TB) *redistest.Server {
 	t.Helper()
 	s, err := redistest.Start(filepath.Join(t.TempDir(), "redis"), false)
 	if errors.Is(err, redistest.ErrNoServer) && os.Getenv("SHMKIT_REQUIRE_REDIS") == "" {
