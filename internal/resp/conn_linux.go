@@ -105,7 +105,7 @@ func dial(ctx context.Context, addr string, ap netip.AddrPort) (*Conn, error) {
 		f.Close()
 		return nil, fmt.Errorf("resp: dial %s: %w", addr, os.NewSyscallError("connect", cerr))
 	}
-	c := &Conn{addr: addr, f: f}
+	c := &Conn{addr: addr, f: f, stale: true} // the first call sets the deadlines, whatever the connect left
 	c.rd = NewReader(f)
 	return c, nil
 }
@@ -164,8 +164,10 @@ func waitConnected(ctx context.Context, f *os.File) error {
 			return true
 		}
 	})
-	stop()
-	if err != nil {
+	interrupted := stop()
+	if err != nil || interrupted && serr == nil {
+		// Even a connect that completed as ctx ended is given up: the
+		// cancellation has moved the socket's deadlines into the past.
 		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("connect: %w", ctxErr(ctx))
 		}
