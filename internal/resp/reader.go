@@ -40,9 +40,10 @@ const (
 
 // Reader reads RESP2 replies from a stream, within bounds. It never
 // allocates much more than the bytes it has read (a length header alone
-// reserves nothing past bulkChunk), and a malformed or oversized reply
+// reserves at most 64 KiB), and a malformed or oversized reply
 // is an error wrapping ErrProtocol, never a panic. A Reader is not safe
-// for concurrent use; set its fields before the first read.
+// for concurrent use; set its fields before the first read. Make one with
+// NewReader: the zero Reader has no stream.
 type Reader struct {
 	MaxBulk  int // longest bulk string; zero: DefaultMaxBulk
 	MaxArray int // most elements of one array; zero: DefaultMaxArray
