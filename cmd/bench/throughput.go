@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,7 +37,7 @@ type throughputFlags struct {
 func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
 	fs := newFlags("bench", "bench [-backends a,b] [-procs 1,2,4,8] [-tickets N] [-rounds R] [-json] [-out DIR] [-redis ADDR]\n       bench chaos|recover|spawn -h", stderr)
 	backendList := fs.String("backends", "", "backends to compare, comma-separated (known: "+strings.Join(backends(), ", ")+"; default: all, redis only if redis-server is installed or -redis is given)")
-	redisFlag := fs.String("redis", "", "`host:port` of a Redis server for the redis backend (default: start a redis-server on a free loopback port)")
+	redisFlag := fs.String("redis", "", "`ip:port` (or localhost:port; no DNS) of a Redis server for the redis backend (default: start a redis-server on a free loopback port)")
 	procList := fs.String("procs", "1,2,4,8", "buyer process counts, comma-separated")
 	tickets := fs.Int64("tickets", 0, "tickets per run (default: sized so each run lasts about a second)")
 	rounds := fs.Int("rounds", 3, "split each run into this many rounds, taken in turn with the other backends' (at most the run's tickets)")
@@ -50,8 +49,8 @@ func parseThroughput(args []string, stderr io.Writer) (throughputFlags, error) {
 	}
 	f.redis = *redisFlag
 	if f.redis != "" {
-		if _, port, err := net.SplitHostPort(f.redis); err != nil || port == "" {
-			return f, usageError(fs, "-redis %q: want host:port", f.redis)
+		if err := backend.CheckRedisAddr(f.redis); err != nil {
+			return f, usageError(fs, "-redis %q: %v", f.redis, err)
 		}
 	}
 	list := strings.Join(defaultBackends(f.redis), ",")

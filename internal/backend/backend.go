@@ -8,17 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"sync/atomic"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shmkit/shmkit/shm"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/jsonfile"
-	"github.com/shmkit/shmkit/ticketshm/redisstore"
 )
 
 // The backend names, as the bench's -backends flag spells them.
@@ -71,12 +65,7 @@ func Create(ctx context.Context, kind, name string, total int64) error {
 	case JSONFlock, JSONNoLock:
 		return jsonfile.Reset(name, total)
 	case Redis:
-		rdb, key, err := redisClient(name)
-		if err != nil {
-			return err
-		}
-		defer rdb.Close()
-		return redisstore.Init(ctx, rdb, key, total, true)
+		return createRedis(ctx, name, total)
 	}
 	return fmt.Errorf("%w %q (known: %v)", ErrUnknown, kind, append(Names, Redis))
 }
@@ -99,71 +88,17 @@ func Open(ctx context.Context, kind, name string) (ticketshm.Store, error) {
 	case JSONNoLock:
 		return jsonfile.OpenUnlocked(name)
 	case Redis:
-		rdb, key, err := redisClient(name)
-		if err != nil {
-			return nil, err
-		}
-		buyer := fmt.Sprintf("p%d.%d", os.Getpid(), buyerSeq.Add(1))
-		st, err := redisstore.New(ctx, rdb, key, buyer)
-		if err != nil {
-			rdb.Close()
-			return nil, err
-		}
-		return redisStore{st, rdb}, nil
+		return openRedis(ctx, name)
 	}
 	return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, kind, append(Names, Redis))
 }
 
 var buyerSeq atomic.Int64
 
-// redisStore is a redisstore.Store that owns its client.
-type redisStore struct {
-	*redisstore.Store
-	rdb *redis.Client
-}
-
-func (s redisStore) Close() error { return s.rdb.Close() }
-
-// RedisAudit audits the Redis counter name ("host:port/key").
-func RedisAudit(ctx context.Context, name string) (redisstore.Audit, error) {
-	rdb, key, err := redisClient(name)
-	if err != nil {
-		return redisstore.Audit{}, err
-	}
-	defer rdb.Close()
-	return redisstore.AuditCounter(ctx, rdb, key)
-}
-
-// redisClient splits "host:port/key" and makes a client for it. go-redis
-// does not retry (MaxRetries -1): redisstore's Buy retries a purchase
-// itself, exactly once, and says when it gives up.
-func redisClient(name string) (*redis.Client, string, error) {
-	addr, key, ok := strings.Cut(name, "/")
-	if !ok || addr == "" || key == "" {
-		return nil, "", fmt.Errorf("backend: redis store %q: want host:port/key", name)
-	}
-	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1}), key, nil
-}
-
-// PingRedis checks that a Redis server answers at addr (host:port), within
-// a few seconds.
-func PingRedis(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer rdb.Close()
-	return rdb.Ping(ctx).Err()
-}
-
 // Remove deletes the store's file, segment or key.
 func Remove(kind, name string) error {
 	if IsRedis(kind) {
-		rdb, key, err := redisClient(name)
-		if err != nil {
-			return err
-		}
-		defer rdb.Close()
-		return rdb.Del(context.Background(), key).Err()
+		return removeRedis(name)
 	}
 	if IsJSON(kind) {
 		return removeFile(name)

@@ -1,14 +1,16 @@
 //go:build linux
 
 // Package redistest starts a real redis-server on a free loopback port,
-// for the tests and for the bench when no -redis address is given.
+// for the tests and for the bench when no -redis address is given. Like
+// internal/resp, which it pings the server with, it does not import
+// package net: the bench links it, and net would make every process of
+// the bench pay for a dynamically linked cgo runtime.
 package redistest
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shmkit/shmkit/internal/resp"
 )
 
 // ErrNoServer is returned when no redis-server binary is on PATH.
@@ -49,20 +55,31 @@ func Start(dir string, durable bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, port: port, durable: durable}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, port: port, durable: durable}
 	if err := s.start(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+// freePort asks the kernel for a free port of 127.0.0.1: it binds a
+// socket to port 0 and reads back the port it got. The port is free
+// again once the socket is closed, for redis-server to bind; another
+// program could take it meanwhile, as with any free-port probe.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("redistest: %w", os.NewSyscallError("socket", err))
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return 0, fmt.Errorf("redistest: %w", os.NewSyscallError("bind", err))
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0, fmt.Errorf("redistest: %w", os.NewSyscallError("getsockname", err))
+	}
+	return sa.(*unix.SockaddrInet4).Port, nil
 }
 
 func (s *Server) start() error {
@@ -104,19 +121,19 @@ func (s *Server) start() error {
 	return fmt.Errorf("redistest: redis-server on %s did not answer PING within 10s: %s", s.Addr, s.logTail())
 }
 
-// ping sends PING in RESP and waits for +PONG; it needs no client library.
+// ping reports whether the server at addr answers PING with PONG.
 func ping(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer dcancel()
+	c, err := resp.Dial(dctx, addr)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	r, err := c.Do(ctx, "PING")
+	return err == nil && r.Kind == resp.SimpleString && r.Str == "PONG"
 }
 
 func (s *Server) logTail() string {
@@ -137,6 +154,17 @@ func (s *Server) Kill() {
 	}
 	cmd.Process.Kill()
 	<-done
+}
+
+// Pid returns the server's process id, for tests that signal it (0 if
+// it never started).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 // Restart starts the server again on the same port and directory (a

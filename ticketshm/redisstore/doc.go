@@ -13,8 +13,14 @@
 // New takes a go-redis client rather than an address: one client (its
 // pool, authentication, TLS, timeouts and retry policy) serves every Store
 // of a process, and the caller decides how to reach the server. Its
-// retries are safe (see below); the bench turns them off (MaxRetries: -1)
-// and lets Buy retry.
+// retries are safe (see below); turning them off (MaxRetries: -1) lets
+// Buy alone retry.
+//
+// The bench reaches the server without go-redis: every buyer is a
+// process of its own, and go-redis (with package net, crypto/tls, x509)
+// would slow each one's start. It runs this same purchase, scripts,
+// retries and errors (internal/redisbuy, which this package wraps), over
+// a small client of its own (internal/resp).
 //
 // # Layout
 //

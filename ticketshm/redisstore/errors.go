@@ -1,9 +1,7 @@
 package redisstore
 
 import (
-	"errors"
-	"fmt"
-
+	"github.com/shmkit/shmkit/internal/redisbuy"
 	"github.com/shmkit/shmkit/ticketshm"
 )
 
@@ -12,11 +10,11 @@ import (
 var (
 	// ErrNoCounter is returned when the key does not hold a counter: make
 	// it with Init.
-	ErrNoCounter = errors.New("redisstore: no ticket counter at this key (create it with Init)")
+	ErrNoCounter = redisbuy.ErrNoCounter
 
 	// ErrWrongType is returned when the key holds a value of another Redis
 	// type, or a hash that is not a ticket counter.
-	ErrWrongType = errors.New("redisstore: key holds something else than a ticket counter")
+	ErrWrongType = redisbuy.ErrWrongType
 
 	// ErrCorrupt is returned when the counter's fields are impossible:
 	// a total or remaining that is not a whole number from 0 to 2^53
@@ -27,23 +25,23 @@ var (
 
 	// ErrAuth is returned when the server refuses the client: NOAUTH (a
 	// password is required) or WRONGPASS. Nothing was sold.
-	ErrAuth = errors.New("redisstore: the Redis server refused the client's credentials")
+	ErrAuth = redisbuy.ErrAuth
 
 	// ErrUnavailable is returned when the server could not be reached
 	// while Buy retried, and no attempt of the purchase reached it:
 	// nothing changed.
-	ErrUnavailable = errors.New("redisstore: Redis server unavailable")
+	ErrUnavailable = redisbuy.ErrUnavailable
 
 	// ErrUncertain is wrapped by *UncertainError: a purchase may or may
 	// not have happened. The next Buy on the same Store settles it.
-	ErrUncertain = errors.New("redisstore: purchase outcome unknown")
+	ErrUncertain = redisbuy.ErrUncertain
 
 	// ErrExists is returned by Init when a counter with another total
 	// exists at the key and replace is false.
-	ErrExists = errors.New("redisstore: a counter with another total exists at this key (pass replace to overwrite)")
+	ErrExists = redisbuy.ErrExists
 
 	// ErrTooLarge is returned by Init for a total above MaxTotal.
-	ErrTooLarge = errors.New("redisstore: more tickets than a Redis script counts exactly (2^53)")
+	ErrTooLarge = redisbuy.ErrTooLarge
 )
 
 // UncertainError is returned by Buy when a purchase was sent and no
@@ -62,8 +60,17 @@ type UncertainError struct {
 }
 
 func (e *UncertainError) Error() string {
-	return fmt.Sprintf("%s: %v: purchase %s: %v; the Store's next Buy settles it", e.Key, ErrUncertain, e.Purchase, e.Err)
+	return (&redisbuy.UncertainError{Key: e.Key, Purchase: e.Purchase, Err: e.Err}).Error()
 }
 
 // Unwrap returns ErrUncertain and the last failure.
 func (e *UncertainError) Unwrap() []error { return []error{ErrUncertain, e.Err} }
+
+// public turns the protocol's *UncertainError into this package's; other
+// errors pass as they are.
+func public(err error) error {
+	if ue, ok := err.(*redisbuy.UncertainError); ok {
+		return &UncertainError{Key: ue.Key, Purchase: ue.Purchase, Err: ue.Err}
+	}
+	return err
+}

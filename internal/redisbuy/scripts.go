@@ -1,0 +1,58 @@
+package redisbuy
+
+// script is a Lua script and its SHA-1, the name EVALSHA runs it by. The
+// digest is written here rather than computed, so that programs linking
+// this package (the bench's every buyer process) spend nothing on it at
+// start; TestScriptDigests checks each against its source.
+type script struct {
+	src, sha string
+}
+
+// buyScript is the purchase, atomic on the server. A purchase is named by
+// its Store (ARGV[2]) and number (ARGV[3]); the Store's last purchase and
+// its ticket are kept in last:<store>, so that the same purchase sent
+// again (a retry after a lost reply, by the client library or by Buy)
+// returns the ticket it bought instead of buying another. Every check
+// comes before the first write, and the shebang makes Redis refuse the
+// whole script up front when it is out of memory, so no purchase is ever
+// half made. Its error replies are a code and a message: Redis 7 prefixes
+// "ERR " to a reply that is a single word, which would hide the code.
+var buyScript = script{src: `#!lua
+local h = redis.call('HMGET', KEYS[1], 'total', 'remaining', 'last:' .. ARGV[2])
+if not h[1] and not h[2] then
+	if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOCOUNTER no ticket counter at this key') end
+	return redis.error_reply('NOTCOUNTER a hash without total and remaining')
+end
+local function count(s)
+	if type(s) ~= 'string' or #s > 16 or not (s == '0' or string.match(s, '^[1-9]%d*$')) then return nil end
+	local n = tonumber(s)
+	if n > 9007199254740992 then return nil end
+	return n
+end
+local total, remaining = count(h[1]), count(h[2])
+if not total or not remaining or remaining > total then
+	return redis.error_reply('CORRUPT total ' .. tostring(h[1]) .. ', remaining ' .. tostring(h[2]))
+end
+if h[3] then
+	local seq, t = string.match(h[3], '^(%d+) (%d+)$')
+	if seq == ARGV[3] then return tonumber(t) end
+end
+if remaining == 0 then return 0 end
+local t = total - remaining + 1
+redis.call('HINCRBY', KEYS[1], 'remaining', -1)
+redis.call('HINCRBY', KEYS[1], 'sold:' .. ARGV[1], 1)
+redis.call('HSET', KEYS[1], 'last:' .. ARGV[2], ARGV[3] .. ' ' .. string.format('%d', t))
+return t
+`, sha: "74ff7315949eb5b12266f7d905ff2b9ac57a9593"}
+
+// initScript makes the counter unless it exists (or replace is "1").
+var initScript = script{src: `#!lua
+if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
+	local t = redis.call('HGET', KEYS[1], 'total')
+	if not t then return redis.error_reply('NOTCOUNTER a hash without total') end
+	return t
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'total', ARGV[1], 'remaining', ARGV[1])
+return ARGV[1]
+`, sha: "8df5862202958ca6b71b7dd33d866a8b71483866"}
