@@ -74,9 +74,11 @@
 //
 // Backends: shm-mutex (ticketshm.Counter, Locked), shm-lockfree
 // (ticketshm.Counter, LockFree), json-flock and json-nolock
-// (ticketshm/jsonfile), redis (ticketshm/redisstore, on -redis ADDR or on a
-// redis-server the harness starts on a free loopback port; in the default
-// set when redis-server is installed), and, when there is a C compiler,
+// (ticketshm/jsonfile), redis (ticketshm/redisstore's purchase code,
+// internal/redisbuy, through internal/resp, a client without package net;
+// on -redis IP:PORT or on a redis-server the harness starts on a free
+// loopback port; in the default set when redis-server is installed), and,
+// when there is a C compiler,
 // c-robust (glibc's robust process-shared pthread mutex around a counter,
 // the loop in C) and c-cas (a C compare-and-swap loop: no lock at all, the
 // ceiling).

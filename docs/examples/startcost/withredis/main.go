@@ -1,6 +1,7 @@
 // Command withredis does nothing but link the Redis client the bench
-// binary links: what its package initializers (and TLS's, which it
-// imports) add to a Go program's start. bench spawn -exec; lesson 1.
+// binary linked until it reached Redis through internal/resp: what its
+// package initializers (and TLS's, which it imports) add to a Go
+// program's start. bench spawn -exec; lesson 1.
 package main
 
 import _ "github.com/redis/go-redis/v9"
