@@ -26,9 +26,12 @@ func ParseHist(f []string) (gaphist.Hist, error) {
 		return v
 	}
 	h.Count, h.Sum = u(f[0]), u(f[1])
-	if h.SumSq, err = strconv.ParseFloat(f[2], 64); err != nil || h.SumSq < 0 {
+	// Not err: that would forget a count or sum u could not parse.
+	sumSq, ferr := strconv.ParseFloat(f[2], 64)
+	if ferr != nil || sumSq < 0 {
 		return h, fmt.Errorf("%w: hist: sum of squares %q", ErrOutput, f[2])
 	}
+	h.SumSq = sumSq
 	h.Max, h.Over = u(f[3]), u(f[4])
 	last, total := -1, uint64(0)
 	for _, p := range f[5:] {

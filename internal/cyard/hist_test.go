@@ -49,6 +49,9 @@ func TestParseHist(t *testing.T) {
 		"18446744073709551615 0 0 0 0 0:18446744073709551615 1:1",
 		"1 2 Inf 4 1 0:1", // an infinite square
 		"1 2 3 4 5 0:1",   // more over 100 µs than in all
+		"x 9 3 4 5",       // a count that is not a number (it read as 0)
+		"-1 9 3 4 5",      // a negative count
+		"1 y 0 0 0 0:1",   // a sum that is not a number
 	} {
 		if _, err := ParseHist(strings.Fields(bad)); !errors.Is(err, ErrOutput) {
 			t.Errorf("ParseHist(%q): %v, want ErrOutput", bad, err)
