@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -338,5 +339,62 @@ func TestBadArguments(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() == 0 || out != "" {
 			t.Errorf("yard %q: %q, %v; want a failure with a message", args, out, err)
 		}
+	}
+}
+
+// TestRingHeaderLies: a ring's header is shared memory, anyone's to
+// write. yard refuses a header whose cell stride its message size does
+// not make (it used to trust the stride and crash with SIGSEGV), and a
+// producer that checked the header goes on with what it read then, not
+// with a header changed afterwards (it used to re-read it on every
+// message and write past the mapping).
+func TestRingHeaderLies(t *testing.T) {
+	y := yard(t)
+	const cap, size = 4, 16
+	ring, ctl := segment(t, 256+cap*64), segment(t, 64)
+	bits := segment(t, 64)
+	initRing := func() {
+		t.Helper()
+		if _, err := Run(context.Background(), y, "ring-init", ring.Path(), off(0), strconv.Itoa(cap), strconv.Itoa(size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce := []string{"ring-produce", ring.Path(), off(0), "0", "1", "2", "1", "1", ctl.Path(), off(8)}
+
+	initRing()
+	word(ring, 16).Store(1 << 40) // the cell stride
+	word(ctl, 8).Store(1)         // no wait at the barrier: straight to the ring
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := Run(ctx, y, produce...)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() <= 0 || out != "" {
+		t.Fatalf("a header with a wrong stride: %q, %v; want an exit status and a message", out, err)
+	}
+
+	initRing()
+	word(ctl, 8).Store(0)
+	c, err := Start(ctx, y, produce...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Wait()
+	defer c.Kill()
+	if _, err := c.Line("ready"); err != nil {
+		t.Fatal(err)
+	}
+	word(ring, 0).Store(1<<24 - 1) // mask: cells a gigabyte past the file
+	word(ring, 8).Store(1 << 20)   // size
+	word(ring, 16).Store(1<<20 + 64)
+	word(ctl, 8).Store(1)
+	if err := c.Wait(); err != nil {
+		t.Fatalf("a producer whose ring header changed after its check: %v", err)
+	}
+	word(ring, 0).Store(cap - 1)
+	word(ring, 8).Store(size)
+	word(ring, 16).Store(64)
+	out, err = Run(context.Background(), y, "ring-consume", ring.Path(), off(0), bits.Path(), off(0), "1", "2", "1", ctl.Path(), off(8))
+	if err != nil || out != "ready\nconsumed 2 0 0\n" {
+		t.Fatalf("consumer: %q, %v; want the producer's 2 messages, none torn", out, err)
 	}
 }

@@ -167,46 +167,58 @@ static int takeover(int argc, char **argv) {
 	return 0;
 }
 
-// ring checks that FILE holds, at OFF, a ring of CAP cells of SIZE-byte
-// messages (or, with cap 0, the ring its header describes).
-static ring_t *ring(const char *file, int64_t off, int64_t cap, int64_t size) {
+// ring checks that FILE holds, at OFF, room for a ring of CAP cells of
+// SIZE-byte messages (or, with cap 0, the ring its header describes: its
+// capacity, message size and cell stride, read once) and returns its view.
+static ring_view ring(const char *file, int64_t off, int64_t cap, int64_t size) {
 	ring_t *r = at(file, off, 256, 64);
-	if (cap == 0) cap = (int64_t)r->mask + 1, size = (int64_t)r->size;
+	int from_header = cap == 0;
+	uint64_t cell = 0;
+	if (from_header) {
+		// Each word once: the header may change under us.
+		uint64_t mask = __atomic_load_n(&r->mask, __ATOMIC_RELAXED);
+		uint64_t sz = __atomic_load_n(&r->size, __ATOMIC_RELAXED);
+		cell = __atomic_load_n(&r->cell, __ATOMIC_RELAXED);
+		cap = mask < (1 << 24) ? (int64_t)mask + 1 : -1;
+		size = sz <= (1 << 20) ? (int64_t)sz : -1;
+	}
 	if (cap <= 0 || cap > (1 << 24) || (cap & (cap - 1)) || size < 12 || size > (1 << 20))
 		usage("want a power-of-two capacity up to 2^24 and a message size of 12 bytes to 1 MiB");
-	at(file, off, 256 + cap * ((8 + size + 63) & ~(int64_t)63), 64); // the cells fit
-	return r;
+	int64_t stride = (8 + size + 63) & ~(int64_t)63;
+	if (from_header && cell != (uint64_t)stride) usage("the ring's header says cells of a size its messages do not make");
+	at(file, off, 256 + cap * stride, 64); // the cells fit
+	return (ring_view){r, (uint64_t)cap - 1, (uint64_t)size, (uint64_t)stride};
 }
 
 static int ring_init(int argc, char **argv) {
 	if (argc != 5) usage("want FILE OFF CAP SIZE");
 	int64_t cap = num(argv[3], 1, 1 << 24), size = num(argv[4], 12, 1 << 20);
-	cring_init(ring(argv[1], num(argv[2], 0, INT64_MAX), cap, size), (uint64_t)cap, (uint64_t)size);
+	cring_init(ring(argv[1], num(argv[2], 0, INT64_MAX), cap, size).r, (uint64_t)cap, (uint64_t)size);
 	return 0;
 }
 
 static int ring_produce(int argc, char **argv) {
 	if (argc != 10) usage("want FILE OFF ID FROM TO PRODUCERS CONSUMERS CTLFILE GOOFF");
-	ring_t *r = ring(argv[1], num(argv[2], 0, INT64_MAX), 0, 0);
+	ring_view r = ring(argv[1], num(argv[2], 0, INT64_MAX), 0, 0);
 	int64_t producers = num(argv[6], 1, 1 << 20);
 	uint32_t id = num(argv[3], 0, producers - 1);
 	uint32_t from = num(argv[4], 1, UINT32_MAX - 1), to = num(argv[5], 0, UINT32_MAX - 1);
 	int64_t consumers = num(argv[7], 1, 1 << 20);
 	wait_start(argv[8], num(argv[9], 0, INT64_MAX));
-	cring_produce(r, id, from, to, (uint64_t)producers, (uint64_t)consumers);
+	cring_produce(&r, id, from, to, (uint64_t)producers, (uint64_t)consumers);
 	return 0;
 }
 
 static int ring_consume(int argc, char **argv) {
 	if (argc != 10) usage("want FILE OFF BITSFILE BITSOFF WORDS ROWBITS PRODUCERS CTLFILE GOOFF");
-	ring_t *r = ring(argv[1], num(argv[2], 0, INT64_MAX), 0, 0);
+	ring_view r = ring(argv[1], num(argv[2], 0, INT64_MAX), 0, 0);
 	int64_t words = num(argv[5], 1, INT64_MAX / 8);
 	uint64_t *bits = at(argv[3], num(argv[4], 0, INT64_MAX), words * 8, 8);
 	int64_t row = num(argv[6], 1, UINT32_MAX), producers = num(argv[7], 1, 1 << 20);
 	if (row > words * 64 / producers) usage("the bitmap is smaller than PRODUCERS rows of ROWBITS");
 	int64_t got = 0, dup = 0, torn = 0;
 	wait_start(argv[8], num(argv[9], 0, INT64_MAX));
-	cring_consume(r, bits, (uint64_t)row, (uint64_t)producers, &got, &dup, &torn);
+	cring_consume(&r, bits, (uint64_t)row, (uint64_t)producers, &got, &dup, &torn);
 	printf("consumed %" PRId64 " %" PRId64 " %" PRId64 "\n", got, dup, torn);
 	return 0;
 }

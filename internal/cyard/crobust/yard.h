@@ -166,8 +166,18 @@ typedef struct {
 	uint64_t producers_done; char pad4[56];
 } ring_t;
 
-static inline uint64_t *cell_seq(ring_t *r, uint64_t i) {
-	return (uint64_t *)((char *)r + 256 + (i & r->mask) * r->cell);
+// A process's view of a ring: the shared ring and its geometry, read from
+// the header once and checked against the mapping (yard.c's ring). The
+// loops use this copy, never the header: a header that changed after the
+// check (it is shared memory, anyone's to write) would move their
+// accesses out of the mapping.
+typedef struct {
+	ring_t *r;
+	uint64_t mask, size, cell;
+} ring_view;
+
+static inline uint64_t *cell_seq(const ring_view *v, uint64_t i) {
+	return (uint64_t *)((char *)v->r + 256 + (i & v->mask) * v->cell);
 }
 
 static void cring_init(void *p, uint64_t cap, uint64_t size) {
@@ -176,18 +186,20 @@ static void cring_init(void *p, uint64_t cap, uint64_t size) {
 	r->size = size;
 	r->cell = (8 + size + 63) & ~(uint64_t)63;
 	r->enq = r->deq = r->producers_done = 0;
-	for (uint64_t i = 0; i < cap; i++) *cell_seq(r, i) = i;
+	ring_view v = {r, r->mask, r->size, r->cell};
+	for (uint64_t i = 0; i < cap; i++) *cell_seq(&v, i) = i;
 }
 
-static void enqueue(ring_t *r, const char *msg) {
+static void enqueue(const ring_view *v, const char *msg) {
+	ring_t *r = v->r;
 	uint64_t pos = __atomic_load_n(&r->enq, __ATOMIC_RELAXED);
 	for (int spins = 0;; spins++) {
-		uint64_t *seq = cell_seq(r, pos);
+		uint64_t *seq = cell_seq(v, pos);
 		uint64_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
 		int64_t d = (int64_t)(s - pos);
 		if (d == 0) {
 			if (__atomic_compare_exchange_n(&r->enq, &pos, pos + 1, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-				memcpy(seq + 1, msg, r->size);
+				memcpy(seq + 1, msg, v->size);
 				__atomic_store_n(seq, pos + 1, __ATOMIC_RELEASE);
 				return;
 			}
@@ -198,16 +210,17 @@ static void enqueue(ring_t *r, const char *msg) {
 	}
 }
 
-static void dequeue(ring_t *r, char *msg) {
+static void dequeue(const ring_view *v, char *msg) {
+	ring_t *r = v->r;
 	uint64_t pos = __atomic_load_n(&r->deq, __ATOMIC_RELAXED);
 	for (int spins = 0;; spins++) {
-		uint64_t *seq = cell_seq(r, pos);
+		uint64_t *seq = cell_seq(v, pos);
 		uint64_t s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
 		int64_t d = (int64_t)(s - (pos + 1));
 		if (d == 0) {
 			if (__atomic_compare_exchange_n(&r->deq, &pos, pos + 1, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-				memcpy(msg, seq + 1, r->size);
-				__atomic_store_n(seq, pos + r->mask + 1, __ATOMIC_RELEASE);
+				memcpy(msg, seq + 1, v->size);
+				__atomic_store_n(seq, pos + v->mask + 1, __ATOMIC_RELEASE);
 				return;
 			}
 		} else {
@@ -251,32 +264,30 @@ static void make_msg(char *m, uint64_t size, uint32_t id, uint32_t seq) {
 	memcpy(m + size - 4, &c, 4);
 }
 
-static void cring_produce(void *p, uint32_t id, uint32_t from, uint32_t to, uint64_t producers, uint64_t consumers) {
-	ring_t *r = p;
-	char m[r->size];
+static void cring_produce(const ring_view *v, uint32_t id, uint32_t from, uint32_t to, uint64_t producers, uint64_t consumers) {
+	char m[v->size];
 	for (uint32_t s = from; s <= to; s++) {
-		make_msg(m, r->size, id, s);
-		enqueue(r, m);
+		make_msg(m, v->size, id, s);
+		enqueue(v, m);
 	}
-	if (__atomic_add_fetch(&r->producers_done, 1, __ATOMIC_ACQ_REL) == producers) {
-		memset(m, 0xff, r->size);
-		for (uint64_t i = 0; i < consumers; i++) enqueue(r, m);
+	if (__atomic_add_fetch(&v->r->producers_done, 1, __ATOMIC_ACQ_REL) == producers) {
+		memset(m, 0xff, v->size);
+		for (uint64_t i = 0; i < consumers; i++) enqueue(v, m);
 	}
 }
 
 // Consume until the poison message; each message's bit is set in bitmap
 // (bit seq-1 of producer id's row of row_bits bits).
-static void cring_consume(void *p, uint64_t *bitmap, uint64_t row_bits, uint64_t producers, int64_t *got, int64_t *dup, int64_t *torn) {
-	ring_t *r = p;
-	char m[r->size];
+static void cring_consume(const ring_view *v, uint64_t *bitmap, uint64_t row_bits, uint64_t producers, int64_t *got, int64_t *dup, int64_t *torn) {
+	char m[v->size];
 	for (;;) {
-		dequeue(r, m);
+		dequeue(v, m);
 		uint32_t id, seq, c;
 		memcpy(&id, m, 4);
 		memcpy(&seq, m + 4, 4);
 		if (id == 0xffffffffu) return;
-		memcpy(&c, m + r->size - 4, 4);
-		if (c != crc32c(m, r->size - 4) || id >= producers || seq == 0 || seq > row_bits) { (*torn)++; continue; }
+		memcpy(&c, m + v->size - 4, 4);
+		if (c != crc32c(m, v->size - 4) || id >= producers || seq == 0 || seq > row_bits) { (*torn)++; continue; }
 		uint64_t bit = id * row_bits + seq - 1;
 		uint64_t old = __atomic_fetch_or(&bitmap[bit / 64], (uint64_t)1 << (bit % 64), __ATOMIC_RELAXED);
 		if (old & ((uint64_t)1 << (bit % 64))) (*dup)++;
