@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 //go:embed crobust/yard.h crobust/yard.c
@@ -83,7 +85,7 @@ func Build(ctx context.Context) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(dir, fmt.Sprintf("yard-%x", h.Sum(nil)[:8]))
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o100 != 0 {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o100 != 0 && isYard(ctx, path) {
 		built.path = path
 		return path, nil
 	}
@@ -99,8 +101,22 @@ func Build(ctx context.Context) (string, error) {
 		}
 	}
 	args := append(append(cc[1:len(cc):len(cc)], flags()...), "-o", filepath.Join(tmp, "yard"), filepath.Join(tmp, "yard.c"))
-	out, err := exec.CommandContext(ctx, cc[0], args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, cc[0], args...)
+	// A compiler is a driver and its passes (gcc's cc1, as, collect2),
+	// its children. Cancelled, it must stop whole: killing the driver
+	// alone left the passes running, orphans holding the output pipe
+	// (Build waited for them) and leaving their temporary files behind.
+	// So the compiler gets a process group of its own, killed whole,
+	// and a TMPDIR inside tmp, which goes whatever happens.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second // a pass that escaped the group cannot hold Build
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("cyard: building yard: %w", context.Cause(ctx))
+		}
 		return "", fmt.Errorf("%w: %s %s: %v\n%s", ErrBuild, cc[0], strings.Join(args, " "), err, tail(out, 2000))
 	}
 	if err := os.Rename(filepath.Join(tmp, "yard"), path); err != nil {
@@ -108,6 +124,22 @@ func Build(ctx context.Context) (string, error) {
 	}
 	built.path = path
 	return path, nil
+}
+
+// isYard reports whether the program at path runs as yard: without a
+// command it says what it wants and exits with status 2. A file in the
+// cache may have been cut short (a crash before its bytes reached the
+// disk) or replaced by another user of the cache; trusted for its name
+// alone, it failed every run until someone deleted it by hand. Such a
+// file is built again.
+func isYard(ctx context.Context, path string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a replaced program may never end
+	defer cancel()
+	var stderr syncBuffer
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Stderr = &stderr
+	var ee *exec.ExitError
+	return errors.As(cmd.Run(), &ee) && ee.ExitCode() == 2 && strings.HasPrefix(string(stderr.Bytes()), "yard: want a command")
 }
 
 // cacheDir is shmkit's directory in the user's cache. Without one (no

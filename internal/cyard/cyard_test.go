@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -396,5 +398,106 @@ func TestRingHeaderLies(t *testing.T) {
 	out, err = Run(context.Background(), y, "ring-consume", ring.Path(), off(0), bits.Path(), off(0), "1", "2", "1", ctl.Path(), off(8))
 	if err != nil || out != "ready\nconsumed 2 0 0\n" {
 		t.Fatalf("consumer: %q, %v; want the producer's 2 messages, none torn", out, err)
+	}
+}
+
+// TestBuildCacheDamaged: a cached yard that does not run as yard (cut
+// short, or replaced by another program) is built again; it used to be
+// run, and every command failed until someone deleted it.
+func TestBuildCacheDamaged(t *testing.T) {
+	yard(t) // skips without a compiler
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	built.path = ""
+	defer func() { built.path = "" }()
+	p, err := Build(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, content := range map[string]string{
+		"cut short": "",
+		"replaced":  "#!/bin/sh\necho ready\n",
+	} {
+		if err := os.WriteFile(p, []byte(content), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		built.path = ""
+		q, err := Build(context.Background())
+		if err != nil || q != p {
+			t.Fatalf("%s: Build = %q, %v; want %q", what, q, err, p)
+		}
+		if out, err := Run(context.Background(), q, "clock"); err != nil || !strings.HasPrefix(out, "clock ") {
+			t.Fatalf("%s: the cached yard: %q, %v; want it built again", what, out, err)
+		}
+	}
+}
+
+// TestBuildCancelled: a Build whose context ends stops the compiler and
+// the passes it started (gcc's cc1 and as are its children), returns the
+// context's error, and leaves no temporary file. It used to kill the
+// driver alone: the passes ran on as orphans, Build waited for them (they
+// held its output pipe), and their files stayed in $TMPDIR.
+func TestBuildCancelled(t *testing.T) {
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	t.Setenv("TMPDIR", tmp)
+	pidFile := filepath.Join(dir, "pass.pid")
+	t.Setenv("PASS_PID", pidFile)
+	cc := filepath.Join(dir, "slowcc")
+	script := "#!/bin/sh\n" +
+		"# a driver whose pass is a child, writing a temporary file, as gcc's cc1 does\n" +
+		"sh -c 'echo $$ > \"$PASS_PID.tmp\"; mv \"$PASS_PID.tmp\" \"$PASS_PID\"; exec sleep 3600' > \"${TMPDIR:-/tmp}/pass.s\" &\n" +
+		"wait\n"
+	if err := os.WriteFile(cc, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CC", cc)
+	built.path = ""
+	defer func() { built.path = "" }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Build(ctx)
+		done <- err
+	}()
+	var pid int
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the compiler's pass did not start")
+		}
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL) // if the test fails
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Build cancelled: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Build still waiting 30s after its context ended: for the compiler's orphaned pass")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			break // gone, or dead and waiting for its reaper
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the compiler's pass (pid %d) outlived the cancelled Build", pid)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("left in $TMPDIR: %v", left)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "cache", "shmkit", "build-*")); len(left) > 0 {
+		t.Errorf("build directories left: %v", left)
 	}
 }
