@@ -55,9 +55,11 @@ var built struct {
 }
 
 // Build returns the path of the yard program, compiling it first unless
-// the cache already holds this source built by this compiler. It is safe
-// for concurrent use, by goroutines and by processes (a build goes to a
-// directory of its own and is renamed into place).
+// the cache already holds this source built by this compiler, and that
+// file runs as yard (isYard). It is safe for concurrent use, by goroutines
+// and by processes (a build goes to a directory of its own and is renamed
+// into place). If ctx ends during a build, the compiler is killed with
+// every process it started, and the error wraps ctx's cause.
 func Build(ctx context.Context) (string, error) {
 	built.Lock()
 	defer built.Unlock()
