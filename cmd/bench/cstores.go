@@ -17,6 +17,7 @@ import (
 
 	"github.com/shmkit/shmkit/internal/cyard"
 	"github.com/shmkit/shmkit/internal/gaphist"
+	"github.com/shmkit/shmkit/process"
 	"github.com/shmkit/shmkit/shm"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +43,9 @@ const (
 )
 
 // envYard names the compiled yard program for the harness's children, so
-// that each does not look for it again.
+// that each does not look for it again. Only a child reads it: in the
+// harness it can only have come from outside (a stale export, a program
+// that is not yard), and the harness builds or checks its own.
 const envYard = "SHMKIT_BENCH_YARD"
 
 var cBackends = []string{cRobust, cCAS}
@@ -57,7 +60,7 @@ func haveC() bool {
 
 // yardPath returns the yard program, building it on first use.
 func yardPath(ctx context.Context) (string, error) {
-	if p := os.Getenv(envYard); p != "" {
+	if p := os.Getenv(envYard); p != "" && process.Current().Child {
 		return p, nil
 	}
 	p, err := cyard.Build(ctx)
