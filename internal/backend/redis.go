@@ -222,6 +222,11 @@ func (c *respClient) Classify(err error) (redisbuy.Failure, string) {
 		return redisbuy.Replied, reply.Msg
 	case errors.As(err, &dial):
 		return redisbuy.DialFailed, ""
+	case errors.Is(err, resp.ErrClosed) && errors.Is(err, resp.ErrInterrupted):
+		// Close came during the call, after its request may have gone
+		// out: Closed would say nothing was sent, and Buy would call a
+		// purchase the server may have made certainly not made.
+		return redisbuy.Broken, ""
 	case errors.Is(err, resp.ErrClosed):
 		if c.isClosed() {
 			return redisbuy.Closed, ""

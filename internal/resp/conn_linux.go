@@ -247,8 +247,8 @@ func (c *Conn) Err() error {
 // syscall error (*os.SyscallError: errors.Is(err, syscall.ECONNRESET)),
 // io.ErrUnexpectedEOF (the server closed the connection), ctx's error
 // (its deadline or cancellation interrupted the call), os.ErrDeadlineExceeded
-// (SetIOTimeout's timeout), ErrProtocol; or ErrClosed when Close
-// interrupted the call.
+// (SetIOTimeout's timeout), ErrProtocol; or ErrClosed with
+// ErrInterrupted when Close interrupted the call.
 func (c *Conn) Do(ctx context.Context, args ...string) (Reply, error) {
 	if len(args) == 0 {
 		panic("resp: Do without a command")
@@ -355,7 +355,9 @@ func (c *Conn) exchange(ctx context.Context, replies []Reply) error {
 // the Conn, and returns it in the words of Do's doc.
 func (c *Conn) broke(ctx context.Context, op string, err error) error {
 	if c.closed.Load() {
-		return fmt.Errorf("%w: %s (%s interrupted)", ErrClosed, c.addr, op)
+		// ErrInterrupted too: ErrClosed alone says nothing was sent,
+		// and a caller that retries (redisbuy) must know it may have been.
+		return fmt.Errorf("%w: %s: %s %w", ErrClosed, c.addr, op, ErrInterrupted)
 	}
 	var pe *fs.PathError
 	switch {
@@ -381,8 +383,8 @@ func (c *Conn) broke(ctx context.Context, op string, err error) error {
 }
 
 // Close closes the connection. A call in flight is interrupted and
-// returns an error wrapping ErrClosed; later calls, and a second Close,
-// return ErrClosed.
+// returns an error wrapping ErrClosed and ErrInterrupted; later calls,
+// and a second Close, return ErrClosed.
 func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return fmt.Errorf("%w: %s", ErrClosed, c.addr)

@@ -36,7 +36,8 @@
 // because whether a request that may have run can be sent again is the
 // caller's to decide (ticketshm/redisstore's purchases can: each carries
 // an id the server remembers). Server error replies are *ServerError and
-// leave the Conn working; Close makes every call return ErrClosed.
+// leave the Conn working; Close makes every call return ErrClosed (with
+// ErrInterrupted for a call it interrupted, whose request may have run).
 //
 // # Caveats
 //

@@ -21,6 +21,12 @@ var (
 	// error that broke the Conn is wrapped too, and Conn.Err returns it.
 	ErrBroken = errors.New("resp: connection broken by an earlier failure (dial again)")
 
+	// ErrInterrupted is wrapped, beside ErrClosed, by the error of a call
+	// that Close interrupted: unlike a call that found the Conn closed
+	// (ErrClosed alone: nothing sent), its request may have reached the
+	// server.
+	ErrInterrupted = errors.New("resp: call interrupted: its request may have reached the server")
+
 	// ErrProtocol is returned when the server sent bytes that are not a
 	// RESP2 reply, or a reply past the Reader's bounds. The Conn is
 	// broken.

@@ -341,8 +341,8 @@ func TestClose(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, resp.ErrClosed) {
-			t.Errorf("the call Close interrupted: %v, want ErrClosed", err)
+		if !errors.Is(err, resp.ErrClosed) || !errors.Is(err, resp.ErrInterrupted) {
+			t.Errorf("the call Close interrupted: %v, want ErrClosed and ErrInterrupted (its request was sent)", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not interrupt the call")
@@ -353,8 +353,8 @@ func TestClose(t *testing.T) {
 		"Err":      c.Err(),
 		"Close":    c.Close(),
 	} {
-		if !errors.Is(err, resp.ErrClosed) || !errors.Is(err, fs.ErrClosed) {
-			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		if !errors.Is(err, resp.ErrClosed) || !errors.Is(err, fs.ErrClosed) || errors.Is(err, resp.ErrInterrupted) {
+			t.Errorf("%s after Close: %v, want ErrClosed alone (nothing sent)", name, err)
 		}
 	}
 }
