@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/shmkit/shmkit/internal/redistest"
 	"github.com/shmkit/shmkit/internal/resp"
@@ -387,13 +388,46 @@ func TestDial(t *testing.T) {
 			t.Errorf("CheckAddr %q: %v", addr, err)
 		}
 	}
-	// A connect that cannot finish (TEST-NET-1, documentation only: no
-	// host answers; or no route, at once) ends with its context.
+	// A connect that cannot finish ends with its context. (It dialed
+	// TEST-NET-1 here, a packet off the machine, which tests must not
+	// send; and a host without a route failed at once, testing nothing.)
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := resp.Dial(short, "192.0.2.1:6379")
-	if err == nil || time.Since(start) > 5*time.Second {
-		t.Errorf("Dial of an address no one answers: %v after %v", err, time.Since(start))
+	_, err := resp.Dial(short, fullListener(t))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Errorf("Dial of a server whose queue is full: %v after %v, want DeadlineExceeded", err, time.Since(start))
 	}
+}
+
+// fullListener returns the address of a loopback socket that listens
+// and never accepts, its queue full: the kernel drops a new connect's
+// SYN, and the connect waits until its caller gives up. Nothing leaves
+// the machine.
+func fullListener(t *testing.T) string {
+	t.Helper()
+	sock := func() int {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	ln := sock()
+	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := &unix.SockaddrInet4{Port: sa.(*unix.SockaddrInet4).Port, Addr: [4]byte{127, 0, 0, 1}}
+	for range 4 { // a backlog of 0 queues one; the rest wait, as Dial's will
+		unix.Connect(sock(), to)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", to.Port)
 }
