@@ -3,7 +3,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"testing"
+
+	"github.com/shmkit/shmkit/process"
 )
 
 // TestYardEnvFromOutside: the harness does not take SHMKIT_BENCH_YARD
@@ -21,6 +25,42 @@ func TestYardEnvFromOutside(t *testing.T) {
 		}
 		if _, _, err := runArgs(t, "-backends", "c-cas", "-procs", "1", "-tickets", "1000", "-rounds", "1"); err != nil {
 			t.Fatalf("bench with %s=%s: %v", envYard, outside, err)
+		}
+	}
+}
+
+// TestRecoverCancelled: a recover measurement whose context ends leaves
+// no child running when it returns. The shm-mutex waiter used to be left
+// (Join returned at the context's end without stopping it) and the holder
+// unreaped; the harness then removed the control segment under the
+// waiter, which printed "open ...ctl...: no such file or directory" after
+// the harness said it had removed what the run made.
+func TestRecoverCancelled(t *testing.T) {
+	ctl, err := newControl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.remove()
+	locks := []string{"shm-mutex"}
+	if haveC() {
+		locks = append(locks, cRobust)
+	}
+	for _, lock := range locks {
+		ctx, cancel := context.WithCancel(t.Context())
+		r, err := newRecoverer(ctx, lock, ctl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		_, err = r.once(ctx, ctl)
+		r.close()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: once with its context ended: %v, want context.Canceled", lock, err)
+		}
+		for _, p := range process.ActiveChildren() {
+			t.Errorf("%s: %v still running after once returned", lock, p)
+			p.Kill()
+			p.Join(context.Background())
 		}
 	}
 }

@@ -301,6 +301,11 @@ func newRecoverer(ctx context.Context, lock string, ctl *control) (*recoverer, e
 			return 0, err
 		}
 		if err := w.Join(ctx); err != nil {
+			// ctx ended (or the waiter failed): Join leaves it
+			// running, and it must not outlive the measurement, nor
+			// find the control segment removed under it.
+			w.Kill()
+			w.Join(context.Background())
 			return 0, err
 		}
 		return ctl.took().Load(), nil
@@ -368,7 +373,7 @@ func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, erro
 		select {
 		case err := <-done: // it did not wait: never wait for its bit
 			p.Kill()
-			p.Join(ctx)
+			p.Join(context.Background()) // killed: reaped at once, even if ctx ended
 			if err == nil {
 				err = errors.New("bench recover: the waiter had the lock while its owner lived")
 			}
@@ -381,10 +386,10 @@ func (r *recoverer) once(ctx context.Context, ctl *control) (time.Duration, erro
 	killed := monoNow()
 	p.Kill()
 	if err := <-done; err != nil {
-		p.Join(ctx)
+		p.Join(context.Background())
 		return 0, err
 	}
-	p.Join(ctx) // reaps it; the error says it was killed, as it was
+	p.Join(context.Background()) // reaps it; the error says it was killed, as it was
 	return time.Duration(took - killed), nil
 }
 
