@@ -36,7 +36,7 @@ const (
 	qShm   = "shm-queue" // package queue
 	qPipe  = "pipe"      // an os.Pipe shared by every producer and consumer, a message per write (-batch: more)
 	qUnix  = "unix"      // an AF_UNIX SOCK_SEQPACKET socketpair, a message per send
-	qCRing = "c-ring"    // internal/cring: Vyukov's bounded MPMC ring in C, spinning
+	qCRing = "c-ring"    // yard's ring (internal/cyard): Vyukov's bounded MPMC ring in C, spinning
 )
 
 // queueCells is the capacity of the rings (shm-queue, c-ring): 1024 cells,
@@ -65,7 +65,7 @@ type QueueRun struct {
 var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // putMsg writes a bench message into m: producer id, sequence number,
-// filler, CRC-32C of the rest (internal/cring's C writes the same); tab
+// filler, CRC-32C of the rest (yard's make_msg, internal/cyard, writes the same); tab
 // is castagnoli(), looked up once per loop rather than per message.
 func putMsg(m []byte, id, seq uint32, tab *crc32.Table) {
 	n := len(m) - 4

@@ -6,8 +6,9 @@
 // sum, because a random moment falls in a long gap in proportion to its
 // length), and how much of the time goes in long gaps.
 //
-// The layout of Hist is shared with C (internal/crobust fills one from
-// its timed loops): six 8-byte fields, then Buckets counts, little-endian.
+// The layout of Hist is shared with C (internal/cyard's yard.h fills one
+// from its timed loops, and yard prints it for ParseHist): six 8-byte
+// fields, then Buckets counts, little-endian.
 package gaphist
 
 import (
