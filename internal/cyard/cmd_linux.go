@@ -43,7 +43,26 @@ func Start(ctx context.Context, yard string, args ...string) (*Cmd, error) {
 	}
 	c.out = bufio.NewScanner(out)
 	c.out.Buffer(nil, 1<<20) // a hist line is at most 8+61*8 pairs
+	c.out.Split(wholeLines)
 	return c, nil
+}
+
+// errCut is the end of yard's output inside a line.
+var errCut = fmt.Errorf("%w: a line cut short", ErrOutput)
+
+// wholeLines is bufio.ScanLines without its last rule: text after the
+// last newline is not a line but what a yard killed as it printed left,
+// and a "sold" or "hist" line cut short can still parse (its last number
+// shorter). The scan ends with errCut instead, and Line reports how yard
+// ended.
+func wholeLines(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return 0, nil, errCut
+	}
+	return 0, nil, nil
 }
 
 // Run runs a yard command to its end and returns its output.
@@ -57,15 +76,19 @@ func Run(ctx context.Context, yard string, args ...string) (string, error) {
 		b.Write(c.out.Bytes())
 		b.WriteByte('\n')
 	}
-	return b.String(), c.Wait()
+	err = c.Wait()
+	if serr := c.out.Err(); err == nil && serr != nil {
+		err = fmt.Errorf("%s: %w", c.name, serr)
+	}
+	return b.String(), err
 }
 
 // Pid is the process's id.
 func (c *Cmd) Pid() int { return c.cmd.Process.Pid }
 
 // Line reads the next line, which must begin with word, and returns its
-// other fields. If yard ends first, the error says how (with the end of
-// its stderr).
+// other fields. If yard ends first, or inside the line, the error says
+// how (with the end of its stderr).
 func (c *Cmd) Line(word string) ([]string, error) {
 	if !c.out.Scan() {
 		err := c.out.Err()

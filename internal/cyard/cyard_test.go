@@ -501,3 +501,28 @@ func TestBuildCancelled(t *testing.T) {
 		t.Errorf("build directories left: %v", left)
 	}
 }
+
+// TestLineCutShort: text after the last newline is not a line: a yard
+// killed as it printed "sold 123456 0 ..." left "sold 12", which Line
+// returned as a line (its number shorter), and a caller blamed the output
+// rather than the kill. Line now says how yard ended; a program that
+// exits 0 after an unfinished line is ErrOutput.
+func TestLineCutShort(t *testing.T) {
+	c, err := Start(context.Background(), "/bin/sh", "-c", `printf 'sold 12'; kill -9 $$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := c.Line("sold"); err == nil || !strings.Contains(err.Error(), "signal: killed") {
+		t.Errorf("a line cut short by SIGKILL: %q, %v; want the kill", f, err)
+	}
+	c, err = Start(context.Background(), "/bin/sh", "-c", `printf 'sold 12'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := c.Line("sold"); !errors.Is(err, ErrOutput) {
+		t.Errorf("an unfinished last line, status 0: %q, %v; want ErrOutput", f, err)
+	}
+	if out, err := Run(context.Background(), "/bin/sh", "-c", `printf 'clock 1\nclock 2'`); !errors.Is(err, ErrOutput) || out != "clock 1\n" {
+		t.Errorf("Run of an unfinished last line: %q, %v; want the whole lines and ErrOutput", out, err)
+	}
+}
