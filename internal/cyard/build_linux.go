@@ -63,11 +63,6 @@ var built struct {
 func Build(ctx context.Context) (string, error) {
 	built.Lock()
 	defer built.Unlock()
-	if built.path != "" {
-		if _, err := os.Stat(built.path); err == nil {
-			return built.path, nil
-		}
-	}
 	cc, err := Compiler()
 	if err != nil {
 		return "", err
@@ -87,6 +82,11 @@ func Build(ctx context.Context) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(dir, fmt.Sprintf("yard-%x", h.Sum(nil)[:8]))
+	if built.path == path { // checked once in this process; a changed $CC is another path
+		if _, err := os.Stat(path); err == nil {
+			return path, nil
+		}
+	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o100 != 0 && isYard(ctx, path) {
 		built.path = path
 		return path, nil
