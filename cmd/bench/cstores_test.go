@@ -5,8 +5,10 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/shmkit/shmkit/internal/cyard"
 	"github.com/shmkit/shmkit/process"
 )
 
@@ -62,5 +64,34 @@ func TestRecoverCancelled(t *testing.T) {
 			p.Kill()
 			p.Join(context.Background())
 		}
+	}
+}
+
+// TestBrokenCompiler: a compiler that cannot build yard (gcc installed
+// without the C library's headers) leaves the C yardsticks out of each
+// command's default list, saying why, as having no compiler does; the
+// default run used to fail whole. Chosen with -backends, they fail.
+func TestBrokenCompiler(t *testing.T) {
+	if !haveC() {
+		t.Skip("no C compiler")
+	}
+	t.Setenv("CC", "false")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	for _, args := range [][]string{
+		{"-json", "-procs", "1", "-tickets", "2000", "-rounds", "1"},
+		{"latency", "-json", "-procs", "1", "-tickets", "2000"},
+		{"queue", "-json", "-pairs", "1x1", "-msgs", "1000", "-rounds", "1"},
+		{"recover", "-json", "-n", "2"},
+	} {
+		stdout, stderr, err := runArgs(t, args...)
+		if err != nil {
+			t.Fatalf("bench %q: %v\n%s", args, err, stderr)
+		}
+		if !strings.Contains(stderr, "left out") || !strings.Contains(stderr, "building the C yardsticks failed") || strings.Contains(stdout, `"c-`) {
+			t.Errorf("bench %q: stdout %q, stderr %q; want no C rows and a word on why", args, stdout, stderr)
+		}
+	}
+	if _, _, err := runArgs(t, "-backends", "c-cas", "-procs", "1", "-tickets", "2000", "-rounds", "1"); !errors.Is(err, cyard.ErrBuild) {
+		t.Fatalf("bench -backends c-cas: %v, want cyard.ErrBuild", err)
 	}
 }

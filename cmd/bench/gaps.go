@@ -181,7 +181,7 @@ func runLatencyGaps(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if err := prepareC(ctx, kinds, isSet(fs, "backends"), stderr); err != nil {
+	if kinds, err = prepareC(ctx, kinds, isSet(fs, "backends"), stderr); err != nil {
 		return err
 	}
 	procs, err := parseProcs(fs, *procsFlag)

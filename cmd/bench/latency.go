@@ -186,8 +186,12 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer ctl.remove()
 	locks := []string{"shm-mutex"}
-	if haveC() {
-		locks = append(locks, cRobust)
+	if haveC() { // and c-robust when yard builds (prepareC says why not)
+		l, err := prepareC(ctx, []string{cRobust}, false, stderr)
+		if err != nil {
+			return err
+		}
+		locks = append(locks, l...)
 	}
 	var rs []*recoverer
 	defer func() {

@@ -158,7 +158,8 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *msgs < 1 || *rounds < 1 {
 		return usageError(fs, "-msgs and -rounds: want at least 1")
 	}
-	if err := prepareC(ctx, kinds, isSet(fs, "backends"), stderr); err != nil {
+	kinds, err := prepareC(ctx, kinds, isSet(fs, "backends"), stderr)
+	if err != nil {
 		return err
 	}
 	if !*asJSON {

@@ -110,7 +110,7 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	if err := prepareC(ctx, f.backends, f.chosen, stderr); err != nil {
+	if f.backends, err = prepareC(ctx, f.backends, f.chosen, stderr); err != nil {
 		return err
 	}
 	if slices.Contains(f.backends, backend.Redis) {
