@@ -92,8 +92,9 @@
 // runs yard for its loop; yard waits on the same start barrier, so the
 // clock is the same. The bench binary itself links no C: linked in through
 // cgo, C made every process it starts slower to start, the shm buyers
-// included (lesson 1, docs/runs/startcost.txt). Without a C compiler the
-// default runs leave the C rows out and say so.
+// included (lesson 1, docs/runs/startcost.txt). Without a C compiler, or
+// with one that cannot build yard, the default runs leave the C rows out
+// and say so.
 //
 // # Profile
 //
