@@ -244,6 +244,11 @@ func (c *respClient) Classify(err error) (redisbuy.Failure, string) {
 	return redisbuy.Unknown, ""
 }
 
+// Resends is false: a call sends its request once at most, and a broken
+// connection is redialed by the next call, so Classify's answer covers
+// the whole call.
+func (*respClient) Resends() bool { return false }
+
 // redisClient splits "host:port/key" and makes a client for it.
 func redisClient(name string) (*respClient, string, error) {
 	addr, key, ok := strings.Cut(name, "/")

@@ -22,6 +22,7 @@ type fakeClient struct {
 	purchases []string  // ARGV[3] of every buy sent
 	sold      map[string]int64
 	next      int64
+	resends   bool // Resends' answer
 }
 
 type fakeErr struct {
@@ -76,6 +77,7 @@ func (c *fakeClient) HGetAll(context.Context, string) (map[string]string, error)
 	return nil, errors.New("fake: no HGETALL")
 }
 func (c *fakeClient) HDel(context.Context, string, ...string) error { return nil }
+func (c *fakeClient) Resends() bool                                 { return c.resends }
 func (c *fakeClient) Classify(err error) (Failure, string) {
 	var e *fakeErr
 	if errors.As(err, &e) {
@@ -105,7 +107,8 @@ func TestBuyFailures(t *testing.T) {
 		want      int64 // the ticket, or 0 for an error
 		wantErr   error
 		uncertain bool
-		sends     int // attempts sent, all with one purchase id
+		sends     int  // attempts sent, all with one purchase id
+		resends   bool // the client retries by itself: its errors are its last attempt's
 	}{
 		{name: "broken, the reply lost, then answered", failures: []fakeErr{{f: Broken, ran: true}}, want: 1, sends: 2},
 		{name: "broken before running, then answered", failures: []fakeErr{{f: Broken}}, want: 1, sends: 2},
@@ -125,10 +128,12 @@ func TestBuyFailures(t *testing.T) {
 		{name: "reached once, then never", failures: []fakeErr{{f: Broken}}, forever: &fakeErr{f: DialFailed}, wantErr: ErrUncertain, uncertain: true},
 		{name: "interrupted", failures: []fakeErr{{f: Interrupted}}, wantErr: ErrUncertain, uncertain: true, sends: 1},
 		{name: "unknown", failures: []fakeErr{{f: Unknown}}, wantErr: ErrUncertain, uncertain: true, sends: 1},
+		{name: "resent by the client, never reached after", forever: &fakeErr{f: DialFailed}, resends: true, wantErr: ErrUncertain, uncertain: true},
+		{name: "resent by the client, then refused", failures: []fakeErr{{f: Replied, reply: "NOAUTH Authentication required."}}, resends: true, wantErr: ErrAuth, uncertain: true, sends: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, st := newFake(t)
-			c.failures, c.forever = tc.failures, tc.forever
+			c.failures, c.forever, c.resends = tc.failures, tc.forever, tc.resends
 			n, err := st.Buy(t.Context())
 			if n != tc.want || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("Buy = %d, %v; want %d, %v", n, err, tc.want, tc.wantErr)

@@ -28,6 +28,19 @@ func (f failure) err(key string, err error) error {
 // what the error means for the request; the replies are the scripts' and
 // the server's own codes.
 func classify(c Client, err error) failure {
+	f := lastAttempt(c, err)
+	if c.Resends() {
+		// An earlier attempt of the call may have run the purchase and
+		// lost its reply, then the client's own retry found the server
+		// gone (refused, loading): TestRetriedThenRefused. Saying
+		// "nothing sent" then would drop a purchase that was made.
+		f.sent = true
+	}
+	return f
+}
+
+// lastAttempt is classify for the one attempt that err describes.
+func lastAttempt(c Client, err error) failure {
 	var re *replyError
 	if errors.As(err, &re) {
 		return failure{sent: true, final: true} // the script ran: its reply is not one it sends

@@ -29,6 +29,13 @@ type Client interface {
 	// means for the request that failed, and for Replied, the error
 	// reply's text as the server sent it ("NOSCRIPT No matching ...").
 	Classify(err error) (f Failure, reply string)
+
+	// Resends reports whether the client may send one call's request
+	// more than once by itself, as go-redis does on a new connection
+	// after a broken one (unless its MaxRetries is -1). An error is then
+	// the last attempt's: Classify can say that attempt was not sent,
+	// or not run, while an earlier one ran.
+	Resends() bool
 }
 
 // Failure is what an error means for the request that failed: whether it

@@ -26,6 +26,11 @@
 //	Broken       the connection broke mid-call          maybe sent, retry
 //	Unknown      anything else                          maybe sent, give up
 //
+// A client that sends a request again by itself (Client.Resends:
+// go-redis with its retries on) reports only the last attempt's failure,
+// so every failure of its purchase is "maybe sent": a Buy through it that
+// gives up is uncertain, never ErrUnavailable.
+//
 // A purchase that may have been sent and was not answered stays pending
 // on its Store (an *UncertainError), and is sent again, same id, by the
 // Store's next Buy: the server recognises it and returns its ticket.

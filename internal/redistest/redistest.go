@@ -174,5 +174,42 @@ func (s *Server) Restart() error {
 	return s.start()
 }
 
+// TearAOF cuts the last n bytes off a durable server's append-only file,
+// as a crash in the middle of the server's last write to it leaves the
+// file: a SIGKILL during write(2) ends the copy at a page boundary, and
+// the rest of the server's buffer is lost. Call it between Kill and
+// Restart. It cuts the file Redis 7 appends to, the last incr file in
+// appendonlydir's manifest.
+func (s *Server) TearAOF(n int64) error {
+	dir := filepath.Join(s.Dir, "appendonlydir")
+	manifest, err := os.ReadFile(filepath.Join(dir, "appendonly.aof.manifest"))
+	if err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	// Lines read "file appendonly.aof.1.incr.aof seq 1 type i"; the
+	// last incr file is the one the server was writing.
+	var name string
+	for _, line := range strings.Split(string(manifest), "\n") {
+		if f := strings.Fields(line); len(f) == 6 && f[0] == "file" && f[4] == "type" && f[5] == "i" {
+			name = f[1]
+		}
+	}
+	if name == "" {
+		return fmt.Errorf("redistest: no incr file in %s's manifest", dir)
+	}
+	path := filepath.Join(dir, name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	if n <= 0 || n > fi.Size() {
+		return fmt.Errorf("redistest: tear %d bytes off %s of %d bytes", n, path, fi.Size())
+	}
+	if err := os.Truncate(path, fi.Size()-n); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	return nil
+}
+
 // Stop kills the server; its directory is the caller's to remove.
 func (s *Server) Stop() { s.Kill() }

@@ -14,7 +14,10 @@
 // pool, authentication, TLS, timeouts and retry policy) serves every Store
 // of a process, and the caller decides how to reach the server. Its
 // retries are safe (see below); turning them off (MaxRetries: -1) lets
-// Buy alone retry.
+// Buy alone retry, and lets a Buy that gives up say when nothing was
+// sold: go-redis returns its last attempt's error only, which cannot
+// tell whether an earlier attempt reached the server, so through a
+// client that retries, a purchase that failed is always uncertain.
 //
 // The bench reaches the server without go-redis: every buyer is a
 // process of its own, and go-redis (with package net, crypto/tls, x509)
@@ -35,15 +38,16 @@
 //
 // Buy is one Lua script, atomic on the server: if remaining > 0 it
 // decrements remaining, increments sold:<id> and records the purchase in
-// last:<store>, and returns the ticket number total-remaining+1. Two
-// buyers never get the same number and remaining never goes below zero,
-// however many clients race. Audit checks that the ledger and remaining
+// last:<store>, all in one HSET, and returns the ticket number
+// total-remaining+1. Two buyers never get the same number and remaining
+// never goes below zero, however many clients race. Audit checks that the ledger and remaining
 // add up to total. The script needs Redis 7 (its #!lua flags make the
 // server refuse it whole when out of memory, never half run).
 //
 // Counts are checked before anything is written: a total or remaining
 // that is not a whole number from 0 to 2^53 (Lua counts in doubles, exact
-// to 2^53), or remaining above total, is ErrCorrupt, and nothing is sold.
+// to 2^53), remaining above total, or a buyer's sold:<id> that is not
+// such a number below total, is ErrCorrupt, and nothing is sold.
 //
 // # Failures, and exactly once
 //
@@ -59,7 +63,11 @@
 // its Store and the next Buy settles it first, returning its ticket if it
 // was sold. With appendfsync always, a purchase whose reply arrived
 // survives a server crash; one that was lost with the crash is made again
-// by the retry.
+// by the retry. A purchase is one command in the append-only file, so a
+// crash in the middle of writing it loses it whole: a purchase of three
+// commands, wrapped in MULTI/EXEC, came back half made after the next
+// restart on Redis 7.0, whose loader cuts a torn block after its last
+// whole command.
 //
 // A buyer killed mid-purchase either ran the script or did not: the
 // server has no half-done purchase to repair; a ticket it bought and

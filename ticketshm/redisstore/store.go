@@ -44,14 +44,14 @@ var _ ticketshm.Store = (*Store)(nil)
 // kept (nil if its total matches, ErrExists otherwise) unless replace is
 // true, which starts the sale over.
 func Init(ctx context.Context, rdb redis.UniversalClient, key string, total int64, replace bool) error {
-	return redisbuy.Init(ctx, client{rdb}, key, total, replace)
+	return redisbuy.Init(ctx, newClient(rdb), key, total, replace)
 }
 
 // New returns a Store for the counter at key; buyer names this Store's
 // ledger entry (several Stores may share one). It checks that the counter
 // exists and loads the purchase script.
 func New(ctx context.Context, rdb redis.UniversalClient, key, buyer string) (*Store, error) {
-	s, err := redisbuy.New(ctx, client{rdb}, key, buyer)
+	s, err := redisbuy.New(ctx, newClient(rdb), key, buyer)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +78,11 @@ func (s *Store) Pending() string { return s.s.Pending() }
 // things is true: nothing was sold (ErrUnavailable, or ctx's error, for a
 // purchase that never reached the server), or the outcome is unknown (an
 // *UncertainError, wrapping ErrUncertain): the next Buy on this Store
-// then settles that same purchase first. Errors that no retry can change
-// come at once: ErrNoCounter, ErrWrongType, ErrCorrupt, ErrAuth.
+// then settles that same purchase first. Through a client with go-redis's
+// own retries on (its default), a purchase that failed is always
+// uncertain: go-redis reports its last attempt only, and an earlier one
+// may have reached the server. Errors that no retry can change come at
+// once: ErrNoCounter, ErrWrongType, ErrCorrupt, ErrAuth.
 func (s *Store) Buy(ctx context.Context) (int64, error) {
 	t, err := s.s.Buy(ctx)
 	return t, public(err)
@@ -107,14 +110,30 @@ func (a Audit) OK() bool { return a.Sold+a.Remaining == a.Total && a.Remaining >
 // AuditCounter reads the whole counter at key in one round trip (HGETALL
 // is atomic) and adds up its ledger.
 func AuditCounter(ctx context.Context, rdb redis.UniversalClient, key string) (Audit, error) {
-	a, err := redisbuy.AuditCounter(ctx, client{rdb}, key)
+	a, err := redisbuy.AuditCounter(ctx, newClient(rdb), key)
 	return Audit(a), err
 }
 
 // client runs the purchase protocol's commands on go-redis.
 type client struct {
-	rdb redis.UniversalClient
+	rdb     redis.UniversalClient
+	resends bool // rdb may send a command again by itself
 }
+
+// newClient wraps rdb. go-redis retries a command (MaxRetries, 3 unless
+// set; -1 is none) on a new connection after a broken one, and its error
+// is the last attempt's. A *redis.Client's options say whether it does;
+// any other client (a cluster or ring redirects and retries in ways of
+// its own) counts as one that resends.
+func newClient(rdb redis.UniversalClient) client {
+	resends := true
+	if c, ok := rdb.(*redis.Client); ok {
+		resends = c.Options().MaxRetries > 0 // normalised by NewClient: -1 is 0
+	}
+	return client{rdb, resends}
+}
+
+func (c client) Resends() bool { return c.resends }
 
 func anyArgs(args []string) []any {
 	a := make([]any, len(args))
