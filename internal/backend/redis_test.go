@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/shmkit/shmkit/internal/backend"
 	"github.com/shmkit/shmkit/internal/redistest"
+	"github.com/shmkit/shmkit/internal/redistest/tserver"
 	"github.com/shmkit/shmkit/internal/resp"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/ticketshm"
@@ -30,21 +30,8 @@ func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]testproc.Entry{"buyers": buyersEntry})
 }
 
-// server starts a redis-server for the test. Without the binary the test
-// is skipped, except where SHMKIT_REQUIRE_REDIS is set (CI), where it
-// fails.
-func server(t *testing.T, durable bool) *redistest.Server {
-	t.Helper()
-	s, err := redistest.Start(filepath.Join(t.TempDir(), "redis"), durable)
-	if errors.Is(err, redistest.ErrNoServer) && os.Getenv("SHMKIT_REQUIRE_REDIS") == "" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s
-}
+// server starts a redis-server for the test (tserver.Start).
+func server(t *testing.T, durable bool) *redistest.Server { return tserver.Start(t, durable) }
 
 // openStore opens a Store of the counter key on addr through transport:
 // "resp" is the bench's backend, "go-redis" is redisstore, as users have

@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmkit/shmkit/internal/redistest"
+	"github.com/shmkit/shmkit/internal/redistest/tserver"
 	"github.com/shmkit/shmkit/internal/resp"
 )
 
@@ -30,18 +30,7 @@ import (
 // fails.
 func server(t *testing.T) *redistest.Server { return benchServer(t) }
 
-func benchServer(t testing.TB) *redistest.Server {
-	t.Helper()
-	s, err := redistest.Start(filepath.Join(t.TempDir(), "redis"), false)
-	if errors.Is(err, redistest.ErrNoServer) && os.Getenv("SHMKIT_REQUIRE_REDIS") == "" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s
-}
+func benchServer(t testing.TB) *redistest.Server { return tserver.Start(t, false) }
 
 func dial(t *testing.T, addr string) *resp.Conn {
 	t.Helper()

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shmkit/shmkit/internal/redistest"
+	"github.com/shmkit/shmkit/internal/redistest/tserver"
 	"github.com/shmkit/shmkit/internal/testproc"
 	"github.com/shmkit/shmkit/ticketshm"
 	"github.com/shmkit/shmkit/ticketshm/redisstore"
@@ -30,20 +30,8 @@ func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]testproc.Entry{"buyer": buyerEntry})
 }
 
-// server starts a redis-server for the test. Without the binary the test
-// is skipped, except where SHMKIT_REQUIRE_REDIS is set (CI), where it fails.
-func server(t *testing.T, durable bool) *redistest.Server {
-	t.Helper()
-	s, err := redistest.Start(filepath.Join(t.TempDir(), "redis"), durable)
-	if errors.Is(err, redistest.ErrNoServer) && os.Getenv("SHMKIT_REQUIRE_REDIS") == "" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s
-}
+// server starts a redis-server for the test (tserver.Start).
+func server(t *testing.T, durable bool) *redistest.Server { return tserver.Start(t, durable) }
 
 func client(t testing.TB, addr string) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
