@@ -48,16 +48,10 @@ func createCRing(name string, capacity, size int) error {
 // startRing starts yard's ring command with args after the ring's file
 // and offset, and once it is ready counts this process ready.
 func startRing(a qArgs, command string, args ...string) (*cyard.Cmd, error) {
-	yard, err := yardPath(context.Background())
+	yard, path, err := yardFile(context.Background(), func() (*shm.Segment, error) { return shm.Open(a.name, cringTag) })
 	if err != nil {
 		return nil, err
 	}
-	seg, err := shm.Open(a.name, cringTag)
-	if err != nil {
-		return nil, err
-	}
-	path := seg.Path()
-	seg.Close() // checked: yard maps the file itself
 	args = append([]string{command, path, fileOff(0)}, args...)
 	args = append(args, a.ctl.seg.Path(), fileOff(8))
 	c, err := cyard.Start(context.Background(), yard, args...)

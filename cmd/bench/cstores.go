@@ -103,6 +103,20 @@ func initPath(s *shm.Segment) string {
 	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), s.File().Fd())
 }
 
+// yardFile returns the yard program and the file of a segment, which open
+// opens and checks (tag and size); yard maps the file itself.
+func yardFile(ctx context.Context, open func() (*shm.Segment, error)) (yard, path string, err error) {
+	if yard, err = yardPath(ctx); err != nil {
+		return "", "", err
+	}
+	seg, err := open()
+	if err != nil {
+		return "", "", err
+	}
+	defer seg.Close()
+	return yard, seg.Path(), nil
+}
+
 // fileOff is the offset in a segment's file of off in its data.
 func fileOff(off int) string { return strconv.Itoa(shm.DataOffset + off) }
 
@@ -134,16 +148,10 @@ func removeC(name string) error { return shm.Remove(name) }
 // its increments (bench latency), reading the clock once per increment
 // as the Go buyers do.
 func sellC(ctx context.Context, kind, name string, tickets int64, h *gaphist.Hist, ctl *control) (sell func() (bought, stopped int64, err error), err error) {
-	yard, err := yardPath(ctx)
+	yard, path, err := yardFile(ctx, func() (*shm.Segment, error) { return openC(name) })
 	if err != nil {
 		return nil, err
 	}
-	seg, err := openC(name)
-	if err != nil {
-		return nil, err
-	}
-	path := seg.Path()
-	seg.Close() // checked: yard maps the file itself
 	loop, timed := "robust", "0"
 	if kind == cCAS {
 		loop = "cas"
@@ -229,16 +237,10 @@ func soldC(name string) (int64, error) {
 // SIGKILL depends on how many threads the dying holder has (each must
 // exit), and shm-mutex's holder is a Go process.
 func holdC(name string, ctl *control) error {
-	yard, err := yardPath(context.Background())
+	yard, path, err := yardFile(context.Background(), func() (*shm.Segment, error) { return openC(name) })
 	if err != nil {
 		return err
 	}
-	seg, err := openC(name)
-	if err != nil {
-		return err
-	}
-	path := seg.Path()
-	seg.Close()
 	// yard says "held" on stdout, which is the harness's: not there.
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -260,16 +262,10 @@ func holdC(name string, ctl *control) error {
 // the C counter name, which returns when the lock comes to it with
 // EOWNERDEAD and says when.
 func cWaiter(ctx context.Context, name string) (func() (took int64, err error), error) {
-	yard, err := yardPath(ctx)
+	yard, path, err := yardFile(ctx, func() (*shm.Segment, error) { return openC(name) })
 	if err != nil {
 		return nil, err
 	}
-	seg, err := openC(name)
-	if err != nil {
-		return nil, err
-	}
-	path := seg.Path()
-	seg.Close()
 	return func() (int64, error) {
 		c, err := cyard.Start(ctx, yard, "takeover", path, fileOff(0))
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -189,24 +188,7 @@ func TestCrossCheck(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	restarts := 0
-	for last := int64(total); restarts < 6; {
-		r := remaining()
-		if r == 0 {
-			break
-		}
-		if r > last-300 {
-			time.Sleep(time.Millisecond) // sell a little between crashes
-			continue
-		}
-		srv.Kill()
-		time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
-		if err := srv.Restart(); err != nil {
-			t.Fatal(err)
-		}
-		restarts++
-		last = remaining()
-	}
+	restarts := tserver.CrashWhileSelling(t, srv, 6, 200*time.Millisecond, remaining)
 
 	var tickets []int64
 	uncertain, unavailable := 0, 0
@@ -219,24 +201,8 @@ func TestCrossCheck(t *testing.T) {
 		uncertain += r.uncertain
 		unavailable += r.unavailable
 	}
-	for _, p := range ps {
-		p.MustExitWithin(2 * time.Minute)
-		for _, line := range strings.Split(p.Output(), "\n") {
-			f := strings.Fields(line)
-			switch {
-			case len(f) > 0 && f[0] == "tickets":
-				for _, s := range f[1:] {
-					n, _ := strconv.ParseInt(s, 10, 64)
-					tickets = append(tickets, n)
-				}
-			case len(f) == 4 && f[0] == "uncertain":
-				u, _ := strconv.Atoi(f[1])
-				a, _ := strconv.Atoi(f[3])
-				uncertain += u
-				unavailable += a
-			}
-		}
-	}
+	pt, pu, pa := tserver.Collect(ps)
+	tickets, uncertain, unavailable = append(tickets, pt...), uncertain+pu, unavailable+pa
 	seen := map[int64]bool{}
 	for _, n := range tickets {
 		if seen[n] || n < 1 || n > total {

@@ -89,29 +89,10 @@ func buyerEntry(args []string) int {
 	return 0
 }
 
-// collect reads the buyers' output: ticket numbers, uncertain and
-// unavailable counts.
+// collect reads the buyers' output (tserver.Collect).
 func collect(t *testing.T, ps []*testproc.Proc) (tickets []int64, uncertain, unavailable int) {
 	t.Helper()
-	for _, p := range ps {
-		p.MustExitWithin(2 * time.Minute)
-		for _, line := range strings.Split(p.Output(), "\n") {
-			f := strings.Fields(line)
-			switch {
-			case len(f) > 0 && f[0] == "tickets":
-				for _, s := range f[1:] {
-					n, _ := strconv.ParseInt(s, 10, 64)
-					tickets = append(tickets, n)
-				}
-			case len(f) == 4 && f[0] == "uncertain":
-				u, _ := strconv.Atoi(f[1])
-				a, _ := strconv.Atoi(f[3])
-				uncertain += u
-				unavailable += a
-			}
-		}
-	}
-	return tickets, uncertain, unavailable
+	return tserver.Collect(ps)
 }
 
 func noDuplicates(t *testing.T, tickets []int64, total int64) {
@@ -228,24 +209,7 @@ func TestExactlyOnce(t *testing.T) {
 					time.Sleep(time.Millisecond)
 				}
 			}
-			restarts := 0
-			for last := int64(total); restarts < 8; {
-				r := remaining()
-				if r == 0 {
-					break
-				}
-				if r > last-300 {
-					time.Sleep(time.Millisecond) // sell a little between crashes
-					continue
-				}
-				srv.Kill()
-				time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
-				if err := srv.Restart(); err != nil {
-					t.Fatal(err)
-				}
-				restarts++
-				last = remaining()
-			}
+			restarts := tserver.CrashWhileSelling(t, srv, 8, 300*time.Millisecond, remaining)
 			tickets, uncertain, unavailable := collect(t, ps)
 			noDuplicates(t, tickets, total)
 			a := audit(t, rdb, "tickets")
