@@ -17,12 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/shmkit/shmkit/internal/resp"
+	"github.com/shmkit/shmkit/process"
 )
 
 // ErrNoServer is returned when no redis-server binary is on PATH.
@@ -95,9 +95,9 @@ func (s *Server) start() error {
 		args = append(args, "--appendonly", "no")
 	}
 	cmd := exec.Command("redis-server", args...)
-	// The server dies with whoever started it, even if that is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// The server dies with whoever started it, even if that is killed:
+	// Pdeathsig, from a thread that lives as long as the process.
+	if err := process.StartCommand(cmd); err != nil {
 		return fmt.Errorf("redistest: %w", err)
 	}
 	done := make(chan struct{})

@@ -25,8 +25,10 @@ func resolve(addr string) ([]netip.AddrPort, error) {
 		return nil, err
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil || port == 0 || portStr[0] == '+' {
-		return nil, fmt.Errorf("%w %q: port %q: want a number from 1 to 65535", ErrAddress, addr, portStr)
+	if err != nil || port == 0 || portStr[0] == '+' || portStr[0] == '0' {
+		// Canonical decimal only: "000001" is port 1 to ParseUint, and
+		// to a reader of the flag most likely a typo.
+		return nil, fmt.Errorf("%w %q: port %q: want a number from 1 to 65535, without leading zeros", ErrAddress, addr, portStr)
 	}
 	if strings.EqualFold(host, "localhost") {
 		return []netip.AddrPort{
