@@ -119,7 +119,8 @@ type GapResult struct {
 	MeanWaitUs float64 `json:"mean_wait_us"`
 	// MeanWaitOver1msUs is the part of MeanWaitUs that gaps longer than
 	// a millisecond make, from the histogram (each gap taken at its
-	// bucket's middle, within 6%): stalls of the machine, which c-cas
+	// bucket's middle, its square within 13%: Hist.MeanWaitFrom):
+	// stalls of the machine, which c-cas
 	// (no lock at all) has too, or of a lock holder.
 	MeanWaitOver1msUs float64 `json:"mean_wait_over_1ms_us"`
 	// TimeP99us is the gap below which 99% of the buyers' time falls.

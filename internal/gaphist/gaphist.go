@@ -129,8 +129,11 @@ func (h *Hist) MeanWait() float64 {
 }
 
 // MeanWaitFrom is the part of MeanWait that the gaps of the buckets whose
-// lower bound is min or more make (ns), each gap taken at its bucket's middle, within 6%: how
-// much of the wait long gaps make, say the machine's stalls.
+// lower bound is min or more make (ns): how much of the wait long gaps
+// make, say the machine's stalls. Each gap is taken at its bucket's
+// middle, within 6.25% of it (a bucket is at most an eighth of its lower
+// bound wide), so its square within 13%: with a few long gaps making
+// most of the wait, the part can read up to 13% above the whole.
 func (h *Hist) MeanWaitFrom(min uint64) float64 {
 	if h.Sum == 0 {
 		return 0
