@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/shmkit/shmkit/internal/cyard"
@@ -81,20 +79,9 @@ func consumeCRing(a qArgs) (got, dup, torn int64, err error) {
 		return 0, 0, 0, err
 	}
 	defer func() { c.Kill(); c.Wait() }() // on an early return: nothing left behind
-	f, err := c.Line("consumed")
+	v, err := c.Ints("consumed", 3)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	bad := len(f) != 3
-	if !bad {
-		var errs [3]error
-		got, errs[0] = strconv.ParseInt(f[0], 10, 64)
-		dup, errs[1] = strconv.ParseInt(f[1], 10, 64)
-		torn, errs[2] = strconv.ParseInt(f[2], 10, 64)
-		bad = errors.Join(errs[:]...) != nil
-	}
-	if bad {
-		return 0, 0, 0, fmt.Errorf("bench: yard ring-consume: %w: consumed %q", cyard.ErrOutput, f)
-	}
-	return got, dup, torn, c.Wait()
+	return v[0], v[1], v[2], c.Wait()
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -170,19 +169,11 @@ func sellC(ctx context.Context, kind, name string, tickets int64, h *gaphist.His
 	}
 	return func() (int64, int64, error) {
 		defer func() { c.Kill(); c.Wait() }() // on an early return: nothing left behind
-		f, err := c.Line("sold")
+		v, err := c.Ints("sold", 3)
 		if err != nil {
 			return 0, 0, err
 		}
-		if len(f) != 3 {
-			return 0, 0, fmt.Errorf("bench: yard sell: %w: sold %q", cyard.ErrOutput, f)
-		}
-		n, err1 := strconv.ParseInt(f[0], 10, 64)
-		r, err2 := strconv.Atoi(f[1])
-		stopped, err3 := strconv.ParseInt(f[2], 10, 64)
-		if errors.Join(err1, err2, err3) != nil {
-			return 0, 0, fmt.Errorf("bench: yard sell: %w: sold %q", cyard.ErrOutput, f)
-		}
+		n, r, stopped := v[0], v[1], v[2]
 		if r != 0 {
 			return n, stopped, fmt.Errorf("bench: %s: %w", kind, syscall.Errno(r))
 		}
@@ -272,17 +263,10 @@ func cWaiter(ctx context.Context, name string) (func() (took int64, err error), 
 			return 0, err
 		}
 		defer func() { c.Kill(); c.Wait() }()
-		f, err := c.Line("took")
+		v, err := c.Ints("took", 1)
 		if err != nil {
 			return 0, err
 		}
-		if len(f) != 1 {
-			return 0, fmt.Errorf("bench: yard takeover: %w: took %q", cyard.ErrOutput, f)
-		}
-		took, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("bench: yard takeover: %w: took %q", cyard.ErrOutput, f)
-		}
-		return took, c.Wait()
+		return v[0], c.Wait()
 	}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -105,6 +106,25 @@ func (c *Cmd) Line(word string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w: %.200q, want a %q line", c.name, ErrOutput, c.out.Text(), word)
 	}
 	return f[1:], nil
+}
+
+// Ints reads the next line, which must be word and n whole numbers (as
+// "sold", "took" and "consumed" are), and returns the numbers.
+func (c *Cmd) Ints(word string, n int) ([]int64, error) {
+	f, err := c.Line(word)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(f))
+	for i, s := range f {
+		if out[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+			break
+		}
+	}
+	if err != nil || len(f) != n {
+		return nil, fmt.Errorf("%s: %w: %s %.200q, want %d whole numbers", c.name, ErrOutput, word, f, n)
+	}
+	return out, nil
 }
 
 // Wait waits for yard to exit (draining what it still prints) and returns

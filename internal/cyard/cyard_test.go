@@ -526,3 +526,24 @@ func TestLineCutShort(t *testing.T) {
 		t.Errorf("Run of an unfinished last line: %q, %v; want the whole lines and ErrOutput", out, err)
 	}
 }
+
+// TestInts: a line of a word and whole numbers reads as the numbers; the
+// wrong count, a number that is not one, or another word is ErrOutput.
+func TestInts(t *testing.T) {
+	c, err := Start(context.Background(), "/bin/sh", "-c", `printf 'sold 3 0 -7\nsold 1 2\nsold 1 x 3\ntook 1\nclock 1\n'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Wait()
+	if v, err := c.Ints("sold", 3); err != nil || len(v) != 3 || v[0] != 3 || v[1] != 0 || v[2] != -7 {
+		t.Fatalf("sold 3 0 -7: %v, %v", v, err)
+	}
+	for _, tc := range []struct {
+		word string
+		n    int
+	}{{"sold", 3}, {"sold", 3}, {"took", 2}, {"took", 1}} {
+		if v, err := c.Ints(tc.word, tc.n); !errors.Is(err, ErrOutput) {
+			t.Errorf("Ints(%q, %d): %v, %v; want ErrOutput", tc.word, tc.n, v, err)
+		}
+	}
+}
