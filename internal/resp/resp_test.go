@@ -50,25 +50,24 @@ func noLeak(t *testing.T) {
 	before := goroutines()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(5 * time.Second)
-		for len(goroutines()) > len(before) && time.Now().Before(deadline) {
+		for goroutines() > before && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if after := goroutines(); len(after) > len(before) {
-			t.Errorf("%d goroutines left behind:\n%s", len(after)-len(before), strings.Join(after, "\n\n"))
+		if n := goroutines(); n > before {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines left behind:\n%s", n-before, buf[:runtime.Stack(buf, true)])
 		}
 	})
 }
 
-// goroutines are the stacks of this process's goroutines but the spawner.
-func goroutines() []string {
+// goroutines is runtime.NumGoroutine without package process's spawner.
+func goroutines() int {
+	n := runtime.NumGoroutine()
 	buf := make([]byte, 1<<20)
-	var out []string
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if !strings.Contains(g, "process.spawn.func") {
-			out = append(out, g)
-		}
+	if strings.Contains(string(buf[:runtime.Stack(buf, true)]), "created by github.com/shmkit/shmkit/process.spawn") {
+		n--
 	}
-	return out
+	return n
 }
 
 func bulk(s string) resp.Reply { return resp.Reply{Kind: resp.BulkString, Str: s} }
