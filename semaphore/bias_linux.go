@@ -211,6 +211,8 @@ type BiasedMutex struct {
 	closedEntry uint32
 	closedBias  uint64
 
+	ackedTo int // the slot of the revoker we last answered (ack)
+
 	biased bool      // the bias word named us when we last looked
 	state  biasState // how this handle holds the lock
 
@@ -267,6 +269,7 @@ func NewBiasedMutex(ctx context.Context, seg *shm.Segment, off int) (*BiasedMute
 		bias:    (*uint64)(ptr(m.rec, offBias)),
 		want:    noBias,
 		canBias: canBias,
+		ackedTo: -1,
 	}
 	// No bias is ours yet: one our slot's earlier process held was judged
 	// in join.
@@ -449,6 +452,14 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 		now := monoNow()
 		switch {
 		case biasHolder(b) != m.a.slot.Index || biasVerdict(b) != 0:
+			if revoker < 0 {
+				// Answered on our way out (finishUnlock), and taken
+				// before we got here: a revoker that is quick since
+				// it stopped asking the kernel, under its seizure,
+				// whether we live. Without this its turn went
+				// unowed, and we revoked it a few microseconds in.
+				revoker = h.ackedTo
+			}
 			m.lostTo, m.lostAt = revoker, now
 			return false, nil
 		case biasRevoker(b) < 0:
@@ -499,7 +510,9 @@ func (h *BiasedMutex) ack() {
 	m := h.m
 	b := m.bias.Load()
 	if biasHolder(b) == m.a.slot.Index && biasRevoker(b) >= 0 && biasVerdict(b) == 0 && b&biasAck == 0 {
-		m.bias.CompareAndSwap(b, acked(b))
+		if m.bias.CompareAndSwap(b, acked(b)) {
+			h.ackedTo = biasRevoker(b)
+		}
 		wake((*atomic.Uint32)(unsafe.Pointer(h.entry)), math.MaxInt32)
 	}
 }
@@ -676,9 +689,21 @@ var stepHook func(step string)
 // idle or dead or has had its turn, and otherwise waits out the turn. It
 // reports whether it took the lock.
 func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64, slept bool) (bool, error) {
+	start := monoNow()
 	h, r := biasHolder(b), biasRevoker(b)
 	owner := v & tidMask
-	os := m.ownerSlot(owner)
+	var os int
+	if !m.doubt && h >= 0 && biasVerdict(b) == 0 && m.entry(h).Load()&tidMask == owner {
+		// The word holds the holder's id: take the holder to be
+		// alive, as it nearly always is, without asking the kernel
+		// (two system calls, 1.3 µs on the VM measured, and every
+		// hand-over waited for them). A revocation does not trust
+		// it (see revoke); one that fails sets doubt, and from then
+		// on this lock call asks.
+		os = h
+	} else {
+		os = m.ownerSlot(owner)
+	}
 	if os < 0 {
 		// The word's owner is dead: the holder, killed before its
 		// robust thread's exit could mark the word (or a revoker or
@@ -699,9 +724,13 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 		// A revocation under way.
 	case waited < t && (m.fresh(h) || m.biasHot(h)):
 		// A busy holder's turn: wait it out, off the lock's lines.
-		return false, waitUntil(ctx, monoNow()+t-waited)
+		return false, waitUntil(ctx, start+t-waited)
 	default:
-		return m.revoke(ctx, v, b, true, slept)
+		took, err := m.revoke(ctx, v, b, true, slept)
+		if !took && err == nil {
+			m.doubt = true
+		}
+		return took, err
 	}
 	switch {
 	case waited < int64(time.Millisecond):
@@ -710,6 +739,24 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 		return false, nap(ctx, 100*time.Microsecond)
 	}
 	return false, nap(ctx, time.Millisecond) // someone was stopped, or descheduled
+}
+
+// judgeBias puts a verdict on the holder the bias word names, if there is
+// one and it has none yet: it died, or let its word go to a revoker that
+// died after taking it, and its entry says whether it was inside. Called
+// by a taker of a dead owner's word under its seizure, before the word is
+// its own: the verdict voids a revocation claim made on the holder while
+// it lived, whose revoker, stopped after its claim was answered, would
+// otherwise seize the word once it holds the holder's thread id again
+// (see revoke). It always reports true, to serve as a seize check.
+func (m *mutex) judgeBias() bool {
+	for {
+		b := m.bias.Load()
+		h := biasHolder(b)
+		if h < 0 || biasVerdict(b) != 0 || m.bias.CompareAndSwap(b, nextBias(b, h, -1, m.verdictOf(h))) {
+			return true
+		}
+	}
 }
 
 // undoRevoke clears the claim of a dead revoker, found in b: if the word is
@@ -851,17 +898,20 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 	// The holder is out of its critical section and sees our claim if it
 	// tries again, or it is dead. Take the word from it.
 	//
-	// The word must still be the holder's: the id in it may now be
-	// another process's, which got the holder's thread id after the
-	// holder died and took the word (before its settle clears the bias
-	// word, our claim stands). So the holder's slot must be the live one
-	// with that id, checked again under the seizure.
+	// The word must still be the holder's: the holder may have died
+	// since (the kernel marks the word OWNER_DIED, and clears the id; or
+	// it closed the segment, which does the same), and its thread id
+	// gone to another process, which took the word (the id again) and
+	// locks. Every taker of a dead owner's word judges the holder the
+	// bias word names, under its seizure, before the word is its own
+	// (take, judgeBias), as a joiner of the holder's slot does before
+	// it writes its entry (join): a verdict voids our claim. So a word
+	// that holds the id while our claim stands, looked at under our
+	// seizure, where it cannot change, is the holder's. (An earlier
+	// version asked the kernel, under the seizure, whether the holder
+	// lived with that id: two system calls that every hand-over of a
+	// contended lock waited for.)
 	stands := func() bool { cur := m.bias.Load(); return cur == claim || cur == ack }
-	holds := func() bool { return m.ownerSlot(v0&tidMask) == h }
-	// holds first: a joiner in the holder's slot changes the bias word
-	// (its verdict) before its entry and generation, so once holds has
-	// seen the new generation, stands sees the verdict.
-	valid := func() bool { return holds() && stands() }
 	for {
 		v := m.word.Load()
 		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 {
@@ -870,25 +920,17 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 			giveUp()
 			return false, nil
 		}
-		// holds is a liveness check (a system call): asked under the
-		// seizure, where it counts, and again only when that failed.
-		// stands, a load, is asked first as well: a claim already gone
-		// (the holder died and the word went on, maybe to a process
-		// with its thread id) must not seize that process's word, which
+		// stands is asked first as well: a claim already gone (the
+		// holder died and the word went on, maybe to a process with
+		// its thread id) must not seize that process's word, which
 		// would hold up its Unlock for as long as we are stopped.
 		if !stands() {
 			return false, nil
 		}
-		if m.seize(v, valid, m.takenWord(slept)) {
+		if m.seize(v, stands, m.takenWord(slept)) {
 			break
 		}
 		if !stands() {
-			return false, nil
-		}
-		if !holds() {
-			// Its id went on to another process: the next look
-			// deals with it.
-			giveUp()
 			return false, nil
 		}
 	}

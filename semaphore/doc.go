@@ -98,9 +98,13 @@
 //   - A bias word names its holder by slot; the word's owner id is that
 //     holder's only while the holder's slot is the live one with that id.
 //     A holder that died leaves its id to be handed on: a process with
-//     the same id, in another slot, may hold the word before its settle
-//     clears the bias word. Revokers and TryLock check the slot, not the
-//     id, and check it again under their seizure.
+//     the same id, in another slot, may take the word. So whoever takes a
+//     dead owner's word while the bias word names a holder first judges
+//     that holder, under its seizure of the word, with a verdict in the
+//     bias word (Mutex.judgeBias), which voids any revocation claim made
+//     while the holder lived; a revoker whose claim still stands under
+//     its own seizure is looking at the holder's word. TryLock checks the
+//     slot, not the id.
 //   - Processes of one segment are of one PID namespace (shm refuses a
 //     claim while another namespace's process holds a slot), so two live
 //     processes never share an owner id, and the kernel's walk at one's
@@ -124,8 +128,8 @@
 //     replaced (join settles the bias first). Every change of the bias
 //     word bumps its epoch, so a CAS computed from a stale value fails.
 //  5. Whoever takes a word left by a death decides whether the protected
-//     state needs repair only once it holds the word, from what the
-//     records say then (Mutex.settle): a grant or a bias verdict of
+//     state needs repair only once it holds the word or has it seized,
+//     from what the records say then (Mutex.judgeBias, Mutex.settle): a grant or a bias verdict of
 //     "outside" says no, a bias naming a dead holder asks that holder's
 //     in-critical-section bit, and otherwise a death is a death.
 //  6. A decision made on other words (this owner id is no live process's;

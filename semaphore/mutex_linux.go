@@ -85,6 +85,11 @@ type mutex struct {
 	lostTo int
 	lostAt int64
 
+	// doubt is set in a lock call once a revocation of it failed: from
+	// then on biasedWait asks whether the word's owner lives before it
+	// acts (see biasedWait). Written and read under local.
+	doubt bool
+
 	// errNotRecoverable is made by NewMutex (see errorf).
 	errNotRecoverable error
 
@@ -320,6 +325,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		return ctx.Err()
 	}
 	defer func() { <-m.local }()
+	m.doubt = false
 
 	var (
 		stopWake func() bool // wakes sleepers when ctx is done
@@ -504,26 +510,40 @@ func (m *mutex) takenWord(slept bool) uint32 {
 // (OWNER_DIED with no owner, or an owner id no live process has). It
 // reports whether it took the lock, and ErrOwnerDead when the protected
 // state needs repair (see settle).
+//
+// A dead owner's word that the bias word still names a holder of is
+// taken under a seizure, and the holder judged (judgeBias) before the
+// word becomes ours: see revoke for why.
 func (m *mutex) take(v uint32, slept bool) (bool, error) {
 	nv := m.takenWord(slept) | v&waitersBit
 	switch owner := v & tidMask; {
-	case owner == 0, isGarbage(owner):
+	case v&^waitersBit == 0:
 		if !m.word.CompareAndSwap(v, nv) {
 			return false, nil
 		}
-		if v&^waitersBit == 0 {
-			// It was free. A free word is never biased (the bias is
-			// given up, or moved with the word, before the word is
-			// free): a bias word that says otherwise is garbage.
-			if b := m.bias.Load(); biasHolder(b) >= 0 {
-				m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0))
+		// It was free. A free word is never biased (the bias is given
+		// up, or moved with the word, before the word is free): a bias
+		// word that says otherwise is garbage.
+		if b := m.bias.Load(); biasHolder(b) >= 0 {
+			m.bias.CompareAndSwap(b, nextBias(b, -1, -1, 0))
+		}
+		return true, nil
+	case owner == 0, isGarbage(owner):
+		// Left by a dead owner (the kernel's OWNER_DIED, or abandon's),
+		// or garbage. Without a bias holder there is no claim to void:
+		// one is only ever made on a holder, and a bias only by the
+		// word's live owner.
+		if biasHolder(m.bias.Load()) < 0 {
+			if !m.word.CompareAndSwap(v, nv) {
+				return false, nil
 			}
-			return true, nil
+		} else if !m.seize(v, m.judgeBias, nv) {
+			return false, nil
 		}
 	case owner <= maxOwnerID:
 		// An owner id that no live process has, we read: make sure of
 		// it with the word seized, where the id cannot come back.
-		if !m.seize(v, func() bool { return m.ownerSlot(owner) < 0 }, nv) {
+		if !m.seize(v, func() bool { return m.ownerSlot(owner) < 0 && m.judgeBias() }, nv) {
 			return false, nil
 		}
 	default:

@@ -583,3 +583,59 @@ func startHammer(t *testing.T, turn string) (string, *shm.Segment, *atomic.Int64
 	progresses(t, counter, 1000, "hammer start")
 	return name, seg, counter, p
 }
+
+// TestAckedOnTheWayOut: a biased holder P (this process) answers a
+// revoker R's claim on its way out of a critical section (Unlock), and R
+// takes the lock before P looks at the bias word again. P's next Lock
+// must know that R took it (lostTo), so that R is owed its turn
+// (mutex.fresh). P used to know only a revoker it had answered in
+// revoked, and took a quick revoker's lock back a few microseconds into
+// its turn: quick, since a revocation stopped asking the kernel whether
+// the holder lives.
+func TestAckedOnTheWayOut(t *testing.T) {
+	needBias(t)
+	name, seg := newTestSegment(t)
+	h, err := NewBiasedMutex(context.Background(), seg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	h.Unlock()
+	if !h.Biased() {
+		t.Fatal("not biased after a lock alone")
+	}
+	if err := h.Lock(); err != nil { // through the bias: inside
+		t.Fatal(err)
+	}
+	r := testproc.Start(t, "grab", name, "idle")
+	until := func(what string, done func(b uint64) bool) uint64 {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if b := biasWord(seg); done(b) {
+				return b
+			}
+			if time.Now().After(end) {
+				t.Fatalf("no %s: bias word %#x", what, biasWord(seg))
+			}
+		}
+	}
+	rslot := biasRevoker(until("claim", func(b uint64) bool { return biasRevoker(b) >= 0 }))
+	if err := h.Unlock(); err != nil { // answers the claim on its way out
+		t.Fatal(err)
+	}
+	until("revocation", func(b uint64) bool { return biasHolder(b) != h.Slot() })
+	if got := r.ExpectPrefix("got "); got != "ok alone" {
+		t.Fatalf("R got %q", got)
+	}
+	r.ExpectPrefix("out ")
+	if err := h.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock()
+	if h.m.lostTo != rslot {
+		t.Errorf("after losing the bias to slot %d, lostTo is %d: its turn is not owed", rslot, h.m.lostTo)
+	}
+}
