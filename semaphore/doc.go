@@ -244,7 +244,7 @@
 //
 // Barging with turns, like sync.Mutex's normal and starvation modes: a
 // busy lock stays with the process that runs, and a waiter lets it have a
-// turn (SetTurn; 10µs by default, 1ms while CPUs are crowded) without
+// turn (SetTurn; 3µs by default, 1ms while CPUs are crowded) without
 // touching the lock, then asks for it: a hand-off from the next Unlock of
 // a plain lock, a revocation of a biased one, which a running holder
 // answers within a microsecond. A process arriving at a random moment
@@ -265,7 +265,12 @@
 // running a thread of P execute a full barrier, and waits for P's bit to
 // clear. Then P cannot enter (it would see the revoker) and is not inside:
 // the revoker moves the futex word to itself and clears the bias word.
-// bias_linux.go has the argument.
+// bias_linux.go has the argument. It moves the word under a seizure
+// (below), if its claim still stands there, without asking the kernel
+// whether P lives: whoever takes a dead P's word first judges P with a
+// verdict in the bias word, under its own seizure, which voids the claim
+// (Identity, above). When P answers, the revoker's side of a hand-over
+// is a few CASes, without a system call.
 //
 // A Mutex on a biased lock treats it as hot while P's bit keeps changing
 // (it lets P have a turn, and then revokes, like a hand-off), and revokes

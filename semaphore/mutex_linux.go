@@ -533,11 +533,19 @@ func (m *mutex) take(v uint32, slept bool) (bool, error) {
 		// or garbage. Without a bias holder there is no claim to void:
 		// one is only ever made on a holder, and a bias only by the
 		// word's live owner.
-		if biasHolder(m.bias.Load()) < 0 {
+		switch {
+		case biasHolder(m.bias.Load()) < 0:
 			if !m.word.CompareAndSwap(v, nv) {
 				return false, nil
 			}
-		} else if !m.seize(v, m.judgeBias, nv) {
+		case owner != 0:
+			// Garbage: make it the dead owner's word it stands for
+			// (OWNER_DIED, no owner) and look again. A seized value
+			// keeps 22 bits of an owner id, so one undone by a third
+			// party (its seizer died) would turn garbage into an id.
+			m.word.CompareAndSwap(v, v&^tidMask|ownerDiedBit)
+			return false, nil
+		case !m.seize(v, m.judgeBias, nv):
 			return false, nil
 		}
 	case owner <= maxOwnerID:

@@ -19,12 +19,12 @@ const (
 	MutexSize     = 2624
 	SemaphoreSize = 4736
 	RecordAlign   = 64
-	MutexTag      = "semaphore.Mutex/1"
-	SemaphoreTag  = "semaphore.Semaphore/1"
+	MutexTag      = "semaphore.Mutex/2"
+	SemaphoreTag  = "semaphore.Semaphore/2"
 )
 
 // DefaultTurn is the turn a waiter lets a holder have (Linux only).
-const DefaultTurn = 10 * time.Microsecond
+const DefaultTurn = 3 * time.Microsecond
 
 // SetTurn sets the turn of this process's waiters (Linux only).
 func SetTurn(d time.Duration) time.Duration { return DefaultTurn }
