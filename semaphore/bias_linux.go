@@ -460,6 +460,7 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 				// unowed, and we revoked it a few microseconds in.
 				revoker = h.ackedTo
 			}
+			h.ackedTo = -1
 			m.lostTo, m.lostAt = revoker, now
 			return false, nil
 		case biasRevoker(b) < 0:
@@ -557,6 +558,7 @@ func (h *BiasedMutex) unlockSlow() error {
 			if biasHolder(b) < 0 && m.bias.CompareAndSwap(b, nb) {
 				raceRelease(m)
 				h.want, h.biased, h.biasedAt = nb, true, monoNow()
+				h.ackedTo = -1 // answers to claims on this bias only
 				if v := m.word.Load(); v != m.tid {
 					// A waiter set the waiters bit and may have gone
 					// to sleep on the word before it saw the bias:

@@ -19,16 +19,17 @@ import (
 // waiter that has waited a turn asks for it: a hand-off (a plain lock) or
 // a revocation (a biased one), which the holder answers at its next
 // unlock or lock, in about a microsecond when it runs. A turn is the
-// throughput against the wait: a hand-over costs a few microseconds of
+// throughput against the wait: a hand-over costs a microsecond or two of
 // nobody buying, and a process arriving at a random moment waits a
-// fraction of a turn. SetTurn sets it. DefaultTurn is a middle of the
-// curve measured on a 2-core VM: with 2 buyers, the part of the mean wait
-// that gaps under 100 µs make was 7.85 µs at a turn of 20 µs, 6.18 µs at
-// 10 µs, 4.06 µs at 5 µs and 3.42 µs at 2 µs (part 2 of
-// docs/runs/latency-handover.txt), while the default table sold 310M,
-// 232-298M and 279-280M tickets/s with 2 buyers at 20, 10 and 5 µs, and
-// 211-227M, 207M and 175-194M with 8 (part 2 of
-// docs/runs/session-2026-11-27d.txt), glibc's robust mutex 24.7-33.8M.
+// fraction of a turn. SetTurn sets it. DefaultTurn is where the curve
+// measured on a 2-core VM stops paying: with 2 buyers, the part of the
+// mean wait that gaps under 100 µs make was 6.66 µs at a turn of 20 µs,
+// 3.83 µs at 10 µs, 2.72 µs at 5 µs, 1.78 µs at 3 µs and 1.47 µs at 1 µs,
+// glibc's robust mutex's 0.21-3.71 µs in the same runs (part 2 of
+// docs/runs/handover.txt). The default table sold 408M and 415M tickets/s
+// with 2 buyers at 3 µs and 295M and 298M with 8, against 283M and 413M
+// and 261M and 291M at the 10 µs of the build before, glibc's 18.9-39.9M
+// (part 3).
 //
 // While it waits its turn a waiter does not touch the lock's cache lines
 // (that would slow the holder down) and does not sleep in Go's timers (an
