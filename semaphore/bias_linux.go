@@ -750,12 +750,27 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 // its own: the verdict voids a revocation claim made on the holder while
 // it lived, whose revoker, stopped after its claim was answered, would
 // otherwise seize the word once it holds the holder's thread id again
-// (see revoke). It always reports true, to serve as a seize check.
-func (m *mutex) judgeBias() bool {
+// (see revoke). It serves as a seize check: sv is our seized value.
+//
+// It reports false, and judges nobody, if the word is no longer sv: a
+// stale third party undid our seizure (see seize), and the word and the
+// bias word may since have gone on to a live process that biased the
+// lock, which a verdict would wedge (it, and everyone after it, would
+// wait for the judged bias to be cleared by the word's live holder). The
+// bias word is read before the word: read while the word was still sv,
+// it names the holder that lost the word, and the CAS lands only if it
+// has not changed since.
+func (m *mutex) judgeBias(sv uint32) bool {
 	for {
 		b := m.bias.Load()
 		h := biasHolder(b)
-		if h < 0 || biasVerdict(b) != 0 || m.bias.CompareAndSwap(b, nextBias(b, h, -1, m.verdictOf(h))) {
+		if h < 0 || biasVerdict(b) != 0 {
+			return true
+		}
+		if m.word.Load() != sv {
+			return false
+		}
+		if m.bias.CompareAndSwap(b, nextBias(b, h, -1, m.verdictOf(h))) {
 			return true
 		}
 	}

@@ -144,7 +144,9 @@
 //     undone by whoever finds its slot's generation gone, and first of all
 //     by a process that joins in its slot; an undo that comes late (its
 //     maker was stopped) can undo a later seizer's equal value, which
-//     costs that seizer one attempt, as its commit CAS fails.
+//     costs that seizer one attempt, as its commit CAS fails; a decision
+//     with a side effect of its own (Mutex.judgeBias's verdict) is made
+//     only while the word still holds the seizer's value.
 //
 // # Steps
 //

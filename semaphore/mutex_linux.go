@@ -545,13 +545,13 @@ func (m *mutex) take(v uint32, slept bool) (bool, error) {
 			// party (its seizer died) would turn garbage into an id.
 			m.word.CompareAndSwap(v, v&^tidMask|ownerDiedBit)
 			return false, nil
-		case !m.seize(v, m.judgeBias, nv):
+		case !m.seize(v, func() bool { return m.judgeBias(m.seizedValue(v)) }, nv):
 			return false, nil
 		}
 	case owner <= maxOwnerID:
 		// An owner id that no live process has, we read: make sure of
 		// it with the word seized, where the id cannot come back.
-		if !m.seize(v, func() bool { return m.ownerSlot(owner) < 0 && m.judgeBias() }, nv) {
+		if !m.seize(v, func() bool { return m.ownerSlot(owner) < 0 && m.judgeBias(m.seizedValue(v)) }, nv) {
 			return false, nil
 		}
 	default:
@@ -591,10 +591,12 @@ func (m *mutex) take(v uint32, slept bool) (bool, error) {
 // was stopped before its undo can undo a live seizure. The seizer
 // therefore commits, and undoes, with a CAS from its seized value: a
 // stale undo costs it this attempt (the word is back at v, as if it had
-// never seized), never the exclusion. Within this process seizes of the
+// never seized), never the exclusion. A valid with a side effect must
+// make sure the word is still sv (judgeBias): after a stale undo the
+// world it would act on may have moved on. Within this process seizes of the
 // record take turns (seizeMu), so two goroutines never make one value.
 func (m *mutex) seize(v uint32, valid func() bool, to uint32) bool {
-	sv := seizedBit | uint32(m.a.slot.Index)<<seizedShift | v&seizedTidMask | v&^tidMask
+	sv := m.seizedValue(v)
 	m.seizeMu.Lock()
 	defer m.seizeMu.Unlock()
 	hook("seizing")
@@ -613,6 +615,12 @@ func (m *mutex) seize(v uint32, valid func() bool, to uint32) bool {
 		wake(m.word, math.MaxInt32) // the owner may have slept on the seized value
 	}
 	return false
+}
+
+// seizedValue is the value seize makes of v: seizedBit, our slot, v's
+// owner id (22 bits of it) and v's other bits.
+func (m *mutex) seizedValue(v uint32) uint32 {
+	return seizedBit | uint32(m.a.slot.Index)<<seizedShift | v&seizedTidMask | v&^tidMask
 }
 
 // undoSeized puts back the owner id of v, a word seized by a process that
