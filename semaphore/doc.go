@@ -246,7 +246,7 @@
 //
 // Barging with turns, like sync.Mutex's normal and starvation modes: a
 // busy lock stays with the process that runs, and a waiter lets it have a
-// turn (SetTurn; 3µs by default, 1ms while CPUs are crowded) without
+// turn (SetTurn; 10µs by default, 1ms while CPUs are crowded) without
 // touching the lock, then asks for it: a hand-off from the next Unlock of
 // a plain lock, a revocation of a biased one, which a running holder
 // answers within a microsecond. A process arriving at a random moment

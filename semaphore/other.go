@@ -24,7 +24,7 @@ const (
 )
 
 // DefaultTurn is the turn a waiter lets a holder have (Linux only).
-const DefaultTurn = 3 * time.Microsecond
+const DefaultTurn = 10 * time.Microsecond
 
 // SetTurn sets the turn of this process's waiters (Linux only).
 func SetTurn(d time.Duration) time.Duration { return DefaultTurn }

@@ -22,14 +22,20 @@ import (
 // throughput against the wait: a hand-over costs a microsecond or two of
 // nobody buying, and a process arriving at a random moment waits a
 // fraction of a turn. SetTurn sets it. DefaultTurn is where the curve
-// measured on a 2-core VM stops paying: with 2 buyers, the part of the
-// mean wait that gaps under 100 µs make was 6.66 µs at a turn of 20 µs,
-// 3.83 µs at 10 µs, 2.72 µs at 5 µs, 1.78 µs at 3 µs and 1.47 µs at 1 µs,
-// glibc's robust mutex's 0.21-3.71 µs in the same runs (part 2 of
-// docs/runs/handover.txt). The default table sold 408M and 415M tickets/s
-// with 2 buyers at 3 µs and 295M and 298M with 8, against 283M and 413M
-// and 261M and 291M at the 10 µs of the build before, glibc's 18.9-39.9M
-// (part 3).
+// measured on a 2-core VM pays best. With 2 buyers, the part of the mean
+// wait that gaps under 100 µs make was 6.66 µs at a turn of 20 µs, 3.83 µs
+// at 10 µs, 2.72 µs at 5 µs, 1.78 µs at 3 µs and 1.47 µs at 1 µs, glibc's
+// robust mutex's 0.21-3.71 µs in the same runs (part 2 of
+// docs/runs/handover.txt). But the whole mean wait, ten sales pooled,
+// was 13.41 µs and 17.04 µs at 3 µs against 11.44 µs and 9.62 µs at 10 µs,
+// glibc's 6.90-13.42 µs: at the shorter turn the gaps over a millisecond
+// (the machine's stalls) made twice as much of it (part 2 of
+// docs/runs/handover-pooled.txt). Likely, not yet measured: more
+// hand-overs, more of them caught by a stall, and a revoker stalled
+// between its claim and its commit holds up the holder that answered it,
+// where a stalled glibc waiter holds up nobody. A holder that could take
+// its bias back from a revoker slow to commit (the revoker would have to
+// win the bias word before it commits) would close that.
 //
 // While it waits its turn a waiter does not touch the lock's cache lines
 // (that would slow the holder down) and does not sleep in Go's timers (an
@@ -43,7 +49,7 @@ import (
 
 // DefaultTurn is the turn a waiter lets the holder have before it asks
 // for the lock.
-const DefaultTurn = 3 * time.Microsecond
+const DefaultTurn = 10 * time.Microsecond
 
 var turn atomic.Int64
 
