@@ -173,8 +173,8 @@ func taskIDs(pid int) ([]int, error) {
 // where waitUntil spins out the end of a longer wait instead of yielding
 // (spinTail): biasedWait naps a microsecond while another process
 // revokes or settles, and on a crowded CPU that process may need this
-// one's CPU. When a nap spun instead, 8 buyers on 2 CPUs sold 50-60M
-// tickets/s where they sold 280-300M.
+// one's CPU. When a nap spun instead, 8 buyers on 2 CPUs lost most of
+// their throughput.
 func TestNapYields(t *testing.T) {
 	for _, crowd := range []int64{0, 4 * crowdedScore} {
 		old := crowdScore.Swap(crowd)

@@ -162,8 +162,8 @@ func waitUntil(ctx context.Context, deadline int64) error {
 			// The end of a wait alone on a CPU: a yield would overshoot
 			// it. Not of a nap of a moment (that is a yield), nor on a
 			// crowded CPU, where a spin keeps the CPU from the process
-			// we wait for: with 8 buyers on 2 CPUs the lock sold 50-60M
-			// tickets/s where it sold 280-300M.
+			// we wait for: with 8 buyers on 2 CPUs, spinning there cost
+			// the lock most of its throughput.
 			continue
 		}
 		if deadline-now >= int64(minSleep) && (lost || crowded()) {
