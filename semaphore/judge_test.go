@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/shmkit/shmkit/internal/testproc"
 )
 
 // The tests below were written by an adversarial review of judgeBias (a
@@ -27,40 +25,23 @@ import (
 // clears the bias next), and so did everyone else, for as long as Q lived.
 func TestStaleUndoBeforeJudge(t *testing.T) {
 	needBias(t)
-	name, seg := newTestSegment(t)
-	q, err := NewBiasedMutex(context.Background(), seg, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	name, seg, q := newBiased(t)
 	// P biases the lock and dies between critical sections: the word is
 	// OWNER_DIED with no owner, the bias names P.
 	p, _, _ := idleBiased(t, name)
 	p.Kill()
 	p.Wait()
-	s := testproc.Start(t, "stop-at", name, "seized") // in P's slot
-	sid := s.ExpectPrefix("id ")
-	s.Expect("stopped seized")
-	waitStopped(t, s)
-	sv := word(seg)
+	// S (in P's slot) seizes the word and is killed there; Y finds S
+	// dead and stops at its undo.
+	y, sv, sid := staleUndoer(t, name, seg)
 	if !isSeized(sv&tidMask) || biasHolder(biasWord(seg)) < 0 {
 		t.Fatalf("word %#x bias %#x: want a seized word under a bias", sv, biasWord(seg))
 	}
-	y := testproc.Start(t, "stop-at", name, "undoing")
-	y.Expect("locking")
-	s.Kill() // Y finds S dead and stops at its undo
-	s.Wait()
-	y.Expect("stopped undoing")
-	waitStopped(t, y)
 	// N, in S's slot, undoes S's seizure in its join and seizes the very
 	// value S had; it stops before judgeBias.
-	n := testproc.Start(t, "stop-at", name, "seized")
-	if nid := n.ExpectPrefix("id "); strings.Fields(nid)[0] != strings.Fields(sid)[0] {
+	n, nid := seizedAgain(t, name, seg, sv)
+	if strings.Fields(nid)[0] != strings.Fields(sid)[0] {
 		t.Fatalf("N is %q, S was %q: not in S's slot", nid, sid)
-	}
-	n.Expect("stopped seized")
-	waitStopped(t, n)
-	if w := word(seg); w != sv {
-		t.Fatalf("N seized %#x, S had %#x: not the value this test needs", w, sv)
 	}
 	y.Signal(syscall.SIGCONT) // its stale undo undoes N's live seizure
 	if got := y.ExpectPrefix("got "); got != "ok alone" {

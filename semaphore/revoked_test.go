@@ -594,11 +594,7 @@ func startHammer(t *testing.T, turn string) (string, *shm.Segment, *atomic.Int64
 // the holder lives.
 func TestAckedOnTheWayOut(t *testing.T) {
 	needBias(t)
-	name, seg := newTestSegment(t)
-	h, err := NewBiasedMutex(context.Background(), seg, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	name, seg, h := newBiased(t)
 	defer h.Close()
 	if err := h.Lock(); err != nil {
 		t.Fatal(err)

@@ -135,31 +135,51 @@ func TestDeadRevokerSlotReused(t *testing.T) {
 // Before the fix N, resuming, committed with a plain store over Y's lock:
 // two holders. Now N's commit is a CAS from its seized value, which fails:
 // N tries again, and waits for Y.
-func TestStaleSeizeUndo(t *testing.T) {
-	name, seg, m := newTestMutex(t)
-	deadOwnerWord(t, name, seg)
+// staleUndoer leaves S, a locker that seized the record's dead owner's
+// word, killed while seized, and Y, a locker that found S dead, stopped
+// just before its undo. It returns Y, S's seized value and S's id line.
+func staleUndoer(t *testing.T, name string, seg *shm.Segment) (y *testproc.Proc, sv uint32, sid string) {
+	t.Helper()
 	s := testproc.Start(t, "stop-at", name, "seized")
+	sid = s.ExpectPrefix("id ")
 	s.Expect("stopped seized")
 	waitStopped(t, s)
-	sv := word(seg)
-	y := testproc.Start(t, "stop-at", name, "undoing")
+	sv = word(seg)
+	y = testproc.Start(t, "stop-at", name, "undoing")
 	y.Expect("locking")
 	s.Kill() // Y finds S dead and stops at its undo
 	s.Wait()
 	y.Expect("stopped undoing")
 	waitStopped(t, y)
+	return y, sv, sid
+}
+
+// seizedAgain starts N, a locker that stops once it has seized the word,
+// and returns it and its id line once it has stopped holding sv, a dead
+// seizer's value (N, in that seizer's slot, seized the same owner id).
+func seizedAgain(t *testing.T, name string, seg *shm.Segment, sv uint32) (n *testproc.Proc, id string) {
+	t.Helper()
+	n = testproc.Start(t, "stop-at", name, "seized")
+	id = n.ExpectPrefix("id ")
+	n.Expect("stopped seized")
+	waitStopped(t, n)
+	if w := word(seg); w != sv {
+		t.Fatalf("N seized %#x, the dead seizer had %#x: not the value this test needs", w, sv)
+	}
+	return n, id
+}
+
+func TestStaleSeizeUndo(t *testing.T) {
+	name, seg, m := newTestMutex(t)
+	deadOwnerWord(t, name, seg)
+	y, sv, _ := staleUndoer(t, name, seg)
 	if ok, err := m.TryLock(); ok || err != nil { // undoes S's seizure
 		t.Fatalf("TryLock = %v, %v; want false, nil", ok, err)
 	}
 	if w := word(seg); isSeized(w & tidMask) {
 		t.Fatalf("TryLock left the dead seizer's word seized: %#x", w)
 	}
-	n := testproc.Start(t, "stop-at", name, "seized")
-	n.Expect("stopped seized")
-	waitStopped(t, n)
-	if w := word(seg); w != sv {
-		t.Fatalf("N seized %#x, S had %#x: not the value this test needs", w, sv)
-	}
+	n, _ := seizedAgain(t, name, seg, sv)
 	y.Signal(syscall.SIGCONT) // its stale undo undoes N's live seizure
 	if got := y.ExpectPrefix("got "); got != "ownerdead alone" {
 		t.Fatalf("Y got %q", got)
