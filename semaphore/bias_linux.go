@@ -698,8 +698,8 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 	if !m.doubt && h >= 0 && biasVerdict(b) == 0 && m.entry(h).Load()&tidMask == owner {
 		// The word holds the holder's id: take the holder to be
 		// alive, as it nearly always is, without asking the kernel
-		// (two system calls, 1.3 µs on the VM measured, and every
-		// hand-over waited for them). A revocation does not trust
+		// (two system calls, which every hand-over waited for). A
+		// revocation does not trust
 		// it (see revoke); one that fails sets doubt, and from then
 		// on this lock call asks.
 		os = h
