@@ -52,13 +52,8 @@ func startRing(a qArgs, command string, args ...string) (*cyard.Cmd, error) {
 	}
 	args = append([]string{command, path, fileOff(0)}, args...)
 	args = append(args, a.ctl.seg.Path(), fileOff(8))
-	c, err := cyard.Start(context.Background(), yard, args...)
+	c, err := cyard.StartReady(context.Background(), yard, args...)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Line("ready"); err != nil {
-		c.Kill()
-		c.Wait()
 		return nil, err
 	}
 	a.ctl.ready().Add(1)

@@ -158,13 +158,8 @@ func sellC(ctx context.Context, kind, name string, tickets int64, h *gaphist.His
 	if h != nil {
 		timed = "1"
 	}
-	c, err := cyard.Start(ctx, yard, "sell", loop, path, fileOff(0), fileOff(cOffCtr), strconv.FormatInt(tickets, 10), ctl.seg.Path(), fileOff(8), timed)
+	c, err := cyard.StartReady(ctx, yard, "sell", loop, path, fileOff(0), fileOff(cOffCtr), strconv.FormatInt(tickets, 10), ctl.seg.Path(), fileOff(8), timed)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Line("ready"); err != nil {
-		c.Kill()
-		c.Wait()
 		return nil, err
 	}
 	return func() (int64, int64, error) {

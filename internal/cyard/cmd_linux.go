@@ -48,6 +48,22 @@ func Start(ctx context.Context, yard string, args ...string) (*Cmd, error) {
 	return c, nil
 }
 
+// StartReady is Start for the commands that say "ready" once they are set
+// up and wait on the start barrier (sell, the ring commands): it reads
+// that line, and if it does not come, kills and reaps yard and says why.
+func StartReady(ctx context.Context, yard string, args ...string) (*Cmd, error) {
+	c, err := Start(ctx, yard, args...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Line("ready"); err != nil {
+		c.Kill()
+		c.Wait()
+		return nil, err
+	}
+	return c, nil
+}
+
 // errCut is the end of yard's output inside a line.
 var errCut = fmt.Errorf("%w: a line cut short", ErrOutput)
 
