@@ -446,25 +446,23 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 	m := h.m
 	start := monoNow()
 	asked := start // when the revoker's liveness was last asked; not yet
-	revoker := -1  // the revoker we answered
 	for {
 		b := m.bias.Load()
 		now := monoNow()
 		switch {
 		case biasHolder(b) != m.a.slot.Index || biasVerdict(b) != 0:
-			if revoker < 0 {
-				// Answered on our way out (finishUnlock), and taken
-				// before we got here: a revoker that is quick since
-				// it stopped asking the kernel, under its seizure,
-				// whether we live. Without this its turn went
-				// unowed, and we revoked it a few microseconds in.
-				revoker = h.ackedTo
-			}
+			// Taken by the revoker we answered: here, or on our way
+			// out (finishUnlock) or in TryLock, and then taken before
+			// we got here, as a revoker that no longer asks the kernel
+			// whether we live is. Owed its turn (fresh): before ack
+			// recorded whom it answered, a revoker answered on our way
+			// out went unnamed, and we revoked it a few microseconds in.
+			m.lostTo, m.lostAt = h.ackedTo, now
 			h.ackedTo = -1
-			m.lostTo, m.lostAt = revoker, now
 			return false, nil
 		case biasRevoker(b) < 0:
 			h.want = b // a revoker gave up and restored it
+			h.ackedTo = -1
 			return true, nil
 		case now-asked >= int64(revokerGrace):
 			asked = now
@@ -474,7 +472,6 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			}
 		}
 		h.ack()
-		revoker = biasRevoker(b)
 		// The revoker takes the word in a moment, or gives up. One that
 		// does neither was stopped (or its CPU taken away): nap, longer
 		// as it lasts, as biasedWait does, so that a revoker stopped for
