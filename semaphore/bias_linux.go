@@ -30,7 +30,8 @@ import (
 //	  entry = tid|inCSBit   (plain store)                 CAS bias: P -> P+R
 //	  if bias != want: entry = tid, go slow (plain load)  membarrier(GLOBAL_EXPEDITED)
 //	  ...critical section...                              wait until entry&inCSBit == 0
-//	  entry = tid           (plain store)                 CAS word: P -> R; bias: none
+//	  entry = tid           (plain store)                 CAS bias: P+R -> P+R won
+//	                                                      CAS word: P -> R; bias: none
 //
 // This is Dekker's mutual exclusion with the fence moved to one side: x86
 // may let P's load of bias pass its store to entry, and membarrier(2)
@@ -50,6 +51,19 @@ import (
 // the claim, so R needs no fence. A P that does not answer (idle, or not
 // running) is revoked the hard way, with the membarrier.
 //
+// A P that answered waits for R to take the word; so does everyone else.
+// An R that stops between its claim and its take (its CPU taken away, or
+// the machine stalling its vCPU: milliseconds) would hold up the lock
+// for as long. So R first wins the bias word: a CAS from its claim, acked
+// or not, to the same with the taking bit. Until then, P may take its
+// bias back: once its ack has stood for reclaimAfter (20 µs; a running R
+// wins within a microsecond of it), P CASes the ack to P's bias with no
+// revoker (restored), R's win fails, and R claims again, which a running
+// P answers at once. Once R has won, P cannot: R moves the word under a
+// seizure whose check is that its win still stands. A stopped R now holds
+// up the lock only if it stops between its win and its take, a few CASes,
+// where before it did from its claim on.
+//
 // Revocations are rationed as hand-offs are: a waiter lets a busy holder
 // have a turn (SetTurn) before it claims; an idle holder (its entry does
 // not change while the waiter watches it, a couple of microseconds: see
@@ -62,7 +76,8 @@ import (
 //	bits 16-17 verdict on a holder found dead: 1 it died outside a
 //	           critical section, 2 inside (0: none yet)
 //	bit  18    ack: the holder has seen the revoker's claim and is out
-//	bits 19-63 epoch: every change of the word adds one
+//	bit  19    taking: the revoker has won the word (below)
+//	bits 20-63 epoch: every change of the word adds one
 //
 // The epoch makes every value of the word unique, so a CAS computed from a
 // value read earlier fails if anything happened since: no decision taken
@@ -103,7 +118,8 @@ const (
 	verdictDirty = 2 // inside
 
 	biasAck        = 1 << 18
-	biasEpochShift = 19
+	biasTaking     = 1 << 19
+	biasEpochShift = 20
 
 	// noBias is a bias word nobody makes: holder and revoker slots 254,
 	// beyond MaxProcs. A BiasedMutex's want is noBias until it first
@@ -137,6 +153,12 @@ func restored(b uint64) uint64 { return nextBias(b, biasHolder(b), -1, biasVerdi
 // acked is b, a revoker's claim, with the holder's ack.
 func acked(b uint64) uint64 {
 	return nextBias(b, biasHolder(b), biasRevoker(b), biasVerdict(b)) | biasAck
+}
+
+// taking is b, a revoker's claim, acked or not, won by the revoker: the
+// holder can no longer take its bias back, and the revoker moves the word.
+func taking(b uint64) uint64 {
+	return nextBias(b, biasHolder(b), biasRevoker(b), biasVerdict(b)) | biasTaking
 }
 
 // verdictOf reads whether the biased holder in slot h was inside a
@@ -212,6 +234,12 @@ type BiasedMutex struct {
 	closedBias  uint64
 
 	ackedTo int // the slot of the revoker we last answered (ack)
+
+	// The bias word as our last ack made it, and when: if it still
+	// stands reclaimAfter later, its revoker was stopped before it won
+	// the word, and we take the bias back (revoked).
+	ackVal uint64
+	ackAt  int64
 
 	biased bool      // the bias word named us when we last looked
 	state  biasState // how this handle holds the lock
@@ -464,6 +492,20 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			h.want = b // a revoker gave up and restored it
 			h.ackedTo = -1
 			return true, nil
+		case b == h.ackVal && now-h.ackAt >= int64(reclaimAfter):
+			// Our answer stands, and the revoker has not won the word
+			// (taking): a running one does in a moment, so this one
+			// was stopped, or its CPU taken away, between its claim
+			// and its win. Take the bias back rather than wait for it
+			// to run again, which holds up the lock for as long: its
+			// win fails, and it claims again, which a running holder
+			// answers at once.
+			if nb := restored(b); m.bias.CompareAndSwap(b, nb) {
+				h.want, h.ackedTo = nb, -1
+				reclaims.Add(1)
+				return true, nil
+			}
+			continue
 		case now-asked >= int64(revokerGrace):
 			asked = now
 			if !m.live(biasRevoker(b)) {
@@ -497,6 +539,15 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 // takes it within a few microseconds of the ack.
 const revokerGrace = 50 * time.Microsecond
 
+// reclaimAfter is how long a holder's ack stands, its revoker not having
+// won the word, before the holder takes its bias back: a running revoker
+// wins within a microsecond of the ack.
+const reclaimAfter = 20 * time.Microsecond
+
+// reclaims counts the biases taken back from a revoker that did not win
+// the word in time (tests).
+var reclaims atomic.Int64
+
 // ack answers a revoker's claim in the bias word: called where this
 // holder found the claim instead of entering, or on its way out, it is
 // outside its critical section and will not enter through this bias
@@ -507,9 +558,9 @@ const revokerGrace = 50 * time.Microsecond
 func (h *BiasedMutex) ack() {
 	m := h.m
 	b := m.bias.Load()
-	if biasHolder(b) == m.a.slot.Index && biasRevoker(b) >= 0 && biasVerdict(b) == 0 && b&biasAck == 0 {
-		if m.bias.CompareAndSwap(b, acked(b)) {
-			h.ackedTo = biasRevoker(b)
+	if biasHolder(b) == m.a.slot.Index && biasRevoker(b) >= 0 && biasVerdict(b) == 0 && b&(biasAck|biasTaking) == 0 {
+		if a := acked(b); m.bias.CompareAndSwap(b, a) {
+			h.ackedTo, h.ackVal, h.ackAt = biasRevoker(b), a, monoNow()
 		}
 		wake((*atomic.Uint32)(unsafe.Pointer(h.entry)), math.MaxInt32)
 	}
@@ -675,8 +726,9 @@ func (h *BiasedMutex) release() {
 // The other side: lockers that find the lock biased.
 
 // stepHook, when set (tests only), is called at steps of a revocation and
-// of seizing and taking words ("claimed", "fenced", "seizing", "seized",
-// "seize-undone", "undoing" a dead seizer's word, "settling", "taken",
+// of seizing and taking words ("claimed", "fenced", "won", "seizing",
+// "seized", "decided" (a seize's check said yes), "seize-undone",
+// "undoing" a dead seizer's word, "settling", "taken",
 // "owner-slot" (between ownerSlot's two loads of a slot),
 // "take-handed-off"), so that a
 // test can stop or kill the process there.
@@ -862,10 +914,14 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 	}
 	ack := acked(claim)
 	hook("claimed")
-	// giveUp drops our claim, acked or not: the holder keeps its bias.
+	won := uint64(0) // the bias word once we win it (taking)
+	// giveUp drops our claim, acked, won or not: the holder keeps its
+	// bias.
 	giveUp := func() {
-		if !m.bias.CompareAndSwap(claim, restored(claim)) {
-			m.bias.CompareAndSwap(ack, restored(ack))
+		for _, c := range [...]uint64{claim, ack, won} {
+			if c != 0 && m.bias.CompareAndSwap(c, restored(c)) {
+				return
+			}
 		}
 	}
 	// A running holder answers at once (ack); else the membarrier, and
@@ -910,7 +966,21 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 	}
 	hook("fenced") // by the holder's ack or by the membarrier
 	// The holder is out of its critical section and sees our claim if it
-	// tries again, or it is dead. Take the word from it.
+	// tries again, or it is dead. Win the bias word: a holder whose
+	// answer stands for long takes its bias back (revoked), and from our
+	// win on it cannot.
+	for {
+		cur := m.bias.Load()
+		if cur != claim && cur != ack {
+			return false, nil // taken back, or the holder died and was judged
+		}
+		if t := taking(cur); m.bias.CompareAndSwap(cur, t) {
+			won = t
+			break
+		}
+	}
+	hook("won")
+	// Take the word from the holder.
 	//
 	// The word must still be the holder's: the holder may have died
 	// since (the kernel marks the word OWNER_DIED, and clears the id; or
@@ -920,12 +990,12 @@ func (m *mutex) revoke(ctx context.Context, v0 uint32, b uint64, block, slept bo
 	// bias word names, under its seizure, before the word is its own
 	// (take, judgeBias), as a joiner of the holder's slot does before
 	// it writes its entry (join): a verdict voids our claim. So a word
-	// that holds the id while our claim stands, looked at under our
+	// that holds the id while our won claim stands, looked at under our
 	// seizure, where it cannot change, is the holder's. (An earlier
 	// version asked the kernel, under the seizure, whether the holder
 	// lived with that id: two system calls that every hand-over of a
 	// contended lock waited for.)
-	stands := func() bool { cur := m.bias.Load(); return cur == claim || cur == ack }
+	stands := func() bool { return m.bias.Load() == won }
 	for {
 		v := m.word.Load()
 		if v&tidMask != v0&tidMask || v&ownerDiedBit != 0 {

@@ -168,10 +168,13 @@
 //     asks our entry, which says outside.
 //   - Biased lock: entry = id|inCS, load bias; unlock: entry = id. Killed
 //     inside: the next taker finds inCS and returns ErrOwnerDead.
-//   - Revocation (bias_linux.go): CAS bias +revoker, membarrier, wait for
-//     the holder's inCS to clear, CAS word holder -> us, settle (clears the
-//     bias). A revoker killed after its claim is seen dead and its claim
-//     undone (the word still the holder's) or judged (it took the word).
+//   - Revocation (bias_linux.go): CAS bias +revoker; the holder's ack, or
+//     a membarrier and a wait for the holder's inCS to clear; CAS bias to
+//     won; CAS word holder -> us (under a seizure); settle (clears the
+//     bias). A revoker killed (or stopped) after its claim and before its
+//     win loses the bias back to the holder once its ack has stood 20 µs;
+//     one killed after its win is seen dead and its claim undone (the
+//     word still the holder's) or judged (it took the word).
 //   - Take of a dead owner's id, and a revoker's take: CAS word id ->
 //     seized, decide again, CAS seized -> our id (or back to the id).
 //     Killed while seized: whoever finds the seizer dead CASes the word
@@ -205,7 +208,8 @@
 //	            once granted
 //	     8    8 bias: bits 0-7 slot+1 of the holder, 8-15 slot+1 of a
 //	            revoker, 16-17 verdict on a dead holder (1 it was outside
-//	            a critical section, 2 inside), 18-63 epoch
+//	            a critical section, 2 inside), 18 the holder's ack of the
+//	            revoker's claim, 19 the revoker's win, 20-63 epoch
 //	    16   48 reserved, zero
 //	    64  512 entries of slots 0-127, uint32 each: the owner id of the
 //	            process that attached from that slot (0 none yet); bit 31:
@@ -237,10 +241,13 @@
 //
 // # Versions
 //
-// The records' layout is the segment tags' version: semaphore.Mutex/2 and
-// semaphore.Semaphore/2 (version 1 named processes by thread id in the
-// bias, hand-off and entry words, and had no generations). Types that
-// embed records bump their own tags (ticketshm.Counter/4).
+// The records' layout is the segment tags' version: semaphore.Mutex/3 and
+// semaphore.Semaphore/3. Version 2's bias word had no taking bit and its
+// epoch began at bit 19: a revoker of one version and a holder of the
+// other would each wait for the other for good. Version 1 named processes
+// by thread id in the bias, hand-off and entry words, and had no
+// generations. Types that embed records bump their own tags
+// (ticketshm.Counter/5).
 //
 // # Mutex fairness
 //
@@ -266,7 +273,10 @@
 // membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which makes every CPU
 // running a thread of P execute a full barrier, and waits for P's bit to
 // clear. Then P cannot enter (it would see the revoker) and is not inside:
-// the revoker moves the futex word to itself and clears the bias word.
+// the revoker wins the bias word (the taking bit), moves the futex word to
+// itself and clears the bias word. Until the win, P may take its bias
+// back, and does once its answer has waited 20 µs: a revoker stopped
+// before its win holds up nobody.
 // bias_linux.go has the argument. It moves the word under a seizure
 // (below), if its claim still stands there, without asking the kernel
 // whether P lives: whoever takes a dead P's word first judges P with a

@@ -511,7 +511,7 @@ func reusedHolderInside(t *testing.T, step string, sameSlot bool) {
 }
 
 func TestStaleRevokerReuseInside(t *testing.T) {
-	for _, step := range []string{"claimed", "fenced", "seizing"} {
+	for _, step := range []string{"claimed", "fenced", "won", "seizing"} {
 		for _, same := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/sameslot=%v", step, same), func(t *testing.T) {
 				reusedHolderInside(t, step, same)

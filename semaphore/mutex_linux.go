@@ -605,6 +605,7 @@ func (m *mutex) seize(v uint32, valid func() bool, to uint32) bool {
 	}
 	hook("seized")
 	if valid() {
+		hook("decided")
 		if m.word.CompareAndSwap(sv, to|v&waitersBit) {
 			return true
 		}

@@ -11,8 +11,8 @@ import (
 
 // Segment type tags of the segments OpenMutex and OpenSemaphore make.
 const (
-	MutexTag     = "semaphore.Mutex/2"
-	SemaphoreTag = "semaphore.Semaphore/2"
+	MutexTag     = "semaphore.Mutex/3"
+	SemaphoreTag = "semaphore.Semaphore/3"
 )
 
 // OpenMutex opens the existing segment name holding one Mutex. It fails

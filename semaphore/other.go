@@ -19,8 +19,8 @@ const (
 	MutexSize     = 2624
 	SemaphoreSize = 4736
 	RecordAlign   = 64
-	MutexTag      = "semaphore.Mutex/2"
-	SemaphoreTag  = "semaphore.Semaphore/2"
+	MutexTag      = "semaphore.Mutex/3"
+	SemaphoreTag  = "semaphore.Semaphore/3"
 )
 
 // DefaultTurn is the turn a waiter lets a holder have (Linux only).

@@ -171,37 +171,39 @@ func cpuTicks(t *testing.T, pid int) int64 {
 	return u + s
 }
 
-// ackedRevoker starts stop-at revokers until one stops at "fenced" with
-// the holder's ack in the bias word (not the membarrier's way).
-func ackedRevoker(t *testing.T, name string, seg *shm.Segment) (*testproc.Proc, int) {
+// wonRevoker starts a stop-at revoker that stops at "won": it has won the
+// bias word (taking) from the running holder, and not yet taken the
+// futex word. From then on the holder cannot take its bias back: it waits.
+func wonRevoker(t *testing.T, name string, seg *shm.Segment) (*testproc.Proc, int) {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		r := stoppedAt(t, name, "fenced")
-		b := biasWord(seg)
-		if b&biasAck != 0 && biasRevoker(b) >= 0 {
-			return r, biasRevoker(b)
-		}
-		t.Logf("try %d: fenced without the ack (bias %#x): again", try, b)
-		r.Kill()
-		r.Wait()
-	}
-	t.Fatal("no revoker ever got the holder's ack")
-	return nil, 0
+	return stoppedWinner(t, name, seg, "won")
 }
 
-// TestAckedRevokerDies: a revoker R is stopped just after the
-// holder H (a BiasedMutex hammer) acked its claim, before R took the word;
-// then R is SIGKILLed. With H running (kill), and with H stopped in its
+// stoppedWinner starts a stop-at revoker that stops at step, one where it
+// has won the bias word, and returns it and its slot.
+func stoppedWinner(t *testing.T, name string, seg *shm.Segment, step string) (*testproc.Proc, int) {
+	t.Helper()
+	r := stoppedAt(t, name, step)
+	b := biasWord(seg)
+	if b&biasTaking == 0 || biasRevoker(b) < 0 {
+		t.Fatalf("R stopped at %q with bias word %#x: want it taking", step, b)
+	}
+	return r, biasRevoker(b)
+}
+
+// TestWonRevokerDies: a revoker R is stopped just after it won the bias
+// word from the holder H (a BiasedMutex hammer), before it took the futex
+// word; then R is SIGKILLed. With H running (kill), and with H stopped in its
 // grace while R's slot index is taken by a new process N that does not
 // attach the record (reuse-none), attaches it (reuse-mutex) or attaches it
 // biased and locks (reuse-biased): H goes on, nobody is inside with
 // anybody, nobody is told ErrOwnerDead, and the lock is usable.
-func TestAckedRevokerDies(t *testing.T) {
+func TestWonRevokerDies(t *testing.T) {
 	needBias(t)
 	for _, how := range []string{"kill", "reuse-none", "reuse-mutex", "reuse-biased"} {
 		t.Run(how, func(t *testing.T) {
 			name, seg, counter, h := startHammer(t, "-")
-			r, rslot := ackedRevoker(t, name, seg)
+			r, rslot := wonRevoker(t, name, seg)
 			if how != "kill" {
 				h.Signal(syscall.SIGSTOP)
 				waitStopped(t, h)
@@ -225,7 +227,7 @@ func TestAckedRevokerDies(t *testing.T) {
 				t.Logf("bias word %#x at R's death, %#x after N joined", b0, biasWord(seg))
 				h.Signal(syscall.SIGCONT)
 			}
-			progresses(t, counter, 1000, "holder after its acked revoker died")
+			progresses(t, counter, 1000, "holder after its won revoker died")
 			if n != nil && how == "reuse-biased" {
 				os.WriteFile(barrier, nil, 0o600)
 				if got := n.ExpectPrefix("got "); got != "ok" {
@@ -251,18 +253,27 @@ func TestAckedRevokerDies(t *testing.T) {
 	}
 }
 
-// TestAckedRevokerStopped: R stopped after the ack, for good: H
-// waits (R is about to take the word) and nobody else gets in; H's CPU
-// while it waits is logged. R continued takes the lock alone; killed
-// inside, the next one is told ErrOwnerDead, once.
-func TestAckedRevokerStopped(t *testing.T) {
+// TestWonRevokerStopped: R stopped after it won the bias word ("won"), or
+// with the futex word seized once its check that the win stands said yes
+// ("decided"), for good: H waits (R is about to take the word) and nobody
+// else gets in; H's CPU while it waits is logged. R continued takes the
+// lock alone; killed inside, the next one is told ErrOwnerDead, once. (A
+// revoker that checked a claim or an ack instead of a win, which H can
+// take back at any moment, would be inside with H after "decided".)
+func TestWonRevokerStopped(t *testing.T) {
 	needBias(t)
+	for _, step := range []string{"won", "decided"} {
+		t.Run(step, func(t *testing.T) { wonRevokerStopped(t, step) })
+	}
+}
+
+func wonRevokerStopped(t *testing.T, step string) {
 	name, seg, counter, h := startHammer(t, "-")
-	r, _ := ackedRevoker(t, name, seg)
+	r, _ := stoppedWinner(t, name, seg, step)
 	c0, cpu0 := counter.Load(), cpuTicks(t, h.Pid())
 	time.Sleep(time.Second)
 	c1, cpu1 := counter.Load(), cpuTicks(t, h.Pid())
-	t.Logf("holder waiting on a stopped acked revoker: %d ticks of CPU in 1 s; counter %d -> %d", cpu1-cpu0, c0, c1)
+	t.Logf("holder waiting on a stopped revoker that won: %d ticks of CPU in 1 s; counter %d -> %d", cpu1-cpu0, c0, c1)
 	// Waiting costs the holder little CPU: it naps, longer as the wait
 	// lasts. (With naps of 100 µs for good, it used 31-36 ticks of 100;
 	// now 4-7 under -race. A busy machine can only lower the count.)
@@ -270,7 +281,7 @@ func TestAckedRevokerStopped(t *testing.T) {
 		t.Errorf("the holder used %d ticks of CPU (of 100) in 1 s waiting on a stopped revoker", cpu1-cpu0)
 	}
 	if c1 != c0 {
-		t.Fatalf("EXCLUSION?: the counter moved (%d -> %d) with the revoker's claim acked and standing", c0, c1)
+		t.Fatalf("EXCLUSION?: the counter moved (%d -> %d) with the revoker's win standing", c0, c1)
 	}
 	r.Signal(syscall.SIGCONT)
 	if got := r.ExpectPrefix("got "); got != "ok alone" {
@@ -286,10 +297,43 @@ func TestAckedRevokerStopped(t *testing.T) {
 	}
 }
 
-// TestAckedRevokerChurn: again and again, a revoker stopped after
-// the ack is killed and the next one (which takes the lowest free slot:
-// the dead one's index) revokes at once; the holder never stops for good.
-func TestAckedRevokerChurn(t *testing.T) {
+// TestHolderTakesBiasBack: R stopped after its claim ("claimed") or once
+// the holder H is out ("fenced": H answered, or R's membarrier found it
+// out), before it won the bias word: H, which answers the claim and then
+// waits for R to take the word, takes its bias back after reclaimAfter
+// and goes on, nobody inside with it. R continued finds its win gone,
+// claims again and takes the lock alone. Without the take-back, H waits
+// for R for as long as R is stopped.
+func TestHolderTakesBiasBack(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"claimed", "fenced"} {
+		t.Run(step, func(t *testing.T) {
+			name, seg, counter, h := startHammer(t, "-")
+			r := stoppedAt(t, name, step)
+			progresses(t, counter, 100000, "holder with its revoker stopped at "+step)
+			if b := biasWord(seg); biasRevoker(b) >= 0 {
+				t.Fatalf("bias word %#x: the stopped revoker's claim stands while the holder goes on", b)
+			}
+			r.Signal(syscall.SIGCONT)
+			if got := r.ExpectPrefix("got "); got != "ok alone" {
+				t.Fatalf("R: %q", got)
+			}
+			r.Kill() // inside
+			r.Wait()
+			progresses(t, counter, 1000, "holder after R died inside")
+			h.Kill()
+			h.Wait()
+			if bad, od := view(seg, offBad).Load(), view(seg, offOwnerDead).Load(); bad != 0 || od != 1 {
+				t.Fatalf("violations %d, ErrOwnerDead %d (want 0, 1)", bad, od)
+			}
+		})
+	}
+}
+
+// TestWonRevokerChurn: again and again, a revoker stopped after its win
+// is killed and the next one (which takes the lowest free slot: the dead
+// one's index) revokes at once; the holder never stops for good.
+func TestWonRevokerChurn(t *testing.T) {
 	needBias(t)
 	name, seg := newTestSegment(t)
 	counter := view(seg, offCounter)
@@ -298,14 +342,14 @@ func TestAckedRevokerChurn(t *testing.T) {
 	reused := 0
 	for i := range 100 {
 		progresses(t, counter, 200, fmt.Sprintf("round %d", i))
-		r, rslot := ackedRevoker(t, name, seg)
+		r, rslot := wonRevoker(t, name, seg)
 		r.Kill()
 		r.Wait()
-		n := testproc.Start(t, "stop-at", name, "fenced")
+		n := testproc.Start(t, "stop-at", name, "won")
 		if s, _ := parseID(t, n.ExpectPrefix("id ")); s == rslot {
 			reused++
 		}
-		n.Expect("stopped fenced")
+		n.Expect("stopped won")
 		waitStopped(t, n)
 		n.Signal(syscall.SIGCONT)
 		if got := n.ExpectPrefix("got "); got != "ok alone" && got != "ownerdead alone" {
@@ -449,17 +493,17 @@ func midClaimEntry(args []string) int {
 	return 0
 }
 
-// TestAckedRevokerSlotMidClaim: R dies after H's ack, and a process
+// TestWonRevokerSlotMidClaim: R dies after its win, and a process
 // N is stopped in the middle of claiming R's slot index (lock byte held,
 // its pid in the entry, generation not bumped yet): shm.Alive says R's
 // old Slot lives (documented: "for a moment after another process claimed
 // sl's index ... it is true of a dead Slot"), so R's claim is not undone
 // until N's claim finishes or N dies. This logs what happens; it fails
 // only on a wedge after N is gone, or on a violation.
-func TestAckedRevokerSlotMidClaim(t *testing.T) {
+func TestWonRevokerSlotMidClaim(t *testing.T) {
 	needBias(t)
 	name, seg, counter, h := startHammer(t, "-")
-	r, rslot := ackedRevoker(t, name, seg)
+	r, rslot := wonRevoker(t, name, seg)
 	h.Signal(syscall.SIGSTOP)
 	waitStopped(t, h)
 	r.Kill()
@@ -488,7 +532,8 @@ func init() { enterEntries["die-at"] = dieAtEntry }
 
 // dieAtEntry: args record, step. Lock the record (a plain Mutex) and
 // SIGKILL itself at once at that step of the revocation: at "fenced"
-// after an ack, the holder is a few microseconds into its grace.
+// after an ack, the holder is a few microseconds into its wait for the
+// win; at "won", for the take.
 func dieAtEntry(args []string) int {
 	seg, l, err := openLocker(args[0], false)
 	if err != nil {
@@ -510,13 +555,14 @@ func dieAtEntry(args []string) int {
 }
 
 // TestRevokerDiesInGrace: a revoker SIGKILLs itself at a step of
-// its revocation, right after the holder's ack at "fenced" (the holder is
-// then inside its 50 µs grace), 40 times per step against a BiasedMutex
+// its revocation (right after the holder's ack at "fenced", the holder
+// then waiting for the win; after the win at "won", for the take), 40
+// times per step against a BiasedMutex
 // hammer: the hammer goes on, nobody is inside with anybody, and nobody
 // is told ErrOwnerDead (the revoker never returned from its Lock).
 func TestRevokerDiesInGrace(t *testing.T) {
 	needBias(t)
-	for _, step := range []string{"claimed", "fenced", "seizing", "seized", "taken"} {
+	for _, step := range []string{"claimed", "fenced", "won", "seizing", "seized", "taken"} {
 		t.Run(step, func(t *testing.T) {
 			name, seg := newTestSegment(t)
 			counter := view(seg, offCounter)

@@ -97,21 +97,28 @@ func TestRevokeTIDReuse(t *testing.T) {
 }
 
 // TestStaleRevokerTIDReuse: the same hole reached by a revoker that
-// was stopped after its claim was answered ("fenced"). R claims the bias
-// of an idle holder P and stops. P is killed (the kernel marks the word
-// OWNER_DIED); N, in another slot, gets P's thread id T and locks: the word
-// holds T again and N stops before settle clears R's claim. R goes on: the
-// word is T as it read it, its claim stands, so its seize commits: it takes
-// N's lock.
+// was stopped once its claim was answered ("fenced"), or once it won the
+// bias word ("won"). R claims the bias of an idle holder P and stops. P
+// is killed (the kernel marks the word OWNER_DIED); N, in another slot,
+// gets P's thread id T and locks: the word holds T again and N stops
+// before settle clears R's claim. R goes on: the word is T as it read it;
+// were its claim (or its win) still standing, its seize would commit and
+// take N's lock. N's take judged P, which voided it.
 func TestStaleRevokerTIDReuse(t *testing.T) {
 	needBias(t)
 	testproc.NeedRoot(t)
+	for _, step := range []string{"fenced", "won"} {
+		t.Run(step, func(t *testing.T) { staleRevokerTIDReuse(t, step) })
+	}
+}
+
+func staleRevokerTIDReuse(t *testing.T, step string) {
 	name, seg, _ := newTestMutex(t)
 	f := testproc.Start(t, "attach", name, "-1", "none") // keeps slot 1 for N
 	f.ExpectPrefix("slot ")
 	f.Expect("joined")
 	p, pslot, ptid := idleBiased(t, name)
-	r := stoppedAt(t, name, "fenced")
+	r := stoppedAt(t, name, step)
 	f.Kill()
 	f.Wait()
 	p.Kill()

@@ -33,8 +33,9 @@
 //
 // # Layout
 //
-// A Counter segment has the shm tag "ticketshm.Counter/4" (the suffix is
-// the layout version; /3 named processes by slot alone, /2 had a Mutex
+// A Counter segment has the shm tag "ticketshm.Counter/5" (the suffix is
+// the layout version; /4 had a Mutex whose bias word had no revoker's win,
+// /3 named processes by slot alone, /2 had a Mutex
 // that never biased, /1 also one intent word per slot and no logs) and
 // 68224+total data bytes, little-endian:
 //

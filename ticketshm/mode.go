@@ -4,7 +4,7 @@ import "fmt"
 
 // Tag is the shm type tag of a Counter segment; its suffix is the layout
 // version.
-const Tag = "ticketshm.Counter/4"
+const Tag = "ticketshm.Counter/5"
 
 // MaxTickets bounds a Counter: one byte of owner ledger per ticket.
 const MaxTickets = 1 << 32

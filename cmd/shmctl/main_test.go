@@ -220,7 +220,7 @@ func TestCounter(t *testing.T) {
 			t.Errorf("processes: live %d, pids %v; want the buyer", s.Live, s.Pids)
 		}
 		out := want(t, 0, "stat", path)
-		for _, w := range []string{"ticketshm.Counter/4", "locked, 100 tickets, 97 remaining", "audit      OK: sold 3 + remaining 97 of 100",
+		for _, w := range []string{"ticketshm.Counter/5", "locked, 100 tickets, 97 remaining", "audit      OK: sold 3 + remaining 97 of 100",
 			fmt.Sprintf("bias       pid %d (slot 0), inside a critical section: no", child.Pid())} {
 			if !strings.Contains(out, w) {
 				t.Errorf("stat text lacks %q:\n%s", w, out)
