@@ -162,7 +162,10 @@
 //     nobody was inside, so the next taker gets nil. The grantee takes the
 //     word (CAS handedOff -> its id) and then clears the grant; killed
 //     between, the same. A grantee that died before taking: whoever sees
-//     it dead clears the grant, then frees the word.
+//     it dead clears the grant, then frees the word. One alive that has
+//     not taken the word a millisecond (or two turns) after a waiter first
+//     saw the grant (stopped, or its CPU taken away) loses it: that waiter
+//     takes the word as one handed to nobody, and the grantee asks again.
 //   - Bias (BiasedMutex.Unlock): CAS bias (none) -> (us). Killed after: we
 //     hold the word as a biased holder; the kernel marks it; the next taker
 //     asks our entry, which says outside.

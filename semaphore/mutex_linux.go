@@ -33,7 +33,11 @@ import (
 // pending at a time: other waiters wait another turn, and a waiter whose
 // request is not answered within two turns (a long critical section)
 // sleeps on the futex until an Unlock wakes it. A request by a process
-// that died is dropped by the next Unlock.
+// that died is dropped by the next Unlock, and a grant that its live
+// grantee has not taken for a millisecond (or two turns; grantGrace) is
+// taken by another waiter: a grantee stopped (SIGSTOP, or its CPU taken
+// away) must not hold up the lock for as long, where a stopped waiter of
+// glibc's mutex holds up nobody (TestStoppedGrantee).
 //
 // No strict FIFO: with more processes than cores, a queue lock hands the
 // lock to a process that is not running and everyone waits for the
@@ -334,6 +338,8 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		asked    int64       // when our hand-off request went into the record; 0 none
 		checked  int64       // when the owner's liveness was last asked
 		seen     uint32      // the word then
+		grant    uint32      // another waiter's grant, found standing
+		grantAt  int64       // when it was first found
 	)
 	defer func() {
 		if stopWake != nil {
@@ -371,7 +377,25 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 				}
 				continue
 			}
-			// Another waiter's: it takes the word next.
+			// Another waiter's: it takes the word next, in a moment.
+			// One that has not taken it a while after we first found
+			// its grant was stopped, or its CPU taken away: it must
+			// not hold up the lock for as long, as a stopped waiter
+			// of glibc's mutex holds up nobody. The grant is taken as
+			// one to nobody; its grantee finds it gone and asks again.
+			if now := monoNow(); h != grant {
+				grant, grantAt = h, now
+			} else if now-grantAt >= grantGrace() {
+				if m.takeHandedOff(v) {
+					grantTakeovers.Add(1)
+					if asked != 0 && !m.handoff.CompareAndSwap(m.me, 0) {
+						m.handoff.CompareAndSwap(m.me|grantedBit, 0)
+					}
+					asked = 0
+					return nil
+				}
+				continue
+			}
 		case owner == 0 || isGarbage(owner) || (v&ownerDiedBit != 0 && m.ownerSlot(owner) < 0):
 			// Free, or left by a dead owner.
 			took, err := m.take(v, slept)
@@ -479,7 +503,14 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		if stopWake == nil && ctx.Done() != nil {
 			stopWake = context.AfterFunc(ctx, func() { wake(m.word, math.MaxInt32) })
 		}
-		if timedOut := wait(m.word, v, waitSlice); timedOut {
+		slice := waitSlice
+		if owner == handedOff {
+			// Until the grantee's grace is out (above), and no
+			// longer: a grantee that does not take the word wakes
+			// nobody.
+			slice = min(slice, time.Duration(max(grantAt+grantGrace()-monoNow(), int64(time.Microsecond))))
+		}
+		if timedOut := wait(m.word, v, slice); timedOut && slice == waitSlice {
 			wordTimeouts.Add(1)
 		}
 		slept = true
@@ -492,6 +523,17 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 // wordTimeouts counts futex sleeps on a word that ended by their slice
 // rather than a wake: each is a wake-up that never came (tests).
 var wordTimeouts atomic.Int64
+
+// grantGrace is how long a grant to another waiter may stand before a
+// waiter takes it as one to nobody: a millisecond, or two turns if
+// longer. A running grantee takes the word within microseconds (it
+// watches the word for two turns after it asks), a sleeping one when the
+// granter's wake has it scheduled again: tens of microseconds on an idle
+// CPU, about a time slice on a crowded one.
+func grantGrace() int64 { return max(int64(time.Millisecond), 2*turnNs()) }
+
+// grantTakeovers counts grants taken as grants to nobody (tests).
+var grantTakeovers atomic.Int64
 
 // takenWord is the word a locker leaves when it takes the lock, before
 // the waiters bit of the word it took from: its owner id, and the bit if

@@ -1,0 +1,59 @@
+//go:build linux
+
+package semaphore
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+)
+
+// TestStoppedGrantee: G, a waiter on a plain Mutex, asks for a hand-off
+// and is granted it by the hammer H's Unlock, and stops just before it
+// takes the word handed to it ("take-handed-off"). H, and anyone else,
+// must not wait for G for as long as it is stopped: a grant that stands
+// long after it was made is taken as a grant to nobody, G's turn lost,
+// as a stopped waiter of glibc's mutex holds up nobody. G continued finds
+// its grant gone, asks again and gets the lock alone.
+func TestStoppedGrantee(t *testing.T) {
+	name, seg := newTestSegment(t)
+	counter := view(seg, offCounter)
+	h := testproc.Start(t, "hammer", name, "0")
+	h.Expect("running")
+	progresses(t, counter, 1000, "hammer start")
+	g := grantee(t, name)
+	progresses(t, counter, 1000, "hammer with its grantee stopped")
+	g.Signal(syscall.SIGCONT)
+	if got := g.ExpectPrefix("got "); got != "ok alone" {
+		t.Fatalf("G: %q", got)
+	}
+	g.Kill() // inside
+	g.Wait()
+	progresses(t, counter, 1000, "hammer after G died inside")
+	h.Kill()
+	h.Wait()
+	if bad := view(seg, offBad).Load(); bad != 0 {
+		t.Fatalf("violations %d", bad)
+	}
+}
+
+// grantee starts stop-at waiters until one stops at "take-handed-off",
+// granted a hand-off (a waiter may get the lock otherwise: the word
+// freed by an Unlock that found no request).
+func grantee(t *testing.T, name string) *testproc.Proc {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		g := testproc.Start(t, "stop-at", name, "take-handed-off")
+		got := g.ExpectMatch(func(l string) bool { return l == "stopped take-handed-off" || strings.HasPrefix(l, "got ") })
+		if got == "stopped take-handed-off" {
+			waitStopped(t, g)
+			return g
+		}
+		g.Kill()
+		g.Wait()
+	}
+	t.Fatal("no waiter was ever granted a hand-off")
+	return nil
+}
