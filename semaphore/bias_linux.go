@@ -545,8 +545,9 @@ const revokerGrace = 50 * time.Microsecond
 const reclaimAfter = 20 * time.Microsecond
 
 // reclaims counts the biases taken back from a revoker that did not win
-// the word in time (tests).
-var reclaims atomic.Int64
+// the word in time, and claimUndos the claims undone by another waiter
+// (tests).
+var reclaims, claimUndos atomic.Int64
 
 // ack answers a revoker's claim in the bias word: called where this
 // holder found the claim instead of entering, or on its way out, it is
@@ -771,8 +772,26 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 	case r >= 0 && r != m.a.slot.Index && !m.live(r):
 		m.undoRevoke(b)
 		return false, nil
+	case r >= 0 && b&biasTaking == 0 && b == m.claim && start-m.claimAt >= grantGrace() &&
+		m.entry(h).Load()&inCSBit == 0:
+		// A claim that its live revoker has not won in all this time,
+		// the holder out of its critical section: the revoker was
+		// stopped, or its CPU taken away, and the holder is idle, or
+		// it would have taken its bias back. Undo it, as the holder
+		// would (the revoker's win fails): a stopped revoker must not
+		// hold up the lock for as long, where a stopped waiter of
+		// glibc's mutex holds up nobody. One that has won is the
+		// lock's next owner, and is waited for; one waiting for the
+		// holder to leave a long critical section waits with us.
+		if m.bias.CompareAndSwap(b, restored(b)) {
+			claimUndos.Add(1)
+		}
+		return false, nil
 	case r >= 0:
 		// A revocation under way.
+		if b != m.claim {
+			m.claim, m.claimAt = b, start
+		}
 	case waited < t && (m.fresh(h) || m.biasHot(h)):
 		// A busy holder's turn: wait it out, off the lock's lines.
 		return false, waitUntil(ctx, start+t-waited)

@@ -174,10 +174,14 @@
 //   - Revocation (bias_linux.go): CAS bias +revoker; the holder's ack, or
 //     a membarrier and a wait for the holder's inCS to clear; CAS bias to
 //     won; CAS word holder -> us (under a seizure); settle (clears the
-//     bias). A revoker killed (or stopped) after its claim and before its
-//     win loses the bias back to the holder once its ack has stood 20 µs;
-//     one killed after its win is seen dead and its claim undone (the
-//     word still the holder's) or judged (it took the word).
+//     bias). A revoker killed or stopped after its claim and before its
+//     win holds up nobody: the holder takes its bias back once its ack has
+//     stood 20 µs, and another waiter undoes a claim that has stood a
+//     millisecond (or two turns) with the holder outside its critical
+//     section (an idle holder does not answer). One killed after its win
+//     is seen dead and its claim undone (the word still the holder's) or
+//     judged (it took the word); one stopped after its win is the lock's
+//     next owner, waited for as a stopped owner is.
 //   - Take of a dead owner's id, and a revoker's take: CAS word id ->
 //     seized, decide again, CAS seized -> our id (or back to the id).
 //     Killed while seized: whoever finds the seizer dead CASes the word

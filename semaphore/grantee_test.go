@@ -3,9 +3,12 @@
 package semaphore
 
 import (
+	"context"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/shmkit/shmkit/internal/testproc"
 )
@@ -56,4 +59,45 @@ func grantee(t *testing.T, name string) *testproc.Proc {
 	}
 	t.Fatal("no waiter was ever granted a hand-off")
 	return nil
+}
+
+// TestStoppedRevokerIdleHolder: R claims the bias of an idle holder P and
+// stops, after its claim ("claimed") or once its membarrier found P out
+// ("fenced"), before it won the bias word. P, idle, never answers, so it
+// never takes its bias back. W (this process) must still get the lock: a
+// claim that has stood a while unwon is undone, as a stopped waiter of
+// glibc's mutex holds up nobody. R continued finds its win gone, and gets
+// the lock alone once W unlocks.
+func TestStoppedRevokerIdleHolder(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"claimed", "fenced"} {
+		t.Run(step, func(t *testing.T) {
+			name, seg, m := newTestMutex(t)
+			p, _, _ := idleBiased(t, name)
+			r := stoppedAt(t, name, step)
+			if b := biasWord(seg); biasRevoker(b) < 0 || b&biasTaking != 0 {
+				t.Fatalf("bias word %#x with R stopped at %s: want R's claim, not won", b, step)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), guard)
+			defer cancel()
+			if err := m.LockContext(ctx); err != nil {
+				t.Fatalf("W's Lock with R stopped at %s: %v", step, err)
+			}
+			holder := view(seg, offHolder)
+			holder.Store(int64(os.Getpid()))
+			r.Signal(syscall.SIGCONT)
+			time.Sleep(50 * time.Millisecond) // R, if it got in, says so
+			holder.Store(0)
+			if err := m.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.ExpectPrefix("got "); got != "ok alone" {
+				t.Fatalf("R: %q", got)
+			}
+			r.Kill()
+			r.Wait()
+			p.Kill()
+			p.Wait()
+		})
+	}
 }

@@ -94,6 +94,12 @@ type mutex struct {
 	// acts (see biasedWait). Written and read under local.
 	doubt bool
 
+	// claim is another process's revocation claim (a bias word with a
+	// revoker, not yet won) that this lock call found standing, first at
+	// claimAt: see biasedWait. Written and read under local.
+	claim   uint64
+	claimAt int64
+
 	// errNotRecoverable is made by NewMutex (see errorf).
 	errNotRecoverable error
 
@@ -329,7 +335,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		return ctx.Err()
 	}
 	defer func() { <-m.local }()
-	m.doubt = false
+	m.doubt, m.claim = false, 0
 
 	var (
 		stopWake func() bool // wakes sleepers when ctx is done
