@@ -60,9 +60,13 @@ import (
 // wins within a microsecond of it), P CASes the ack to P's bias with no
 // revoker (restored), R's win fails, and R claims again, which a running
 // P answers at once. Once R has won, P cannot: R moves the word under a
-// seizure whose check is that its win still stands. A stopped R now holds
-// up the lock only if it stops between its win and its take, a few CASes,
-// where before it did from its claim on.
+// seizure whose check is that its win still stands. P takes its bias
+// back only when it locks: an idle P, or one that closed its
+// BiasedMutex, leaves the claim standing, so a waiter that finds it
+// standing, not won, for claimStall (1 ms) with P outside gives it up
+// for P (claimStalled) and revokes in turn. A stopped R now holds up the
+// lock for good only if it stops between its win and its take, a few
+// CASes, where before it did from its claim on.
 //
 // Revocations are rationed as hand-offs are: a waiter lets a busy holder
 // have a turn (SetTurn) before it claims; an idle holder (its entry does
@@ -771,6 +775,15 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 	case r >= 0 && r != m.a.slot.Index && !m.live(r):
 		m.undoRevoke(b)
 		return false, nil
+	case r >= 0 && r != m.a.slot.Index && m.claimStalled(b, h):
+		// A live revoker that has not won the bias word long after
+		// the holder was out was stopped (or its CPU taken away)
+		// between its claim and its win, and the holder, idle or
+		// gone from the record, does not take its bias back: give
+		// the claim up for it, as the holder would. Its win then
+		// fails, and it claims again; we revoke meanwhile.
+		m.bias.CompareAndSwap(b, restored(b))
+		return false, nil
 	case r >= 0:
 		// A revocation under way.
 	case waited < t && (m.fresh(h) || m.biasHot(h)):
@@ -824,6 +837,36 @@ func (m *mutex) judgeBias(sv uint32) bool {
 		}
 	}
 }
+
+// claimStalled reports whether b, a live revoker's claim on the holder in
+// slot h (acked or not, not won: no taking bit), has stood unchanged for
+// claimStall while h's entry said h was outside its critical section. A
+// running revoker wins within microseconds of finding the holder out
+// (its ack, or its entry clear after the membarrier); one whose claim
+// stands that long was stopped before its win. The holder takes its bias
+// back from such a revoker (revoked), but only when it locks: an idle
+// holder, or one that closed its BiasedMutex, never does, and every other
+// locker would wait for the revoker to run again. Called under local.
+func (m *mutex) claimStalled(b uint64, h int) bool {
+	if b&biasTaking != 0 || m.entry(h).Load()&inCSBit != 0 {
+		// Won, or the holder is inside: the revoker waits for it to
+		// come out, as it must.
+		m.stallSeen = 0
+		return false
+	}
+	now := monoNow()
+	if b != m.stallSeen {
+		m.stallSeen, m.stallAt = b, now
+		return false
+	}
+	return now-m.stallAt >= int64(claimStall)
+}
+
+// claimStall is how long a claim must stand, not won, with its holder
+// outside, before a waiter gives it up for its revoker (claimStalled):
+// long beside a revocation's membarrier and a wake-up from a sleep on the
+// holder's entry, short beside a stopped process.
+const claimStall = time.Millisecond
 
 // undoRevoke clears the claim of a dead revoker, found in b: if the word is
 // still with the live holder, the holder keeps its bias; if it left (the

@@ -172,7 +172,9 @@
 //     a membarrier and a wait for the holder's inCS to clear; CAS bias to
 //     won; CAS word holder -> us (under a seizure); settle (clears the
 //     bias). A revoker killed (or stopped) after its claim and before its
-//     win loses the bias back to the holder once its ack has stood 20 µs;
+//     win loses the bias back to the holder once its ack has stood 20 µs,
+//     or, if the holder does not lock (idle, or its BiasedMutex closed),
+//     to a waiter that saw its claim stand 1 ms with the holder outside;
 //     one killed after its win is seen dead and its claim undone (the
 //     word still the holder's) or judged (it took the word).
 //   - Take of a dead owner's id, and a revoker's take: CAS word id ->
@@ -275,8 +277,10 @@
 // clear. Then P cannot enter (it would see the revoker) and is not inside:
 // the revoker wins the bias word (the taking bit), moves the futex word to
 // itself and clears the bias word. Until the win, P may take its bias
-// back, and does once its answer has waited 20 µs: a revoker stopped
-// before its win holds up nobody.
+// back, and does once its answer has waited 20 µs; a P that does not
+// lock (idle, or its BiasedMutex closed) never answers, and a waiter
+// gives the claim up for it once it has stood 1 ms with P outside: a
+// revoker stopped before its win holds up nobody for long.
 // bias_linux.go has the argument. It moves the word under a seizure
 // (below), if its claim still stands there, without asking the kernel
 // whether P lives: whoever takes a dead P's word first judges P with a

@@ -90,6 +90,12 @@ type mutex struct {
 	// acts (see biasedWait). Written and read under local.
 	doubt bool
 
+	// stallSeen is a revocation claim, not won, that biasedWait saw
+	// standing with its holder outside since stallAt (see
+	// claimStalled). Written and read under local.
+	stallSeen uint64
+	stallAt   int64
+
 	// errNotRecoverable is made by NewMutex (see errorf).
 	errNotRecoverable error
 
