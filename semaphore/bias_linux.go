@@ -507,6 +507,7 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			if nb := restored(b); m.bias.CompareAndSwap(b, nb) {
 				h.want, h.ackedTo = nb, -1
 				reclaims.Add(1)
+				hook("reclaimed")
 				return true, nil
 			}
 			continue
@@ -731,6 +732,7 @@ func (h *BiasedMutex) release() {
 
 // stepHook, when set (tests only), is called at steps of a revocation and
 // of seizing and taking words ("claimed", "fenced", "won", "seizing",
+// "reclaimed" (a holder took its bias back: revoked),
 // "seized", "decided" (a seize's check said yes), "seize-undone",
 // "undoing" a dead seizer's word, "settling", "taken",
 // "owner-slot" (between ownerSlot's two loads of a slot),

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
 )
 
 func init() {
@@ -368,5 +369,135 @@ func TestHolderClosesUnderStoppedRevoker(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func init() { enterEntries["reclaim-die"] = reclaimDieEntry }
+
+// reclaimDieEntry: args record, out|in. A BiasedMutex hammer (lockedCS,
+// ErrOwnerDead counted) that SIGKILLs itself once it has taken its bias
+// back from a revoker that did not win in time (stepHook "reclaimed"):
+// at once (out: between critical sections), or inside the critical
+// section it then enters through the bias (in: marked in the holder word).
+func reclaimDieEntry(args []string) int {
+	seg, l, err := openLocker(args[0], true)
+	if err != nil {
+		return fail(err)
+	}
+	h := l.(*BiasedMutex)
+	holder, counter, bad, od := view(seg, offHolder), view(seg, offCounter), view(seg, offBad), view(seg, offOwnerDead)
+	pid := int64(os.Getpid())
+	reclaimed := false
+	stepHook = func(step string) {
+		if step != "reclaimed" {
+			return
+		}
+		if args[1] == "out" {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		reclaimed = true
+	}
+	fmt.Println("running")
+	for {
+		err := h.Lock()
+		if errors.Is(err, ErrOwnerDead) {
+			od.Add(1)
+			holder.Store(0)
+			err = h.Consistent()
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if reclaimed {
+			if h.state != fast {
+				return fail(fmt.Errorf("locked as %d after taking the bias back", h.state))
+			}
+			if !holder.CompareAndSwap(0, pid) {
+				bad.Add(1)
+			}
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		checkedCS(holder, counter, bad, pid, 2)
+		if err := h.Unlock(); err != nil {
+			return fail(err)
+		}
+	}
+}
+
+// TestHolderDiesAfterTakeBack: R is stopped after its claim or once the
+// holder P is out ("claimed", "fenced"), before its win; P takes its bias
+// back and is SIGKILLed at once (out) or inside the critical section it
+// then enters through the bias (in). R, continued, gets the lock alone:
+// nil if P died between critical sections, ErrOwnerDead if inside; and a
+// third process W that locks meanwhile gets the same, R then nil.
+func TestHolderDiesAfterTakeBack(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"claimed", "fenced"} {
+		for _, where := range []string{"out", "in"} {
+			for _, third := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/third=%v", step, where, third), func(t *testing.T) {
+					holderDiesAfterTakeBack(t, step, where, third)
+				})
+			}
+		}
+	}
+}
+
+func holderDiesAfterTakeBack(t *testing.T, step, where string, third bool) {
+	var (
+		name string
+		seg  *shm.Segment
+		p, r *testproc.Proc
+	)
+	for try := 0; ; try++ {
+		name, seg = newTestSegment(t)
+		p = testproc.Start(t, "reclaim-die", name, where)
+		p.Expect("running")
+		progresses(t, view(seg, offCounter), 1000, "hammer start")
+		r = testproc.Start(t, "stop-at", name, step)
+		if line := r.ExpectMatch(func(l string) bool {
+			return l == "stopped "+step || strings.HasPrefix(l, "got ")
+		}); line == "stopped "+step {
+			waitStopped(t, r)
+			break
+		}
+		// R took the lock without revoking (P's bias was off then).
+		if try == 20 {
+			t.Fatal("R never stopped at " + step)
+		}
+		r.Kill()
+		r.Wait()
+		p.Kill()
+		p.Wait()
+	}
+	if code := p.Wait(); code != -9 {
+		t.Fatalf("P exited %d:\n%s", code, p.Output())
+	}
+	want, wantOD := "ok", int64(0)
+	if where == "in" {
+		want = "ownerdead"
+	}
+	if third {
+		w := testproc.Start(t, "grab", name, "idle")
+		if got := w.ExpectPrefix("got "); got != want+" alone" {
+			t.Fatalf("W got %q, want %q", got, want+" alone")
+		}
+		w.ExpectPrefix("out ")
+		defer func() { w.Kill(); w.Wait() }()
+		if want == "ownerdead" {
+			wantOD = 1 // counted by W, which repaired
+		}
+		want = "ok"
+	} else if want == "ownerdead" {
+		view(seg, offHolder).Store(0) // the repair R does not know to make
+	}
+	r.Signal(syscall.SIGCONT)
+	if got := r.ExpectPrefix("got "); got != want+" alone" {
+		t.Fatalf("R got %q, want %q", got, want+" alone")
+	}
+	r.Kill()
+	r.Wait()
+	if bad, od := view(seg, offBad).Load(), view(seg, offOwnerDead).Load(); bad != 0 || od != wantOD {
+		t.Fatalf("violations %d, ErrOwnerDead counted %d (want 0, %d)", bad, od, wantOD)
 	}
 }
