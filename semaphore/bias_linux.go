@@ -784,7 +784,9 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 		// gone from the record, does not take its bias back: give
 		// the claim up for it, as the holder would. Its win then
 		// fails, and it claims again; we revoke meanwhile.
-		m.bias.CompareAndSwap(b, restored(b))
+		if m.bias.CompareAndSwap(b, restored(b)) {
+			stalledClaims.Add(1)
+		}
 		return false, nil
 	case r >= 0:
 		// A revocation under way.
@@ -869,6 +871,10 @@ func (m *mutex) claimStalled(b uint64, h int) bool {
 // long beside a revocation's membarrier and a wake-up from a sleep on the
 // holder's entry, short beside a stopped process.
 const claimStall = time.Millisecond
+
+// stalledClaims counts the claims given up by waiters for their stopped
+// revokers (tests).
+var stalledClaims atomic.Int64
 
 // undoRevoke clears the claim of a dead revoker, found in b: if the word is
 // still with the live holder, the holder keeps its bias; if it left (the
