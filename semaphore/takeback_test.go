@@ -501,3 +501,71 @@ func holderDiesAfterTakeBack(t *testing.T, step, where string, third bool) {
 		t.Fatalf("violations %d, ErrOwnerDead counted %d (want 0, %d)", bad, od, wantOD)
 	}
 }
+
+func init() { enterEntries["bias-try"] = biasTryEntry }
+
+// biasTryEntry: args record, barrier. Bias the lock to this process
+// (BiasedMutex, lock and unlock: "biased <bool>"); once barrier exists,
+// call TryLock until it locks or 2 s have passed, and say "try <ok>
+// <result> <calls>"; unlock; live on.
+func biasTryEntry(args []string) int {
+	_, l, err := openLocker(args[0], true)
+	if err != nil {
+		return fail(err)
+	}
+	h := l.(*BiasedMutex)
+	if err := h.Lock(); err != nil {
+		return fail(err)
+	}
+	if err := h.Unlock(); err != nil {
+		return fail(err)
+	}
+	fmt.Println("biased", h.Biased())
+	waitForFile(args[1])
+	calls := 0
+	ok := false
+	for end := time.Now().Add(2 * time.Second); !ok && err == nil && time.Now().Before(end); calls++ {
+		ok, err = h.TryLock()
+		time.Sleep(10 * time.Microsecond)
+	}
+	fmt.Println("try", ok, lockResult(err), calls)
+	if ok {
+		h.Unlock()
+	}
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// TestTryLockTakesBiasBack: R is stopped after its claim on the bias of
+// an idle holder P, or once P is out ("claimed", "fenced"), before its
+// win. P then only calls TryLock: the first answers the claim; once the
+// answer has stood reclaimAfter, the lock is free (nobody holds it, and
+// P's Lock would take its bias back): P's TryLock must get it, not fail
+// for as long as R is stopped.
+func TestTryLockTakesBiasBack(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"claimed", "fenced"} {
+		t.Run(step, func(t *testing.T) {
+			name, seg, _ := newTestMutex(t)
+			barrier := filepath.Join(t.TempDir(), "go")
+			p := testproc.Start(t, "bias-try", name, barrier)
+			p.Expect("biased true")
+			r := stoppedAt(t, name, step)
+			os.WriteFile(barrier, nil, 0o600)
+			got := p.ExpectPrefix("try ")
+			b := biasWord(seg)
+			r.Signal(syscall.SIGCONT)
+			rgot := r.ExpectPrefix("got ")
+			for _, q := range []*testproc.Proc{r, p} {
+				q.Kill()
+				q.Wait()
+			}
+			if !strings.HasPrefix(got, "true ok") {
+				t.Fatalf("P's TryLock with R stopped at %q before its win: %q (bias word %#x)", step, got, b)
+			}
+			if rgot != "ok alone" {
+				t.Fatalf("R got %q", rgot)
+			}
+		})
+	}
+}
