@@ -446,6 +446,11 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 				}
 				return false, nil
 			}
+			if h.stalled(b, monoNow()) && h.takeBack(b) {
+				// A revoker stopped before its win: the lock is
+				// free, ours through the bias again (see revoked).
+				return h.LockFast(), nil
+			}
 			h.ack()
 			return false, nil // being revoked: the word is ours until it moves
 		}
@@ -496,7 +501,7 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			h.want = b // a revoker gave up and restored it
 			h.ackedTo = -1
 			return true, nil
-		case b == h.ackVal && now-h.ackAt >= int64(reclaimAfter):
+		case h.stalled(b, now):
 			// Our answer stands, and the revoker has not won the word
 			// (taking): a running one does in a moment, so this one
 			// was stopped, or its CPU taken away, between its claim
@@ -504,10 +509,7 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			// to run again, which holds up the lock for as long: its
 			// win fails, and it claims again, which a running holder
 			// answers at once.
-			if nb := restored(b); m.bias.CompareAndSwap(b, nb) {
-				h.want, h.ackedTo = nb, -1
-				reclaims.Add(1)
-				hook("reclaimed")
+			if h.takeBack(b) {
 				return true, nil
 			}
 			continue
@@ -537,6 +539,25 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// stalled reports whether b, the bias word at now, is our last ack and
+// has stood for reclaimAfter: its revoker did not win the word in time.
+func (h *BiasedMutex) stalled(b uint64, now int64) bool {
+	return b == h.ackVal && now-h.ackAt >= int64(reclaimAfter)
+}
+
+// takeBack takes our bias back from a stalled revoker (b: our ack, see
+// stalled), and reports whether it did: the revoker's win fails.
+func (h *BiasedMutex) takeBack(b uint64) bool {
+	nb := restored(b)
+	if !h.m.bias.CompareAndSwap(b, nb) {
+		return false
+	}
+	h.want, h.ackedTo = nb, -1
+	reclaims.Add(1)
+	hook("reclaimed")
+	return true
 }
 
 // revokerGrace is how long a revoked holder waits for the revoker to take
