@@ -84,7 +84,7 @@ func TestRevokerStarvedByLongSections(t *testing.T) {
 	for _, tc := range []struct {
 		hold string
 		busy int
-	}{{"200us", 0}, {"2ms", 0}, {"200us", 2}, {"2ms", 2}, {"2ms", 4}} {
+	}{{"5us", 0}, {"5us", 2}, {"5us", 4}, {"20us", 2}, {"200us", 0}, {"2ms", 0}, {"200us", 2}, {"2ms", 2}, {"2ms", 4}} {
 		hold := tc.hold
 		t.Run(fmt.Sprintf("%s/busy=%d", hold, tc.busy), func(t *testing.T) {
 			for range tc.busy {
