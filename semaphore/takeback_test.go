@@ -569,3 +569,45 @@ func TestTryLockTakesBiasBack(t *testing.T) {
 		})
 	}
 }
+
+// TestWonRevokerHolderDies: R is stopped once it has won the bias word
+// from the hammering holder P ("won", "seizing": before it seized the
+// futex word); P is SIGKILLed (between critical sections: it answered R).
+// A third process W locks while R stays stopped: the kernel marked P's
+// word, and W's take judges P, which voids R's win: W gets nil, alone.
+// R, continued, finds its win gone and gets the lock after W, alone.
+func TestWonRevokerHolderDies(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"won", "seizing"} {
+		t.Run(step, func(t *testing.T) {
+			name, seg, counter, p := startHammer(t, "-")
+			r := stoppedAt(t, name, step)
+			if b := biasWord(seg); b&biasTaking == 0 {
+				t.Fatalf("R stopped at %q with bias word %#x", step, b)
+			}
+			c0 := counter.Load()
+			time.Sleep(50 * time.Millisecond)
+			if c1 := counter.Load(); c1 != c0 {
+				t.Fatalf("EXCLUSION?: counter %d -> %d with R's win standing", c0, c1)
+			}
+			p.Kill()
+			p.Wait()
+			w := testproc.Start(t, "grab", name, "idle")
+			if got := w.ExpectPrefix("got "); got != "ok alone" {
+				t.Fatalf("W got %q with R stopped at %q and P dead between critical sections", got, step)
+			}
+			w.ExpectPrefix("out ")
+			r.Signal(syscall.SIGCONT)
+			if got := r.ExpectPrefix("got "); got != "ok alone" {
+				t.Fatalf("R got %q", got)
+			}
+			for _, q := range []*testproc.Proc{w, r} {
+				q.Kill()
+				q.Wait()
+			}
+			if bad, od := view(seg, offBad).Load(), view(seg, offOwnerDead).Load(); bad != 0 || od != 0 {
+				t.Fatalf("violations %d, ErrOwnerDead %d (want 0, 0)", bad, od)
+			}
+		})
+	}
+}
