@@ -60,9 +60,13 @@ import (
 // wins within a microsecond of it), P CASes the ack to P's bias with no
 // revoker (restored), R's win fails, and R claims again, which a running
 // P answers at once. Once R has won, P cannot: R moves the word under a
-// seizure whose check is that its win still stands. A stopped R now holds
-// up the lock only if it stops between its win and its take, a few CASes,
-// where before it did from its claim on.
+// seizure whose check is that its win still stands. P takes its bias
+// back only when it locks: an idle P, or one that closed its
+// BiasedMutex, leaves the claim standing, so a waiter that finds it
+// standing, not won, for claimStall (1 ms) with P outside gives it up
+// for P (claimStalled) and revokes in turn. A stopped R now holds up the
+// lock for good only if it stops between its win and its take, a few
+// CASes, where before it did from its claim on.
 //
 // Revocations are rationed as hand-offs are: a waiter lets a busy holder
 // have a turn (SetTurn) before it claims; an idle holder (its entry does
@@ -442,6 +446,11 @@ func (h *BiasedMutex) TryLock() (bool, error) {
 				}
 				return false, nil
 			}
+			if h.stalled(b, monoNow()) && h.takeBack(b) {
+				// A revoker stopped before its win: the lock is
+				// free, ours through the bias again (see revoked).
+				return h.LockFast(), nil
+			}
 			h.ack()
 			return false, nil // being revoked: the word is ours until it moves
 		}
@@ -492,7 +501,7 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			h.want = b // a revoker gave up and restored it
 			h.ackedTo = -1
 			return true, nil
-		case b == h.ackVal && now-h.ackAt >= int64(reclaimAfter):
+		case h.stalled(b, now):
 			// Our answer stands, and the revoker has not won the word
 			// (taking): a running one does in a moment, so this one
 			// was stopped, or its CPU taken away, between its claim
@@ -500,9 +509,7 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 			// to run again, which holds up the lock for as long: its
 			// win fails, and it claims again, which a running holder
 			// answers at once.
-			if nb := restored(b); m.bias.CompareAndSwap(b, nb) {
-				h.want, h.ackedTo = nb, -1
-				reclaims.Add(1)
+			if h.takeBack(b) {
 				return true, nil
 			}
 			continue
@@ -534,6 +541,25 @@ func (h *BiasedMutex) revoked(ctx context.Context) (bool, error) {
 	}
 }
 
+// stalled reports whether b, the bias word at now, is our last ack and
+// has stood for reclaimAfter: its revoker did not win the word in time.
+func (h *BiasedMutex) stalled(b uint64, now int64) bool {
+	return b == h.ackVal && now-h.ackAt >= int64(reclaimAfter)
+}
+
+// takeBack takes our bias back from a stalled revoker (b: our ack, see
+// stalled), and reports whether it did: the revoker's win fails.
+func (h *BiasedMutex) takeBack(b uint64) bool {
+	nb := restored(b)
+	if !h.m.bias.CompareAndSwap(b, nb) {
+		return false
+	}
+	h.want, h.ackedTo = nb, -1
+	reclaims.Add(1)
+	hook("reclaimed")
+	return true
+}
+
 // revokerGrace is how long a revoked holder waits for the revoker to take
 // the word before it asks whether the revoker lives: a running revoker
 // takes it within a few microseconds of the ack.
@@ -545,9 +571,8 @@ const revokerGrace = 50 * time.Microsecond
 const reclaimAfter = 20 * time.Microsecond
 
 // reclaims counts the biases taken back from a revoker that did not win
-// the word in time, and claimUndos the claims undone by another waiter
-// (tests).
-var reclaims, claimUndos atomic.Int64
+// the word in time (tests).
+var reclaims atomic.Int64
 
 // ack answers a revoker's claim in the bias word: called where this
 // holder found the claim instead of entering, or on its way out, it is
@@ -728,6 +753,7 @@ func (h *BiasedMutex) release() {
 
 // stepHook, when set (tests only), is called at steps of a revocation and
 // of seizing and taking words ("claimed", "fenced", "won", "seizing",
+// "reclaimed" (a holder took its bias back: revoked),
 // "seized", "decided" (a seize's check said yes), "seize-undone",
 // "undoing" a dead seizer's word, "settling", "taken",
 // "owner-slot" (between ownerSlot's two loads of a slot),
@@ -772,26 +798,19 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 	case r >= 0 && r != m.a.slot.Index && !m.live(r):
 		m.undoRevoke(b)
 		return false, nil
-	case r >= 0 && b&biasTaking == 0 && b == m.claim && start-m.claimAt >= grantGrace() &&
-		m.entry(h).Load()&inCSBit == 0:
-		// A claim that its live revoker has not won in all this time,
-		// the holder out of its critical section: the revoker was
-		// stopped, or its CPU taken away, and the holder is idle, or
-		// it would have taken its bias back. Undo it, as the holder
-		// would (the revoker's win fails): a stopped revoker must not
-		// hold up the lock for as long, where a stopped waiter of
-		// glibc's mutex holds up nobody. One that has won is the
-		// lock's next owner, and is waited for; one waiting for the
-		// holder to leave a long critical section waits with us.
+	case r >= 0 && r != m.a.slot.Index && m.claimStalled(b, h):
+		// A live revoker that has not won the bias word long after
+		// the holder was out was stopped (or its CPU taken away)
+		// between its claim and its win, and the holder, idle or
+		// gone from the record, does not take its bias back: give
+		// the claim up for it, as the holder would. Its win then
+		// fails, and it claims again; we revoke meanwhile.
 		if m.bias.CompareAndSwap(b, restored(b)) {
-			claimUndos.Add(1)
+			stalledClaims.Add(1)
 		}
 		return false, nil
 	case r >= 0:
 		// A revocation under way.
-		if b != m.claim {
-			m.claim, m.claimAt = b, start
-		}
 	case waited < t && (m.fresh(h) || m.biasHot(h)):
 		// A busy holder's turn: wait it out, off the lock's lines.
 		return false, waitUntil(ctx, start+t-waited)
@@ -843,6 +862,40 @@ func (m *mutex) judgeBias(sv uint32) bool {
 		}
 	}
 }
+
+// claimStalled reports whether b, a live revoker's claim on the holder in
+// slot h (acked or not, not won: no taking bit), has stood unchanged for
+// claimStall while h's entry said h was outside its critical section. A
+// running revoker wins within microseconds of finding the holder out
+// (its ack, or its entry clear after the membarrier); one whose claim
+// stands that long was stopped before its win. The holder takes its bias
+// back from such a revoker (revoked), but only when it locks: an idle
+// holder, or one that closed its BiasedMutex, never does, and every other
+// locker would wait for the revoker to run again. Called under local.
+func (m *mutex) claimStalled(b uint64, h int) bool {
+	if b&biasTaking != 0 || m.entry(h).Load()&inCSBit != 0 {
+		// Won, or the holder is inside: the revoker waits for it to
+		// come out, as it must.
+		m.stallSeen = 0
+		return false
+	}
+	now := monoNow()
+	if b != m.stallSeen {
+		m.stallSeen, m.stallAt = b, now
+		return false
+	}
+	return now-m.stallAt >= int64(claimStall)
+}
+
+// claimStall is how long a claim must stand, not won, with its holder
+// outside, before a waiter gives it up for its revoker (claimStalled):
+// long beside a revocation's membarrier and a wake-up from a sleep on the
+// holder's entry, short beside a stopped process.
+const claimStall = time.Millisecond
+
+// stalledClaims counts the claims given up by waiters for their stopped
+// revokers (tests).
+var stalledClaims atomic.Int64
 
 // undoRevoke clears the claim of a dead revoker, found in b: if the word is
 // still with the live holder, the holder keeps its bias; if it left (the

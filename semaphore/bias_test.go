@@ -310,7 +310,7 @@ func TestRevokeInside(t *testing.T) {
 // process gets ErrOwnerDead (the hammer repairs it).
 func TestRevokerDeath(t *testing.T) {
 	needBias(t)
-	for _, step := range []string{"claimed", "fenced", "won", "seized", "taken"} {
+	for _, step := range []string{"claimed", "fenced", "won", "seized", "decided", "taken"} {
 		t.Run(step, func(t *testing.T) {
 			name, seg, m := newTestMutex(t)
 			counter := view(seg, offCounter)

@@ -177,8 +177,9 @@
 //     bias). A revoker killed or stopped after its claim and before its
 //     win holds up nobody: the holder takes its bias back once its ack has
 //     stood 20 µs, and another waiter undoes a claim that has stood a
-//     millisecond (or two turns) with the holder outside its critical
-//     section (an idle holder does not answer). One killed after its win
+//     millisecond with the holder outside its critical section (a holder
+//     that does not lock, idle or its BiasedMutex closed, does not take
+//     its bias back). One killed after its win
 //     is seen dead and its claim undone (the word still the holder's) or
 //     judged (it took the word); one stopped after its win is the lock's
 //     next owner, waited for as a stopped owner is.
@@ -282,8 +283,10 @@
 // clear. Then P cannot enter (it would see the revoker) and is not inside:
 // the revoker wins the bias word (the taking bit), moves the futex word to
 // itself and clears the bias word. Until the win, P may take its bias
-// back, and does once its answer has waited 20 µs: a revoker stopped
-// before its win holds up nobody.
+// back, and does once its answer has waited 20 µs; a P that does not
+// lock (idle, or its BiasedMutex closed) never answers, and a waiter
+// gives the claim up for it once it has stood 1 ms with P outside: a
+// revoker stopped before its win holds up nobody for long.
 // bias_linux.go has the argument. It moves the word under a seizure
 // (below), if its claim still stands there, without asking the kernel
 // whether P lives: whoever takes a dead P's word first judges P with a

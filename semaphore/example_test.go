@@ -68,7 +68,7 @@ func ExampleSemaphore() {
 // from it as from an Unlock.
 func ExampleBiasedMutex() {
 	const counterAt = semaphore.MutexSize // after the Mutex record
-	seg, err := shm.OpenOrCreate(context.Background(), "example.biased", counterAt+8, "example.Biased/1", nil)
+	seg, err := shm.OpenOrCreate(context.Background(), "example.biased", counterAt+8, "example.Biased/2", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func ExampleBiasedMutex() {
 // falls back on Lock and Unlock when the bias is not this process's.
 func ExampleBiasedMutex_EnterFast() {
 	const counterAt = semaphore.MutexSize // after the Mutex record
-	seg, err := shm.OpenOrCreate(context.Background(), "example.enterfast", counterAt+8, "example.Biased/1", nil)
+	seg, err := shm.OpenOrCreate(context.Background(), "example.enterfast", counterAt+8, "example.Biased/2", nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -94,11 +94,11 @@ type mutex struct {
 	// acts (see biasedWait). Written and read under local.
 	doubt bool
 
-	// claim is another process's revocation claim (a bias word with a
-	// revoker, not yet won) that this lock call found standing, first at
-	// claimAt: see biasedWait. Written and read under local.
-	claim   uint64
-	claimAt int64
+	// stallSeen is a revocation claim, not won, that biasedWait saw
+	// standing with its holder outside since stallAt (see
+	// claimStalled). Written and read under local.
+	stallSeen uint64
+	stallAt   int64
 
 	// errNotRecoverable is made by NewMutex (see errorf).
 	errNotRecoverable error
@@ -335,7 +335,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		return ctx.Err()
 	}
 	defer func() { <-m.local }()
-	m.doubt, m.claim = false, 0
+	m.doubt = false
 
 	var (
 		stopWake func() bool // wakes sleepers when ctx is done

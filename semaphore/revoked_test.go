@@ -562,7 +562,7 @@ func dieAtEntry(args []string) int {
 // is told ErrOwnerDead (the revoker never returned from its Lock).
 func TestRevokerDiesInGrace(t *testing.T) {
 	needBias(t)
-	for _, step := range []string{"claimed", "fenced", "won", "seizing", "seized", "taken"} {
+	for _, step := range []string{"claimed", "fenced", "won", "seizing", "seized", "decided", "taken"} {
 		t.Run(step, func(t *testing.T) {
 			name, seg := newTestSegment(t)
 			counter := view(seg, offCounter)

@@ -19,7 +19,7 @@ import (
 
 const (
 	name = "lesson8.biased"
-	tag  = "lesson8.Biased/1"
+	tag  = "lesson8.Biased/2"
 	// The segment: the Mutex record, then a word the owner raises when
 	// it is where main wants it.
 	offReady = semaphore.MutexSize

@@ -20,7 +20,7 @@ import (
 
 const (
 	name = "lesson8.plain" // /dev/shm/shmkit.lesson8.plain
-	tag  = "lesson8.PlainLock/1"
+	tag  = "lesson8.PlainLock/2"
 	// The segment: the plain lock's word at 0, a robust Mutex at offMutex.
 	offMutex = semaphore.RecordAlign
 	size     = offMutex + semaphore.MutexSize
