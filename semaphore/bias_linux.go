@@ -772,8 +772,7 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 	case r >= 0 && r != m.a.slot.Index && !m.live(r):
 		m.undoRevoke(b)
 		return false, nil
-	case r >= 0 && b&biasTaking == 0 && b == m.claim && start-m.claimAt >= grantGrace() &&
-		m.entry(h).Load()&inCSBit == 0:
+	case r >= 0 && b&biasTaking == 0 && m.sawClaim(b, start) && m.entry(h).Load()&inCSBit == 0:
 		// A claim that its live revoker has not won in all this time,
 		// the holder out of its critical section: the revoker was
 		// stopped, or its CPU taken away, and the holder is idle, or
@@ -788,10 +787,8 @@ func (m *mutex) biasedWait(ctx context.Context, b uint64, v uint32, waited int64
 		}
 		return false, nil
 	case r >= 0:
-		// A revocation under way.
-		if b != m.claim {
-			m.claim, m.claimAt = b, start
-		}
+		// A revocation under way (sawClaim above noted when we first
+		// saw its claim).
 	case waited < t && (m.fresh(h) || m.biasHot(h)):
 		// A busy holder's turn: wait it out, off the lock's lines.
 		return false, waitUntil(ctx, start+t-waited)
@@ -863,6 +860,20 @@ func (m *mutex) undoRevoke(b uint64) {
 		return
 	}
 	m.bias.CompareAndSwap(b, nextBias(b, h, -1, m.verdictOf(h)))
+}
+
+// sawClaim records that this process found b, a revoker's claim not yet
+// won, standing at start, and reports whether it found the same claim
+// standing grantGrace or more before, in this lock call or in earlier ones
+// that did not take the lock (a TryLock, a LockContext whose deadline came
+// first; see sawGrant). Every change of the bias word bumps its epoch, so
+// a claim seen again has stood all along. Called under local.
+func (m *mutex) sawClaim(b uint64, start int64) bool {
+	if b != m.claim {
+		m.claim, m.claimAt = b, start
+		return false
+	}
+	return start-m.claimAt >= grantGrace()
 }
 
 // fresh reports whether the holder in slot h is the revoker that took the

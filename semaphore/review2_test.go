@@ -1,0 +1,161 @@
+//go:build linux
+
+package semaphore
+
+// Tests written by an adversarial review of 653d918 (a waiter takes a
+// grant that its live grantee has not taken for grantGrace as a grant to
+// nobody) and be01175 (a waiter undoes another live revoker's claim that
+// has stood unwon for grantGrace, the holder outside). Real processes,
+// real SIGSTOP and SIGKILL.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmkit/shmkit/internal/testproc"
+)
+
+// shortCalls are lock calls that each last less than grantGrace: a
+// TryLock, and a LockContext whose context ends after 200 µs (a poller,
+// or a caller with a tight deadline; clockCtx, so that the call ends when
+// the deadline passes, not when the runtime's timer gets round to it,
+// which in an idle process can be a millisecond later). Each reports
+// whether it took the lock.
+var shortCalls = []struct {
+	name string
+	try  func(m *Mutex) (bool, error)
+}{
+	{"trylock", func(m *Mutex) (bool, error) { return m.TryLock() }},
+	{"short-ctx", func(m *Mutex) (bool, error) {
+		const d = 200 * time.Microsecond
+		tctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		err := m.LockContext(clockCtx{tctx, time.Now().Add(d)})
+		if errors.Is(err, context.DeadlineExceeded) {
+			return false, nil
+		}
+		return err == nil || err == ErrOwnerDead, err
+	}},
+}
+
+// lockByShortCalls makes short lock calls on m, back to back, until one
+// takes the lock; it fails the test if none has after guard (a hang, not
+// a time limit). It sets this process's turn to 5 ms meanwhile, which
+// makes grantGrace 10 ms: a lock call on a biased lock overruns its
+// deadline by up to a millisecond (biasedWait's naps of a moment do not
+// look at ctx), which must not be what gets the lock here.
+func lockByShortCalls(t *testing.T, m *Mutex, try func(*Mutex) (bool, error), what string) {
+	t.Helper()
+	defer SetTurn(SetTurn(5 * time.Millisecond))
+	var calls int
+	var longest time.Duration
+	defer func() {
+		t.Logf("%d calls, longest %v, undos %d, takeovers %d", calls, longest, claimUndos.Load(), grantTakeovers.Load())
+	}()
+	for deadline := time.Now().Add(guard); ; {
+		calls++
+		st := time.Now()
+		ok, err := try(m)
+		longest = max(longest, time.Since(st))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WEDGED: %s: no short lock call took the lock in %v", what, guard)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// TestStoppedGranteeShortCalls: G asks for a hand-off, is granted it by
+// our Unlock and stops before it takes the word ("take-handed-off").
+// Lock calls shorter than grantGrace (TryLock, LockContext with a tight
+// deadline), made back to back for as long as it takes, must get the
+// lock: a stopped grantee holds up nobody, whatever the length of their
+// calls. (Before, each call started its grace afresh and none ever took
+// the grant: every caller that does not block for a millisecond waited
+// for as long as G was stopped.) G continued asks again and gets the
+// lock, alone, once we unlock.
+func TestStoppedGranteeShortCalls(t *testing.T) {
+	for _, sc := range shortCalls {
+		t.Run(sc.name, func(t *testing.T) {
+			name, seg, m := newTestMutex(t)
+			if err := m.Lock(); err != nil {
+				t.Fatal(err)
+			}
+			g := testproc.Start(t, "stop-at", name, "take-handed-off")
+			gslot, _ := parseID(t, g.ExpectPrefix("id "))
+			waitHandoff(t, seg, func(h uint32) bool { return h == uint32(gslot+1) })
+			if err := m.Unlock(); err != nil { // granted to G
+				t.Fatal(err)
+			}
+			g.Expect("stopped take-handed-off")
+			waitStopped(t, g)
+			if w, h := word(seg), handoffWord(seg); w&tidMask != handedOff || h != uint32(gslot+1)|grantedBit {
+				t.Fatalf("word %#x, hand-off %#x: want handed off to G", w, h)
+			}
+			lockByShortCalls(t, m, sc.try, "G stopped with its grant")
+			holder := view(seg, offHolder)
+			holder.Store(int64(os.Getpid()))
+			if h := handoffWord(seg); h&grantedBit != 0 {
+				t.Fatalf("hand-off word %#x while we hold the lock", h)
+			}
+			g.Signal(syscall.SIGCONT)
+			time.Sleep(50 * time.Millisecond) // G, if it got in, says so
+			holder.Store(0)
+			if err := m.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			if got := g.ExpectPrefix("got "); got != "ok alone" {
+				t.Fatalf("G: %q", got)
+			}
+			g.Kill()
+			g.Wait()
+		})
+	}
+}
+
+// TestStoppedRevokerShortCalls: R claims the bias of an idle holder P and
+// stops before it won the bias word ("claimed", or "fenced" once its
+// membarrier found P out). Lock calls shorter than grantGrace, made back
+// to back, must get the lock, as TestStoppedRevokerIdleHolder's blocking
+// Lock does. (Before, a TryLock returned false whenever a revoker was
+// named, and each LockContext started the claim's grace afresh.)
+func TestStoppedRevokerShortCalls(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"claimed", "fenced"} {
+		for _, sc := range shortCalls {
+			t.Run(step+"/"+sc.name, func(t *testing.T) {
+				name, seg, m := newTestMutex(t)
+				p, _, _ := idleBiased(t, name)
+				r := stoppedAt(t, name, step)
+				if b := biasWord(seg); biasRevoker(b) < 0 || b&biasTaking != 0 {
+					t.Fatalf("bias word %#x with R stopped at %s: want R's claim, not won", b, step)
+				}
+				lockByShortCalls(t, m, sc.try, "R stopped at "+step)
+				holder := view(seg, offHolder)
+				holder.Store(int64(os.Getpid()))
+				r.Signal(syscall.SIGCONT)
+				time.Sleep(50 * time.Millisecond) // R, if it got in, says so
+				holder.Store(0)
+				if err := m.Unlock(); err != nil {
+					t.Fatal(err)
+				}
+				if got := r.ExpectPrefix("got "); got != "ok alone" {
+					t.Fatalf("R: %q", got)
+				}
+				r.Kill()
+				r.Wait()
+				p.Kill()
+				p.Wait()
+			})
+		}
+	}
+}
