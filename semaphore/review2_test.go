@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -157,5 +159,165 @@ func TestStoppedRevokerShortCalls(t *testing.T) {
 				p.Wait()
 			})
 		}
+	}
+}
+
+// grantedAndStopped: we hold m; G (stop-at "take-handed-off") asks for a
+// hand-off, our Unlock grants it, and G stops before it takes the word.
+// It returns G and the word G read.
+func grantedAndStopped(t *testing.T, name string, seg interface{ Data() []byte }, m *Mutex) (*testproc.Proc, uint32) {
+	t.Helper()
+	if err := m.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	g := testproc.Start(t, "stop-at", name, "take-handed-off")
+	gslot, _ := parseID(t, g.ExpectPrefix("id "))
+	waitHandoff(t, seg, func(h uint32) bool { return h == uint32(gslot+1) })
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	g.Expect("stopped take-handed-off")
+	waitStopped(t, g)
+	w, h := word(seg), handoffWord(seg)
+	if w&tidMask != handedOff || h != uint32(gslot+1)|grantedBit {
+		t.Fatalf("word %#x, hand-off %#x: want handed off to G", w, h)
+	}
+	return g, w
+}
+
+// TestTakeoverKeepsOwnerDead: G is granted the lock and stops before it
+// takes it; X takes it over once the grant has stood its grace, and dies
+// inside its critical section. The next locker must get ErrOwnerDead:
+// the takeover cleared the grant (a grant standing says nobody was
+// inside, and X's death would pass for harmless). Two next lockers: G
+// itself, continued after X died (its CAS on the word fails; it asks
+// again), and, with G continued while X was still inside and then killed
+// unheard (stale), a fresh locker.
+func TestTakeoverKeepsOwnerDead(t *testing.T) {
+	for _, next := range []string{"grantee", "fresh"} {
+		t.Run(next, func(t *testing.T) {
+			name, seg, m := newTestMutex(t)
+			g, _ := grantedAndStopped(t, name, seg, m)
+			x := testproc.Start(t, "hold-check", name)
+			if got := x.ExpectPrefix("locked "); got != "ok alone" {
+				t.Fatalf("X's takeover: %q", got)
+			}
+			if h := handoffWord(seg); h&grantedBit != 0 {
+				t.Fatalf("hand-off word %#x with X inside: a grant says nobody is", h)
+			}
+			if next == "fresh" {
+				g.Signal(syscall.SIGCONT)
+				neverSays(t, g, "got ", "X is inside, yet G's Lock returned")
+				g.Kill()
+				g.Wait()
+			}
+			x.Kill() // inside
+			x.Wait()
+			if next == "grantee" {
+				view(seg, offHolder).Store(0) // X's mark: G (stop-at) does not repair
+				g.Signal(syscall.SIGCONT)
+				if got := g.ExpectPrefix("got "); got != "ownerdead alone" {
+					t.Fatalf("G after X died inside: %q, want ownerdead", got)
+				}
+				g.Kill()
+				g.Wait()
+				return
+			}
+			y := testproc.Start(t, "hold-check", name)
+			if got := y.ExpectPrefix("locked "); got != "ownerdead alone" {
+				t.Fatalf("Y after X died inside: %q, want ownerdead", got)
+			}
+		})
+	}
+}
+
+// TestStaleGranteeLaterGrant: G is granted the lock and stops before its
+// CAS on the handed-off word; we take the grant over, and hand the lock
+// to Y, which we stop too: the word holds the value G read again, under
+// Y's grant. G continued takes it (a stale taker of another's grant: Y
+// loses its turn), alone, and must clear Y's grant before its lock call
+// returns: G killed inside leaves ErrOwnerDead to Y.
+func TestStaleGranteeLaterGrant(t *testing.T) {
+	name, seg, m := newTestMutex(t)
+	g, gsaw := grantedAndStopped(t, name, seg, m)
+	if err := m.Lock(); err != nil { // the takeover, after the grace
+		t.Fatal(err)
+	}
+	if n := handoffWord(seg); n != 0 {
+		t.Fatalf("hand-off word %#x after our takeover", n)
+	}
+	b := filepath.Join(t.TempDir(), "b")
+	y := testproc.Start(t, "hold-until", name, b)
+	waitHandoff(t, seg, func(h uint32) bool { return h != 0 && h&grantedBit == 0 })
+	for word(seg)&waitersBit == 0 && gsaw&waitersBit != 0 {
+		time.Sleep(100 * time.Microsecond) // Y sets the bit after it asks
+	}
+	y.Signal(syscall.SIGSTOP)
+	waitStopped(t, y)
+	if err := m.Unlock(); err != nil { // granted to Y
+		t.Fatal(err)
+	}
+	if w := word(seg); w != gsaw || handoffWord(seg)&grantedBit == 0 {
+		t.Fatalf("word %#x (G read %#x), hand-off %#x: want handed off to Y", w, gsaw, handoffWord(seg))
+	}
+	g.Signal(syscall.SIGCONT)
+	if got := g.ExpectPrefix("got "); got != "ok alone" {
+		t.Fatalf("G: %q", got)
+	}
+	if h := handoffWord(seg); h&grantedBit != 0 {
+		t.Fatalf("hand-off word %#x with G inside: a grant says nobody is", h)
+	}
+	view(seg, offHolder).Store(0) // G's mark: the repair's business
+	g.Kill()
+	g.Wait()
+	y.Signal(syscall.SIGCONT)
+	if got := y.ExpectPrefix("locked "); got != "ownerdead" {
+		t.Fatalf("Y after G died inside: %q, want ownerdead", got)
+	}
+}
+
+// TestWithdrawingGranteeTakenOver: W's context ran out after it was
+// granted the lock; withdrawing, it stops at "take-handed-off" (its
+// grant stands, the word handed off). X takes the grant over and dies
+// inside. W continued must not take or unlock anything (its grant is
+// gone) and returns its context's error; the next locker gets
+// ErrOwnerDead.
+func TestWithdrawingGranteeTakenOver(t *testing.T) {
+	name, seg, m := newTestMutex(t)
+	if err := m.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	const timeout = 1500 * time.Millisecond
+	w := testproc.Start(t, "ctx-withdraw", name, timeout.String())
+	wslot, _ := parseID(t, w.ExpectPrefix("id "))
+	waitHandoff(t, seg, func(h uint32) bool { return h == uint32(wslot+1) })
+	w.Signal(syscall.SIGSTOP)
+	waitStopped(t, w)
+	time.Sleep(time.Until(start.Add(timeout + 100*time.Millisecond))) // W's deadline passes, W stopped
+	if err := m.Unlock(); err != nil {                                // granted to W
+		t.Fatal(err)
+	}
+	if h := handoffWord(seg); word(seg)&tidMask != handedOff || h != uint32(wslot+1)|grantedBit {
+		t.Fatalf("word %#x, hand-off %#x: want handed off to W", word(seg), h)
+	}
+	w.Signal(syscall.SIGCONT)
+	if got := w.ExpectPrefix("stopped take-handed-off "); got != "withdraw=true" {
+		t.Fatalf("W stopped taking the handed-off word with %s: not in withdraw", got)
+	}
+	waitStopped(t, w)
+	x := testproc.Start(t, "hold-check", name)
+	if got := x.ExpectPrefix("locked "); got != "ok alone" {
+		t.Fatalf("X's takeover: %q", got)
+	}
+	x.Kill() // inside
+	x.Wait()
+	w.Signal(syscall.SIGCONT)
+	if got := w.ExpectPrefix("got "); !strings.HasPrefix(got, "error ") {
+		t.Fatalf("W's LockContext returned %q after its deadline", got)
+	}
+	y := testproc.Start(t, "lock-report", name, "consistent")
+	if got := y.ExpectPrefix("got "); got != "ownerdead" {
+		t.Fatalf("the next Lock got %q, want ownerdead (word %#x)", got, word(seg))
 	}
 }
