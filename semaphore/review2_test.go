@@ -11,6 +11,7 @@ package semaphore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -319,5 +320,159 @@ func TestWithdrawingGranteeTakenOver(t *testing.T) {
 	y := testproc.Start(t, "lock-report", name, "consistent")
 	if got := y.ExpectPrefix("got "); got != "ownerdead" {
 		t.Fatalf("the next Lock got %q, want ownerdead (word %#x)", got, word(seg))
+	}
+}
+
+func init() { enterEntries["short-hammer"] = shortHammerEntry }
+
+// shortHammerEntry: args record, try|ctx, hold. Lock through short calls
+// only (TryLock, or LockContext with a 200 µs deadline), retried after
+// 20 µs until one takes the lock; repair after a dead owner; a checked
+// critical section (the holder word) busy for hold; unlock; for ever.
+// Says "running".
+func shortHammerEntry(args []string) int {
+	seg, l, err := openLocker(args[0], false)
+	if err != nil {
+		return fail(err)
+	}
+	m := l.(*Mutex)
+	var try func(*Mutex) (bool, error)
+	for _, sc := range shortCalls {
+		if sc.name == map[string]string{"try": "trylock", "ctx": "short-ctx"}[args[1]] {
+			try = sc.try
+		}
+	}
+	hold, err := time.ParseDuration(args[2])
+	if err != nil || try == nil {
+		return fail(fmt.Errorf("short-hammer %q: %v", args, err))
+	}
+	holder, counter, bad := view(seg, offHolder), view(seg, offCounter), view(seg, offBad)
+	pid := int64(os.Getpid())
+	fmt.Println("running")
+	for {
+		ok, err := try(m)
+		if err == ErrOwnerDead {
+			holder.Store(0) // the repair: the dead owner's mark
+			err = m.Consistent()
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			time.Sleep(20 * time.Microsecond)
+			continue
+		}
+		if !holder.CompareAndSwap(0, pid) {
+			bad.Add(1)
+		}
+		counter.Store(counter.Load() + 1)
+		for start := time.Now(); time.Since(start) < hold; {
+		}
+		if !holder.CompareAndSwap(pid, 0) {
+			bad.Add(1)
+		}
+		if err := m.Unlock(); err != nil {
+			return fail(err)
+		}
+	}
+}
+
+// TestHandOffStopStorm: plain lockers that hold the lock for 50 µs (so
+// that waiters ask for hand-offs, and grants stand), BiasedMutex lockers
+// (claims), and lockers by short calls only; one at random is SIGSTOPped
+// for 0-3 ms (a grantee stopped past its grace loses its grant; a
+// revoker stopped past it its claim) and continued, again and again, and
+// now and then one is SIGKILLed and replaced (a death inside, after a
+// takeover, must be ErrOwnerDead: else the dead one's mark stays in the
+// holder word and the next locker counts a violation). Nobody is ever
+// inside with another, and every locker still gets the lock after.
+func TestHandOffStopStorm(t *testing.T) {
+	events := 800
+	if testing.Short() {
+		events = 200
+	}
+	name, seg := newTestSegment(t)
+	specs := [][]string{
+		{"hammer", "0", "50us"},
+		{"hammer", "0", "50us"},
+		{"hammer", "0", "0s"},
+		{"short-hammer", "ctx", "50us"},
+		{"short-hammer", "try", "0s"},
+	}
+	if registerBias() == nil {
+		specs = append(specs, []string{"bias-hammer", "0", "20us"})
+	}
+	start := func(s []string) *testproc.Proc {
+		p := testproc.Start(t, s[0], append([]string{name}, s[1:]...)...)
+		p.Expect("running")
+		return p
+	}
+	procs := make([]*testproc.Proc, len(specs))
+	for i, s := range specs {
+		procs[i] = start(s)
+	}
+	counter := view(seg, offCounter)
+	stops, kills := testproc.StopStorm(t, procs, events, 6, counter.Load,
+		func(i int) *testproc.Proc { return start(specs[i]) },
+		func(e int) {
+			if bad := view(seg, offBad).Load(); bad != 0 {
+				t.Fatalf("event %d: mutual exclusion broken %d times", e, bad)
+			}
+		})
+	progresses(t, counter, 1000, "after the storm")
+	for _, p := range procs {
+		p.Kill()
+		p.Wait()
+	}
+	if bad := view(seg, offBad).Load(); bad != 0 {
+		t.Fatalf("mutual exclusion broken %d times", bad)
+	}
+	m, err := NewMutex(context.Background(), seg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	err = m.LockContext(ctx)
+	if errors.Is(err, ErrOwnerDead) {
+		err = m.Consistent()
+	}
+	if err != nil {
+		t.Fatalf("mutex wedged after the storm: %v", err)
+	}
+	m.Unlock()
+	t.Logf("%d stops, %d kills, %d critical sections", stops, kills, counter.Load())
+}
+
+// TestCrowdedHandOffs: eight processes on (typically) two CPUs, each
+// locking a set number of times with critical sections of 200 µs, so
+// that grantees are often off their CPU for longer than their grace and
+// lose their grants to running waiters: every process still finishes
+// its rounds (no waiter starved for good, no livelock of takeovers or of
+// claim undos), and the counter is exact. Plain Mutexes, and half of them
+// BiasedMutexes.
+func TestCrowdedHandOffs(t *testing.T) {
+	for _, mix := range []string{"mutex", "mixed"} {
+		t.Run(mix, func(t *testing.T) {
+			name, seg := newTestSegment(t)
+			const procs, rounds = 8, 200
+			for range 4 { // crowd the CPUs for a while
+				testproc.Start(t, "spin", "2000").Expect("spinning")
+			}
+			var ps []*testproc.Proc
+			for i := range procs {
+				entry := "hammer"
+				if mix == "mixed" && i%2 == 1 {
+					entry = "bias-hammer"
+				}
+				ps = append(ps, testproc.Start(t, entry, name, fmt.Sprint(rounds), "200us"))
+			}
+			for _, p := range ps {
+				p.MustExitWithin(3 * time.Minute)
+			}
+			if c, bad := view(seg, offCounter).Load(), view(seg, offBad).Load(); c != procs*rounds || bad != 0 {
+				t.Fatalf("counter %d (want %d), violations %d", c, procs*rounds, bad)
+			}
+		})
 	}
 }
