@@ -476,3 +476,38 @@ func TestCrowdedHandOffs(t *testing.T) {
 		})
 	}
 }
+
+// TestStoppedWinnerIdleHolder: R has won the bias word of an idle holder P
+// ("won"), or seized or decided to take P's word, and stops there. R is
+// the lock's next owner: another locker W, finding R's claim standing
+// (won) past its grace with P outside, must not undo it and must not get
+// in (R would take the word on its way, with W inside). R continued gets
+// the lock alone; killed inside, W gets ErrOwnerDead.
+func TestStoppedWinnerIdleHolder(t *testing.T) {
+	needBias(t)
+	for _, step := range []string{"won", "seized", "decided"} {
+		t.Run(step, func(t *testing.T) {
+			name, seg := newTestSegment(t)
+			p, _, _ := idleBiased(t, name)
+			r := stoppedAt(t, name, step)
+			if b := biasWord(seg); b&biasTaking == 0 {
+				t.Fatalf("bias word %#x with R stopped at %s: want R's win", b, step)
+			}
+			w := testproc.Start(t, "hold-check", name)
+			neverSays(t, w, "locked ", "R won the bias, yet W's Lock returned")
+			r.Signal(syscall.SIGCONT)
+			if got := r.ExpectPrefix("got "); got != "ok alone" {
+				t.Fatalf("R: %q", got)
+			}
+			r.Kill() // inside
+			r.Wait()
+			if got := w.ExpectPrefix("locked "); got != "ownerdead alone" {
+				t.Fatalf("W after R died inside: %q", got)
+			}
+			w.Kill()
+			w.Wait()
+			p.Kill()
+			p.Wait()
+		})
+	}
+}
