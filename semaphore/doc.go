@@ -166,6 +166,10 @@
 //     not taken the word a millisecond (or two turns) after a waiter first
 //     saw the grant (stopped, or its CPU taken away) loses it: that waiter
 //     takes the word as one handed to nobody, and the grantee asks again.
+//     The millisecond is counted over the waiter's lock calls that did
+//     not get the lock, so that TryLocks and calls with tight deadlines
+//     add up to it (TestStoppedGranteeShortCalls); so is the one of a
+//     revoker's claim, below.
 //   - Bias (BiasedMutex.Unlock): CAS bias (none) -> (us). Killed after: we
 //     hold the word as a biased holder; the kernel marks it; the next taker
 //     asks our entry, which says outside.

@@ -37,7 +37,9 @@ import (
 // grantee has not taken for a millisecond (or two turns; grantGrace) is
 // taken by another waiter: a grantee stopped (SIGSTOP, or its CPU taken
 // away) must not hold up the lock for as long, where a stopped waiter of
-// glibc's mutex holds up nobody (TestStoppedGrantee).
+// glibc's mutex holds up nobody (TestStoppedGrantee), nor for callers
+// whose calls are each shorter than that (TestStoppedGranteeShortCalls:
+// sawGrant).
 //
 // No strict FIFO: with more processes than cores, a queue lock hands the
 // lock to a process that is not running and everyone waits for the
@@ -94,9 +96,17 @@ type mutex struct {
 	// acts (see biasedWait). Written and read under local.
 	doubt bool
 
-	// stallSeen is a revocation claim, not won, that biasedWait saw
-	// standing with its holder outside since stallAt (see
+	// grant is another live waiter's grant (the hand-off word) that this
+	// process's lock calls found standing, first at grantAt (monoNow):
+	// see sawGrant. It outlasts a lock call that did not take the lock,
+	// so that calls shorter than grantGrace (TryLock; LockContext with a
+	// tight deadline), made one after another, add up to it; a lock call
+	// that takes the lock forgets it, as its value comes back. stallSeen
+	// is a revocation claim, not won, found standing with its holder
+	// outside since stallAt, over lock calls in the same way (see
 	// claimStalled). Written and read under local.
+	grant     uint32
+	grantAt   int64
 	stallSeen uint64
 	stallAt   int64
 
@@ -344,12 +354,13 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 		asked    int64       // when our hand-off request went into the record; 0 none
 		checked  int64       // when the owner's liveness was last asked
 		seen     uint32      // the word then
-		grant    uint32      // another waiter's grant, found standing
-		grantAt  int64       // when it was first found
 	)
 	defer func() {
 		if stopWake != nil {
 			stopWake()
+		}
+		if err == nil || err == ErrOwnerDead {
+			m.grant = 0 // the word left the grant we saw: its value comes back
 		}
 		if asked != 0 && err != nil && err != ErrOwnerDead && !m.a.gone.Load() {
 			m.withdraw()
@@ -389,9 +400,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			// not hold up the lock for as long, as a stopped waiter
 			// of glibc's mutex holds up nobody. The grant is taken as
 			// one to nobody; its grantee finds it gone and asks again.
-			if now := monoNow(); h != grant {
-				grant, grantAt = h, now
-			} else if now-grantAt >= grantGrace() {
+			if m.sawGrant(h, monoNow()) {
 				if m.takeHandedOff(v) {
 					grantTakeovers.Add(1)
 					if asked != 0 && !m.handoff.CompareAndSwap(m.me, 0) {
@@ -514,7 +523,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			// Until the grantee's grace is out (above), and no
 			// longer: a grantee that does not take the word wakes
 			// nobody.
-			slice = min(slice, time.Duration(max(grantAt+grantGrace()-monoNow(), int64(time.Microsecond))))
+			slice = min(slice, time.Duration(max(m.grantAt+grantGrace()-monoNow(), int64(time.Microsecond))))
 		}
 		if timedOut := wait(m.word, v, slice); timedOut && slice == waitSlice {
 			wordTimeouts.Add(1)
@@ -540,6 +549,40 @@ func grantGrace() int64 { return max(int64(time.Millisecond), 2*turnNs()) }
 
 // grantTakeovers counts grants taken as grants to nobody (tests).
 var grantTakeovers atomic.Int64
+
+// sawGrant records that this process found h, another live waiter's
+// grant, standing at now, and reports whether it found the same grant
+// standing grantGrace or more before: in this lock call, or in earlier
+// ones of this process that did not take the lock (a TryLock, a
+// LockContext whose deadline came first). Each such call is shorter than
+// the grace, and would otherwise start it afresh: a stopped grantee would
+// hold up every caller that does not block for a millisecond, for as long
+// as it is stopped. The value of a grant comes back (the same waiter
+// granted again), so the first sighting may be of an earlier grant: the
+// grantee of the later one then loses its turn, not its safety, as with
+// a stale taker of an orphaned grant (takeHandedOff). Called under local.
+func (m *mutex) sawGrant(h uint32, now int64) bool {
+	if h != m.grant {
+		m.grant, m.grantAt = h, now
+		return false
+	}
+	return now-m.grantAt >= grantGrace()
+}
+
+// standing runs saw (sawGrant, claimStalled) under local for TryLock, which
+// does not hold it, and reports what it says; false, without running it,
+// while another goroutine of this process is in a lock call: that call
+// keeps the records, and takes the grant or undoes the claim itself once
+// it has stood.
+func (m *mutex) standing(saw func(now int64) bool) bool {
+	select {
+	case m.local <- struct{}{}:
+	default:
+		return false
+	}
+	defer func() { <-m.local }()
+	return saw(monoNow())
+}
 
 // takenWord is the word a locker leaves when it takes the lock, before
 // the waiters bit of the word it took from: its owner id, and the bit if
@@ -892,7 +935,24 @@ func (m *mutex) TryLock() (bool, error) {
 			return false, nil
 		case owner == handedOff:
 			if h := m.handoff.Load(); h&grantedBit != 0 && m.live(int(h&slotMask)-1) {
-				return false, nil // a live waiter's
+				// A live waiter's, unless it has stood since our
+				// earlier calls saw it a grace ago (see lockSlow).
+				stood := m.standing(func(now int64) bool {
+					if !m.sawGrant(h, now) {
+						return false
+					}
+					m.grant = 0 // taken below, or gone
+					return true
+				})
+				if !stood {
+					return false, nil
+				}
+				if !m.takeHandedOff(v) {
+					continue
+				}
+				grantTakeovers.Add(1)
+				raceAcquire(m)
+				return true, nil
 			}
 			if m.takeHandedOff(v) {
 				raceAcquire(m)
@@ -909,7 +969,14 @@ func (m *mutex) TryLock() (bool, error) {
 		}
 		b := m.bias.Load()
 		h := biasHolder(b)
-		if h < 0 || biasVerdict(b) != 0 || biasRevoker(b) >= 0 || owner != m.entry(h).Load()&tidMask {
+		if h < 0 || biasVerdict(b) != 0 || owner != m.entry(h).Load()&tidMask {
+			return false, nil
+		}
+		// A revocation under way: the lock is its revoker's next, unless
+		// its claim, not won, has stood since our earlier calls saw it
+		// a grace ago, the holder outside (see biasedWait).
+		r := biasRevoker(b)
+		if r >= 0 && !m.standing(func(int64) bool { return m.claimStalled(b, h) }) {
 			return false, nil
 		}
 		if os := m.ownerSlot(owner); os >= 0 && os != h {
@@ -925,6 +992,14 @@ func (m *mutex) TryLock() (bool, error) {
 			}
 			raceAcquire(m)
 			return true, err
+		}
+		if r >= 0 {
+			// Undone as biasedWait undoes it (the revoker's win
+			// fails); then we revoke.
+			if m.bias.CompareAndSwap(b, restored(b)) {
+				stalledClaims.Add(1)
+			}
+			continue
 		}
 		took, err := m.revoke(context.Background(), v, b, false, false)
 		if took {
