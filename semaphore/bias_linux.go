@@ -65,8 +65,8 @@ import (
 // BiasedMutex, leaves the claim standing, so a waiter that finds it
 // standing, not won, for claimStall (1 ms) with P outside gives it up
 // for P (claimStalled) and revokes in turn. A stopped R now holds up the
-// lock for good only if it stops between its win and its take, a few
-// CASes, where before it did from its claim on.
+// lock, for as long as it is stopped, only if it stops between its win
+// and its take, a few CASes, where before it did from its claim on.
 //
 // Revocations are rationed as hand-offs are: a waiter lets a busy holder
 // have a turn (SetTurn) before it claims; an idle holder (its entry does

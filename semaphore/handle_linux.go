@@ -81,10 +81,11 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 // holder of a plain lock is alive; LockContext does. A lock biased to a
 // process that is between critical sections is free: TryLock revokes the
 // bias and takes it. So is, to TryLocks that keep finding it so for a
-// millisecond (or two turns), a lock handed to a waiter that has not taken
-// it, or one whose revocation by another process was not carried through
-// while its holder was idle (the waiter or revoker stopped): as LockContext
-// does, the TryLock that finds it so takes the lock.
+// millisecond, a lock handed to a waiter that has not taken it (or for
+// two turns, if longer), or one whose revocation by another process was
+// not carried through while its holder was idle (the waiter or revoker
+// stopped): as LockContext does, the TryLock that finds it so takes the
+// lock.
 //
 // Ignoring its error costs what ignoring LockContext's does: with
 // (true, ErrOwnerDead) the caller holds a lock whose state needs repair.

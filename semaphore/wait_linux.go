@@ -30,12 +30,13 @@ import (
 // was 13.41 µs and 17.04 µs at 3 µs against 11.44 µs and 9.62 µs at 10 µs,
 // glibc's 6.90-13.42 µs: at the shorter turn the gaps over a millisecond
 // (the machine's stalls) made twice as much of it (part 2 of
-// docs/runs/handover-pooled.txt). Likely, not yet measured: more
-// hand-overs, more of them caught by a stall, and a revoker stalled
-// between its claim and its commit holds up the holder that answered it,
-// where a stalled glibc waiter holds up nobody. A holder that could take
-// its bias back from a revoker slow to commit (the revoker would have to
-// win the bias word before it commits) would close that.
+// docs/runs/handover-pooled.txt). A revoker stalled between its claim and
+// its commit held up the holder that answered it, where a stalled glibc
+// waiter holds up nobody; now the revoker wins the bias word before it
+// commits, and until then the holder takes its bias back once its answer
+// has stood 20 µs (bias_linux.go). The 3 µs turn did not pay with that
+// either: 14.90 µs and 10.31 µs against 12.15 µs and 14.30 µs at 10 µs
+// (part 1 of docs/runs/takeback.txt, where the machine's stalls decide).
 //
 // While it waits its turn a waiter does not touch the lock's cache lines
 // (that would slow the holder down) and does not sleep in Go's timers (an
