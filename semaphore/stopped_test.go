@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shmkit/shmkit/internal/testproc"
+	"github.com/shmkit/shmkit/shm"
 )
 
 // TestStoppedGrantee: G, a waiter on a plain Mutex, asks for a hand-off
@@ -83,21 +84,29 @@ func TestStoppedRevokerIdleHolder(t *testing.T) {
 			if err := m.LockContext(ctx); err != nil {
 				t.Fatalf("W's Lock with R stopped at %s: %v", step, err)
 			}
-			holder := view(seg, offHolder)
-			holder.Store(int64(os.Getpid()))
-			r.Signal(syscall.SIGCONT)
-			time.Sleep(50 * time.Millisecond) // R, if it got in, says so
-			holder.Store(0)
-			if err := m.Unlock(); err != nil {
-				t.Fatal(err)
-			}
-			if got := r.ExpectPrefix("got "); got != "ok alone" {
-				t.Fatalf("R: %q", got)
-			}
-			r.Kill()
-			r.Wait()
-			p.Kill()
-			p.Wait()
+			heldWhileResumed(t, seg, m, r, p)
 		})
 	}
+}
+
+// heldWhileResumed: this process holds m; R, stopped in its lock call, is
+// continued while we stay inside a moment, and must get the lock alone
+// once we unlock. Then R and P are killed.
+func heldWhileResumed(t *testing.T, seg *shm.Segment, m *Mutex, r, p *testproc.Proc) {
+	t.Helper()
+	holder := view(seg, offHolder)
+	holder.Store(int64(os.Getpid()))
+	r.Signal(syscall.SIGCONT)
+	time.Sleep(50 * time.Millisecond) // R, if it got in, says so
+	holder.Store(0)
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ExpectPrefix("got "); got != "ok alone" {
+		t.Fatalf("R: %q", got)
+	}
+	r.Kill()
+	r.Wait()
+	p.Kill()
+	p.Wait()
 }

@@ -144,21 +144,7 @@ func TestStoppedRevokerShortCalls(t *testing.T) {
 					t.Fatalf("bias word %#x with R stopped at %s: want R's claim, not won", b, step)
 				}
 				lockByShortCalls(t, m, sc.try, "R stopped at "+step)
-				holder := view(seg, offHolder)
-				holder.Store(int64(os.Getpid()))
-				r.Signal(syscall.SIGCONT)
-				time.Sleep(50 * time.Millisecond) // R, if it got in, says so
-				holder.Store(0)
-				if err := m.Unlock(); err != nil {
-					t.Fatal(err)
-				}
-				if got := r.ExpectPrefix("got "); got != "ok alone" {
-					t.Fatalf("R: %q", got)
-				}
-				r.Kill()
-				r.Wait()
-				p.Kill()
-				p.Wait()
+				heldWhileResumed(t, seg, m, r, p)
 			})
 		}
 	}
