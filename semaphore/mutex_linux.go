@@ -423,6 +423,13 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			}
 			return err
 		}
+		if err := expired(ctx); err != nil {
+			// Held, and our time is up. Looked at on every round: not
+			// every wait below looks at ctx before it returns (a nap
+			// of a moment, a revocation under way), and rounds of them
+			// would outlast a short deadline by a millisecond.
+			return err
+		}
 		now := monoNow()
 		if first == 0 {
 			first, checked, seen = now, now, v
@@ -525,6 +532,12 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			// nobody.
 			slice = min(slice, time.Duration(max(m.grantAt+grantGrace()-monoNow(), int64(time.Microsecond))))
 		}
+		if d, ok := ctx.Deadline(); ok {
+			// Until the deadline, and no longer: the wake that ctx's
+			// end sends (stopWake) comes when the Go scheduler runs
+			// its timer, a millisecond late or more in an idle process.
+			slice = min(slice, max(time.Until(d), time.Microsecond))
+		}
 		if timedOut := wait(m.word, v, slice); timedOut && slice == waitSlice {
 			wordTimeouts.Add(1)
 		}
@@ -533,6 +546,20 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			return err
 		}
 	}
+}
+
+// expired is ctx.Err(), or context.DeadlineExceeded once ctx's deadline
+// has passed: the timer that cancels ctx fires when the Go scheduler gets
+// to it, which a locker going round yields and naps on a busy machine
+// delays by milliseconds (TestDeadlineUnderStoppedClaim).
+func expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // wordTimeouts counts futex sleeps on a word that ended by their slice

@@ -4,6 +4,8 @@ package semaphore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -104,6 +106,46 @@ func heldWhileResumed(t *testing.T, seg *shm.Segment, m *Mutex, r, p *testproc.P
 	}
 	if got := r.ExpectPrefix("got "); got != "ok alone" {
 		t.Fatalf("R: %q", got)
+	}
+	r.Kill()
+	r.Wait()
+	p.Kill()
+	p.Wait()
+}
+
+// TestDeadlineUnderStoppedClaim: with a revoker R stopped on its claim of
+// an idle holder P's bias, a LockContext whose deadline (200 µs) comes
+// well before a stalled claim is given up (a millisecond) returns the
+// deadline's error. It used to go round the yields of a revocation under
+// way without looking at its context, give the claim up a millisecond
+// later and take the lock.
+// Not every call without the look went round long enough to show it:
+// five, each on a claim of its own.
+func TestDeadlineUnderStoppedClaim(t *testing.T) {
+	needBias(t)
+	for i := range 5 {
+		t.Run(fmt.Sprint(i), deadlineUnderStoppedClaim)
+	}
+}
+
+func deadlineUnderStoppedClaim(t *testing.T) {
+	name, seg, m := newTestMutex(t)
+	p, _, _ := idleBiased(t, name)
+	r := stoppedAt(t, name, "claimed")
+	// One call: the grace of a stalled claim is counted over calls that
+	// did not get the lock, and five of these would add up to it.
+	b0, s0 := biasWord(seg), stalledClaims.Load()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Microsecond)
+	err := m.LockContext(ctx)
+	cancel()
+	if err == nil {
+		el := time.Since(start)
+		m.Unlock()
+		t.Fatalf("LockContext with a 200 µs deadline took the lock (the stalled claim given up a millisecond in): its deadline was not looked at; %v, bias %#x, stalled claims %d", el, b0, stalledClaims.Load()-s0)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v, want the deadline's error", err)
 	}
 	r.Kill()
 	r.Wait()
