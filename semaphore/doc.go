@@ -183,10 +183,10 @@
 //     stood 20 µs, and another waiter undoes a claim that has stood a
 //     millisecond with the holder outside its critical section (a holder
 //     that does not lock, idle or its BiasedMutex closed, does not take
-//     its bias back). One killed after its win
-//     is seen dead and its claim undone (the word still the holder's) or
-//     judged (it took the word); one stopped after its win is the lock's
-//     next owner, waited for as a stopped owner is.
+//     its bias back). One killed after its win is seen dead and its
+//     claim undone (the word still the holder's) or judged (it took the
+//     word); one stopped after its win is the lock's next owner, waited
+//     for as a stopped owner is.
 //   - Take of a dead owner's id, and a revoker's take: CAS word id ->
 //     seized, decide again, CAS seized -> our id (or back to the id).
 //     Killed while seized: whoever finds the seizer dead CASes the word
