@@ -249,19 +249,10 @@ func init() { enterEntries["bias-close"] = biasCloseEntry }
 // exists, close the segment (seg) or only the BiasedMutex (handle) and say
 // "closed <err>"; live on.
 func biasCloseEntry(args []string) int {
-	seg, l, err := openLocker(args[0], true)
+	seg, h, err := biasThenWait(args[0], args[1])
 	if err != nil {
 		return fail(err)
 	}
-	h := l.(*BiasedMutex)
-	if err := h.Lock(); err != nil {
-		return fail(err)
-	}
-	if err := h.Unlock(); err != nil {
-		return fail(err)
-	}
-	fmt.Println("biased", h.Biased())
-	waitForFile(args[1])
 	ok, err := h.TryLock()
 	fmt.Println("try", ok, lockResult(err))
 	if ok {
@@ -466,6 +457,25 @@ func holderDiesAfterTakeBack(t *testing.T, step, where string, third bool) {
 	}
 }
 
+// biasThenWait biases the lock of record to this process (a BiasedMutex,
+// locked and unlocked), says "biased <bool>" and waits for barrier.
+func biasThenWait(record, barrier string) (*shm.Segment, *BiasedMutex, error) {
+	seg, l, err := openLocker(record, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := l.(*BiasedMutex)
+	if err := h.Lock(); err != nil {
+		return nil, nil, err
+	}
+	if err := h.Unlock(); err != nil {
+		return nil, nil, err
+	}
+	fmt.Println("biased", h.Biased())
+	waitForFile(barrier)
+	return seg, h, nil
+}
+
 func init() { enterEntries["bias-try"] = biasTryEntry }
 
 // biasTryEntry: args record, barrier. Bias the lock to this process
@@ -473,19 +483,10 @@ func init() { enterEntries["bias-try"] = biasTryEntry }
 // call TryLock until it locks or 2 s have passed, and say "try <ok>
 // <result> <calls>"; unlock; live on.
 func biasTryEntry(args []string) int {
-	_, l, err := openLocker(args[0], true)
+	_, h, err := biasThenWait(args[0], args[1])
 	if err != nil {
 		return fail(err)
 	}
-	h := l.(*BiasedMutex)
-	if err := h.Lock(); err != nil {
-		return fail(err)
-	}
-	if err := h.Unlock(); err != nil {
-		return fail(err)
-	}
-	fmt.Println("biased", h.Biased())
-	waitForFile(args[1])
 	calls := 0
 	ok := false
 	for end := time.Now().Add(2 * time.Second); !ok && err == nil && time.Now().Before(end); calls++ {

@@ -407,27 +407,7 @@ func TestHandOffStopStorm(t *testing.T) {
 			}
 		})
 	progresses(t, counter, 1000, "after the storm")
-	for _, p := range procs {
-		p.Kill()
-		p.Wait()
-	}
-	if bad := view(seg, offBad).Load(); bad != 0 {
-		t.Fatalf("mutual exclusion broken %d times", bad)
-	}
-	m, err := NewMutex(context.Background(), seg, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), guard)
-	defer cancel()
-	err = m.LockContext(ctx)
-	if errors.Is(err, ErrOwnerDead) {
-		err = m.Consistent()
-	}
-	if err != nil {
-		t.Fatalf("mutex wedged after the storm: %v", err)
-	}
-	m.Unlock()
+	afterStorm(t, seg, procs)
 	t.Logf("%d stops, %d kills, %d critical sections", stops, kills, counter.Load())
 }
 
