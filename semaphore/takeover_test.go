@@ -49,9 +49,10 @@ var shortCalls = []struct {
 // lockByShortCalls makes short lock calls on m, back to back, until one
 // takes the lock; it fails the test if none has after guard (a hang, not
 // a time limit). It sets this process's turn to 5 ms meanwhile, which
-// makes grantGrace 10 ms: a lock call on a biased lock overruns its
-// deadline by up to a millisecond (biasedWait's naps of a moment do not
-// look at ctx), which must not be what gets the lock here.
+// makes grantGrace 10 ms, far beyond any one call: no call that overran
+// its deadline can be what gets a grant here. (A stalled claim's grace
+// is a millisecond whatever the turn; the calls look at their deadline
+// on every round, TestDeadlineUnderStoppedClaim.)
 func lockByShortCalls(t *testing.T, m *Mutex, try func(*Mutex) (bool, error), what string) {
 	t.Helper()
 	defer SetTurn(SetTurn(5 * time.Millisecond))
