@@ -876,15 +876,10 @@ func (m *mutex) claimStalled(b uint64, h int) bool {
 	if b&biasTaking != 0 || m.entry(h).Load()&inCSBit != 0 {
 		// Won, or the holder is inside: the revoker waits for it to
 		// come out, as it must.
-		m.stallSeen = 0
+		m.stall = sighting{}
 		return false
 	}
-	now := monoNow()
-	if b != m.stallSeen {
-		m.stallSeen, m.stallAt = b, now
-		return false
-	}
-	return now-m.stallAt >= int64(claimStall)
+	return m.stall.stood(b, monoNow(), int64(claimStall))
 }
 
 // claimStall is how long a claim must stand, not won, with its holder

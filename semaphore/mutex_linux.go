@@ -97,18 +97,14 @@ type mutex struct {
 	doubt bool
 
 	// grant is another live waiter's grant (the hand-off word) that this
-	// process's lock calls found standing, first at grantAt (monoNow):
-	// see sawGrant. It outlasts a lock call that did not take the lock,
-	// so that calls shorter than grantGrace (TryLock; LockContext with a
-	// tight deadline), made one after another, add up to it; a lock call
-	// that takes the lock forgets it, as its value comes back. stallSeen
-	// is a revocation claim, not won, found standing with its holder
-	// outside since stallAt, over lock calls in the same way (see
-	// claimStalled). Written and read under local.
-	grant     uint32
-	grantAt   int64
-	stallSeen uint64
-	stallAt   int64
+	// process's lock calls found standing (see sawGrant), and stall a
+	// revocation claim, not won, found standing with its holder outside
+	// (see claimStalled). They outlast a lock call that did not take the
+	// lock, so that calls shorter than the grace (TryLock; LockContext
+	// with a tight deadline), made one after another, add up to it; a
+	// lock call that takes the lock forgets the grant, as its value comes
+	// back. Written and read under local.
+	grant, stall sighting
 
 	// errNotRecoverable is made by NewMutex (see errorf).
 	errNotRecoverable error
@@ -360,7 +356,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			stopWake()
 		}
 		if err == nil || err == ErrOwnerDead {
-			m.grant = 0 // the word left the grant we saw: its value comes back
+			m.grant = sighting{} // the word left the grant we saw: its value comes back
 		}
 		if asked != 0 && err != nil && err != ErrOwnerDead && !m.a.gone.Load() {
 			m.withdraw()
@@ -530,7 +526,7 @@ func (m *mutex) lockSlow(ctx context.Context) (err error) {
 			// Until the grantee's grace is out (above), and no
 			// longer: a grantee that does not take the word wakes
 			// nobody.
-			slice = min(slice, time.Duration(max(m.grantAt+grantGrace()-monoNow(), int64(time.Microsecond))))
+			slice = min(slice, time.Duration(max(m.grant.at+grantGrace()-monoNow(), int64(time.Microsecond))))
 		}
 		if d, ok := ctx.Deadline(); ok {
 			// Until the deadline, and no longer: the wake that ctx's
@@ -589,11 +585,24 @@ var grantTakeovers atomic.Int64
 // grantee of the later one then loses its turn, not its safety, as with
 // a stale taker of an orphaned grant (takeHandedOff). Called under local.
 func (m *mutex) sawGrant(h uint32, now int64) bool {
-	if h != m.grant {
-		m.grant, m.grantAt = h, now
+	return m.grant.stood(uint64(h), now, grantGrace())
+}
+
+// sighting is a value of a shared word found standing, and when it was
+// first found (monoNow). Every value it is given is non-zero.
+type sighting struct {
+	v  uint64
+	at int64
+}
+
+// stood records v found standing at now, and reports whether the same
+// value was found grace or more before (a new value starts afresh).
+func (s *sighting) stood(v uint64, now, grace int64) bool {
+	if v != s.v {
+		*s = sighting{v, now}
 		return false
 	}
-	return now-m.grantAt >= grantGrace()
+	return now-s.at >= grace
 }
 
 // standing runs saw (sawGrant, claimStalled) under local for TryLock, which
@@ -968,7 +977,7 @@ func (m *mutex) TryLock() (bool, error) {
 					if !m.sawGrant(h, now) {
 						return false
 					}
-					m.grant = 0 // taken below, or gone
+					m.grant = sighting{} // taken below, or gone
 					return true
 				})
 				if !stood {
