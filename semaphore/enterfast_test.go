@@ -320,23 +320,8 @@ func TestStopStorm(t *testing.T) {
 		{"hammer", "0"},
 		{"try-hammer", "0"},
 	}
-	start := func(s []string) *testproc.Proc {
-		p := testproc.Start(t, s[0], append([]string{name}, s[1:]...)...)
-		p.Expect("running")
-		return p
-	}
-	procs := make([]*testproc.Proc, len(specs))
-	for i, s := range specs {
-		procs[i] = start(s)
-	}
 	counter := view(seg, offCounter)
-	stops, kills := testproc.StopStorm(t, procs, events, 8, counter.Load,
-		func(i int) *testproc.Proc { return start(specs[i]) },
-		func(e int) {
-			if bad := view(seg, offBad).Load(); bad != 0 {
-				t.Fatalf("event %d: mutual exclusion broken %d times", e, bad)
-			}
-		})
+	procs, stops, kills := storm(t, name, seg, specs, events, 8)
 	// Progress after the storm: every process still runs.
 	c0 := counter.Load()
 	time.Sleep(200 * time.Millisecond)
@@ -345,6 +330,32 @@ func TestStopStorm(t *testing.T) {
 	}
 	afterStorm(t, seg, procs)
 	t.Logf("%d stops, %d kills, %d critical sections", stops, kills, counter.Load())
+}
+
+// storm starts a process per spec (an entry and its arguments after the
+// record name; each says "running") and runs testproc.StopStorm over
+// them (kill: see there), replacing the killed, checking after every
+// event that nobody was inside with anybody.
+func storm(t *testing.T, name string, seg *shm.Segment, specs [][]string, events, kill int) (procs []*testproc.Proc, stops, kills int) {
+	t.Helper()
+	start := func(s []string) *testproc.Proc {
+		p := testproc.Start(t, s[0], append([]string{name}, s[1:]...)...)
+		p.Expect("running")
+		return p
+	}
+	procs = make([]*testproc.Proc, len(specs))
+	for i, s := range specs {
+		procs[i] = start(s)
+	}
+	counter := view(seg, offCounter)
+	stops, kills = testproc.StopStorm(t, procs, events, kill, counter.Load,
+		func(i int) *testproc.Proc { return start(specs[i]) },
+		func(e int) {
+			if bad := view(seg, offBad).Load(); bad != 0 {
+				t.Fatalf("event %d: mutual exclusion broken %d times", e, bad)
+			}
+		})
+	return procs, stops, kills
 }
 
 // afterStorm kills the storm's processes and checks that nobody was

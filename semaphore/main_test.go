@@ -228,22 +228,29 @@ func hammerWith(args []string, biased, try bool) int {
 		if err != nil {
 			return fail(err)
 		}
-		if !holder.CompareAndSwap(0, pid) {
-			bad.Add(1)
-		}
-		counter.Store(counter.Load() + 1)
-		for start := time.Now(); time.Since(start) < hold; {
-			// Busy: a long critical section makes waiters starve
-			// and ask for hand-offs.
-		}
-		if !holder.CompareAndSwap(pid, 0) {
-			bad.Add(1)
-		}
+		checkedSection(holder, counter, bad, pid, hold)
 		if err := m.Unlock(); err != nil {
 			return fail(err)
 		}
 	}
 	return 0
+}
+
+// checkedSection is a locked critical section that checks the lock: it
+// marks this process (pid) inside in holder, counting a violation in bad
+// if another process is, bumps counter, stays hold (busy: a long
+// critical section makes waiters starve and ask for hand-offs) and takes
+// its mark back.
+func checkedSection(holder, counter, bad *atomic.Int64, pid int64, hold time.Duration) {
+	if !holder.CompareAndSwap(0, pid) {
+		bad.Add(1)
+	}
+	counter.Store(counter.Load() + 1)
+	for start := time.Now(); time.Since(start) < hold; {
+	}
+	if !holder.CompareAndSwap(pid, 0) {
+		bad.Add(1)
+	}
 }
 
 // semLoopEntry: args name, rounds. Acquire one permit, count the holders,

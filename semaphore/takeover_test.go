@@ -350,15 +350,7 @@ func shortHammerEntry(args []string) int {
 			time.Sleep(20 * time.Microsecond)
 			continue
 		}
-		if !holder.CompareAndSwap(0, pid) {
-			bad.Add(1)
-		}
-		counter.Store(counter.Load() + 1)
-		for start := time.Now(); time.Since(start) < hold; {
-		}
-		if !holder.CompareAndSwap(pid, 0) {
-			bad.Add(1)
-		}
+		checkedSection(holder, counter, bad, pid, hold)
 		if err := m.Unlock(); err != nil {
 			return fail(err)
 		}
@@ -390,23 +382,8 @@ func TestHandOffStopStorm(t *testing.T) {
 	if registerBias() == nil {
 		specs = append(specs, []string{"bias-hammer", "0", "20us"})
 	}
-	start := func(s []string) *testproc.Proc {
-		p := testproc.Start(t, s[0], append([]string{name}, s[1:]...)...)
-		p.Expect("running")
-		return p
-	}
-	procs := make([]*testproc.Proc, len(specs))
-	for i, s := range specs {
-		procs[i] = start(s)
-	}
 	counter := view(seg, offCounter)
-	stops, kills := testproc.StopStorm(t, procs, events, 6, counter.Load,
-		func(i int) *testproc.Proc { return start(specs[i]) },
-		func(e int) {
-			if bad := view(seg, offBad).Load(); bad != 0 {
-				t.Fatalf("event %d: mutual exclusion broken %d times", e, bad)
-			}
-		})
+	procs, stops, kills := storm(t, name, seg, specs, events, 6)
 	progresses(t, counter, 1000, "after the storm")
 	afterStorm(t, seg, procs)
 	t.Logf("%d stops, %d kills, %d critical sections", stops, kills, counter.Load())
